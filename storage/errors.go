@@ -1,0 +1,46 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every BlockStore implementation. Implementations
+// translate their own failures to these at their boundary (a TCP status code,
+// an ENOSPC from the disk), so callers can test with errors.Is whatever store
+// they talk to.
+var (
+	// ErrNotFound: the store does not hold a block with that hash.
+	ErrNotFound = errors.New("storage: block not found")
+	// ErrQuotaExceeded: the put would take the store beyond the space its
+	// owner donated. Distinct from a full disk so a client can place the
+	// block on another store.
+	ErrQuotaExceeded = errors.New("storage: store quota exceeded")
+	// ErrDiskFull: the store's disk has no space left (ENOSPC), below quota.
+	ErrDiskFull = errors.New("storage: store disk full")
+	// ErrHashMismatch: a block's bytes do not hash to its name.
+	ErrHashMismatch = errors.New("storage: block bytes do not match their hash")
+	// ErrTooLarge: a block or frame is larger than the limit.
+	ErrTooLarge = errors.New("storage: block too large")
+	// ErrUnauthorized: the peer does not know the cluster token.
+	ErrUnauthorized = errors.New("storage: wrong cluster token")
+	// ErrClosed: the store or connection was closed.
+	ErrClosed = errors.New("storage: closed")
+	// ErrBadRequest: a malformed request reached a store.
+	ErrBadRequest = errors.New("storage: bad request")
+)
+
+// BlockError names the store and the block an operation failed on. Every
+// error the client returns for a block is, or wraps, a *BlockError.
+type BlockError struct {
+	Op    string // "put", "get", "has", "delete"
+	Store string // store ID or address
+	Hash  Hash
+	Err   error
+}
+
+func (e *BlockError) Error() string {
+	return fmt.Sprintf("%s block %s on store %s: %v", e.Op, e.Hash.Short(), e.Store, e.Err)
+}
+
+func (e *BlockError) Unwrap() error { return e.Err }

@@ -1,0 +1,49 @@
+package manifest
+
+import (
+	"time"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// Codec names how a block's stored bytes encode its logical bytes.
+type Codec string
+
+const (
+	CodecRaw Codec = "raw" // stored bytes are the logical bytes
+	CodecLZ4 Codec = "lz4" // stored bytes are one LZ4 block (pierrec/lz4)
+)
+
+// Block is one row of a manifest: a contiguous piece of an object.
+//
+// An object of zero length is recorded as a single row with Length 0, a zero
+// Key and no Stores, so that empty files and empty regions survive a round
+// trip.
+type Block struct {
+	Object       string       // file name (ckpt put) or region name (MPI)
+	Rank         int32        // MPI rank that owns the object; -1 for files
+	Offset       int64        // byte offset of this block in the object
+	Length       int64        // logical bytes
+	Hash         storage.Hash // BLAKE3-256 of the logical bytes
+	Key          storage.Hash // BLAKE3-256 of the stored bytes: the address on the stores
+	StoredLength int64        // bytes held on each store
+	Codec        Codec
+	Stores       []string // IDs of the stores holding a copy
+}
+
+// Manifest describes one version: every block of every object, plus
+// version-level figures. The manager keeps one per committed version.
+type Manifest struct {
+	Job     string
+	Version int64     // assigned by the manager at commit; 0 before
+	Created time.Time // when the writer began the version
+	Kind    string    // "files" (ckpt put) or "mpi"
+	// Meta holds kind-specific fields (for "mpi": step, ranks, ...).
+	Meta map[string]string
+
+	LogicalBytes int64 // sum of Length over all blocks
+	NewBytes     int64 // stored bytes that no store held before this version
+	SentBytes    int64 // stored bytes sent to stores (>= NewBytes)
+
+	Blocks []Block
+}

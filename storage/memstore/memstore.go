@@ -1,0 +1,188 @@
+// Package memstore is an in-memory storage.BlockStore: the fake that unit
+// tests use in place of a desktop store, and the reference the conformance
+// suite is written against. It can inject faults (Faults) so error paths are
+// testable without a real disk filling up or a machine dying.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// Faults makes a Store fail on purpose. A nil func never fails.
+type Faults struct {
+	// Put, when it returns an error, fails the put with it before storing.
+	Put func(h storage.Hash) error
+	// Get, when it returns an error, fails the get with it.
+	Get func(h storage.Hash) error
+}
+
+// Store is an in-memory BlockStore. The zero value is not usable; call New.
+type Store struct {
+	id    string
+	quota int64
+
+	mu struct {
+		sync.Mutex
+		blocks map[storage.Hash][]byte
+		used   int64
+		faults Faults
+		closed bool
+	}
+}
+
+// New returns an empty store with the given identity and quota (0 = none).
+func New(id string, quota int64) *Store {
+	s := &Store{id: id, quota: quota}
+	s.mu.blocks = make(map[storage.Hash][]byte)
+	return s
+}
+
+// SetFaults replaces the store's fault hooks.
+func (s *Store) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.faults = f
+}
+
+// Corrupt flips a byte of a held block, to test that corruption is detected.
+// It reports whether the block was held.
+func (s *Store) Corrupt(h storage.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.mu.blocks[h]
+	if !ok || len(b) == 0 {
+		return false
+	}
+	b[0] ^= 0xff
+	return true
+}
+
+func (s *Store) checkLocked() error {
+	if s.mu.closed {
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// Put implements storage.BlockStore.
+func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if len(data) > storage.MaxBlockSize {
+		return false, fmt.Errorf("memstore: %d bytes: %w", len(data), storage.ErrTooLarge)
+	}
+	if storage.Sum(data) != h {
+		return false, fmt.Errorf("memstore: put %s: %w", h.Short(), storage.ErrHashMismatch)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return false, err
+	}
+	if f := s.mu.faults.Put; f != nil {
+		if err := f(h); err != nil {
+			return false, err
+		}
+	}
+	if _, ok := s.mu.blocks[h]; ok {
+		return false, nil
+	}
+	if s.quota > 0 && s.mu.used+int64(len(data)) > s.quota {
+		return false, fmt.Errorf("memstore: put %s (%d bytes, %d of %d used): %w",
+			h.Short(), len(data), s.mu.used, s.quota, storage.ErrQuotaExceeded)
+	}
+	s.mu.blocks[h] = append([]byte(nil), data...)
+	s.mu.used += int64(len(data))
+	return true, nil
+}
+
+// Get implements storage.BlockStore.
+func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return nil, err
+	}
+	if f := s.mu.faults.Get; f != nil {
+		if err := f(h); err != nil {
+			return nil, err
+		}
+	}
+	b, ok := s.mu.blocks[h]
+	if !ok {
+		return nil, fmt.Errorf("memstore: get %s: %w", h.Short(), storage.ErrNotFound)
+	}
+	if storage.Sum(b) != h {
+		return nil, fmt.Errorf("memstore: get %s: %w", h.Short(), storage.ErrHashMismatch)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// Has implements storage.BlockStore.
+func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(hs))
+	for i, h := range hs {
+		_, out[i] = s.mu.blocks[h]
+	}
+	return out, nil
+}
+
+// Delete implements storage.BlockStore.
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return 0, err
+	}
+	var freed int64
+	for _, h := range hs {
+		if b, ok := s.mu.blocks[h]; ok {
+			freed += int64(len(b))
+			delete(s.mu.blocks, h)
+		}
+	}
+	s.mu.used -= freed
+	return freed, nil
+}
+
+// Stat implements storage.BlockStore.
+func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return storage.Stat{}, err
+	}
+	free := int64(1 << 50)
+	if s.quota > 0 {
+		free = s.quota - s.mu.used
+	}
+	return storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota,
+		Blocks: int64(len(s.mu.blocks)), DiskFree: free}, nil
+}
+
+// Close implements storage.BlockStore.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.closed = true
+	return nil
+}
