@@ -1,0 +1,297 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// DefaultDialTimeout bounds connecting to the manager, so a manager that is
+// down fails a command within seconds.
+const DefaultDialTimeout = 3 * time.Second
+
+// ClientOptions configure a Client. The zero value is ready to use.
+type ClientOptions struct {
+	// HTTPClient sends the requests. Nil means a client whose transport
+	// dials with DialTimeout and waits at most 2 minutes for a response
+	// header; overall deadlines come from each call's context.
+	HTTPClient *http.Client
+	// DialTimeout: zero means DefaultDialTimeout (3s). Ignored with
+	// HTTPClient.
+	DialTimeout time.Duration
+	// Now is the clock requests are signed with. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Client talks to a manager over its HTTP API. It is safe for concurrent
+// use. Errors wrap the manager's sentinels (ErrUnknownJob, ...),
+// storage.ErrUnauthorized for a refused token or clock, and ErrUnreachable
+// (an *UnreachableError) when the manager cannot be reached.
+type Client struct {
+	addr  string
+	base  string
+	token []byte
+	hc    *http.Client
+	now   func() time.Time
+}
+
+// NewClient returns a client of the manager at addr ("host:port" or a URL).
+func NewClient(addr string, token []byte, opts ClientOptions) *Client {
+	base := strings.TrimSuffix(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		dt := opts.DialTimeout
+		if dt <= 0 {
+			dt = DefaultDialTimeout
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{Timeout: dt, KeepAlive: 30 * time.Second}).DialContext
+		tr.ResponseHeaderTimeout = 2 * time.Minute
+		hc = &http.Client{Transport: tr}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{addr: addr, base: base, token: append([]byte(nil), token...), hc: hc, now: now}
+}
+
+// Addr returns the manager's address as given to NewClient.
+func (c *Client) Addr() string { return c.addr }
+
+// remoteError is an error the manager reported, with the sentinels it maps
+// to.
+type remoteError struct {
+	msg  string
+	errs []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.errs }
+
+// do sends a signed request and decodes a JSON answer into out (if not
+// nil), or returns the response for the caller to read (raw).
+func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: %s %s: %w", c.addr, method, path, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", Sign(c.token, method, req.URL.RequestURI(), c.now().Unix(), body))
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("manager %s: %s %s: %w", c.addr, method, path, ctx.Err())
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &UnreachableError{Addr: c.addr, Err: err}
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, c.remoteErr(resp)
+	}
+	if out == nil {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		return nil, fmt.Errorf("manager %s: %s %s: bad answer: %w", c.addr, method, path, err)
+	}
+	return nil, nil
+}
+
+func (c *Client) remoteErr(resp *http.Response) error {
+	var eb errorBody
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
+		eb.Error = strings.TrimSpace(string(raw))
+	}
+	switch eb.Code {
+	case codeUnauthorized:
+		return &remoteError{
+			msg:  fmt.Sprintf("manager %s refused the cluster token (wrong CKPT_TOKEN / token file?)", c.addr),
+			errs: []error{storage.ErrUnauthorized},
+		}
+	case codeClockSkew:
+		return &remoteError{
+			msg:  fmt.Sprintf("manager %s refused the request: %s", c.addr, eb.Error),
+			errs: []error{ErrClockSkew, storage.ErrUnauthorized},
+		}
+	}
+	if s, ok := codes[eb.Code]; ok {
+		return &remoteError{msg: eb.Error, errs: []error{s}}
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return &remoteError{msg: fmt.Sprintf("manager %s refused the cluster token: %s", c.addr, eb.Error), errs: []error{storage.ErrUnauthorized}}
+	}
+	return fmt.Errorf("manager %s: %s %s: HTTP %d: %s", c.addr, resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, eb.Error)
+}
+
+func jobPath(job string) (string, error) {
+	if err := ValidJobName(job); err != nil {
+		return "", err
+	}
+	return "/v1/jobs/" + job, nil
+}
+
+func txnPath(id string) string { return "/v1/txns/" + url.PathEscape(id) }
+
+// Ping checks that the manager answers and accepts the token.
+func (c *Client) Ping(ctx context.Context) error {
+	var p Pong
+	_, err := c.do(ctx, http.MethodGet, "/v1/ping", "", nil, &p)
+	return err
+}
+
+// Heartbeat reports a store's figures.
+func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) error {
+	body, err := json.Marshal(hb)
+	if err != nil {
+		return fmt.Errorf("manager: heartbeat: %w", err)
+	}
+	var ok struct {
+		OK bool `json:"ok"`
+	}
+	_, err = c.do(ctx, http.MethodPost, "/v1/heartbeat", "application/json", body, &ok)
+	return err
+}
+
+// Stores lists the stores the manager knows, alive or not.
+func (c *Client) Stores(ctx context.Context) ([]StoreInfo, error) {
+	var out struct {
+		Stores []StoreInfo `json:"stores"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/stores", "", nil, &out)
+	return out.Stores, err
+}
+
+// Jobs lists the jobs.
+func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
+	var out struct {
+		Jobs []JobInfo `json:"jobs"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/jobs", "", nil, &out)
+	return out.Jobs, err
+}
+
+// Begin starts a version of job. Renew the transaction well within the
+// manager's TxnTimeout while writing.
+func (c *Client) Begin(ctx context.Context, job string) (Txn, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return Txn{}, err
+	}
+	var t Txn
+	_, err = c.do(ctx, http.MethodPost, p+"/txns", "", nil, &t)
+	return t, err
+}
+
+// Renew keeps a transaction alive.
+func (c *Client) Renew(ctx context.Context, txnID string) error {
+	var t Txn
+	_, err := c.do(ctx, http.MethodPost, txnPath(txnID)+"/renew", "", nil, &t)
+	return err
+}
+
+// Commit sends the version's manifest and returns the version number the
+// manager assigned.
+func (c *Client) Commit(ctx context.Context, txnID string, m *manifest.Manifest) (int64, error) {
+	body, err := manifest.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	var vi VersionInfo
+	if _, err := c.do(ctx, http.MethodPost, txnPath(txnID)+"/commit", ManifestContentType, body, &vi); err != nil {
+		return 0, err
+	}
+	return vi.Version, nil
+}
+
+// Abort discards a transaction. An unknown or expired one gives
+// ErrUnknownTxn.
+func (c *Client) Abort(ctx context.Context, txnID string) error {
+	resp, err := c.do(ctx, http.MethodDelete, txnPath(txnID), "", nil, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Versions lists a job's committed versions, oldest first.
+func (c *Client) Versions(ctx context.Context, job string) ([]VersionInfo, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Versions []VersionInfo `json:"versions"`
+	}
+	_, err = c.do(ctx, http.MethodGet, p+"/versions", "", nil, &out)
+	return out.Versions, err
+}
+
+func versionPath(job string, version int64) (string, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return "", err
+	}
+	if version < 0 {
+		return "", fmt.Errorf("%w: version %d", ErrInvalid, version)
+	}
+	v := "latest"
+	if version > 0 {
+		v = strconv.FormatInt(version, 10)
+	}
+	return p + "/versions/" + v, nil
+}
+
+// Version returns one version's info; version 0 means the latest.
+func (c *Client) Version(ctx context.Context, job string, version int64) (VersionInfo, error) {
+	p, err := versionPath(job, version)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	var vi VersionInfo
+	_, err = c.do(ctx, http.MethodGet, p, "", nil, &vi)
+	return vi, err
+}
+
+// Manifest fetches and decodes one version's manifest; version 0 means the
+// latest.
+func (c *Client) Manifest(ctx context.Context, job string, version int64) (*manifest.Manifest, error) {
+	p, err := versionPath(job, version)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, http.MethodGet, p+"/manifest", "", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m, err := manifest.Decode(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: manifest of job %s version %s: %w", c.addr, job, resp.Header.Get(HeaderVersion), err)
+	}
+	return m, nil
+}

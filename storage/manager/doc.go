@@ -1,0 +1,71 @@
+// Package manager is the core of the catalog daemon (cmd/ckpt-manager): a
+// bbolt catalog of stores, jobs, versions and in-flight transactions, served
+// over HTTP/JSON and signed with the cluster token, plus the Go Client the
+// writers, the stores and the ckpt tool use to talk to it.
+//
+// # Versions
+//
+// A version is created, filled and committed atomically. Begin(job) returns
+// a transaction (not a version number); the writer puts its blocks on the
+// stores, renews the transaction well within TxnTimeout, and commits the
+// manifest. Commit decodes and validates the manifest, checks its job, then
+// in one bbolt transaction assigns the job's next version number (monotonic,
+// never reused even after deletes: the job record keeps the highest number
+// ever assigned), stores the manifest (re-encoded with its version number)
+// and its VersionInfo, and removes the transaction. An uncommitted version is
+// never listed or restorable; Abort discards one; the janitor goroutine
+// removes transactions not renewed for TxnTimeout (their blocks are left to
+// garbage collection). Transactions persist across a manager restart.
+//
+// # Stores
+//
+// Stores heartbeat every few seconds. The catalog remembers every store it
+// has seen (persisted at registration, on an address change and at most
+// every 30s otherwise); a store is Alive while its last heartbeat to this
+// manager is within DeadAfter, so after a restart every store is dead until
+// it heartbeats again.
+//
+// # Catalog file
+//
+// dataDir/catalog.db is a bbolt file whose lock keeps a second manager out
+// (Open fails with ErrLocked). Buckets: meta (format "1"), stores (ID ->
+// StoreInfo JSON), txns (ID -> Txn JSON), jobs (name -> bucket holding
+// "info" -> job record JSON, "versions" (8-byte big-endian version ->
+// VersionInfo JSON) and "manifests" (version -> Arrow IPC manifest)).
+//
+// # Authentication
+//
+// The token never crosses the wire. Every request carries
+//
+//	Authorization: CKPT-HMAC ts=<unix seconds>,sig=<hex HMAC-SHA256(token, M)>
+//	M = METHOD "\n" PATH?QUERY "\n" ts "\n" hex(sha256(body))
+//
+// (see Sign). The manager answers 401 {"error":"wrong cluster token"} to a
+// bad signature and a 401 naming the clock skew when |now - ts| > 5 min.
+// A captured request can be replayed within that window; TLS will close it.
+//
+// # HTTP API
+//
+// Bodies and answers are JSON (field names snake_case) except manifests,
+// which are Arrow IPC streams (application/vnd.apache.arrow.stream). JSON
+// bodies are limited to 1 MiB and decoded strictly (unknown fields and
+// trailing data are errors); manifests to Options.MaxManifestBytes
+// (256 MiB). Job names match [A-Za-z0-9._-]{1,128}. Errors are
+// {"error": "...", "code": "..."} with 400 (bad input), 401 (token, clock),
+// 404 (unknown job, version, transaction or endpoint), 409 (conflict),
+// 413 (too large), 503 (closing).
+//
+//	GET    /v1/ping                              -> {"ok":true,"time":...,"dead_after":"15s","txn_timeout":"10m0s"}
+//	POST   /v1/heartbeat      Heartbeat          -> {"ok":true}
+//	GET    /v1/stores                            -> {"stores":[StoreInfo...]}
+//	GET    /v1/jobs                              -> {"jobs":[JobInfo...]}
+//	POST   /v1/jobs/{job}/txns                   -> 201 Txn
+//	POST   /v1/txns/{id}/renew                   -> Txn
+//	POST   /v1/txns/{id}/commit  manifest        -> 201 VersionInfo
+//	DELETE /v1/txns/{id}                         -> 204
+//	GET    /v1/jobs/{job}/versions               -> {"versions":[VersionInfo...]} (oldest first)
+//	GET    /v1/jobs/{job}/versions/{v}           -> VersionInfo (v: number or "latest")
+//	GET    /v1/jobs/{job}/versions/{v}/manifest  -> manifest bytes, X-Ckpt-Version: n
+//
+// docs/manager-api.md has request and response examples.
+package manager

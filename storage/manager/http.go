@@ -1,0 +1,352 @@
+package manager
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// ManifestContentType is the media type of a manifest body.
+const ManifestContentType = "application/vnd.apache.arrow.stream"
+
+// HeaderVersion carries the resolved version number of a manifest response.
+const HeaderVersion = "X-Ckpt-Version"
+
+// errorBody is every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error codes of errorBody, one per sentinel.
+const (
+	codeInvalid        = "invalid"
+	codeUnauthorized   = "unauthorized"
+	codeClockSkew      = "clock_skew"
+	codeUnknownJob     = "unknown_job"
+	codeUnknownVersion = "unknown_version"
+	codeNoVersions     = "no_versions"
+	codeUnknownTxn     = "unknown_txn"
+	codeConflict       = "conflict"
+	codeTooLarge       = "too_large"
+	codeNotFound       = "not_found"
+	codeClosed         = "closed"
+	codeInternal       = "internal"
+)
+
+// codes maps error codes to sentinels for the client.
+var codes = map[string]error{
+	codeInvalid:        ErrInvalid,
+	codeUnauthorized:   storage.ErrUnauthorized,
+	codeClockSkew:      ErrClockSkew,
+	codeUnknownJob:     ErrUnknownJob,
+	codeUnknownVersion: ErrUnknownVersion,
+	codeNoVersions:     ErrNoVersions,
+	codeUnknownTxn:     ErrUnknownTxn,
+	codeConflict:       ErrConflict,
+	codeTooLarge:       ErrTooLarge,
+	codeClosed:         storage.ErrClosed,
+}
+
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrClockSkew):
+		return http.StatusUnauthorized, codeClockSkew
+	case errors.As(err, new(*authError)):
+		return http.StatusUnauthorized, codeUnauthorized
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest, codeInvalid
+	case errors.Is(err, ErrUnknownJob):
+		return http.StatusNotFound, codeUnknownJob
+	case errors.Is(err, ErrUnknownVersion):
+		return http.StatusNotFound, codeUnknownVersion
+	case errors.Is(err, ErrNoVersions):
+		return http.StatusNotFound, codeNoVersions
+	case errors.Is(err, ErrUnknownTxn):
+		return http.StatusNotFound, codeUnknownTxn
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, codeConflict
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, codeTooLarge
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return http.StatusServiceUnavailable, codeClosed
+	}
+	return http.StatusInternalServerError, codeInternal
+}
+
+// Pong is the answer to GET /v1/ping.
+type Pong struct {
+	OK         bool      `json:"ok"`
+	Time       time.Time `json:"time"`
+	DeadAfter  string    `json:"dead_after"`
+	TxnTimeout string    `json:"txn_timeout"`
+}
+
+// Handler returns the HTTP API (see the package documentation). Every
+// request must be signed with the cluster token.
+func (m *Manager) Handler() http.Handler {
+	mux := http.NewServeMux()
+	j := int64(maxJSONBody)
+	m.route(mux, "GET /v1/ping", j, m.servePing)
+	m.route(mux, "POST /v1/heartbeat", j, m.serveHeartbeat)
+	m.route(mux, "GET /v1/stores", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		writeJSON(w, http.StatusOK, struct {
+			Stores []StoreInfo `json:"stores"`
+		}{m.Stores()})
+		return nil
+	})
+	m.route(mux, "GET /v1/jobs", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		jobs, err := m.Jobs()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Jobs []JobInfo `json:"jobs"`
+		}{nonNil(jobs)})
+		return nil
+	})
+	m.route(mux, "POST /v1/jobs/{job}/txns", j, m.serveBegin)
+	m.route(mux, "POST /v1/txns/{id}/renew", j, func(w http.ResponseWriter, r *http.Request, body []byte) error {
+		if err := emptyBody(body); err != nil {
+			return err
+		}
+		t, err := m.Renew(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, t)
+		return nil
+	})
+	m.route(mux, "POST /v1/txns/{id}/commit", m.opts.MaxManifestBytes, m.serveCommit)
+	m.route(mux, "DELETE /v1/txns/{id}", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		if err := m.Abort(r.PathValue("id")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	m.route(mux, "GET /v1/jobs/{job}/versions", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		vs, err := m.Versions(r.PathValue("job"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Versions []VersionInfo `json:"versions"`
+		}{nonNil(vs)})
+		return nil
+	})
+	m.route(mux, "GET /v1/jobs/{job}/versions/{v}", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		v, err := parseVersion(r.PathValue("v"))
+		if err != nil {
+			return err
+		}
+		vi, err := m.Version(r.PathValue("job"), v)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, vi)
+		return nil
+	})
+	m.route(mux, "GET /v1/jobs/{job}/versions/{v}/manifest", j, m.serveManifest)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: codeNotFound})
+	})
+	return mux
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
+
+// route registers h behind authentication: the timestamp is checked before
+// the body is read (at most limit bytes), the signature after.
+func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		err := m.serve(w, r, limit, h)
+		if err == nil {
+			return
+		}
+		status, code := classify(err)
+		switch {
+		case status == http.StatusUnauthorized:
+			m.log.Warn("request refused", zap.String("remote", r.RemoteAddr), zap.String("method", r.Method),
+				zap.String("path", r.URL.Path), zap.Error(err))
+		case status >= 500:
+			m.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		default:
+			m.log.Debug("request rejected", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		}
+		writeJSON(w, status, errorBody{Error: err.Error(), Code: code})
+	})
+}
+
+func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h handlerFunc) error {
+	m.mu.Lock()
+	closed := m.mu.closed
+	m.mu.Unlock()
+	if closed {
+		return storage.ErrClosed
+	}
+	header := r.Header.Get("Authorization")
+	now := m.now()
+	// Check the header and the clock before spending time on the body.
+	if ts, _, ok := parseAuth(header); !ok || now.Sub(time.Unix(ts, 0)).Abs() > MaxClockSkew {
+		return verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, nil)
+	}
+	if r.ContentLength > limit {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, limit)
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	if err := verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, body); err != nil {
+		return err
+	}
+	return h(w, r, body)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	if _, err := buf.ReadFrom(rd); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+		}
+		return nil, fmt.Errorf("%w: reading the body: %w", ErrInvalid, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+// decodeJSON decodes exactly one JSON value with no unknown fields.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: JSON body: %w", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: JSON body: data after the value", ErrInvalid)
+	}
+	return nil
+}
+
+func emptyBody(body []byte) error {
+	if len(bytes.TrimSpace(body)) != 0 {
+		return fmt.Errorf("%w: this endpoint takes no body", ErrInvalid)
+	}
+	return nil
+}
+
+// DecodeHeartbeat decodes the body of POST /v1/heartbeat strictly and
+// validates it.
+func DecodeHeartbeat(body []byte) (Heartbeat, error) {
+	var hb Heartbeat
+	if err := decodeJSON(body, &hb); err != nil {
+		return Heartbeat{}, err
+	}
+	if err := hb.validate(); err != nil {
+		return Heartbeat{}, err
+	}
+	return hb, nil
+}
+
+func parseVersion(s string) (int64, error) {
+	if s == "latest" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%w: version %q: want a positive number or \"latest\"", ErrInvalid, s)
+	}
+	return v, nil
+}
+
+func (m *Manager) servePing(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	writeJSON(w, http.StatusOK, Pong{OK: true, Time: m.now().UTC(), DeadAfter: m.opts.DeadAfter.String(), TxnTimeout: m.opts.TxnTimeout.String()})
+	return nil
+}
+
+func (m *Manager) serveHeartbeat(w http.ResponseWriter, r *http.Request, body []byte) error {
+	hb, err := DecodeHeartbeat(body)
+	if err != nil {
+		return err
+	}
+	if err := m.Heartbeat(hb); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		OK bool `json:"ok"`
+	}{true})
+	return nil
+}
+
+func (m *Manager) serveBegin(w http.ResponseWriter, r *http.Request, body []byte) error {
+	if err := emptyBody(body); err != nil {
+		return err
+	}
+	t, err := m.Begin(r.PathValue("job"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (m *Manager) serveCommit(w http.ResponseWriter, r *http.Request, body []byte) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != ManifestContentType {
+			return fmt.Errorf("%w: Content-Type %q, want %s", ErrInvalid, ct, ManifestContentType)
+		}
+	}
+	vi, err := m.Commit(r.PathValue("id"), body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, vi)
+	return nil
+}
+
+func (m *Manager) serveManifest(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	v, err := parseVersion(r.PathValue("v"))
+	if err != nil {
+		return err
+	}
+	data, v, err := m.Manifest(r.PathValue("job"), v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ManifestContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set(HeaderVersion, strconv.FormatInt(v, 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(data) // the client went away; nothing to do
+	return nil
+}

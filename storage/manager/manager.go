@@ -1,0 +1,229 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// Defaults for Options.
+const (
+	DefaultDeadAfter        = 15 * time.Second
+	DefaultTxnTimeout       = 10 * time.Minute
+	DefaultMaxManifestBytes = 256 << 20
+	maxJSONBody             = 1 << 20
+	// storePersistEvery bounds how stale a store's persisted figures get:
+	// heartbeats update memory, and the catalog at most this often per store
+	// (or at once when the store is new or moves).
+	storePersistEvery = 30 * time.Second
+)
+
+// CatalogFile is the bbolt file under the data directory.
+const CatalogFile = "catalog.db"
+
+// Options configure a Manager. The zero value of each field picks the
+// default named in its comment.
+type Options struct {
+	// Token is the cluster token requests are signed with. Required.
+	Token []byte
+	// DeadAfter: a store is dead when it has not heartbeated for this long.
+	// Zero means DefaultDeadAfter (15s).
+	DeadAfter time.Duration
+	// TxnTimeout: an in-flight version not begun or renewed for this long
+	// is abandoned and removed. Zero means DefaultTxnTimeout (10m).
+	TxnTimeout time.Duration
+	// MaxManifestBytes bounds a commit's body. Zero means
+	// DefaultMaxManifestBytes (256 MiB).
+	MaxManifestBytes int64
+	// Logger receives the manager's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+	// Now is the clock. Nil means time.Now; tests pass a fake.
+	Now func() time.Time
+	// JanitorEvery is how often abandoned transactions are looked for. Zero
+	// means TxnTimeout/4, capped to [10ms, 30s].
+	JanitorEvery time.Duration
+}
+
+// Manager is the catalog of stores, jobs, versions and in-flight
+// transactions, kept in a bbolt file. Its methods are safe for concurrent
+// use; Handler serves them over HTTP.
+type Manager struct {
+	opts Options
+	log  *zap.Logger
+	db   *bolt.DB
+	dir  string
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		stores map[string]*storeState
+		closed bool
+	}
+}
+
+// storeState is a store's latest heartbeat, in memory.
+type storeState struct {
+	info      StoreInfo
+	live      bool      // heartbeated since this manager started
+	persisted time.Time // when info was last written to the catalog
+}
+
+// Open opens (creating if needed) the catalog in dataDir and starts the
+// janitor. The bbolt file lock keeps a second manager out of the same
+// directory: Open fails with ErrLocked.
+func Open(dataDir string, opts Options) (*Manager, error) {
+	if len(opts.Token) == 0 {
+		return nil, fmt.Errorf("manager: open %s: no cluster token", dataDir)
+	}
+	if opts.DeadAfter <= 0 {
+		opts.DeadAfter = DefaultDeadAfter
+	}
+	if opts.TxnTimeout <= 0 {
+		opts.TxnTimeout = DefaultTxnTimeout
+	}
+	if opts.MaxManifestBytes <= 0 {
+		opts.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.JanitorEvery <= 0 {
+		opts.JanitorEvery = min(max(opts.TxnTimeout/4, 10*time.Millisecond), 30*time.Second)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("manager: open: %w", err)
+	}
+	path := filepath.Join(dataDir, CatalogFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s is locked by another ckpt-manager", ErrLocked, path)
+		}
+		return nil, fmt.Errorf("manager: open %s: %w", path, err)
+	}
+	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir}
+	m.mu.stores = make(map[string]*storeState)
+	if err := m.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.janitor(ctx)
+	}()
+	m.log.Info("catalog opened", zap.String("path", path), zap.Int("stores", len(m.mu.stores)))
+	return m, nil
+}
+
+// Close stops the janitor and closes the catalog. Requests in flight on
+// the Handler fail with storage.ErrClosed.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.closed = true
+	m.mu.Unlock()
+	m.stop()
+	m.wg.Wait()
+	if err := m.db.Close(); err != nil {
+		return fmt.Errorf("manager: close: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) now() time.Time { return m.opts.Now() }
+
+// janitor removes abandoned transactions until ctx is done.
+func (m *Manager) janitor(ctx context.Context) {
+	t := time.NewTicker(m.opts.JanitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.expireTxns(); err != nil {
+				m.log.Error("expiring transactions", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Heartbeat registers a store or updates its figures, and marks it alive.
+func (m *Manager) Heartbeat(hb Heartbeat) error {
+	if err := hb.validate(); err != nil {
+		return err
+	}
+	now := m.now()
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return storage.ErrClosed
+	}
+	st, ok := m.mu.stores[hb.ID]
+	if !ok {
+		st = &storeState{info: StoreInfo{ID: hb.ID, FirstSeen: now}}
+		m.mu.stores[hb.ID] = st
+		m.log.Info("new store", zap.String("id", hb.ID), zap.String("addr", hb.Addr))
+	} else if !st.live {
+		m.log.Info("store is back", zap.String("id", hb.ID), zap.String("addr", hb.Addr))
+	}
+	moved := st.info.Addr != hb.Addr
+	st.info.Addr, st.info.Used, st.info.Quota, st.info.Blocks, st.info.DiskFree = hb.Addr, hb.Used, hb.Quota, hb.Blocks, hb.DiskFree
+	st.info.LastSeen = now
+	st.live = true
+	persist := !ok || moved || now.Sub(st.persisted) >= storePersistEvery
+	info := st.info
+	if persist {
+		st.persisted = now
+	}
+	m.mu.Unlock()
+	if !persist {
+		return nil
+	}
+	return m.putStore(info)
+}
+
+// Stores returns every store the catalog knows, ordered by ID, with Alive
+// computed from the last heartbeat.
+func (m *Manager) Stores() []StoreInfo {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]StoreInfo, 0, len(m.mu.stores))
+	for _, st := range m.mu.stores {
+		info := st.info
+		info.Alive = st.live && now.Sub(info.LastSeen) <= m.opts.DeadAfter
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b StoreInfo) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,108 @@
+package manager
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Heartbeat is what a store reports every few seconds (POST /v1/heartbeat).
+type Heartbeat struct {
+	ID       string `json:"id"`        // stable store ID
+	Addr     string `json:"addr"`      // host:port clients dial
+	Used     int64  `json:"used"`      // bytes of blocks held
+	Quota    int64  `json:"quota"`     // bytes donated; 0 = no quota
+	Blocks   int64  `json:"blocks"`    // blocks held
+	DiskFree int64  `json:"disk_free"` // free bytes on the store's disk
+}
+
+// StoreInfo is a store as the catalog knows it.
+type StoreInfo struct {
+	ID        string    `json:"id"`
+	Addr      string    `json:"addr"`
+	Used      int64     `json:"used"`
+	Quota     int64     `json:"quota"`
+	Blocks    int64     `json:"blocks"`
+	DiskFree  int64     `json:"disk_free"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Alive: the store heartbeated this manager within Options.DeadAfter.
+	// A store remembered from before a restart is dead until it heartbeats.
+	Alive bool `json:"alive"`
+}
+
+// JobInfo summarises one job.
+type JobInfo struct {
+	Name     string    `json:"name"`
+	Versions int       `json:"versions"`  // committed versions held
+	Latest   int64     `json:"latest"`    // highest committed version held; 0 if none
+	Updated  time.Time `json:"updated"`   // commit time of Latest
+	InFlight int       `json:"in_flight"` // transactions begun and not yet committed
+}
+
+// Txn is an in-flight version: begun, not yet committed. Its writer renews
+// it before Expires, or the manager abandons it.
+type Txn struct {
+	ID      string    `json:"id"`
+	Job     string    `json:"job"`
+	Began   time.Time `json:"began"`
+	Expires time.Time `json:"expires"`
+}
+
+// StatusCommitted is the status of every version the catalog lists: an
+// uncommitted version is never listed.
+const StatusCommitted = "committed"
+
+// VersionInfo describes one committed version, computed from its manifest
+// at commit.
+type VersionInfo struct {
+	Job           string            `json:"job"`
+	Version       int64             `json:"version"`
+	Created       time.Time         `json:"created"`   // when the writer began it (manifest)
+	Committed     time.Time         `json:"committed"` // when the manager committed it
+	Kind          string            `json:"kind"`
+	Meta          map[string]string `json:"meta,omitempty"`
+	Objects       int               `json:"objects"`
+	Blocks        int               `json:"blocks"`
+	LogicalBytes  int64             `json:"logical_bytes"`
+	NewBytes      int64             `json:"new_bytes"`
+	SentBytes     int64             `json:"sent_bytes"`
+	ManifestBytes int64             `json:"manifest_bytes"`
+	Status        string            `json:"status"`
+}
+
+var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ValidJobName reports whether name is a valid job name: 1 to 128 of
+// A-Z a-z 0-9 . _ -, and not "." or "..".
+func ValidJobName(name string) error {
+	if !jobNameRE.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("%w: job name %q: want 1 to 128 of A-Z a-z 0-9 . _ -", ErrInvalid, name)
+	}
+	return nil
+}
+
+func (h *Heartbeat) validate() error {
+	if h.ID == "" || len(h.ID) > 128 {
+		return fmt.Errorf("%w: heartbeat: store ID %q: want 1 to 128 printable characters", ErrInvalid, h.ID)
+	}
+	for _, c := range h.ID {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("%w: heartbeat: store ID %q: want printable ASCII without spaces", ErrInvalid, h.ID)
+		}
+	}
+	if _, _, err := net.SplitHostPort(h.Addr); err != nil || len(h.Addr) > 256 {
+		return fmt.Errorf("%w: heartbeat from %s: address %q is not host:port", ErrInvalid, h.ID, h.Addr)
+	}
+	if h.Used < 0 || h.Quota < 0 || h.Blocks < 0 || h.DiskFree < 0 {
+		return fmt.Errorf("%w: heartbeat from %s: negative figures", ErrInvalid, h.ID)
+	}
+	return nil
+}
+
+func sortJobs(js []JobInfo) {
+	slices.SortFunc(js, func(a, b JobInfo) int { return strings.Compare(a.Name, b.Name) })
+}

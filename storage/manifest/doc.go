@@ -1,0 +1,70 @@
+// Package manifest defines the manifest of a checkpoint version, the list of
+// every block of every object the version holds, and its encoding as an
+// Apache Arrow IPC stream, so that the manager stores it as opaque bytes and
+// any Arrow reader (pyarrow, DuckDB) can open it.
+//
+// # Format
+//
+// A manifest is one Arrow IPC stream (the streaming format, not the file
+// format): a schema message, zero or more record batches of at most
+// BatchRows rows, and the end-of-stream marker. Each row is one Block.
+// Columns, in this order:
+//
+//	| column        | Arrow type                         | meaning                                           |
+//	|---------------|------------------------------------|---------------------------------------------------|
+//	| object        | dictionary<int32, utf8> (or utf8)  | file name (ckpt put) or region name (MPI)         |
+//	| rank          | int32                              | owning MPI rank; -1 for files                     |
+//	| offset        | int64                              | byte offset of the block in the object            |
+//	| length        | int64                              | logical bytes                                     |
+//	| hash          | fixed_size_binary(32)              | BLAKE3-256 of the logical bytes                   |
+//	| key           | fixed_size_binary(32)              | BLAKE3-256 of the stored bytes: address on stores |
+//	| stored_length | int64                              | bytes held on each store                          |
+//	| codec         | utf8                               | "raw" or "lz4" ("" allowed for an empty object)   |
+//	| stores        | list<utf8>                         | IDs of the stores holding a copy                  |
+//
+// The encoder writes every column non-nullable and the object column as a
+// dictionary with int32 indices, one dictionary per record batch (emitted as
+// a replacement dictionary ahead of each batch). The decoder also accepts a
+// plain utf8 object column, any signed integer dictionary index, and
+// nullable fields as long as no value is null, so a manifest rewritten by
+// pyarrow still reads.
+//
+// The version-level fields are schema metadata (string keys and values):
+//
+//	| key                  | value                                                  |
+//	|----------------------|--------------------------------------------------------|
+//	| ckptio.format        | format version, "1" (required)                         |
+//	| ckptio.job           | job name                                               |
+//	| ckptio.version       | version number, decimal; 0 until the manager commits   |
+//	| ckptio.created       | RFC 3339 time with nanoseconds, UTC; absent if unknown |
+//	| ckptio.kind          | "files" or "mpi"                                       |
+//	| ckptio.logical_bytes | decimal                                                |
+//	| ckptio.new_bytes     | decimal                                                |
+//	| ckptio.sent_bytes    | decimal                                                |
+//	| ckptio.meta          | JSON object of strings; absent when empty              |
+//
+// Reading one with pyarrow:
+//
+//	import pyarrow as pa
+//	t = pa.ipc.open_stream(open("manifest.arrow", "rb")).read_all()
+//	t.schema.metadata[b"ckptio.job"], t.num_rows
+//
+// # Rules
+//
+// Validate (which Decode runs) enforces: the blocks of an object (name and
+// rank) tile it from offset 0 with no gap and no overlap; offsets, lengths
+// and byte counts are non-negative; a raw block stores exactly its length;
+// an empty object is a single row of length 0 (zero key, no stores);
+// logical_bytes is 0 or the sum of the lengths.
+//
+// # Decoding untrusted bytes
+//
+// Decode never panics: panics inside the Arrow reader are recovered and
+// returned as ErrCorrupt. It reads messages itself so that a length field
+// is checked against MaxStreamBytes before anything is allocated for it,
+// bodies are read in chunks as bytes arrive, and the Arrow reader's
+// allocator is bounded by a multiple of the bytes read, so a few bytes
+// claiming a huge (or compressed) buffer fail with ErrTooLarge. A stream
+// cut short, even at a message boundary, fails: the end-of-stream marker is
+// required.
+package manifest

@@ -1,0 +1,122 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// Marshal returns the Arrow IPC stream encoding of m.
+func Marshal(m *Manifest) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := Encode(&buf, m); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Encode writes m to w as an Arrow IPC stream: the schema (with the
+// version-level fields in its metadata), then the blocks in record batches
+// of at most BatchRows rows, then the end-of-stream marker. Encode does not
+// validate m; call Validate first if m comes from outside.
+func Encode(w io.Writer, m *Manifest) error {
+	if m == nil {
+		return fmt.Errorf("manifest: encode: nil manifest")
+	}
+	md, err := schemaMetadata(m)
+	if err != nil {
+		return err
+	}
+	schema := arrow.NewSchema(fields(), &md)
+	mem := memory.NewGoAllocator()
+	wr := ipc.NewWriter(w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	for start := 0; start < len(m.Blocks); start += BatchRows {
+		end := min(start+BatchRows, len(m.Blocks))
+		rec, err := buildRecord(mem, schema, m.Blocks[start:end])
+		if err != nil {
+			wr.Close()
+			return err
+		}
+		err = wr.Write(rec)
+		rec.Release()
+		if err != nil {
+			wr.Close()
+			return fmt.Errorf("manifest: encode: %w", err)
+		}
+	}
+	if err := wr.Close(); err != nil {
+		return fmt.Errorf("manifest: encode: %w", err)
+	}
+	return nil
+}
+
+func schemaMetadata(m *Manifest) (arrow.Metadata, error) {
+	keys := []string{MetaFormat, MetaJob, MetaVersion, MetaKind, MetaLogicalBytes, MetaNewBytes, MetaSentBytes}
+	vals := []string{
+		FormatVersion,
+		m.Job,
+		strconv.FormatInt(m.Version, 10),
+		m.Kind,
+		strconv.FormatInt(m.LogicalBytes, 10),
+		strconv.FormatInt(m.NewBytes, 10),
+		strconv.FormatInt(m.SentBytes, 10),
+	}
+	if !m.Created.IsZero() {
+		keys = append(keys, MetaCreated)
+		vals = append(vals, m.Created.UTC().Format(time.RFC3339Nano))
+	}
+	if len(m.Meta) > 0 {
+		b, err := json.Marshal(m.Meta)
+		if err != nil {
+			return arrow.Metadata{}, fmt.Errorf("manifest: encode meta: %w", err)
+		}
+		keys = append(keys, MetaMeta)
+		vals = append(vals, string(b))
+	}
+	return arrow.NewMetadata(keys, vals), nil
+}
+
+// buildRecord builds one record batch. A fresh builder per batch keeps each
+// batch's object dictionary to the names that batch uses; the IPC writer
+// emits it as a replacement dictionary ahead of the batch.
+func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block) (arrow.Record, error) {
+	rb := array.NewRecordBuilder(mem, schema)
+	defer rb.Release()
+	rb.Reserve(len(blocks))
+	obj := rb.Field(colObject).(*array.BinaryDictionaryBuilder)
+	rank := rb.Field(colRank).(*array.Int32Builder)
+	off := rb.Field(colOffset).(*array.Int64Builder)
+	length := rb.Field(colLength).(*array.Int64Builder)
+	hash := rb.Field(colHash).(*array.FixedSizeBinaryBuilder)
+	key := rb.Field(colKey).(*array.FixedSizeBinaryBuilder)
+	stored := rb.Field(colStoredLength).(*array.Int64Builder)
+	codec := rb.Field(colCodec).(*array.StringBuilder)
+	stores := rb.Field(colStores).(*array.ListBuilder)
+	storeVals := stores.ValueBuilder().(*array.StringBuilder)
+	for i := range blocks {
+		b := &blocks[i]
+		if err := obj.AppendString(b.Object); err != nil {
+			return nil, fmt.Errorf("manifest: encode object %q: %w", b.Object, err)
+		}
+		rank.Append(b.Rank)
+		off.Append(b.Offset)
+		length.Append(b.Length)
+		hash.Append(b.Hash[:])
+		key.Append(b.Key[:])
+		stored.Append(b.StoredLength)
+		codec.Append(string(b.Codec))
+		stores.Append(true)
+		for _, s := range b.Stores {
+			storeVals.Append(s)
+		}
+	}
+	return rb.NewRecord(), nil
+}
