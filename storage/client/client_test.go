@@ -1,0 +1,241 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/memstore"
+)
+
+func memTargets(n int, quota int64) ([]Target, map[string]*memstore.Store) {
+	var ts []Target
+	m := map[string]*memstore.Store{}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("st-%d", i)
+		s := memstore.New(id, quota)
+		m[id] = s
+		free := quota
+		if free == 0 {
+			free = 1 << 40
+		}
+		ts = append(ts, Target{ID: id, Addr: "mem", Free: free, Store: s})
+	}
+	return ts, m
+}
+
+func storeFunc(m map[string]*memstore.Store) StoreFunc {
+	return func(ctx context.Context, id string) (storage.BlockStore, string, error) {
+		s, ok := m[id]
+		if !ok {
+			return nil, "", fmt.Errorf("unknown store %s", id)
+		}
+		return s, "mem", nil
+	}
+}
+
+type buf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *buf) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if need := int(off) + len(p); need > len(w.b) {
+		w.b = append(w.b, make([]byte, need-len(w.b))...)
+	}
+	copy(w.b[off:], p)
+	return len(p), nil
+}
+
+func randBytes(seed int64, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func TestWriteReadRoundTripSpreadsBlocks(t *testing.T) {
+	ctx := context.Background()
+	targets, stores := memTargets(4, 0)
+	w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Window: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := map[string][]byte{"a": randBytes(1, 100_000), "b": randBytes(2, 4096), "empty": nil}
+	for name, data := range objs {
+		if _, err := w.WriteObject(ctx, name, -1, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := w.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Logical != 104_096 || res.NewBytes != res.SentBytes || res.SentBytes != 104_096 {
+		t.Fatalf("result figures: %+v", res)
+	}
+	used := map[string]int{}
+	for _, b := range res.Blocks {
+		for _, s := range b.Stores {
+			used[s]++
+		}
+	}
+	if len(used) != 4 {
+		t.Fatalf("blocks on %d stores, want all 4: %v", len(used), used)
+	}
+	for id, n := range used {
+		if n < 4 || n > 9 {
+			t.Errorf("store %s holds %d of 27 blocks; want an even spread", id, n)
+		}
+	}
+	r := NewReader(storeFunc(stores), ReaderOptions{})
+	m := &manifest.Manifest{Blocks: res.Blocks}
+	for name, data := range objs {
+		var out buf
+		if err := r.ReadObject(ctx, blocksOf(m, name), &out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.b, data) {
+			t.Fatalf("object %s differs after round trip", name)
+		}
+	}
+}
+
+func blocksOf(m *manifest.Manifest, name string) []manifest.Block {
+	var out []manifest.Block
+	for _, b := range m.Blocks {
+		if b.Object == name {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func TestPlacementFollowsFreeSpace(t *testing.T) {
+	p := newPlacer([]int64{300, 100, 0})
+	count := make([]int, 3)
+	for i := 0; i < 1001; i++ {
+		count[p.next(nil)]++
+	}
+	if count[0] < 700 || count[1] < 200 || count[2] > 5 {
+		t.Fatalf("picks %v, want about 3:1 and almost none on the full store", count)
+	}
+}
+
+func TestWriterMovesBlocksOffAFullStore(t *testing.T) {
+	ctx := context.Background()
+	targets, stores := memTargets(3, 0)
+	stores["st-1"].SetFaults(memstore.Faults{Put: func(storage.Hash) error { return storage.ErrQuotaExceeded }})
+	w, _ := NewWriter(targets, WriterOptions{BlockSize: 1000})
+	if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(randBytes(3, 50_000))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Close(ctx)
+	if err != nil {
+		t.Fatalf("one full store out of three failed the write: %v", err)
+	}
+	for _, b := range res.Blocks {
+		if b.Stores[0] == "st-1" {
+			t.Fatalf("block %d recorded on the refusing store", b.Offset)
+		}
+	}
+}
+
+func TestWriterFailsNamingStoresWhenNoneTakesABlock(t *testing.T) {
+	ctx := context.Background()
+	targets, stores := memTargets(2, 0)
+	for _, s := range stores {
+		s.SetFaults(memstore.Faults{Put: func(storage.Hash) error { return storage.ErrDiskFull }})
+	}
+	w, _ := NewWriter(targets, WriterOptions{BlockSize: 1000})
+	w.WriteObject(ctx, "f", -1, bytes.NewReader(randBytes(4, 5000)))
+	_, err := w.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "st-0") || !strings.Contains(err.Error(), "st-1") {
+		t.Fatalf("err = %v, want one naming both stores", err)
+	}
+	if _, err := w.WriteObject(ctx, "g", -1, bytes.NewReader([]byte("x"))); err == nil {
+		t.Fatal("writer error is not sticky")
+	}
+}
+
+func TestWriterRefusesNoStores(t *testing.T) {
+	if _, err := NewWriter(nil, WriterOptions{}); err == nil || !strings.Contains(err.Error(), "ckpt stores") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReaderDetectsCorruptionAndUsesOtherCopy(t *testing.T) {
+	ctx := context.Background()
+	data := randBytes(5, 3000)
+	h := storage.Sum(data)
+	_, stores := memTargets(2, 0)
+	for _, s := range stores {
+		if _, err := s.Put(ctx, h, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stores["st-0"].Corrupt(h)
+	b := manifest.Block{Object: "o", Length: 3000, Hash: h, Key: h, StoredLength: 3000, Codec: manifest.CodecRaw, Stores: []string{"st-0", "st-1"}}
+	r := NewReader(storeFunc(stores), ReaderOptions{})
+	got, err := r.ReadBlock(ctx, b)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read with one good copy: %v", err)
+	}
+	stores["st-1"].Corrupt(h)
+	_, err = r.ReadBlock(ctx, b)
+	var be *storage.BlockError
+	if !errors.Is(err, storage.ErrHashMismatch) || !errors.As(err, &be) || !strings.Contains(err.Error(), "st-1") {
+		t.Fatalf("err = %v, want hash mismatch naming the stores", err)
+	}
+}
+
+func TestWriterBoundsOutstandingPuts(t *testing.T) {
+	ctx := context.Background()
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	inflight, peak := 0, 0
+	targets, stores := memTargets(2, 0)
+	for _, s := range stores {
+		s.SetFaults(memstore.Faults{Put: func(storage.Hash) error {
+			mu.Lock()
+			inflight++
+			if inflight > peak {
+				peak = inflight
+			}
+			mu.Unlock()
+			<-gate
+			mu.Lock()
+			inflight--
+			mu.Unlock()
+			return nil
+		}})
+	}
+	w, _ := NewWriter(targets, WriterOptions{BlockSize: 100, Window: 3})
+	done := make(chan error)
+	go func() {
+		_, err := w.WriteObject(ctx, "o", -1, bytes.NewReader(randBytes(6, 5000)))
+		done <- err
+	}()
+	for i := 0; i < 50; i++ {
+		gate <- struct{}{}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// memstore serialises puts under its lock, so at most one per store is
+	// inside the hook; the window bounds how many goroutines wait.
+	if peak > 2 {
+		t.Fatalf("peak %d puts inside stores", peak)
+	}
+}

@@ -1,0 +1,157 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// Catalog is what the client needs of the manager; *manager.Client
+// implements it. Every method may block on the network.
+type Catalog interface {
+	Stores(ctx context.Context) ([]manager.StoreInfo, error)
+	Begin(ctx context.Context, job string) (manager.Txn, error)
+	Renew(ctx context.Context, txnID string) error
+	Commit(ctx context.Context, txnID string, m *manifest.Manifest) (int64, error)
+	Abort(ctx context.Context, txnID string) error
+	Manifest(ctx context.Context, job string, version int64) (*manifest.Manifest, error)
+}
+
+// Dialer opens a connection to the store at addr.
+type Dialer func(ctx context.Context, addr string) (storage.BlockStore, error)
+
+// Pool keeps one connection per store, dialed on first use, and maps store
+// IDs to addresses through the manager's store list. Safe for concurrent
+// use; Close closes every connection.
+type Pool struct {
+	cat  Catalog
+	dial Dialer
+	log  *zap.Logger
+
+	mu struct {
+		sync.Mutex
+		conns  map[string]storage.BlockStore // by address
+		stores map[string]manager.StoreInfo  // by ID, from the last refresh
+	}
+}
+
+// NewPool returns a Pool that learns stores from cat and dials with dial.
+func NewPool(cat Catalog, dial Dialer, log *zap.Logger) *Pool {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &Pool{cat: cat, dial: dial, log: log}
+	p.mu.conns = map[string]storage.BlockStore{}
+	p.mu.stores = map[string]manager.StoreInfo{}
+	return p
+}
+
+func (p *Pool) refresh(ctx context.Context) ([]manager.StoreInfo, error) {
+	list, err := p.cat.Stores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range list {
+		p.mu.stores[s.ID] = s
+	}
+	return list, nil
+}
+
+func (p *Pool) conn(ctx context.Context, addr string) (storage.BlockStore, error) {
+	p.mu.Lock()
+	c, ok := p.mu.conns[addr]
+	p.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := p.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.mu.conns[addr]; ok {
+		c.Close()
+		return old, nil
+	}
+	p.mu.conns[addr] = c
+	return c, nil
+}
+
+// Targets returns the stores a Writer can place blocks on: alive, with free
+// space, and answering. Stores that cannot be dialed are skipped with a
+// warning. It fails when none is left.
+func (p *Pool) Targets(ctx context.Context) ([]Target, error) {
+	list, err := p.refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Target
+	var skipped []string
+	for _, s := range list {
+		free := storage.Stat{Used: s.Used, Quota: s.Quota, DiskFree: s.DiskFree}.Free()
+		if !s.Alive || free <= 0 {
+			continue
+		}
+		c, err := p.conn(ctx, s.Addr)
+		if err != nil {
+			p.log.Warn("skipping a store that cannot be reached", zap.String("store", s.ID), zap.String("addr", s.Addr), zap.Error(err))
+			skipped = append(skipped, fmt.Sprintf("%s (%s): %v", s.ID, s.Addr, err))
+			continue
+		}
+		out = append(out, Target{ID: s.ID, Addr: s.Addr, Free: free, Store: c})
+	}
+	if len(out) == 0 {
+		if len(skipped) > 0 {
+			return nil, fmt.Errorf("client: no store reachable: %v", skipped)
+		}
+		return nil, fmt.Errorf("client: the manager knows %d stores but none is alive with free space (see 'ckpt stores')", len(list))
+	}
+	return out, nil
+}
+
+// Resolve is a StoreFunc: it returns the connection to the store with the
+// given ID, refreshing the store list once when the ID is unknown.
+func (p *Pool) Resolve(ctx context.Context, id string) (storage.BlockStore, string, error) {
+	p.mu.Lock()
+	s, ok := p.mu.stores[id]
+	p.mu.Unlock()
+	if !ok {
+		if _, err := p.refresh(ctx); err != nil {
+			return nil, "", err
+		}
+		p.mu.Lock()
+		s, ok = p.mu.stores[id]
+		p.mu.Unlock()
+		if !ok {
+			return nil, "", fmt.Errorf("store %s is unknown to the manager", id)
+		}
+	}
+	c, err := p.conn(ctx, s.Addr)
+	if err != nil {
+		if !s.Alive {
+			err = fmt.Errorf("%w (the manager last heard from it at %s)", err, s.LastSeen.Format("2006-01-02 15:04:05"))
+		}
+		return nil, s.Addr, err
+	}
+	return c, s.Addr, nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.mu.conns {
+		c.Close()
+		delete(p.mu.conns, a)
+	}
+	return nil
+}

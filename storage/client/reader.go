@@ -1,0 +1,155 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// DefaultParallel is how many blocks a Reader fetches at once when
+// ReaderOptions.Parallel is zero.
+const DefaultParallel = 16
+
+// StoreFunc resolves a store ID from a manifest to a connection. It returns
+// an error when the store is unknown or unreachable; the Reader then tries
+// the block's next copy.
+type StoreFunc func(ctx context.Context, id string) (storage.BlockStore, string, error)
+
+// ReaderOptions tunes a Reader. Zero values pick the defaults.
+type ReaderOptions struct {
+	Parallel int         // blocks fetched at once; 0 = DefaultParallel
+	Logger   *zap.Logger // nil = no logging
+}
+
+// Reader fetches blocks from the stores and verifies them. It is safe for
+// concurrent use.
+type Reader struct {
+	stores StoreFunc
+	opts   ReaderOptions
+	log    *zap.Logger
+}
+
+// NewReader returns a Reader that reaches stores through stores.
+func NewReader(stores StoreFunc, opts ReaderOptions) *Reader {
+	if opts.Parallel <= 0 {
+		opts.Parallel = DefaultParallel
+	}
+	r := &Reader{stores: stores, opts: opts, log: opts.Logger}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	return r
+}
+
+// ReadBlock returns the logical bytes of b, from the first of its stores
+// that returns bytes matching its key. Every failure is named in the error.
+func (r *Reader) ReadBlock(ctx context.Context, b manifest.Block) ([]byte, error) {
+	if b.Length == 0 {
+		return nil, nil
+	}
+	if len(b.Stores) == 0 {
+		return nil, &storage.BlockError{Op: "get", Store: "(none)", Hash: b.Key,
+			Err: errors.New("manifest lists no store for this block")}
+	}
+	var errs []error
+	for _, id := range b.Stores {
+		data, err := r.readFrom(ctx, id, b)
+		if err == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.log.Warn("block copy unreadable; trying the next copy",
+			zap.String("store", id), zap.String("block", b.Key.Short()), zap.Error(err))
+		errs = append(errs, err)
+	}
+	return nil, joinBlockErrors(errs)
+}
+
+func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block) ([]byte, error) {
+	st, addr, err := r.stores(ctx, id)
+	name := id
+	if addr != "" {
+		name = id + " (" + addr + ")"
+	}
+	if err != nil {
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
+	}
+	stored, err := st.Get(ctx, b.Key)
+	if err != nil {
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
+	}
+	if int64(len(stored)) != b.StoredLength || storage.Sum(stored) != b.Key {
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key,
+			Err: fmt.Errorf("%w (store returned %d bytes, manifest says %d)", storage.ErrHashMismatch, len(stored), b.StoredLength)}
+	}
+	data, err := decode(b, stored)
+	if err != nil {
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
+	}
+	return data, nil
+}
+
+// decode turns stored bytes into logical bytes and checks them against the
+// block's hash.
+func decode(b manifest.Block, stored []byte) ([]byte, error) {
+	switch b.Codec {
+	case manifest.CodecRaw, "":
+		if b.Key == b.Hash {
+			return stored, nil // already verified against the key
+		}
+		if storage.Sum(stored) != b.Hash {
+			return nil, fmt.Errorf("decoded bytes: %w", storage.ErrHashMismatch)
+		}
+		return stored, nil
+	default:
+		return nil, fmt.Errorf("unknown codec %q (written by a newer ckptio?)", b.Codec)
+	}
+}
+
+func joinBlockErrors(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Errorf("no copy readable: %s: %w", strings.Join(msgs, "; "), errs[0])
+}
+
+// ReadObject fetches blocks (all of one object, any order) in parallel and
+// writes each at its offset in w.
+func (r *Reader) ReadObject(ctx context.Context, blocks []manifest.Block, w io.WriterAt) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Parallel)
+	for _, b := range blocks {
+		if b.Length == 0 {
+			continue
+		}
+		g.Go(func() error {
+			data, err := r.ReadBlock(ctx, b)
+			if err != nil {
+				return err
+			}
+			if int64(len(data)) != b.Length {
+				return fmt.Errorf("client: block %s of %q decoded to %d bytes, manifest says %d",
+					b.Key.Short(), b.Object, len(data), b.Length)
+			}
+			if _, err := w.WriteAt(data, b.Offset); err != nil {
+				return fmt.Errorf("client: writing %q at offset %d: %w", b.Object, b.Offset, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
