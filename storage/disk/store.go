@@ -1,0 +1,448 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// Layout names how a Store keeps its blocks in its directory.
+type Layout string
+
+const (
+	// LayoutPack appends blocks to pack files under DIR/packs, one fsync per
+	// batch of puts, and compacts packs that deletes have mostly emptied.
+	// The default: it puts 64 KiB blocks several times faster than
+	// LayoutFiles (docs/store-layout.md).
+	LayoutPack Layout = "pack"
+	// LayoutFiles keeps each block in its own file DIR/blocks/XX/HASH, where
+	// XX is the first two hex digits of the hash.
+	LayoutFiles Layout = "files"
+)
+
+// DefaultLayout is the layout of a new store whose Options leave Layout
+// empty.
+const DefaultLayout = LayoutPack
+
+const (
+	metaName  = "STORE"
+	lockName  = "LOCK"
+	metaMagic = "ckpt-store 1"
+
+	defaultPackSize = 64 << 20
+	defaultMaxBatch = 64
+)
+
+// Options configure Open. The zero value is a usable configuration.
+type Options struct {
+	// Quota is the most bytes of blocks the store holds; puts beyond it
+	// fail with storage.ErrQuotaExceeded. 0 means unlimited (the disk's free
+	// space is then the only limit).
+	Quota int64
+	// Logger receives the store's notices (leftovers removed at Open, a
+	// damaged pack tail cut off, compactions). nil means zap.NewNop().
+	Logger *zap.Logger
+	// Layout is the on-disk layout. Empty means the layout the directory
+	// already has, or DefaultLayout for a new directory. A layout that
+	// differs from the directory's fails Open.
+	Layout Layout
+	// PackSize is the size at which LayoutPack starts a new pack file, which
+	// is also the unit of compaction. 0 means 64 MiB.
+	PackSize int64
+	// MaxBatch is the most puts (or deletes) that share one group commit.
+	// 0 means 64.
+	MaxBatch int
+
+	// syncer replaces the fsyncs, for fault-injection tests. nil means the
+	// real ones.
+	syncer *syncer
+}
+
+// layoutImpl is what Store asks of a layout. Store serializes the operations
+// on one hash: a layout never sees a put and a delete, or two puts, of the
+// same hash at once, and never deletes a block it does not hold.
+type layoutImpl interface {
+	// put stores data under h and returns once it is durable. On error
+	// nothing of the block remains.
+	put(h storage.Hash, data []byte) error
+	// get reads the stored bytes of h (size bytes), and says where they were
+	// read from, for messages. A missing block is an fs.ErrNotExist.
+	get(h storage.Hash, size int64) (data []byte, where string, err error)
+	// del removes the blocks hs durably. It returns how many of hs, from the
+	// first, are removed; on error the others are still held.
+	del(hs []storage.Hash) (int, error)
+	// close stops the layout's goroutines and closes its files.
+	close() error
+}
+
+// Store is an on-disk storage.BlockStore. It is safe for concurrent use.
+type Store struct {
+	dir    string
+	id     string
+	quota  int64
+	layout Layout
+	log    *zap.Logger
+	lock   *os.File
+	impl   layoutImpl
+
+	ops sync.WaitGroup // operations inside impl; Close waits for them
+
+	mu struct {
+		sync.Mutex
+		blocks   map[storage.Hash]int64 // held blocks and their sizes
+		used     int64                  // sum of blocks
+		reserved int64                  // bytes of puts in progress
+		// busy holds the hashes a put or a delete is working on; the
+		// channel is closed when it is done.
+		busy   map[storage.Hash]chan struct{}
+		closed bool
+	}
+}
+
+var _ storage.BlockStore = (*Store)(nil)
+
+// Open opens the store in dir, creating dir and a new store identity if
+// needed. It locks dir against other processes, removes temporary files left
+// by a crash and rebuilds the usage from what the directory holds.
+func Open(dir string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	sy := defaultSyncer()
+	if opts.syncer != nil {
+		sy = *opts.syncer
+	}
+	if opts.PackSize <= 0 {
+		opts.PackSize = defaultPackSize
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultMaxBatch
+	}
+	switch opts.Layout {
+	case "", LayoutPack, LayoutFiles:
+	default:
+		return nil, fmt.Errorf("disk: unknown layout %q", opts.Layout)
+	}
+	dir = filepath.Clean(dir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("disk: create store directory: %w", err)
+		}
+		if err := sy.dir(filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("disk: create store directory: %w", err)
+		}
+	}
+	lk, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), lock: lk}
+	s.mu.blocks = make(map[storage.Hash]int64)
+	s.mu.busy = make(map[storage.Hash]chan struct{})
+	if err := s.openMeta(sy, opts.Layout); err != nil {
+		lk.Close()
+		return nil, err
+	}
+	add := func(h storage.Hash, size int64) {
+		s.mu.blocks[h] = size
+		s.mu.used += size
+	}
+	switch s.layout {
+	case LayoutFiles:
+		s.impl, err = openFiles(dir, sy, opts.MaxBatch, s.log, add)
+	default:
+		s.impl, err = openPack(dir, sy, opts, s.log, add)
+	}
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
+	s.log.Info("store opened", zap.String("id", s.id), zap.String("layout", string(s.layout)),
+		zap.Int("blocks", len(s.mu.blocks)), zap.Int64("used", s.mu.used))
+	return s, nil
+}
+
+// openMeta reads DIR/STORE, or writes it durably for a new store.
+func (s *Store) openMeta(sy syncer, want Layout) error {
+	path := filepath.Join(s.dir, metaName)
+	removeTmp(s.log, s.dir, metaName+tmpMarker)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.id = "st-" + randHex(6)
+		s.layout = want
+		if s.layout == "" {
+			s.layout = DefaultLayout
+		}
+		meta := fmt.Sprintf("%s\nid %s\nlayout %s\n", metaMagic, s.id, s.layout)
+		if err := writeFileDurable(sy, path, []byte(meta)); err != nil {
+			return fmt.Errorf("disk: write %s: %w", path, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disk: read %s: %w", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) != 3 || lines[0] != metaMagic ||
+		!strings.HasPrefix(lines[1], "id st-") || !strings.HasPrefix(lines[2], "layout ") {
+		return fmt.Errorf("disk: %s: not a ckpt-store metadata file", path)
+	}
+	s.id = strings.TrimPrefix(lines[1], "id ")
+	s.layout = Layout(strings.TrimPrefix(lines[2], "layout "))
+	if s.layout != LayoutPack && s.layout != LayoutFiles {
+		return fmt.Errorf("disk: %s: unknown layout %q", path, s.layout)
+	}
+	if want != "" && want != s.layout {
+		return fmt.Errorf("disk: store %s has layout %q, not %q", s.dir, s.layout, want)
+	}
+	return nil
+}
+
+// removeTmp removes the files of dir whose names start with prefix and
+// contain tmpMarker: temporary files a crash left behind.
+func removeTmp(log *zap.Logger, dir, prefix string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, prefix) && strings.Contains(n, tmpMarker) {
+			if err := os.Remove(filepath.Join(dir, n)); err == nil {
+				log.Info("removed leftover temporary file", zap.String("file", n))
+			}
+		}
+	}
+}
+
+// ID returns the store's identity, kept in DIR/STORE.
+func (s *Store) ID() string { return s.id }
+
+// Layout returns the store's on-disk layout.
+func (s *Store) Layout() Layout { return s.layout }
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Put implements storage.BlockStore. It returns nil once the block is
+// durable (see the package documentation for the sequence).
+func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if len(data) > storage.MaxBlockSize {
+		return false, fmt.Errorf("disk: put %s: %d bytes: %w", h.Short(), len(data), storage.ErrTooLarge)
+	}
+	if storage.Sum(data) != h {
+		return false, fmt.Errorf("disk: put %s: %w", h.Short(), storage.ErrHashMismatch)
+	}
+	n := int64(len(data))
+	var done chan struct{}
+	for done == nil {
+		s.mu.Lock()
+		if s.mu.closed {
+			s.mu.Unlock()
+			return false, fmt.Errorf("disk: put %s: %w", h.Short(), storage.ErrClosed)
+		}
+		if _, ok := s.mu.blocks[h]; ok {
+			s.mu.Unlock()
+			return false, nil
+		}
+		if busy := s.mu.busy[h]; busy != nil {
+			s.mu.Unlock()
+			select {
+			case <-busy:
+				continue
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+		if s.quota > 0 && s.mu.used+s.mu.reserved+n > s.quota {
+			used, reserved := s.mu.used, s.mu.reserved
+			s.mu.Unlock()
+			return false, fmt.Errorf("disk: put %s (%d bytes, %d of %d used, %d reserved): %w",
+				h.Short(), n, used, s.quota, reserved, storage.ErrQuotaExceeded)
+		}
+		s.mu.reserved += n
+		done = make(chan struct{})
+		s.mu.busy[h] = done
+		s.ops.Add(1)
+		s.mu.Unlock()
+	}
+
+	err := s.impl.put(h, data)
+
+	s.mu.Lock()
+	s.mu.reserved -= n
+	delete(s.mu.busy, h)
+	if err == nil {
+		s.mu.blocks[h] = n
+		s.mu.used += n
+	}
+	s.mu.Unlock()
+	close(done)
+	s.ops.Done()
+	if err != nil {
+		return false, fmt.Errorf("disk: put %s: %w", h.Short(), mapErr(err))
+	}
+	return true, nil
+}
+
+// Get implements storage.BlockStore. It re-hashes what it read and reports
+// bytes that do not match as storage.ErrHashMismatch, naming the hash and
+// the file they were read from.
+func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrClosed)
+	}
+	size, ok := s.mu.blocks[h]
+	if !ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrNotFound)
+	}
+	s.ops.Add(1)
+	s.mu.Unlock()
+	defer s.ops.Done()
+
+	data, where, err := s.impl.get(h, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disk: get %s: %w", h, err)
+	}
+	if storage.Sum(data) != h {
+		return nil, fmt.Errorf("disk: get %s from %s: %w", h, where, storage.ErrHashMismatch)
+	}
+	return data, nil
+}
+
+// Has implements storage.BlockStore.
+func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, fmt.Errorf("disk: has: %w", storage.ErrClosed)
+	}
+	out := make([]bool, len(hs))
+	for i, h := range hs {
+		_, out[i] = s.mu.blocks[h]
+	}
+	return out, nil
+}
+
+// Delete implements storage.BlockStore. The freed bytes leave Stat.Used at
+// once; the deletion is durable when Delete returns nil.
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("disk: delete: %w", storage.ErrClosed)
+	}
+	var (
+		del   []storage.Hash
+		sizes []int64
+		freed int64
+		done  = make(chan struct{})
+	)
+	for _, h := range hs {
+		size, ok := s.mu.blocks[h]
+		if !ok || s.mu.busy[h] != nil {
+			continue // not held, or already being deleted
+		}
+		delete(s.mu.blocks, h)
+		s.mu.used -= size
+		s.mu.busy[h] = done
+		freed += size
+		del = append(del, h)
+		sizes = append(sizes, size)
+	}
+	if len(del) == 0 {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	s.ops.Add(1)
+	s.mu.Unlock()
+
+	n, err := s.impl.del(del)
+
+	s.mu.Lock()
+	for i, h := range del {
+		delete(s.mu.busy, h)
+		if i >= n {
+			s.mu.blocks[h] = sizes[i]
+			s.mu.used += sizes[i]
+			freed -= sizes[i]
+		}
+	}
+	s.mu.Unlock()
+	close(done)
+	s.ops.Done()
+	if err != nil {
+		return freed, fmt.Errorf("disk: delete %d of %d blocks: %w", len(del)-n, len(del), mapErr(err))
+	}
+	return freed, nil
+}
+
+// Stat implements storage.BlockStore.
+func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return storage.Stat{}, fmt.Errorf("disk: stat: %w", storage.ErrClosed)
+	}
+	st := storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks))}
+	s.mu.Unlock()
+	free, err := diskFree(s.dir)
+	if err != nil {
+		return storage.Stat{}, err
+	}
+	st.DiskFree = free
+	return st, nil
+}
+
+// Close waits for the operations in progress, stops the store's goroutines,
+// closes its files and releases the directory lock. Operations after Close
+// fail with storage.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.closed = true
+	s.mu.Unlock()
+	s.ops.Wait()
+	err := s.impl.close()
+	if cerr := s.lock.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("disk: close %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// hexName reports whether name is the 64-digit lowercase hex form of a hash
+// and returns it: the only names the store gives its block files.
+func hexName(name string) (storage.Hash, bool) {
+	h, err := storage.ParseHash(name)
+	return h, err == nil && h.String() == name
+}
