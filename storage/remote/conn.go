@@ -1,0 +1,191 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ckptio/ckptio/storage/wire"
+)
+
+// conn is one authenticated connection. Its reader goroutine is started by
+// the Store, which waits for it.
+type conn struct {
+	nc           net.Conn
+	br           *bufio.Reader
+	window       chan struct{} // the Store's; a pending call holds one slot
+	writeTimeout time.Duration
+	maxPayload   int
+
+	wlock  chan struct{} // serializes frame writes; a channel so waiting honours ctx
+	nextID atomic.Uint64
+	done   chan struct{} // closed once the connection has failed; err is then set
+	err    error
+
+	mu struct {
+		sync.Mutex
+		pending map[uint64]*call
+		failed  bool
+	}
+}
+
+// call is a request waiting for its reply.
+type call struct {
+	op wire.Op
+	ch chan result // buffered: the reader never blocks on a caller that left
+}
+
+type result struct {
+	f   wire.Frame
+	err error
+}
+
+func newConn(nc net.Conn, window chan struct{}, opts Options) *conn {
+	c := &conn{
+		nc:           nc,
+		br:           bufio.NewReaderSize(nc, 64<<10),
+		window:       window,
+		writeTimeout: opts.WriteTimeout,
+		maxPayload:   opts.MaxPayload,
+		wlock:        make(chan struct{}, 1),
+		done:         make(chan struct{}),
+	}
+	c.mu.pending = make(map[uint64]*call)
+	return c
+}
+
+func (c *conn) broken() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// roundTrip sends one request and waits for its reply. The caller holds a
+// window slot; from here the slot belongs to the request and is freed when
+// its reply arrives or the connection fails, even if the caller leaves.
+func (c *conn) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire.Frame, error) {
+	id := c.nextID.Add(1)
+	cl := &call{op: op, ch: make(chan result, 1)}
+	c.mu.Lock()
+	if c.mu.failed {
+		c.mu.Unlock()
+		<-c.window
+		return wire.Frame{}, c.err
+	}
+	c.mu.pending[id] = cl
+	c.mu.Unlock()
+
+	select {
+	case c.wlock <- struct{}{}:
+	case <-ctx.Done():
+		c.forget(id)
+		return wire.Frame{}, ctx.Err()
+	case <-c.done:
+		return wire.Frame{}, c.err // fail freed the slot
+	}
+	// A frame once started is finished whatever ctx says: a half-written
+	// frame would break the connection for every caller.
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	err := wire.WriteFrame(c.nc, id, op, wire.StatusOK, parts...)
+	<-c.wlock
+	if err != nil {
+		c.fail(fmt.Errorf("%w: sending %s request: %w", ErrConnLost, op, err))
+	}
+
+	select {
+	case r := <-cl.ch:
+		if r.err != nil {
+			return wire.Frame{}, r.err
+		}
+		if r.f.Op != op {
+			return wire.Frame{}, fmt.Errorf("%w: %s reply to a %s request", wire.ErrMalformed, r.f.Op, op)
+		}
+		if err := wire.ErrorFor(r.f.Status, r.f.Payload); err != nil {
+			return wire.Frame{}, err
+		}
+		return r.f, nil
+	case <-ctx.Done():
+		return wire.Frame{}, ctx.Err()
+	}
+}
+
+// take removes a pending call and frees its window slot; nil if absent.
+func (c *conn) take(id uint64) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.mu.pending[id]
+	if !ok {
+		return nil
+	}
+	delete(c.mu.pending, id)
+	<-c.window
+	return cl
+}
+
+// forget drops a call whose request was never written.
+func (c *conn) forget(id uint64) { c.take(id) }
+
+// read dispatches replies until the connection fails. It is the
+// connection's only reader.
+func (c *conn) read() {
+	for {
+		f, err := wire.ReadFrame(c.br, c.maxPayload)
+		if err != nil {
+			if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errors.New("connection closed by the store")
+			}
+			c.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
+			return
+		}
+		if f.ID == 0 {
+			// A notice: the store is about to close the connection.
+			err := wire.ErrorFor(f.Status, f.Payload)
+			if err == nil {
+				err = fmt.Errorf("%w: unexpected %s frame with id 0", wire.ErrMalformed, f.Op)
+			}
+			c.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
+			return
+		}
+		cl := c.take(f.ID)
+		if cl == nil {
+			c.fail(fmt.Errorf("%w: %w: reply to request id %d, which is not outstanding",
+				ErrConnLost, wire.ErrMalformed, f.ID))
+			return
+		}
+		cl.ch <- result{f: f}
+	}
+}
+
+// fail marks the connection failed with err (the first error wins), closes
+// it, and fails every pending call.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.mu.failed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.failed = true
+	c.err = err
+	pending := c.mu.pending
+	c.mu.pending = nil
+	close(c.done)
+	c.mu.Unlock()
+	c.nc.Close()
+	for range pending {
+		<-c.window
+	}
+	for _, cl := range pending {
+		cl.ch <- result{err: err}
+	}
+}

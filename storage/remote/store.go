@@ -1,0 +1,348 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/wire"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultWindow        = 16
+	DefaultDialTimeout   = 3 * time.Second
+	DefaultWriteTimeout  = time.Minute
+	DefaultRedialBackoff = time.Second
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Logger receives connection events; nil logs nothing.
+	Logger *zap.Logger
+	// Window bounds the requests outstanding on the connection; 0 means
+	// DefaultWindow.
+	Window int
+	// DialTimeout bounds connecting and the handshake; 0 means
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
+	// WriteTimeout fails the connection when the store does not take a
+	// request's bytes within it; 0 means DefaultWriteTimeout, < 0 never.
+	WriteTimeout time.Duration
+	// RedialBackoff is how long after a failed dial calls fail fast with
+	// its error before the next call dials again; 0 means
+	// DefaultRedialBackoff.
+	RedialBackoff time.Duration
+	// MaxPayload is the largest reply payload accepted; 0 means
+	// wire.DefaultMaxPayload.
+	MaxPayload int
+	// NoVerify skips checking that the bytes Get returns hash to the name
+	// asked for, for callers that check themselves.
+	NoVerify bool
+}
+
+// Store is a BlockStore on a store server, reached over TCP. Create it with
+// Dial. It is safe for concurrent use; see the package documentation for
+// pipelining and failures.
+type Store struct {
+	addr   string
+	token  []byte
+	opts   Options
+	log    *zap.Logger
+	window chan struct{} // one slot per outstanding request
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		cur      *conn
+		closed   bool
+		dialing  chan struct{} // closed when the dial in progress ends
+		lastErr  error         // of the last failed dial
+		lastFail time.Time
+	}
+}
+
+var _ storage.BlockStore = (*Store)(nil)
+
+// Dial connects to the store server at addr ("host:port") and proves to it
+// that this side knows the cluster token, and it to this side. The error
+// says what to check: a refused token wraps storage.ErrUnauthorized.
+func Dial(ctx context.Context, addr string, token []byte, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.RedialBackoff <= 0 {
+		opts.RedialBackoff = DefaultRedialBackoff
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = wire.DefaultMaxPayload
+	}
+	s := &Store{
+		addr:   addr,
+		token:  append([]byte(nil), token...),
+		opts:   opts,
+		log:    opts.Logger.With(zap.String("store", addr)),
+		window: make(chan struct{}, opts.Window),
+	}
+	if _, err := s.conn(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Addr returns the address the store was dialed at.
+func (s *Store) Addr() string { return s.addr }
+
+// conn returns the live connection, dialing a new one if the last failed.
+func (s *Store) conn(ctx context.Context) (*conn, error) {
+	for {
+		s.mu.Lock()
+		if s.mu.closed {
+			s.mu.Unlock()
+			return nil, storage.ErrClosed
+		}
+		if c := s.mu.cur; c != nil && !c.broken() {
+			s.mu.Unlock()
+			return c, nil
+		}
+		if ch := s.mu.dialing; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if s.mu.lastErr != nil && time.Since(s.mu.lastFail) < s.opts.RedialBackoff {
+			err := s.mu.lastErr
+			s.mu.Unlock()
+			return nil, err
+		}
+		ch := make(chan struct{})
+		s.mu.dialing = ch
+		s.mu.Unlock()
+
+		nc, err := s.dial(ctx)
+
+		s.mu.Lock()
+		s.mu.dialing = nil
+		close(ch)
+		var c *conn
+		switch {
+		case err == nil && s.mu.closed:
+			nc.Close()
+			err = storage.ErrClosed
+		case err == nil:
+			c = newConn(nc, s.window, s.opts)
+			s.mu.cur = c
+			s.mu.lastErr = nil
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.read()
+				s.log.Debug("connection ended", zap.Error(c.err))
+			}()
+		case ctx.Err() == nil:
+			s.mu.lastErr = err
+			s.mu.lastFail = time.Now()
+		}
+		s.mu.Unlock()
+		return c, err
+	}
+}
+
+// dial connects and runs the handshake, with errors that say what to check.
+func (s *Store) dial(ctx context.Context) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", s.addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("store %s: connect: %w", s.addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("store %s: cannot connect within %v (is the store daemon running there, "+
+			"the address right and the port open?): %w", s.addr, s.opts.DialTimeout, err)
+	}
+	err = wire.ClientHandshake(dctx, nc, s.token)
+	if err == nil {
+		s.log.Debug("connected", zap.Stringer("local", nc.LocalAddr()))
+		return nc, nil
+	}
+	nc.Close()
+	var se *wire.StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == wire.StatusUnauthorized:
+		return nil, fmt.Errorf("store %s refused the cluster token (wrong CKPT_TOKEN / token file?): %w", s.addr, err)
+	case errors.Is(err, storage.ErrUnauthorized):
+		return nil, fmt.Errorf("store %s: the peer does not know the cluster token (wrong address, or a store "+
+			"of another cluster?): %w", s.addr, err)
+	case errors.Is(err, wire.ErrBusy):
+		return nil, fmt.Errorf("store %s refused the connection: %w", s.addr, err)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("store %s: handshake: %w", s.addr, ctx.Err())
+	}
+	return nil, fmt.Errorf("store %s: handshake failed within %v (is a ckptio store listening there?): %w",
+		s.addr, s.opts.DialTimeout, err)
+}
+
+// roundTrip takes a window slot, then sends one request and waits for its
+// reply on the live connection.
+func (s *Store) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire.Frame, error) {
+	if err := ctx.Err(); err != nil {
+		return wire.Frame{}, err
+	}
+	select {
+	case s.window <- struct{}{}:
+	case <-ctx.Done():
+		return wire.Frame{}, ctx.Err()
+	}
+	c, err := s.conn(ctx)
+	if err != nil {
+		<-s.window
+		return wire.Frame{}, err
+	}
+	return c.roundTrip(ctx, op, parts...)
+}
+
+// blockErr names the store and the block in err, unless err already does.
+func (s *Store) blockErr(op string, h storage.Hash, err error) error {
+	var be *storage.BlockError
+	if errors.As(err, &be) {
+		return err
+	}
+	return &storage.BlockError{Op: op, Store: s.addr, Hash: h, Err: err}
+}
+
+// Put implements storage.BlockStore.
+func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
+	if len(data) > storage.MaxBlockSize {
+		return false, s.blockErr("put", h, fmt.Errorf("%d bytes, limit %d: %w",
+			len(data), storage.MaxBlockSize, storage.ErrTooLarge))
+	}
+	f, err := s.roundTrip(ctx, wire.OpPutBlock, h[:], data)
+	if err != nil {
+		return false, s.blockErr("put", h, err)
+	}
+	created, err := wire.DecodeCreated(f.Payload)
+	if err != nil {
+		return false, s.blockErr("put", h, err)
+	}
+	return created, nil
+}
+
+// Get implements storage.BlockStore. Unless Options.NoVerify is set, bytes
+// that do not hash to h (damaged in transit) fail with ErrHashMismatch.
+func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
+	f, err := s.roundTrip(ctx, wire.OpGetBlock, h[:])
+	if err != nil {
+		return nil, s.blockErr("get", h, err)
+	}
+	if !s.opts.NoVerify && storage.Sum(f.Payload) != h {
+		return nil, s.blockErr("get", h, fmt.Errorf("%d bytes received: %w", len(f.Payload), storage.ErrHashMismatch))
+	}
+	if f.Payload == nil {
+		return []byte{}, nil
+	}
+	return f.Payload, nil
+}
+
+// Has implements storage.BlockStore. Batches above wire.MaxBatch are sent
+// as several requests.
+func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
+	held := make([]bool, 0, len(hs))
+	for start := 0; start < len(hs); start += wire.MaxBatch {
+		batch := hs[start:min(start+wire.MaxBatch, len(hs))]
+		p, err := wire.EncodeHashes(batch)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: has %d blocks: %w", s.addr, len(hs), err)
+		}
+		f, err := s.roundTrip(ctx, wire.OpHas, p)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: has %d blocks: %w", s.addr, len(hs), err)
+		}
+		got, err := wire.DecodeHas(f.Payload, len(batch))
+		if err != nil {
+			return nil, fmt.Errorf("store %s: has %d blocks: %w", s.addr, len(hs), err)
+		}
+		held = append(held, got...)
+	}
+	return held, nil
+}
+
+// Delete implements storage.BlockStore. Batches above wire.MaxBatch are
+// sent as several requests; on an error the blocks of the batches already
+// answered are deleted.
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+	var freed int64
+	for start := 0; start < len(hs); start += wire.MaxBatch {
+		batch := hs[start:min(start+wire.MaxBatch, len(hs))]
+		p, err := wire.EncodeHashes(batch)
+		if err != nil {
+			return freed, fmt.Errorf("store %s: delete %d blocks: %w", s.addr, len(hs), err)
+		}
+		f, err := s.roundTrip(ctx, wire.OpDelete, p)
+		if err != nil {
+			return freed, fmt.Errorf("store %s: delete %d blocks: %w", s.addr, len(hs), err)
+		}
+		n, err := wire.DecodeFreed(f.Payload)
+		if err != nil {
+			return freed, fmt.Errorf("store %s: delete %d blocks: %w", s.addr, len(hs), err)
+		}
+		freed += n
+	}
+	return freed, nil
+}
+
+// Stat implements storage.BlockStore: the server's BlockStore's usage.
+func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
+	f, err := s.roundTrip(ctx, wire.OpStat)
+	if err != nil {
+		return storage.Stat{}, fmt.Errorf("store %s: stat: %w", s.addr, err)
+	}
+	st, err := wire.DecodeStat(f.Payload)
+	if err != nil {
+		return storage.Stat{}, fmt.Errorf("store %s: stat: %w", s.addr, err)
+	}
+	return st, nil
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.roundTrip(ctx, wire.OpPing); err != nil {
+		return fmt.Errorf("store %s: ping: %w", s.addr, err)
+	}
+	return nil
+}
+
+// Close closes the connection; calls outstanding fail with an error
+// wrapping storage.ErrClosed, and so do later ones. Close waits for the
+// connection's reader and is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.mu.closed = true
+	c := s.mu.cur
+	s.mu.cur = nil
+	s.mu.Unlock()
+	if c != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrConnLost, storage.ErrClosed))
+	}
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package store serves a storage.BlockStore over TCP with the storage/wire
+// protocol: the network face of the store daemon a desktop owner runs.
+//
+// A Server authenticates every connection with the cluster token (the wire
+// handshake), then reads requests and runs up to Options.MaxInFlight of them
+// at once per connection, answering each as it completes; when that many are
+// running it stops reading, so a fast client is slowed down by TCP rather
+// than by the server's memory. Options.MaxConns bounds the connections; an
+// extra one is told the store is busy and closed. A malformed or oversized
+// frame ends its own connection only.
+//
+// Shutdown is graceful: Close (or cancelling Serve's context) stops
+// accepting and reading, lets the requests already read finish and their
+// replies go out, sends a "store shutting down" notice and closes the
+// connections. Requests a client had sent but the server had not read yet
+// fail on the client side.
+package store

@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/wire"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxConns     = 256
+	DefaultMaxInFlight  = 64
+	DefaultIdleTimeout  = 10 * time.Minute
+	DefaultWriteTimeout = time.Minute
+)
+
+// ErrClosed is returned by Serve on a server already closed.
+var ErrClosed = errors.New("store: server closed")
+
+// Options tune a Server. The zero value is usable.
+type Options struct {
+	// Logger receives connection and failure events; nil logs nothing.
+	Logger *zap.Logger
+	// MaxConns bounds the connections open at once, handshakes included;
+	// 0 means DefaultMaxConns. A connection beyond it is answered Busy and
+	// closed.
+	MaxConns int
+	// MaxInFlight bounds the requests of one connection handled at once;
+	// 0 means DefaultMaxInFlight. Memory per connection is about
+	// MaxInFlight times the largest frame.
+	MaxInFlight int
+	// IdleTimeout closes a connection that has sent nothing and has no
+	// request running for that long, and one that stalls that long in the
+	// middle of a frame; 0 means DefaultIdleTimeout, < 0 never.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose client does not read a reply
+	// within it; 0 means DefaultWriteTimeout, < 0 never.
+	WriteTimeout time.Duration
+	// MaxPayload is the largest frame payload accepted; 0 means
+	// wire.DefaultMaxPayload.
+	MaxPayload int
+}
+
+// Server serves one BlockStore to many connections. Create it with
+// NewServer; its methods are safe for concurrent use.
+type Server struct {
+	bs    storage.BlockStore
+	token []byte
+	opts  Options
+	log   *zap.Logger
+
+	refused   atomic.Int64  // connections refused for MaxConns
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup // one per connection goroutine
+
+	mu struct {
+		sync.Mutex
+		closed    bool
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+	}
+}
+
+// NewServer returns a server of bs for the clients that know token. The
+// server does not close bs; its owner does, after Close.
+func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = wire.DefaultMaxPayload
+	}
+	s := &Server{
+		bs:    bs,
+		token: append([]byte(nil), token...),
+		opts:  opts,
+		log:   opts.Logger,
+		done:  make(chan struct{}),
+	}
+	s.mu.listeners = make(map[net.Listener]struct{})
+	s.mu.conns = make(map[*conn]struct{})
+	return s
+}
+
+// Serve accepts connections on ln and serves them until ctx is cancelled or
+// Close is called; either shuts the whole server down as Close does, and
+// Serve then returns nil once every connection is done. It returns ErrClosed
+// at once on a closed server, and the listener's error if accepting fails
+// for good (connections already accepted keep being served until Close).
+// Serve closes ln. It may run on several listeners at once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	s.mu.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+
+	s.log.Info("store serving", zap.Stringer("addr", ln.Addr()),
+		zap.Int("max_conns", s.opts.MaxConns), zap.Int("max_in_flight", s.opts.MaxInFlight))
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				s.wg.Wait()
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("store: accept on %s: %w", ln.Addr(), err)
+			}
+			// Out of file descriptors and the like: wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed, retrying", zap.Error(err), zap.Duration("in", backoff))
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+			}
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+// accept starts serving nc, or refuses it when the server is full.
+func (s *Server) accept(nc net.Conn) {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if n := len(s.mu.conns); n >= s.opts.MaxConns {
+		s.mu.Unlock()
+		s.refuse(nc, n)
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.mu.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// refuse tells nc the store is busy and closes it, in the accept loop: a
+// fresh connection's send buffer is empty, and the deadline bounds the rest.
+func (s *Server) refuse(nc net.Conn, open int) {
+	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_ = wire.RefuseBusy(nc, fmt.Sprintf("store busy: %d connections open, the limit; retry later", open))
+	nc.Close()
+	// Log the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log.
+	if n := s.refused.Add(1); n&(n-1) == 0 {
+		s.log.Warn("connection refused: too many connections",
+			zap.Stringer("remote", nc.RemoteAddr()), zap.Int("max_conns", s.opts.MaxConns),
+			zap.Int64("refused_total", n))
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed
+}
+
+// Close stops accepting, lets the requests already read finish and their
+// replies be sent, closes every connection and returns once all are done.
+// It does not close the BlockStore. Close is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.mu.closed = true
+		close(s.done)
+		for ln := range s.mu.listeners {
+			ln.Close()
+		}
+		for c := range s.mu.conns {
+			c.shutdown()
+		}
+		s.mu.Unlock()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// handle runs one request against the store and returns the reply payload.
+func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
+	switch f.Op {
+	case wire.OpPing:
+		return nil, nil
+	case wire.OpPutBlock:
+		h, data, err := wire.DecodePut(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		created, err := s.bs.Put(ctx, h, data)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{wire.EncodeCreated(created)}, nil
+	case wire.OpGetBlock:
+		h, err := wire.DecodeHash(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		data, err := s.bs.Get(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{data}, nil
+	case wire.OpHas:
+		hs, err := wire.DecodeHashes(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		held, err := s.bs.Has(ctx, hs)
+		if err != nil {
+			return nil, err
+		}
+		if len(held) != len(hs) {
+			return nil, fmt.Errorf("store: has answered %d of %d hashes", len(held), len(hs))
+		}
+		return [][]byte{wire.EncodeHas(held)}, nil
+	case wire.OpDelete:
+		hs, err := wire.DecodeHashes(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		freed, err := s.bs.Delete(ctx, hs)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{wire.EncodeFreed(freed)}, nil
+	case wire.OpStat:
+		st, err := s.bs.Stat(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p, err := wire.EncodeStat(st)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{p}, nil
+	case wire.OpHello:
+		return nil, fmt.Errorf("store: hello after the handshake: %w", storage.ErrBadRequest)
+	}
+	return nil, fmt.Errorf("%w 0x%02x: this store speaks wire protocol version %d",
+		wire.ErrUnknownOp, uint8(f.Op), wire.Version)
+}

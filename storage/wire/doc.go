@@ -1,0 +1,122 @@
+// Package wire is the binary protocol between a ckptio client and a store
+// daemon: length-prefixed frames on one TCP connection, many requests in
+// flight at once, replies matched to requests by id, after a mutual
+// challenge-response handshake on the cluster token.
+//
+// This comment is the specification. A peer written from it alone must
+// interoperate with storage/store and storage/remote.
+//
+// # Frames
+//
+// Every message, handshake included, is a frame: a 16-byte header followed
+// by Length bytes of payload. Integers are big-endian.
+//
+//	offset  size  field
+//	0       1     magic, always 0xCB
+//	1       1     protocol version, currently 1
+//	2       4     Length: payload bytes that follow the header (u32)
+//	6       8     request id (u64)
+//	14      1     op
+//	15      1     status
+//
+// A reader checks the magic and the version before anything else and drops
+// the connection when either is wrong (ErrBadMagic, ErrBadVersion). It then
+// checks Length against its limit (DefaultMaxPayload unless configured)
+// before allocating anything: a longer frame is refused with
+// ErrFrameTooLarge. A connection that ends inside a header or a payload is
+// reported as io.ErrUnexpectedEOF.
+//
+// # Requests and replies
+//
+// The client picks a request id for each request, unique among its requests
+// outstanding on the connection; id 0 is reserved for the handshake and for
+// connection-level notices. Requests carry status 0 (OK), which the server
+// ignores. The server answers every request it reads with exactly one reply
+// frame carrying the same id and op; replies may come in any order, so a
+// client can keep many requests in flight. A reply with status OK carries
+// the op's reply payload; any other status carries a UTF-8 message for
+// humans (at most MaxMessage bytes) instead.
+//
+// # Ops
+//
+//	op    name      request payload              OK reply payload
+//	0x00  Hello     handshake only, see below    handshake only
+//	0x01  Ping      empty                        empty
+//	0x02  PutBlock  hash (32) | block bytes      created flag (1 byte: 1 new, 0 already held)
+//	0x03  GetBlock  hash (32)                    block bytes
+//	0x04  Has       n hashes (n*32)              n bytes, 1 if held else 0, in request order
+//	0x05  Delete    n hashes (n*32)              bytes freed (u64)
+//	0x06  Stat      empty                        JSON object of storage.Stat
+//
+// A hash is the 32-byte BLAKE3-256 content address of the block
+// (storage.Hash). A PutBlock's block may be empty and is at most
+// storage.MaxBlockSize bytes. Has and Delete carry at most MaxBatch hashes
+// and their payload length must be a multiple of 32 (0 hashes is valid). A
+// request whose payload breaks these rules is answered BadRequest and the
+// connection stays usable, as it does for an op the server does not know
+// (answered UnknownOp).
+//
+// A frame longer than the server's limit is answered TooLarge with the
+// frame's id, then the server closes the connection: skipping the payload
+// would mean reading it.
+//
+// # Statuses
+//
+//	code  name           meaning; sentinel on the client side (errors.Is)
+//	0     OK             success
+//	1     NotFound       block not held; storage.ErrNotFound
+//	2     QuotaExceeded  put beyond the donated quota; storage.ErrQuotaExceeded
+//	3     DiskFull       store's disk full; storage.ErrDiskFull
+//	4     HashMismatch   bytes do not hash to the name; storage.ErrHashMismatch
+//	5     TooLarge       block or frame above the limit; storage.ErrTooLarge
+//	6     BadRequest     malformed payload; storage.ErrBadRequest
+//	7     UnknownOp      op not known to the server; ErrUnknownOp
+//	8     Unauthorized   wrong cluster token; storage.ErrUnauthorized
+//	9     Internal       any other failure of the store; ErrInternal
+//	10    Closed         store shutting down or closed; storage.ErrClosed
+//	11    Busy           store refuses more connections; ErrBusy
+//
+// ErrorFor turns a non-OK status and its message into an error whose text is
+// the peer's message and which matches the sentinel with errors.Is;
+// StatusFor does the reverse on the server.
+//
+// # Connection-level notices
+//
+// A frame with id 0 and op Hello outside the handshake is a notice about the
+// whole connection, sent just before the server closes it: status Closed
+// when the store shuts down (after the replies of the requests it had read),
+// status TooLarge, BadRequest when the stream cannot be followed any more.
+// Requests still outstanding on the client then fail.
+//
+// # Handshake
+//
+// Before any request both sides prove they know the cluster token, a secret
+// shared by every member of the cluster; the token itself never crosses the
+// wire. MAC is HMAC-SHA256 keyed with the token, | is concatenation, and
+// every handshake frame has id 0 and op Hello.
+//
+//  1. server -> client: status OK, payload = server nonce (32 random bytes).
+//     A server that takes no more connections sends status Busy with a
+//     message instead, then closes.
+//  2. client -> server: status OK, payload = client nonce (32 random bytes) |
+//     MAC("ckptio-client" | server nonce | client nonce).
+//  3. server -> client, when the client's MAC is right (compared in constant
+//     time): status OK, payload = MAC("ckptio-server" | client nonce |
+//     server nonce). The client checks it the same way and drops the
+//     connection when it is wrong: a server that does not know the token
+//     learns nothing it could replay. When the client's MAC is wrong the
+//     server sends status Unauthorized with the message "wrong cluster
+//     token" and closes.
+//
+// Handshake frames are at most MaxHandshakePayload bytes. Each side gives
+// the whole handshake HandshakeTimeout, so a silent peer cannot hold a
+// connection open.
+//
+// # Limits
+//
+//	DefaultMaxPayload    storage.MaxBlockSize + 4096 bytes per frame
+//	MaxBatch             65536 hashes per Has or Delete
+//	MaxMessage           4096 bytes of error message
+//	MaxHandshakePayload  1024 bytes per handshake frame
+//	HandshakeTimeout     5 s
+package wire

@@ -1,0 +1,74 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"testing"
+)
+
+func FuzzReadFrame(f *testing.F) {
+	h := hashOf("x")
+	seeds := [][]byte{
+		nil,
+		encode(f, 1, OpPing, StatusOK),
+		encode(f, 2, OpPutBlock, StatusOK, h[:], []byte("x")),
+		encode(f, 3, OpGetBlock, StatusOK, h[:]),
+		encode(f, 4, OpHas, StatusOK, h[:], h[:]),
+		encode(f, 5, OpDelete, StatusOK, h[:]),
+		encode(f, 6, OpStat, StatusOK, []byte(`{"id":"a","used":1}`)),
+		encode(f, 7, OpGetBlock, StatusNotFound, []byte("not found")),
+		{0xCB, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0},
+		{0xCB, 1, 0x01, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 1, 2, 3},
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fr, err := ReadFrame(bytes.NewReader(in), 0)
+		if err != nil {
+			return
+		}
+		if len(fr.Payload) != int(fr.Length) || HeaderSize+len(fr.Payload) > len(in) {
+			t.Fatalf("payload %d bytes, header says %d, input %d", len(fr.Payload), fr.Length, len(in))
+		}
+		if got := encode(t, fr.ID, fr.Op, fr.Status, fr.Payload); !bytes.Equal(got, in[:len(got)]) {
+			t.Fatal("re-encoding differs from the input")
+		}
+		// Every decoder must survive any payload.
+		_, _, _ = DecodePut(fr.Payload)
+		_, _ = DecodeCreated(fr.Payload)
+		_, _ = DecodeHash(fr.Payload)
+		if hs, err := DecodeHashes(fr.Payload); err == nil {
+			if p, err := EncodeHashes(hs); err != nil || !bytes.Equal(p, fr.Payload) {
+				t.Fatal("hash list does not round trip")
+			}
+		}
+		_, _ = DecodeHas(fr.Payload, len(fr.Payload))
+		_, _ = DecodeFreed(fr.Payload)
+		_, _ = DecodeStat(fr.Payload)
+		if err := ErrorFor(fr.Status, fr.Payload); err != nil {
+			_ = err.Error()
+		}
+	})
+}
+
+func FuzzHandshake(f *testing.F) {
+	f.Add([]byte(nil))
+	f.Add(encode(f, 0, OpHello, StatusOK, make([]byte, NonceSize)))
+	f.Add(append(encode(f, 0, OpHello, StatusOK, make([]byte, NonceSize)),
+		encode(f, 0, OpHello, StatusOK, make([]byte, MACSize))...))
+	f.Add(encode(f, 0, OpHello, StatusOK, make([]byte, NonceSize+MACSize)))
+	f.Add(encode(f, 0, OpHello, StatusUnauthorized, []byte(WrongTokenMessage)))
+	f.Add(encode(f, 0, OpHello, StatusBusy, []byte("busy")))
+	token := []byte("fuzz-token")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ctx := context.Background()
+		// Random bytes cannot carry a valid proof of the token.
+		if err := ServerHandshake(ctx, rwFrom(in), token); err == nil {
+			t.Fatal("server accepted a client from random bytes")
+		}
+		if err := ClientHandshake(ctx, rwFrom(in), token); err == nil {
+			t.Fatal("client accepted a server from random bytes")
+		}
+	})
+}
