@@ -1,0 +1,155 @@
+// Command ckpt-store is the daemon a desktop owner runs to donate disk space
+// to a ckptio cluster. It keeps checkpoint blocks by content hash in --dir,
+// never beyond --quota, serves them over the ckptio wire protocol, and
+// heartbeats its free space to the manager.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/cmd/internal/cli"
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/disk"
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/store"
+	"github.com/ckptio/ckptio/storage/token"
+)
+
+const usage = `usage: ckpt-store --manager HOST:PORT --dir DIR --quota SIZE [flags]
+
+Donates up to SIZE bytes of DIR to a ckptio cluster. Prints
+"listening on HOST:PORT" once it serves (--listen port 0 picks a free port)
+and stops cleanly on SIGTERM or SIGINT.
+
+The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
+
+flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("ckpt-store", flag.ExitOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
+	advertise := fs.String("advertise", "", "address clients should dial (default: the listen address)")
+	mgr := fs.String("manager", os.Getenv("CKPT_MANAGER"), "manager address HOST:PORT (default $CKPT_MANAGER)")
+	dir := fs.String("dir", "", "directory to keep blocks in (created if missing)")
+	quota := fs.String("quota", "", "space donated, like 10GiB or 500MiB")
+	tokenFile := fs.String("token-file", "", "file holding the cluster token")
+	beat := fs.Duration("heartbeat", 2*time.Second, "interval between heartbeats to the manager")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		cli.Exit("ckpt-store", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
+	}
+	cli.Exit("ckpt-store", run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level))
+}
+
+func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string) error {
+	switch {
+	case mgr == "":
+		return errors.New("--manager is required (or set CKPT_MANAGER)")
+	case dir == "":
+		return errors.New("--dir is required: the directory whose space this store donates")
+	case quotaStr == "":
+		return errors.New("--quota is required, like --quota 10GiB")
+	}
+	quota, err := storage.ParseSize(quotaStr)
+	if err != nil {
+		return fmt.Errorf("--quota: %w", err)
+	}
+	tok, err := token.Resolve(tokenFile)
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	ctx, stop := cli.SignalContext()
+	defer stop()
+
+	bs, err := disk.Open(dir, disk.Options{Quota: quota, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer bs.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	addr := ln.Addr().String()
+	if advertise != "" {
+		addr = advertise
+	} else if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		host, herr := os.Hostname()
+		if herr != nil {
+			return fmt.Errorf("listening on all interfaces needs --advertise HOST:PORT (hostname: %v)", herr)
+		}
+		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	}
+	srv := store.NewServer(bs, tok, store.Options{Logger: log})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ctx, ln) }()
+
+	st, _ := bs.Stat(ctx)
+	log.Info("store ready", zap.String("id", st.ID), zap.String("addr", addr), zap.String("dir", dir),
+		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)))
+	fmt.Printf("listening on %s\n", addr)
+
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		heartbeat(ctx, log, manager.NewClient(mgr, tok, manager.ClientOptions{}), bs, addr, beat)
+	}()
+
+	err = <-serveErr
+	stop()
+	<-hbDone
+	log.Info("store stopped", zap.String("addr", addr))
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// heartbeat tells the manager this store's address and space until ctx ends.
+// It logs when the manager becomes unreachable and when it is back, not on
+// every failed beat.
+func heartbeat(ctx context.Context, log *zap.Logger, mc *manager.Client, bs storage.BlockStore, addr string, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		st, err := bs.Stat(ctx)
+		if err == nil {
+			hctx, cancel := context.WithTimeout(ctx, every+3*time.Second)
+			err = mc.Heartbeat(hctx, manager.Heartbeat{ID: st.ID, Addr: addr, Used: st.Used,
+				Quota: st.Quota, Blocks: st.Blocks, DiskFree: st.DiskFree})
+			cancel()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			log.Warn("heartbeat failed; retrying", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			log.Info("heartbeat reaches the manager again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

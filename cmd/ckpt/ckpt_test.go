@@ -1,0 +1,185 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckptio/ckptio/storage/cluster/clustertest"
+)
+
+func writeRandom(t *testing.T, path string, n int, seed int64) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPutGetAgainstRealDaemons is the storage layer end to end: a manager
+// and 4 stores started as processes with a token file; ckpt put of a large
+// random file and two small ones; ckpt get returns identical bytes; the
+// blocks are spread over the stores; a wrong token is refused.
+func TestPutGetAgainstRealDaemons(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{})
+	work := t.TempDir()
+	size := 48 << 20
+	if testing.Short() {
+		size = 8 << 20
+	}
+	big := writeRandom(t, filepath.Join(work, "big.bin"), size, 1)
+	small := writeRandom(t, filepath.Join(work, "sub", "small.txt"), 100, 2)
+	empty := writeRandom(t, filepath.Join(work, "empty"), 0, 3)
+
+	out, errOut, code := c.Run(t, work, nil, "ckpt", "put", "job1", "big.bin", "sub/small.txt", "empty")
+	if code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("put: code %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	to := filepath.Join(t.TempDir(), "restored")
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "get", "job1", "--to", to); code != 0 {
+		t.Fatalf("get: %s", errOut)
+	}
+	for name, want := range map[string][]byte{"big.bin": big, "sub/small.txt": small, "empty": empty} {
+		got, err := os.ReadFile(filepath.Join(to, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s differs after get (err %v)", name, err)
+		}
+	}
+
+	// The blocks are spread: every store reports blocks once it heartbeats.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stores, err := c.Client().Stores(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		holding := 0
+		for _, s := range stores {
+			if s.Blocks > 0 {
+				holding++
+			}
+		}
+		if holding >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blocks on only %d stores: %+v", holding, stores)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// versions --json reports the figures.
+	out, _, code = c.Run(t, work, nil, "ckpt", "versions", "job1", "--json")
+	var vs []struct {
+		Version      int64 `json:"version"`
+		Objects      int   `json:"objects"`
+		LogicalBytes int64 `json:"logical_bytes"`
+		NewBytes     int64 `json:"new_bytes"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &vs) != nil || len(vs) != 1 {
+		t.Fatalf("versions --json: %q", out)
+	}
+	if vs[0].Objects != 3 || vs[0].LogicalBytes != int64(size+100) || vs[0].NewBytes != int64(size+100) {
+		t.Fatalf("versions --json = %+v", vs[0])
+	}
+
+	// A wrong token is refused, saying so.
+	bad := filepath.Join(t.TempDir(), "bad-token")
+	os.WriteFile(bad, []byte("this-is-not-the-cluster-token-at-all"), 0o600)
+	_, errOut, code = c.Run(t, work, []string{"CKPT_TOKEN_FILE=" + bad}, "ckpt", "versions", "job1")
+	if code == 0 || !strings.Contains(errOut, "refused the cluster token") {
+		t.Fatalf("wrong token: code %d, stderr %q", code, errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(errOut), "\n"); n != 0 {
+		t.Fatalf("error is not one line: %q", errOut)
+	}
+}
+
+func TestBadInputGetsOneLineErrors(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 2})
+	work := t.TempDir()
+	writeRandom(t, filepath.Join(work, "a"), 1000, 1)
+	outside := filepath.Join(t.TempDir(), "outside")
+	writeRandom(t, outside, 10, 1)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"escaping name", nil, []string{"put", "j", "../outside"}, "not a relative path"},
+		{"absolute name", nil, []string{"put", "j", outside}, "not a relative path"},
+		{"missing file", nil, []string{"put", "j", "nope"}, "no such file"},
+		{"bad job name", nil, []string{"put", "bad/job", "a"}, "job name"},
+		{"unknown job", nil, []string{"get", "nojob", "--to", t.TempDir()}, "nojob"},
+		{"get without --to", nil, []string{"get", "j"}, "--to"},
+		{"manager down", []string{"CKPT_MANAGER=127.0.0.1:1"}, []string{"versions", "j"}, "127.0.0.1:1 is unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, errOut, code := c.Run(t, work, tc.env, "ckpt", tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("code %d, stderr %q, want it to mention %q", code, errOut, tc.want)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Fatalf("error is not one line: %q", errOut)
+			}
+			if time.Since(start) > 8*time.Second {
+				t.Fatalf("took %s to fail", time.Since(start))
+			}
+		})
+	}
+	// After a version exists, an unknown version names the latest.
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "j", "a"); code != 0 {
+		t.Fatal(errOut)
+	}
+	_, errOut, code := c.Run(t, work, nil, "ckpt", "get", "j", "--version", "7", "--to", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "no version 7 (latest is 1)") {
+		t.Fatalf("unknown version: %q", errOut)
+	}
+}
+
+// TestFullStoreMovesBlocks: a store whose quota is full refuses blocks and
+// the put still succeeds on the others.
+func TestFullStoreMovesBlocks(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 2, Quota: "1GiB"})
+	tiny := c.AddStore(t, "tiny", "2MiB")
+	c.WaitAlive(t, 3)
+	work := t.TempDir()
+	data := writeRandom(t, filepath.Join(work, "f"), 24<<20, 5)
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "j", "f"); code != 0 {
+		t.Fatalf("put with one store over quota: %s", errOut)
+	}
+	to := t.TempDir()
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "get", "j", "--to", to); code != 0 {
+		t.Fatal(errOut)
+	}
+	got, _ := os.ReadFile(filepath.Join(to, "f"))
+	if !bytes.Equal(got, data) {
+		t.Fatal("content differs")
+	}
+	_ = tiny
+}
+
+func TestStoreStopsCleanlyOnSIGTERM(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 1})
+	c.Stores[0].Stop(t)
+	if code := c.Stores[0].Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("store exit code %d after SIGTERM:\n%s", code, c.Stores[0].Output())
+	}
+	c.Manager.Stop(t)
+	if code := c.Manager.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("manager exit code %d after SIGTERM", code)
+	}
+}

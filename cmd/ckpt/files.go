@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+func putCmd(g *globals) *cobra.Command {
+	var blockSize string
+	c := &cobra.Command{
+		Use:   "put JOB FILE...",
+		Short: "Store files as a new version of JOB and print its version number",
+		Long: `Stores the files as one new version of JOB, striped over the live stores.
+Names are kept as given and must be relative paths inside the current
+directory (they are where 'ckpt get' writes them back). The version is
+committed atomically: if anything fails, no version is created.
+Prints the version number on stdout.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bs, err := storage.ParseSize(blockSize)
+			if err != nil {
+				return fmt.Errorf("--block-size: %w", err)
+			}
+			return put(cmd.Context(), g, args[0], args[1:], int(bs))
+		},
+	}
+	c.Flags().StringVar(&blockSize, "block-size", "1MiB", "size of the blocks files are cut into")
+	return c
+}
+
+// objectName checks a FILE argument and returns the name it is stored under.
+func objectName(arg string) (string, error) {
+	clean := filepath.Clean(arg)
+	if !filepath.IsLocal(clean) {
+		return "", fmt.Errorf("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
+	}
+	return filepath.ToSlash(clean), nil
+}
+
+func put(ctx context.Context, g *globals, job string, files []string, blockSize int) error {
+	names := make([]string, len(files))
+	seen := map[string]bool{}
+	for i, f := range files {
+		n, err := objectName(f)
+		if err != nil {
+			return err
+		}
+		if seen[n] {
+			return fmt.Errorf("%q is given twice", f)
+		}
+		seen[n] = true
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%q is not a regular file", f)
+		}
+		names[i] = n
+	}
+	s, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	v, err := client.Begin(ctx, s.mc, s.pool, job, "files", client.WriterOptions{BlockSize: blockSize, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	for i, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			v.Abort(context.WithoutCancel(ctx))
+			return err
+		}
+		_, err = v.Writer().WriteObject(ctx, names[i], -1, fh)
+		fh.Close()
+		if err != nil {
+			v.Abort(context.WithoutCancel(ctx))
+			return err
+		}
+	}
+	n, m, err := v.Commit(ctx, nil)
+	if err != nil {
+		return err
+	}
+	stores := map[string]bool{}
+	for _, b := range m.Blocks {
+		for _, id := range b.Stores {
+			stores[id] = true
+		}
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s new, on %d stores\n", job, n, len(files),
+		storage.FormatSize(m.LogicalBytes), storage.FormatSize(m.NewBytes), len(stores))
+	fmt.Println(n)
+	return nil
+}
+
+func getCmd(g *globals) *cobra.Command {
+	var version int64
+	var to string
+	c := &cobra.Command{
+		Use:   "get JOB --to DIR [--version N]",
+		Short: "Write the files of a version of JOB into DIR",
+		Long: `Writes back the files of one version of JOB (default: the latest) under
+DIR, with the names they were put with. Every block is verified against its
+hash. Each file is written to a temporary name and renamed when complete, so
+a failed get leaves no partial file under its real name.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("--to DIR is required")
+			}
+			return get(cmd.Context(), g, args[0], version, to)
+		},
+	}
+	c.Flags().Int64Var(&version, "version", 0, "version to get (default: latest)")
+	c.Flags().StringVar(&to, "to", "", "directory to write the files into (created if missing)")
+	return c
+}
+
+func get(ctx context.Context, g *globals, job string, version int64, to string) error {
+	s, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	m, err := s.mc.Manifest(ctx, job, version)
+	if err != nil {
+		return err
+	}
+	if m.Kind != "files" {
+		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
+	}
+	objs := map[string][]manifest.Block{}
+	var order []string
+	for _, b := range m.Blocks {
+		if !filepath.IsLocal(filepath.FromSlash(b.Object)) || strings.Contains(b.Object, "\\") {
+			return fmt.Errorf("%s version %d names a file %q outside the target directory; refusing to write it", job, m.Version, b.Object)
+		}
+		if _, ok := objs[b.Object]; !ok {
+			order = append(order, b.Object)
+		}
+		objs[b.Object] = append(objs[b.Object], b)
+	}
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log})
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.SetLimit(4)
+	for _, name := range order {
+		grp.Go(func() error { return writeFile(gctx, r, filepath.Join(to, filepath.FromSlash(name)), objs[name]) })
+	}
+	if err := grp.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s written under %s\n", job, m.Version, len(order), storage.FormatSize(m.LogicalBytes), to)
+	return nil
+}
+
+// writeFile restores one object to path through a temporary file, fsynced
+// and renamed into place.
+func writeFile(ctx context.Context, r *client.Reader, path string, blocks []manifest.Block) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".ckpt-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	var size int64
+	for _, b := range blocks {
+		if end := b.Offset + b.Length; end > size {
+			size = end
+		}
+	}
+	if err := tmp.Truncate(size); err != nil {
+		return err
+	}
+	if err := r.ReadObject(ctx, blocks, tmp); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}

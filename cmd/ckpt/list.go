@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/cluster"
+)
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func versionsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "versions JOB",
+		Short: "List the committed versions of JOB",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			vs, err := s.mc.Versions(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(vs)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tNEW\tSTATUS\tREGIONS")
+			for _, v := range vs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
+					orDash(v.Meta["step"]), orDash(v.Meta["ranks"]), v.Objects,
+					storage.FormatSize(v.LogicalBytes), storage.FormatSize(v.NewBytes), v.Status, orDash(v.Meta["regions"]))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func storesCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "stores",
+		Short: "List the stores the manager knows, alive or dead",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			list, err := s.mc.Stores(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(list)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tID\tALIVE\tUSED\tQUOTA\tBLOCKS\tLAST SEEN")
+			for _, st := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%s\n", st.Addr, st.ID, st.Alive,
+					storage.FormatSize(st.Used), storage.FormatSize(st.Quota), st.Blocks, ago(st.LastSeen))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func clusterCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cluster up|down|status",
+		Short: "Control the embedded local cluster under CKPT_HOME",
+		Long: `The embedded local cluster is a ckpt-manager and N ckpt-store daemons on
+127.0.0.1 whose data lives under CKPT_HOME (default ./.ckpt). ckpt and
+ckptrun start it on demand when CKPT_MANAGER is unset; it keeps running,
+in the background, until 'ckpt cluster down'. Data is kept across down/up.`,
+	}
+	var stores int
+	var quota string
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start the local cluster (or check that it runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := cluster.Up(cmd.Context(), cluster.Options{Home: g.home, Stores: stores, Quota: quota,
+				Progress: func(m string) { fmt.Fprintln(os.Stderr, "ckpt:", m) }})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("manager %s\ntoken file %s\nstores %d\n", info.Manager, info.TokenFile, len(info.Stores))
+			fmt.Printf("to use it from elsewhere: export CKPT_MANAGER=%s CKPT_TOKEN_FILE=%s\n", info.Manager, info.TokenFile)
+			return nil
+		},
+	}
+	up.Flags().IntVar(&stores, "stores", 4, "number of stores")
+	up.Flags().StringVar(&quota, "quota", "8GiB", "space each store donates")
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the local cluster, keeping its data",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cluster.Down(g.home); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "ckpt: local cluster under", cluster.HomeDir(g.home), "is down")
+			return nil
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Say whether the local cluster runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, ok, err := cluster.Status(cmd.Context(), g.home)
+			if err != nil && !ok {
+				fmt.Printf("local cluster under %s: not running\n", cluster.HomeDir(g.home))
+				return nil
+			}
+			state := "running"
+			if !ok {
+				state = "not healthy (run 'ckpt cluster up' to restart it)"
+			}
+			fmt.Printf("local cluster under %s: %s\nmanager %s, %d stores\n", info.Home, state, info.Manager, len(info.Stores))
+			return nil
+		},
+	}
+	c.AddCommand(up, down, status)
+	return c
+}

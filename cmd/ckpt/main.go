@@ -1,0 +1,107 @@
+// Command ckpt manages ckptio checkpoints: it puts files into a new version
+// and gets them back, lists versions and stores, and controls the embedded
+// local cluster. Run 'ckpt --help' for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/cmd/internal/cli"
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/token"
+)
+
+// globals are the flags every subcommand takes.
+type globals struct {
+	manager   string
+	tokenFile string
+	home      string
+	logLevel  string
+}
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "ckpt",
+		Short: "Versioned checkpoints on scavenged desktop storage",
+		Long: `ckpt talks to a ckptio cluster: a manager (catalog of jobs, versions and
+stores) and ckpt-store daemons that donate disk space.
+
+With --manager or CKPT_MANAGER it uses that cluster; the token comes from
+--token-file, CKPT_TOKEN or CKPT_TOKEN_FILE. Without either, it uses the
+embedded local cluster under CKPT_HOME (default ./.ckpt): a manager and 4
+stores on 127.0.0.1, started on demand and kept running until
+'ckpt cluster down'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.manager, "manager", os.Getenv("CKPT_MANAGER"), "manager address HOST:PORT (default $CKPT_MANAGER; empty = local cluster)")
+	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the cluster token (default $CKPT_TOKEN, $CKPT_TOKEN_FILE)")
+	pf.StringVar(&g.home, "home", "", "local cluster directory (default $CKPT_HOME or ./.ckpt)")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+
+	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	cli.Exit("ckpt", root.ExecuteContext(ctx))
+}
+
+// session is a connection to a cluster for one command.
+type session struct {
+	addr string
+	tok  []byte
+	mc   *manager.Client
+	pool *client.Pool
+	log  *zap.Logger
+}
+
+func (g *globals) connect(ctx context.Context) (*session, error) {
+	log, err := cli.Logger(g.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{addr: g.manager, log: log}
+	if s.addr == "" {
+		info, err := cluster.Up(ctx, cluster.Options{Home: g.home, Progress: func(msg string) {
+			fmt.Fprintln(os.Stderr, "ckpt:", msg)
+		}})
+		if err != nil {
+			return nil, err
+		}
+		s.addr = info.Manager
+		if s.tok, err = token.ReadFile(info.TokenFile); err != nil {
+			return nil, err
+		}
+	} else if s.tok, err = token.Resolve(g.tokenFile); err != nil {
+		return nil, err
+	}
+	s.mc = manager.NewClient(s.addr, s.tok, manager.ClientOptions{})
+	tok := s.tok
+	s.pool = client.NewPool(s.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
+		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true})
+	}, log)
+	return s, nil
+}
+
+func (s *session) Close() {
+	s.pool.Close()
+	s.log.Sync()
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}

@@ -1,0 +1,270 @@
+// Package clustertest starts the real ckptio daemons as separate processes
+// for integration tests: it builds the commands once per test binary, starts
+// ckpt-manager and ckpt-store on port 0, reads their "listening on" line,
+// and stops them when the test ends.
+package clustertest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/token"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// moduleRoot finds the directory holding go.mod above this file.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for dir != "/" {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	return ""
+}
+
+// Build compiles ckpt-store, ckpt-manager, ckpt and ckptrun (CGO_ENABLED=0)
+// into a directory shared by the test binary's tests, and returns it. Extra
+// main packages (paths relative to the module root) are built too, with
+// cgo, on the first call only.
+func Build(t testing.TB, extra ...string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "ckptio-bin-")
+		if buildErr != nil {
+			return
+		}
+		root := moduleRoot()
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/ckpt-store", "./cmd/ckpt-manager", "./cmd/ckpt", "./cmd/ckptrun")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building the commands: %v\n%s", err, out)
+			return
+		}
+		for _, p := range extra {
+			cmd := exec.Command("go", "build", "-o", buildDir+"/", "./"+p)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("building %s: %v\n%s", p, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// Proc is a running daemon.
+type Proc struct {
+	Addr string
+	Cmd  *exec.Cmd
+	Log  *strings.Builder
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+// Output returns what the daemon printed so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Log.String()
+}
+
+// Kill stops the daemon with SIGKILL and waits for it.
+func (p *Proc) Kill() {
+	p.Cmd.Process.Kill()
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits for a clean exit, failing the test if it
+// does not come within 10 s.
+func (p *Proc) Stop(t testing.TB) {
+	t.Helper()
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.Cmd.Process.Kill()
+		t.Fatalf("%s did not stop within 10s of SIGTERM", p.Cmd.Path)
+	}
+}
+
+var listening = regexp.MustCompile(`listening on (\S+)`)
+
+// Start runs bin with args and waits for its "listening on" line. The
+// process is killed when the test ends.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, Log: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.Log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case p.Addr = <-addr:
+		return p
+	case <-p.done:
+		t.Fatalf("%s exited before listening:\n%s", filepath.Base(bin), p.Output())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not print its address within 20s:\n%s", filepath.Base(bin), p.Output())
+	}
+	return nil
+}
+
+// Cluster is a manager and stores started by hand with a token file.
+type Cluster struct {
+	Bin       string
+	Dir       string
+	TokenFile string
+	Token     []byte
+	Manager   *Proc
+	Stores    []*Proc
+}
+
+// Options for NewCluster.
+type Options struct {
+	Stores int    // default 4
+	Quota  string // default 1GiB
+	Extra  []string
+}
+
+// NewCluster builds the commands and starts a manager and the stores, and
+// waits until the manager sees every store alive.
+func NewCluster(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Stores == 0 {
+		o.Stores = 4
+	}
+	if o.Quota == "" {
+		o.Quota = "1GiB"
+	}
+	c := &Cluster{Bin: Build(t, o.Extra...), Dir: t.TempDir()}
+	c.TokenFile = filepath.Join(c.Dir, "token")
+	var err error
+	if c.Token, err = token.Ensure(c.TokenFile); err != nil {
+		t.Fatal(err)
+	}
+	c.Manager = Start(t, filepath.Join(c.Bin, "ckpt-manager"), "--listen", "127.0.0.1:0",
+		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "3s")
+	for i := 0; i < o.Stores; i++ {
+		c.AddStore(t, fmt.Sprintf("store-%d", i), o.Quota)
+	}
+	c.WaitAlive(t, o.Stores)
+	return c
+}
+
+// AddStore starts one more store keeping its blocks in Dir/name.
+func (c *Cluster) AddStore(t testing.TB, name, quota string) *Proc {
+	t.Helper()
+	p := Start(t, filepath.Join(c.Bin, "ckpt-store"), "--listen", "127.0.0.1:0", "--manager", c.Manager.Addr,
+		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms")
+	c.Stores = append(c.Stores, p)
+	return p
+}
+
+// Client returns a manager client for the cluster.
+func (c *Cluster) Client() *manager.Client {
+	return manager.NewClient(c.Manager.Addr, c.Token, manager.ClientOptions{})
+}
+
+// WaitAlive waits until the manager sees at least n stores alive.
+func (c *Cluster) WaitAlive(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		list, err := c.Client().Stores(context.Background())
+		alive := 0
+		for _, s := range list {
+			if s.Alive {
+				alive++
+			}
+		}
+		if err == nil && alive >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d stores alive after 20s (err %v)", alive, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Env returns the environment a client command needs to use the cluster.
+func (c *Cluster) Env() []string {
+	env := []string{"CKPT_MANAGER=" + c.Manager.Addr, "CKPT_TOKEN_FILE=" + c.TokenFile}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CKPT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Run runs one of the built commands with the cluster's environment plus
+// env, in dir, and returns its stdout, stderr and exit code.
+func (c *Cluster) Run(t testing.TB, dir string, env []string, name string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(c.Bin, name), args...)
+	cmd.Dir = dir
+	cmd.Env = append(c.Env(), env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
