@@ -1,0 +1,223 @@
+// Command ckptrun launches an MPI program under mpirun with what ckptio
+// needs in every rank's environment, and relaunches it when it fails, so
+// that the program restores its latest committed checkpoint and carries
+// on. See docs/ckptrun.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/token"
+)
+
+const usage = `usage: ckptrun [-np N] [--job NAME] [--max-restarts K] [--restart-version V]
+               [MPIRUN-OPTIONS...] [--] PROGRAM [ARGS...]
+
+Runs PROGRAM under mpirun with the ckptio environment exported to every
+rank, and relaunches it when it fails: each relaunch restores the latest
+committed checkpoint of the job.
+
+ckptrun options (one or two dashes; --name=value works too):
+  -np N, -n N, -c N       number of ranks (passed to mpirun as -np N)
+  --job NAME              job name the checkpoints are kept under
+                          (default: $CKPT_JOB, else the base name of PROGRAM)
+  --max-restarts K        relaunch a failed job at most K times (default 3;
+                          0 = never)
+  --restart-version V     the first launch restores version V instead of the
+                          latest (sets CKPT_RESTART_VERSION on attempt 0 only)
+  -h, --help              this help
+
+Every other option before PROGRAM goes to mpirun unchanged, with its values
+(--host a,b  -H a,b  -x VAR  --mca KEY VALUE  --bind-to none  --map-by ...).
+"--" or the first word that is not an option starts PROGRAM ARGS; from
+there on nothing is read by ckptrun, so PROGRAM's own flags are safe
+(ckptrun -np 4 bin/heat --n 1024). An mpirun option ckptrun does not know is
+passed as a switch: if it takes a value, write it as --option=value.
+
+Cluster:
+  With CKPT_MANAGER unset, ckptrun starts (or reuses) the embedded local
+  cluster under CKPT_HOME (default ./.ckpt) and gives the job its address
+  and token file. It listens on 127.0.0.1, so it serves ranks on this host
+  only; for several hosts run ckpt-manager and ckpt-store yourself and set
+  CKPT_MANAGER and CKPT_TOKEN or CKPT_TOKEN_FILE.
+
+Environment of the job (each exported with mpirun -x):
+  CKPT_MANAGER            the manager's host:port
+  CKPT_TOKEN_FILE         the token file (local cluster, or as inherited)
+  CKPT_TOKEN              the token itself, if set (not with the local cluster)
+  CKPT_HOME               if set (made absolute)
+  CKPT_JOB                the job name
+  CKPT_ATTEMPT            0 on the first launch, 1, 2, ... on relaunches
+  CKPT_RESTART_VERSION    V from --restart-version, on attempt 0 only
+  CKPT_*                  any other CKPT_ variable ckptrun was given
+
+mpirun is $MPIRUN if set, else found on $PATH. ckptrun adds
+--allow-run-as-root when run as root and --oversubscribe when N exceeds
+this machine's cores (unless given, or ranks are placed with --host,
+--hostfile or a rankfile).
+
+Exit status: the last attempt's (128+signal if a signal killed mpirun).
+SIGINT and SIGTERM are forwarded to mpirun and stop any relaunch. 1 when
+ckptrun itself fails (no mpirun, cluster not starting), 2 on a bad command
+line.
+
+Examples:
+  ckptrun -np 4 bin/heat --n 1024
+  ckptrun -np 8 --host node1:4,node2:4 -x OMP_NUM_THREADS --job heat bin/heat
+  ckptrun -np 4 --restart-version 12 --max-restarts 5 -- bin/heat --steps 1000
+  CKPT_MANAGER=mgr:7070 CKPT_TOKEN_FILE=~/.ckpt-token ckptrun -np 2 ./solver
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stderr))
+}
+
+// run is ckptrun with its command line and environment; it returns the
+// exit status.
+func run(argv, environ []string, stderr io.Writer) int {
+	opts, err := parseArgs(argv)
+	if errors.Is(err, errHelp) {
+		fmt.Print(usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ckptrun: %v\n", err)
+		return 2
+	}
+	mpirun, display, err := findMpirun(lookupEnv(environ, "MPIRUN"))
+	if err != nil {
+		fmt.Fprintf(stderr, "ckptrun: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := catchInterrupts(cancel)
+	defer in.stop()
+
+	var ce clusterEnv
+	if lookupEnv(environ, "CKPT_MANAGER") == "" {
+		if opts.onHosts() {
+			fmt.Fprintln(stderr, "ckptrun: warning: CKPT_MANAGER is unset, so the job uses the local cluster on 127.0.0.1, which ranks on other hosts cannot reach")
+		}
+		info, err := cluster.Up(ctx, cluster.Options{
+			Home:     lookupEnv(environ, "CKPT_HOME"),
+			Progress: func(msg string) { fmt.Fprintf(stderr, "ckptrun: %s\n", msg) },
+		})
+		if sig := in.signal(); sig != nil {
+			fmt.Fprintf(stderr, "ckptrun: %s received while starting the local cluster\n", sigName(sig))
+			return signalStatus(sig)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ckptrun: local cluster: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "ckptrun: using the local cluster under %s (manager %s)\n", info.Home, info.Manager)
+		ce = clusterEnv{manager: info.Manager, tokenFile: info.TokenFile}
+	} else if err := checkToken(environ); err != nil {
+		// The job may not checkpoint at all; say it, but launch.
+		fmt.Fprintf(stderr, "ckptrun: warning: %v\n", err)
+	}
+
+	if v := lookupEnv(environ, "CKPT_RESTART_VERSION"); v != "" && opts.restartVersion == "" {
+		fmt.Fprintf(stderr, "ckptrun: warning: ignoring CKPT_RESTART_VERSION=%s from the environment; use --restart-version %s\n", v, v)
+	}
+	base := baseEnv(environ, ce, filepath.Abs)
+	l := &launcher{
+		mpirun:  mpirun,
+		display: display,
+		opts:    opts,
+		mach:    machine{root: os.Geteuid() == 0, cpus: runtime.NumCPU()},
+		base:    base,
+		job:     opts.jobName(base),
+		stderr:  stderr,
+		in:      in,
+	}
+	l.latest = latestVersion(ctx, environ, ce, l.job)
+	return l.run()
+}
+
+// findMpirun returns the path of mpirun ($MPIRUN if set, else from $PATH)
+// and the name to show for it.
+func findMpirun(fromEnv string) (path, display string, err error) {
+	name := "mpirun"
+	if fromEnv != "" {
+		name = fromEnv
+	}
+	path, err = exec.LookPath(name)
+	if err != nil {
+		if fromEnv != "" {
+			return "", "", fmt.Errorf("MPIRUN=%s: %w", fromEnv, err)
+		}
+		return "", "", errors.New("mpirun not found on $PATH: install Open MPI (apt-get install openmpi-bin libopenmpi-dev) or set MPIRUN to its path")
+	}
+	return path, name, nil
+}
+
+// checkToken reports a token the job will not be able to use, looking
+// where the ranks will: CKPT_TOKEN first, then CKPT_TOKEN_FILE.
+func checkToken(environ []string) error {
+	if t := strings.TrimSpace(lookupEnv(environ, "CKPT_TOKEN")); t != "" {
+		if len(t) < token.MinLength {
+			return fmt.Errorf("CKPT_TOKEN is %d bytes, want at least %d; the job's checkpoints will fail", len(t), token.MinLength)
+		}
+		return nil
+	}
+	if f := lookupEnv(environ, "CKPT_TOKEN_FILE"); f != "" {
+		if _, err := token.ReadFile(f); err != nil {
+			return fmt.Errorf("%w; the job's checkpoints will fail", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w; the job's checkpoints will fail", token.ErrNoToken)
+}
+
+// latestVersion returns a func asking the manager for the job's newest
+// committed version (0 when none), or nil when no manager or token is known.
+func latestVersion(ctx context.Context, environ []string, ce clusterEnv, job string) func() (int64, error) {
+	addr, tokFile := ce.manager, ce.tokenFile
+	if addr == "" {
+		addr = lookupEnv(environ, "CKPT_MANAGER")
+	}
+	var tok []byte
+	var err error
+	switch {
+	case tokFile != "":
+		tok, err = token.ReadFile(tokFile)
+	case lookupEnv(environ, "CKPT_TOKEN") != "":
+		tok = []byte(strings.TrimSpace(lookupEnv(environ, "CKPT_TOKEN")))
+	case lookupEnv(environ, "CKPT_TOKEN_FILE") != "":
+		tok, err = token.ReadFile(lookupEnv(environ, "CKPT_TOKEN_FILE"))
+	}
+	if addr == "" || len(tok) == 0 || err != nil {
+		return nil
+	}
+	mc := manager.NewClient(addr, tok, manager.ClientOptions{})
+	return func() (int64, error) {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		vs, err := mc.Versions(c, job)
+		if errors.Is(err, manager.ErrUnknownJob) || errors.Is(err, manager.ErrNoVersions) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		var latest int64
+		for _, v := range vs {
+			latest = max(latest, v.Version)
+		}
+		return latest, nil
+	}
+}

@@ -1,0 +1,198 @@
+package collective_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/ckptio/ckptio/collective"
+	"github.com/ckptio/ckptio/collective/local"
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/client/clienttest"
+	"github.com/ckptio/ckptio/storage/memstore"
+)
+
+// regionsFor gives rank r of a job deterministic regions with uneven sizes,
+// including an empty one on some ranks.
+func regionsFor(r int, seed int64) []collective.Region {
+	rng := rand.New(rand.NewSource(seed + int64(r)))
+	sizes := []int{rng.Intn(20_000), 3000 + 1000*r, 0}
+	if r%2 == 1 {
+		sizes[2] = 777
+	}
+	var out []collective.Region
+	for i, n := range sizes {
+		b := make([]byte, n)
+		rng.Read(b)
+		out = append(out, collective.Region{Name: fmt.Sprintf("r%d", i), Data: b})
+	}
+	return out
+}
+
+func clone(rs []collective.Region) []collective.Region {
+	out := make([]collective.Region, len(rs))
+	for i, r := range rs {
+		out[i] = collective.Region{Name: r.Name, Data: append([]byte(nil), r.Data...)}
+	}
+	return out
+}
+
+func TestCheckpointRestoreAcrossGroupings(t *testing.T) {
+	for _, tc := range []struct {
+		ranks, perLeader, perNode int
+		leaderMem                 int64
+	}{
+		{1, 0, 0, 0}, {2, 0, 0, 0}, {3, 1, 0, 0}, {4, 0, 2, 0}, {5, 2, 0, 1 << 14},
+		{6, 3, 0, 1 << 13}, {7, 0, 3, 0}, {8, 8, 0, 1 << 12}, {8, 0, 4, 1 << 15},
+	} {
+		name := fmt.Sprintf("ranks=%d/perLeader=%d/perNode=%d/mem=%d", tc.ranks, tc.perLeader, tc.perNode, tc.leaderMem)
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cl := clienttest.New(3)
+			err := local.RunWith(tc.ranks, local.Options{RanksPerNode: tc.perNode}, func(c collective.Comm) error {
+				s, err := collective.NewSession(c, collective.Options{RanksPerLeader: tc.perLeader, LeaderMemory: tc.leaderMem, BlockSize: 4096})
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+				orig := regionsFor(c.Rank(), 1)
+				live := clone(orig)
+				res, err := s.Checkpoint(ctx, b, live, map[string]string{"step": "1"})
+				if err != nil {
+					return err
+				}
+				if res.Version != 1 {
+					return fmt.Errorf("version %d, want 1", res.Version)
+				}
+				for _, r := range live { // the program moves on
+					for i := range r.Data {
+						r.Data[i] ^= 0x5a
+					}
+				}
+				v, err := s.Restore(ctx, b, 0, live)
+				if err != nil {
+					return err
+				}
+				if v != 1 {
+					return fmt.Errorf("restored version %d, want 1", v)
+				}
+				for i := range orig {
+					if !bytes.Equal(orig[i].Data, live[i].Data) {
+						return fmt.Errorf("region %s differs after restore", orig[i].Name)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := cl.Versions("j")[0]
+			if m.Meta["ranks"] != fmt.Sprint(tc.ranks) || m.Meta["step"] != "1" {
+				t.Fatalf("meta = %v", m.Meta)
+			}
+			objs := map[string]bool{}
+			for _, b := range m.Blocks {
+				objs[fmt.Sprintf("%d/%s", b.Rank, b.Object)] = true
+			}
+			if len(objs) != 3*tc.ranks {
+				t.Fatalf("%d objects in manifest, want %d (empty regions must be recorded)", len(objs), 3*tc.ranks)
+			}
+		})
+	}
+}
+
+func TestFailedLeaderCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	cl := clienttest.New(2)
+	err := local.Run(4, func(c collective.Comm) error {
+		s, err := collective.NewSession(c, collective.Options{RanksPerLeader: 2, BlockSize: 4096})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		regions := regionsFor(c.Rank(), 2)
+		if _, err := s.Checkpoint(ctx, b, regions, nil); err != nil {
+			return fmt.Errorf("first checkpoint: %w", err)
+		}
+		c.Barrier()
+		if c.Rank() == 0 {
+			for _, st := range cl.Mem {
+				st.SetFaults(memstore.Faults{Put: func(storage.Hash) error { return errors.New("disk on fire") }})
+			}
+		}
+		c.Barrier()
+		for _, r := range regions {
+			if len(r.Data) > 0 {
+				r.Data[0]++
+			}
+		}
+		_, err = s.Checkpoint(ctx, b, regions, nil)
+		if err == nil {
+			return errors.New("checkpoint with failing stores succeeded")
+		}
+		if !strings.Contains(err.Error(), "nothing committed") || !strings.Contains(err.Error(), "disk on fire") {
+			return fmt.Errorf("error does not say what happened: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cl.Versions("j")); n != 1 {
+		t.Fatalf("%d versions after a failed checkpoint, want 1", n)
+	}
+	if cl.Aborts() != 1 {
+		t.Fatalf("aborts = %d, want 1", cl.Aborts())
+	}
+}
+
+func TestRestoreRefusesOtherRankCountAndSizes(t *testing.T) {
+	ctx := context.Background()
+	cl := clienttest.New(2)
+	write := func(n int, size int) error {
+		return local.Run(n, func(c collective.Comm) error {
+			s, err := collective.NewSession(c, collective.Options{BlockSize: 4096})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, err = s.Checkpoint(ctx, collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()},
+				[]collective.Region{{Name: "x", Data: make([]byte, size)}}, nil)
+			return err
+		})
+	}
+	if err := write(4, 1000); err != nil {
+		t.Fatal(err)
+	}
+	restore := func(n, size int) error {
+		return local.Run(n, func(c collective.Comm) error {
+			s, err := collective.NewSession(c, collective.Options{BlockSize: 4096})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			data := bytes.Repeat([]byte{7}, size)
+			_, err = s.Restore(ctx, collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}, 1,
+				[]collective.Region{{Name: "x", Data: data}})
+			if err != nil && data[0] != 7 {
+				return errors.New("a refused restore touched the region")
+			}
+			return err
+		})
+	}
+	if err := restore(3, 1000); err == nil || !strings.Contains(err.Error(), "written by 4 ranks") {
+		t.Fatalf("restore on 3 ranks: %v", err)
+	}
+	if err := restore(4, 999); err == nil || !strings.Contains(err.Error(), "holds 1000 bytes") {
+		t.Fatalf("restore into smaller regions: %v", err)
+	}
+	if err := restore(4, 1000); err != nil {
+		t.Fatal(err)
+	}
+}

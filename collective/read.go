@@ -1,0 +1,276 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// Restore refills every rank's regions from version (0 = the latest) of
+// b.Job and returns the version restored. Collective over the world.
+//
+// The checkpoint must have been written by the same number of ranks, and
+// every region a rank protects must exist in it for that rank with the same
+// size; otherwise every rank returns the same error before any region is
+// touched. Regions in the checkpoint that are not protected now are
+// ignored. If reading fails midway, regions may be partly overwritten and
+// every rank returns the error.
+func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions []Region) (int64, error) {
+	// 1. Rank 0 fetches the manifest and checks the rank count.
+	var m *manifest.Manifest
+	var mErr error
+	if s.Rank() == 0 {
+		m, mErr = b.Catalog.Manifest(ctx, b.Job, version)
+		if mErr == nil {
+			mErr = checkRanks(m, s.Size())
+		}
+	}
+	st, err := bcastStatus(s.world, "", mErr)
+	if err != nil {
+		return 0, err
+	}
+	if st.err != nil {
+		return 0, st.err
+	}
+	// 2. Leaders get the manifest from rank 0.
+	if s.leaders != nil {
+		var raw []byte
+		if s.Rank() == 0 {
+			if raw, err = manifest.Marshal(m); err != nil {
+				return 0, err
+			}
+		}
+		if raw, err = bcastBytes(s.leaders, 0, raw); err != nil {
+			return 0, err
+		}
+		if s.Rank() != 0 {
+			if m, err = manifest.Unmarshal(raw); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// 3. Leaders match their members' regions against the manifest.
+	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions))
+	if err != nil {
+		return 0, err
+	}
+	var plans [][][]manifest.Block
+	var local error
+	c := s.chunk()
+	if s.IsLeader() {
+		plans, local = planRestore(m, metas, c)
+	}
+	if err := agree(s.world, local); err != nil {
+		return 0, fmt.Errorf("restore of %s refused, no region touched: %w", b.Job, err)
+	}
+	// 4. Each member learns its byte count per round, then rounds run.
+	var parts [][]byte
+	rounds := int64(0)
+	if s.IsLeader() {
+		for _, p := range plans {
+			counts := make([]int64, len(p))
+			for r, blocks := range p {
+				for _, bl := range blocks {
+					counts[r] += bl.Length
+				}
+			}
+			parts = append(parts, encodeInt64s(counts))
+			rounds = max(rounds, int64(len(p)))
+		}
+	}
+	raw, err := scatterBytes(s.group, 0, parts)
+	if err != nil {
+		return 0, err
+	}
+	mine := decodeInt64s(raw)
+	agreed := make([]int64, 1)
+	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), rounds), agreed, OpMax); err != nil {
+		return 0, err
+	}
+	rounds = agreed[0]
+
+	reader := client.NewReader(b.Pool.Resolve, b.Reader)
+	cur := &cursor{regions: regions}
+	size := s.group.Size()
+	counts, displs := make([]int, size), make([]int, size)
+	var send []byte
+	for r := 0; r < int(rounds); r++ {
+		if s.IsLeader() {
+			total := 0
+			for i := range plans {
+				counts[i], displs[i] = 0, total
+				if r < len(plans[i]) {
+					for _, bl := range plans[i][r] {
+						counts[i] += int(bl.Length)
+					}
+				}
+				total += counts[i]
+			}
+			if cap(send) < total {
+				send = make([]byte, total)
+			}
+			send = send[:total]
+			if local == nil {
+				local = s.fetchRound(ctx, reader, plans, r, send, displs)
+			}
+		}
+		var recv []byte
+		if r < len(mine) {
+			recv = make([]byte, mine[r])
+		}
+		if err := s.group.Scatterv(send, counts, displs, recv, 0); err != nil {
+			return 0, fmt.Errorf("scattering round %d: %w", r, err)
+		}
+		cur.fill(recv)
+	}
+	if err := agree(s.world, local); err != nil {
+		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", b.Job, err)
+	}
+	return m0Version(s, m)
+}
+
+// m0Version broadcasts the restored version number from rank 0.
+func m0Version(s *Session, m *manifest.Manifest) (int64, error) {
+	v := []int64{0}
+	if s.Rank() == 0 {
+		v[0] = m.Version
+	}
+	out := []int64{0}
+	if err := s.world.AllreduceInt64(v, out, OpMax); err != nil {
+		return 0, err
+	}
+	return out[0], nil
+}
+
+// fetchRound reads the blocks of round r for every member in parallel into
+// send at the members' displacements.
+func (s *Session) fetchRound(ctx context.Context, reader *client.Reader, plans [][][]manifest.Block, r int, send []byte, displs []int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(client.DefaultParallel)
+	for i, p := range plans {
+		if r >= len(p) {
+			continue
+		}
+		off := displs[i]
+		for _, bl := range p[r] {
+			dst := send[off : off+int(bl.Length)]
+			off += int(bl.Length)
+			g.Go(func() error {
+				data, err := reader.ReadBlock(gctx, bl)
+				if err != nil {
+					return fmt.Errorf("leader: rank %d region %s offset %d: %w", bl.Rank, bl.Object, bl.Offset, err)
+				}
+				copy(dst, data)
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}
+
+func checkRanks(m *manifest.Manifest, size int) error {
+	if m.Kind != "mpi" {
+		return fmt.Errorf("%s version %d holds files written by 'ckpt put', not an MPI checkpoint", m.Job, m.Version)
+	}
+	n, err := strconv.Atoi(m.Meta["ranks"])
+	if err != nil {
+		return fmt.Errorf("%s version %d does not record its rank count", m.Job, m.Version)
+	}
+	if n != size {
+		return fmt.Errorf("%s version %d was written by %d ranks, this job has %d: restart with -np %d, or read each rank's data with a per-rank reader and redistribute it",
+			m.Job, m.Version, n, size, n)
+	}
+	return nil
+}
+
+// planRestore matches each member's regions with the manifest and splits
+// the blocks to send into rounds of at most c bytes per member.
+func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.Block, error) {
+	type key struct {
+		rank int32
+		name string
+	}
+	objs := map[key][]manifest.Block{}
+	for _, b := range m.Blocks {
+		k := key{b.Rank, b.Object}
+		objs[k] = append(objs[k], b)
+	}
+	var plans [][][]manifest.Block
+	var problems []string
+	for _, raw := range metas {
+		meta, err := decodeMeta(raw)
+		if err != nil {
+			return nil, err
+		}
+		var blocks []manifest.Block
+		for i, name := range meta.names {
+			bl, ok := objs[key{int32(meta.worldRank), name}]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("rank %d region %q is not in version %d (it holds: %s)",
+					meta.worldRank, name, m.Version, m.Meta["regions"]))
+				continue
+			}
+			sort.Slice(bl, func(a, b int) bool { return bl[a].Offset < bl[b].Offset })
+			var size int64
+			for _, b := range bl {
+				size += b.Length
+			}
+			if size != meta.sizes[i] {
+				problems = append(problems, fmt.Sprintf("rank %d region %q: version %d holds %d bytes, the protected slice has %d",
+					meta.worldRank, name, m.Version, size, meta.sizes[i]))
+				continue
+			}
+			for _, b := range bl {
+				if b.Length > 0 {
+					blocks = append(blocks, b)
+				}
+			}
+		}
+		plans = append(plans, roundsOfBlocks(blocks, c))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return plans, nil
+}
+
+func roundsOfBlocks(blocks []manifest.Block, c int64) [][]manifest.Block {
+	var out [][]manifest.Block
+	for len(blocks) > 0 {
+		n, sum := 0, int64(0)
+		for n < len(blocks) && (n == 0 || sum+blocks[n].Length <= c) {
+			sum += blocks[n].Length
+			n++
+		}
+		out = append(out, blocks[:n])
+		blocks = blocks[n:]
+	}
+	return out
+}
+
+// cursor writes a member's restore stream into its regions in order.
+type cursor struct {
+	regions []Region
+	region  int
+	off     int
+}
+
+func (c *cursor) fill(b []byte) {
+	for len(b) > 0 && c.region < len(c.regions) {
+		dst := c.regions[c.region].Data[c.off:]
+		n := copy(dst, b)
+		b = b[n:]
+		c.off += n
+		if c.off == len(c.regions[c.region].Data) {
+			c.region++
+			c.off = 0
+		}
+	}
+}

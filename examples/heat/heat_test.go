@@ -1,0 +1,106 @@
+package main_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ckptio/ckptio/mpiio/mpi/mpitest"
+	"github.com/ckptio/ckptio/storage/cluster/clustertest"
+)
+
+var (
+	finalRE = regexp.MustCompile(`final checksum: ([0-9a-f]{64})`)
+	ckptRE  = regexp.MustCompile(`checkpoint step (\d+) version (\d+) sha256 ([0-9a-f]{64})`)
+)
+
+func final(t *testing.T, out string) string {
+	t.Helper()
+	m := finalRE.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		t.Fatalf("no final checksum in:\n%s", out)
+	}
+	return m[len(m)-1][1]
+}
+
+// TestHeatRestartsToTheSameResult is the MPI path end to end on real
+// daemons: heat through ckptrun on 4 ranks leaves 4 versions; a run with a
+// rank killed at step 130 restarts by itself from the step-100 version and
+// ends with the same checksum; ckpt restore of that version writes
+// per-rank files that hash to what heat printed for step 100.
+func TestHeatRestartsToTheSameResult(t *testing.T) {
+	mpitest.Require(t)
+	args := []string{"-np", "4", filepath.Join("BIN", "heat"), "--n", "192", "--steps", "200", "--checkpoint-every", "50"}
+	run := func(c *clustertest.Cluster, job string, extra ...string) string {
+		a := append([]string{"--job", job}, args...)
+		a[len([]string{"--job", job})+2] = filepath.Join(c.Bin, "heat")
+		a = append(a, extra...)
+		out, errOut, code := c.Run(t, t.TempDir(), mpitest.Env(), "ckptrun", a...)
+		if code != 0 {
+			t.Fatalf("ckptrun %v: exit %d\n%s\n%s", a, code, out, errOut)
+		}
+		return out + errOut
+	}
+
+	clean := clustertest.NewCluster(t, clustertest.Options{Stores: 3, Extra: []string{"examples/heat"}})
+	out := run(clean, "heat")
+	want := final(t, out)
+	if vs, _ := clean.Client().Versions(t.Context(), "heat"); len(vs) != 4 {
+		t.Fatalf("%d versions after 200 steps every 50, want 4", len(vs))
+	}
+
+	failing := clustertest.NewCluster(t, clustertest.Options{Stores: 3})
+	out = run(failing, "heat", "--fail-at-step", "130", "--fail-rank", "2")
+	if got := final(t, out); got != want {
+		t.Fatalf("checksum after a restart %s, without failure %s\n%s", got, want, out)
+	}
+	if !strings.Contains(out, "attempt 2/") || strings.Contains(out, "attempt 3/") {
+		t.Fatalf("want exactly one restart:\n%s", out)
+	}
+	if !strings.Contains(out, "restored heat version 2 (step 100)") {
+		t.Fatalf("the relaunch did not restore the step-100 version:\n%s", out)
+	}
+
+	// ckpt restore of the step-100 version, checked against heat's hash.
+	var v, sum string
+	for _, m := range ckptRE.FindAllStringSubmatch(out, -1) {
+		if m[1] == "100" {
+			v, sum = m[2], m[3]
+		}
+	}
+	to := t.TempDir()
+	if _, errOut, code := failing.Run(t, to, nil, "ckpt", "restore", "heat", "--version", v, "--to", to); code != 0 {
+		t.Fatal(errOut)
+	}
+	h := sha256.New()
+	for r := 0; r < 4; r++ {
+		b, err := os.ReadFile(filepath.Join(to, "rank-0000"+string(rune('0'+r)), "temperature"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write(b)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		t.Fatalf("restored step-100 files hash to %s, heat printed %s", got, sum)
+	}
+	if _, errOut, code := failing.Run(t, to, nil, "ckpt", "verify", "heat"); code != 0 {
+		t.Fatalf("verify: %s", errOut)
+	}
+
+	// The same grid on 3 ranks gives the same result (no checkpoints), and
+	// restoring the 4-rank job on 2 ranks is refused with a clear error.
+	a := []string{"--job", "heat3", "-np", "3", filepath.Join(clean.Bin, "heat"), "--n", "192", "--steps", "200", "--checkpoint-every", "0"}
+	o, e, code := clean.Run(t, t.TempDir(), mpitest.Env(), "ckptrun", a...)
+	if code != 0 || final(t, o+e) != want {
+		t.Fatalf("3 ranks: exit %d, want checksum %s\n%s%s", code, want, o, e)
+	}
+	a = []string{"--job", "heat", "--max-restarts", "0", "-np", "2", filepath.Join(clean.Bin, "heat"), "--n", "192", "--steps", "250"}
+	o, e, code = clean.Run(t, t.TempDir(), mpitest.Env(), "ckptrun", a...)
+	if code == 0 || !strings.Contains(o+e, "written by 4 ranks, this job has 2") {
+		t.Fatalf("restore on 2 ranks: exit %d\n%s%s", code, o, e)
+	}
+}

@@ -1,0 +1,264 @@
+package mpiio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/ckptio/ckptio/collective"
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/token"
+)
+
+// Meta describes a checkpoint; it is recorded with the version.
+type Meta struct {
+	Step   int64             // the application's step or iteration
+	Labels map[string]string // free-form; keys must not start with "ckpt."
+}
+
+// ErrClosed is returned by calls on a closed Checkpointer.
+var ErrClosed = errors.New("mpiio: checkpointer closed")
+
+// Checkpointer checkpoints the protected memory of every rank of a job.
+// Its methods must be called by one goroutine per rank.
+type Checkpointer struct {
+	cfg     Config
+	sess    *collective.Session
+	backend collective.Backend
+	mc      *manager.Client
+	pool    *client.Pool
+
+	regions []collective.Region
+	index   map[string]int
+
+	mu       sync.Mutex
+	closed   bool
+	manifest map[int64]*manifestCache
+}
+
+// connInfo is what rank 0 tells the other ranks about the cluster.
+type connInfo struct {
+	Manager string `json:"manager"`
+	Token   string `json:"token"`
+}
+
+// Open connects every rank of comm to the cluster and forms the aggregation
+// groups. Collective. With no manager configured, rank 0 starts (or reuses)
+// the embedded local cluster.
+func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer, error) {
+	// Every rank must take the same path, so a configuration error on any
+	// rank stops all of them.
+	cfgErr := cfg.fromEnv()
+	bad, anyBad := []int64{0}, []int64{0}
+	if cfgErr != nil {
+		bad[0] = 1
+	}
+	if err := comm.AllreduceInt64(bad, anyBad, collective.OpMax); err != nil {
+		return nil, fmt.Errorf("mpiio: open: %w", err)
+	}
+	if anyBad[0] != 0 {
+		if cfgErr != nil {
+			return nil, cfgErr
+		}
+		return nil, errors.New("mpiio: open: another rank's configuration is invalid (see its error)")
+	}
+	raw, err := collective.Share(comm, func() ([]byte, error) {
+		ci, err := resolveCluster(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ci)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mpiio: open: %w", err)
+	}
+	var ci connInfo
+	if err := json.Unmarshal(raw, &ci); err != nil {
+		return nil, fmt.Errorf("mpiio: %w", err)
+	}
+	tok := []byte(ci.Token)
+	cp := &Checkpointer{cfg: cfg, index: map[string]int{}, manifest: map[int64]*manifestCache{}}
+	cp.mc = manager.NewClient(ci.Manager, tok, manager.ClientOptions{})
+	log := cfg.Logger
+	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
+		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true})
+	}, log)
+	cp.sess, err = collective.NewSession(comm, collective.Options{
+		RanksPerLeader: cfg.RanksPerLeader, LeaderMemory: cfg.LeaderMemory, BlockSize: cfg.BlockSize, Logger: log})
+	if err != nil {
+		cp.pool.Close()
+		return nil, err
+	}
+	cp.backend = collective.Backend{Job: cfg.Job, Catalog: cp.mc, Pool: cp.pool,
+		Writer: client.WriterOptions{Logger: log}, Reader: client.ReaderOptions{Logger: log}}
+	return cp, nil
+}
+
+func resolveCluster(ctx context.Context, cfg Config) (connInfo, error) {
+	if cfg.Manager == "" {
+		info, err := cluster.Up(ctx, cluster.Options{Home: cfg.Home})
+		if err != nil {
+			return connInfo{}, err
+		}
+		tok, err := token.ReadFile(info.TokenFile)
+		if err != nil {
+			return connInfo{}, err
+		}
+		return connInfo{Manager: info.Manager, Token: string(tok)}, nil
+	}
+	tok := cfg.Token
+	if tok == nil {
+		var err error
+		if tok, err = token.Resolve(cfg.TokenFile); err != nil {
+			return connInfo{}, fmt.Errorf("mpiio: %w", err)
+		}
+	}
+	return connInfo{Manager: cfg.Manager, Token: string(tok)}, nil
+}
+
+// Job is the job's name.
+func (cp *Checkpointer) Job() string { return cp.cfg.Job }
+
+// Rank is this rank in the world.
+func (cp *Checkpointer) Rank() int { return cp.sess.Rank() }
+
+// Protect registers data, a slice the program updates in place, under name.
+// Protecting a name again replaces the slice (after the program reallocated
+// it). Not collective, but every rank should protect before Checkpoint.
+func (cp *Checkpointer) Protect(name string, data any) error {
+	if !regionName.MatchString(name) {
+		return fmt.Errorf("mpiio: region name %q: want 1-64 characters of A-Z a-z 0-9 . _ -", name)
+	}
+	b, err := bytesOf(data)
+	if err != nil {
+		return fmt.Errorf("mpiio: protect %q: %w", name, err)
+	}
+	if i, ok := cp.index[name]; ok {
+		cp.regions[i].Data = b
+		return nil
+	}
+	cp.index[name] = len(cp.regions)
+	cp.regions = append(cp.regions, collective.Region{Name: name, Data: b})
+	return nil
+}
+
+func (cp *Checkpointer) check() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Checkpoint saves every rank's protected regions as a new version and
+// returns its number. Collective; it commits only if every rank succeeded.
+func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error) {
+	r, err := cp.CheckpointResult(ctx, meta)
+	return r.Version, err
+}
+
+// CheckpointResult is Checkpoint returning the version's figures too.
+func (cp *Checkpointer) CheckpointResult(ctx context.Context, meta Meta) (collective.Result, error) {
+	if err := cp.check(); err != nil {
+		return collective.Result{}, err
+	}
+	return cp.checkpoint(ctx, meta, cp.regions)
+}
+
+func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []collective.Region) (collective.Result, error) {
+	m := map[string]string{"step": strconv.FormatInt(meta.Step, 10)}
+	for k, v := range meta.Labels {
+		m["label."+k] = v
+	}
+	r, err := cp.sess.Checkpoint(ctx, cp.backend, regions, m)
+	if err != nil {
+		return r, fmt.Errorf("mpiio: checkpoint of %s: %w", cp.cfg.Job, err)
+	}
+	return r, nil
+}
+
+// Latest returns the newest committed version, and false when there is
+// none. Collective.
+func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
+	if err := cp.check(); err != nil {
+		return 0, false, err
+	}
+	raw, err := collective.Share(cp.sess.World(), func() ([]byte, error) {
+		vs, err := cp.mc.Versions(ctx, cp.cfg.Job)
+		if errors.Is(err, manager.ErrUnknownJob) || errors.Is(err, manager.ErrNoVersions) {
+			return []byte("0"), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var latest int64
+		for _, v := range vs {
+			latest = max(latest, v.Version)
+		}
+		return []byte(strconv.FormatInt(latest, 10)), nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("mpiio: latest version of %s: %w", cp.cfg.Job, err)
+	}
+	v, _ := strconv.ParseInt(string(raw), 10, 64)
+	return v, v > 0, nil
+}
+
+// Restore refills every rank's protected regions from version v (0 = the
+// latest). Collective. See collective.Session.Restore for what is checked.
+func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
+	if err := cp.check(); err != nil {
+		return err
+	}
+	if _, err := cp.sess.Restore(ctx, cp.backend, v, cp.regions); err != nil {
+		return fmt.Errorf("mpiio: %w", err)
+	}
+	return nil
+}
+
+// Resume restores CKPT_RESTART_VERSION when it is set, else the latest
+// version when there is one; it reports the version and whether anything
+// was restored. Collective. This is what a program calls at start.
+func (cp *Checkpointer) Resume(ctx context.Context) (int64, bool, error) {
+	v, set, err := restartVersion()
+	if err != nil {
+		return 0, false, err
+	}
+	if !set {
+		var ok bool
+		if v, ok, err = cp.Latest(ctx); err != nil || !ok {
+			return 0, false, err
+		}
+	}
+	if err := cp.Restore(ctx, v); err != nil {
+		return 0, false, err
+	}
+	return v, true, nil
+}
+
+// Versions lists the job's committed versions (not collective).
+func (cp *Checkpointer) Versions(ctx context.Context) ([]manager.VersionInfo, error) {
+	return cp.mc.Versions(ctx, cp.cfg.Job)
+}
+
+// Close releases the session. Collective.
+func (cp *Checkpointer) Close(ctx context.Context) error {
+	cp.mu.Lock()
+	if cp.closed {
+		cp.mu.Unlock()
+		return nil
+	}
+	cp.closed = true
+	cp.mu.Unlock()
+	err := cp.sess.Close()
+	cp.pool.Close()
+	return err
+}
