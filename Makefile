@@ -1,30 +1,42 @@
 # ckptio build, test and demo targets. See README.md.
 GO       ?= go
 BIN      := bin
-PKGS     := ./...
-# Pure-Go binaries a desktop owner runs with nothing installed.
+# Pure-Go binaries a desktop owner runs with nothing installed (CGO_ENABLED=0).
 STATIC   := ckpt-store ckpt-manager ckpt ckptrun
+# MPI programs (cgo against the system OpenMPI).
+MPIPROGS := examples/heat
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-short vet fuzz demo clean
+.PHONY: all build build-static build-mpi mpi test vet fuzz demo clean
 
 all: build
 
-build:
+build: build-static build-mpi
+
+build-static:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(STATIC))
 
+build-mpi: mpi
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./,$(MPIPROGS))
+
+# Installs OpenMPI from Debian's packages when missing (as root), or says
+# what to install.
+mpi:
+	@./scripts/ensure-mpi.sh
+
 vet:
-	$(GO) vet $(PKGS)
+	$(GO) vet ./...
 
 test: build vet
-	$(GO) test -race -timeout 15m $(PKGS)
+	$(GO) test -race -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 fuzz:
-	$(GO) test ./storage/wire -run '^$$' -fuzz FuzzReadFrame -fuzztime $(FUZZTIME)
-	$(GO) test ./storage/wire -run '^$$' -fuzz FuzzHandshake -fuzztime $(FUZZTIME)
-	$(GO) test ./storage/manifest -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage/manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 
 demo: build
 	./scripts/demo.sh
