@@ -7,7 +7,7 @@ STATIC   := ckpt-store ckpt-manager ckpt ckptrun
 MPIPROGS := examples/heat
 FUZZTIME ?= 5s
 
-.PHONY: all build build-static build-mpi mpi test vet fuzz demo clean
+.PHONY: all build build-static build-mpi mpi test vet fuzz demo clean bench-put
 
 all: build
 
@@ -36,10 +36,14 @@ test: build vet
 fuzz:
 	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./storage/manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage/manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 
 demo: build
 	./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)
+
+bench-put: build-static
+	$(GO) build -o $(BIN)/ ./bench/putbench
+	./$(BIN)/putbench --size $${SIZE:-1GiB}
