@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // MaxBlockSize is the largest block any store accepts. Chunkers cut blocks no
 // larger than this; the wire layer sizes its frame limit from it.
@@ -13,25 +16,55 @@ const MaxBlockSize = 16 << 20
 //   - Put stores data under h. It fails with ErrHashMismatch unless
 //     Sum(data) == h, and with ErrQuotaExceeded when the block would take
 //     Used beyond Quota. Putting a block the store already holds succeeds
-//     without using more space and reports created == false. When Put
-//     returns nil the block is durable: it survives a crash of the store
-//     process or of its machine.
+//     without using more space, touches the block (below) and reports
+//     created == false. When Put returns nil the block is durable: it
+//     survives a crash of the store process or of its machine.
 //   - Get returns the block's bytes or ErrNotFound. A block whose stored
 //     bytes no longer hash to h is reported with ErrHashMismatch, never
-//     returned.
-//   - Has answers for a batch: one bool per hash, in order.
-//   - Delete removes the blocks it holds and ignores the others; it returns
-//     the bytes freed. Deleting is idempotent.
+//     returned. Get does not touch the block.
+//   - Has answers for a batch: one bool per hash, in order. It touches
+//     every block it reports held.
+//   - Delete removes the blocks among hs that it holds and whose last touch
+//     is before notSince, and ignores the others; a zero notSince removes
+//     them whatever their touch. It returns the bytes freed, which leave
+//     Stat.Used at once. Deleting is idempotent.
+//   - List returns up to max of the hashes held that are greater than after
+//     (bytewise), in ascending order; the zero Hash as after starts at the
+//     beginning. Only an empty result means there are no more: a store may
+//     return fewer than max before the end (over the wire, at most
+//     wire.MaxBatch). Walking with after set to the last hash of the
+//     previous page visits every block held throughout the walk exactly
+//     once; a block put or deleted during the walk may or may not be seen.
+//     max <= 0 returns nothing. List does not touch.
 //   - Stat reports usage. Used counts the bytes of blocks held.
 //   - All methods are safe for concurrent use by many goroutines; puts of
 //     the same hash from two goroutines both succeed and store it once.
 //   - data passed to Put is not retained after Put returns; the slice Get
 //     returns belongs to the caller.
+//
+// Touches protect blocks from garbage collection. A store remembers, per
+// block, when it last touched it: when Put stored it or was asked to store
+// it again, or when Has reported it held. A writer relies on a block from
+// the moment Has or Put tells it the block is there. The collector picks
+// T0, the start of the oldest checkpoint still being written, and removes a
+// block it found unreferenced with Delete(ctx, hs, T0): a block any writer
+// touched at or after T0 stays. A store orders each touch and each Delete's
+// check-and-remove of the same block one after the other, so a Has or Put
+// that reports a block held either comes before the Delete, which then
+// sees the touch, or after it, and then the block is still there or is
+// reported missing (Has false, Put stores it again with created == true).
+//
+// Touch times are kept in memory only: a store counts every block it holds
+// as touched when it opens, which protects them all until a later
+// collection. They are read from the store's own clock; a collector on
+// another machine allows for skew between the clocks by choosing notSince
+// that much earlier.
 type BlockStore interface {
 	Put(ctx context.Context, h Hash, data []byte) (created bool, err error)
 	Get(ctx context.Context, h Hash) ([]byte, error)
 	Has(ctx context.Context, hs []Hash) ([]bool, error)
-	Delete(ctx context.Context, hs []Hash) (freed int64, err error)
+	Delete(ctx context.Context, hs []Hash, notSince time.Time) (freed int64, err error)
+	List(ctx context.Context, after Hash, max int) ([]Hash, error)
 	Stat(ctx context.Context) (Stat, error)
 	Close() error
 }

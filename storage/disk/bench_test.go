@@ -155,3 +155,93 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkList measures List on a store holding 100,000 blocks: one page
+// of 64 hashes from a random cursor, and a whole cursor walk in pages of 64
+// and of 1024, quiet and with a put and a delete between pages.
+//
+//	go test -run '^$' -bench List ./storage/disk
+func BenchmarkList(b *testing.B) {
+	const n, size = 100_000, 64
+	ctx := context.Background()
+	s, err := Open(b.TempDir(), Options{Layout: LayoutPack})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	base, hs := benchBlocks(n+2000, size)
+	hs, extra := hs[:n], hs[n:]
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := append([]byte(nil), base...)
+			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+				binary.LittleEndian.PutUint64(data, uint64(i))
+				if _, err := s.Put(ctx, hs[i], data); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	walk := func(b *testing.B, max int, between func()) {
+		var after storage.Hash
+		seen := 0
+		for {
+			page, err := s.List(ctx, after, max)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			seen += len(page)
+			after = page[len(page)-1]
+			if between != nil {
+				between()
+			}
+		}
+		if seen < n/2 {
+			b.Fatalf("walk saw %d blocks", seen)
+		}
+	}
+	b.Run("page-64", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := s.List(ctx, hs[i%n], 64); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, max := range []int{64, 1024} {
+		b.Run(fmt.Sprintf("walk-%d", max), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				walk(b, max, nil)
+			}
+		})
+	}
+	// Between pages, a new block is added and one added 1000 pages before
+	// removed, and an old block removed and one removed 1000 pages before
+	// added back. Through the index only, not to disk: this measures List,
+	// not fsync.
+	b.Run("walk-64-churn", func(b *testing.B) {
+		k := 0
+		churn := func() {
+			s.mu.Lock()
+			s.addLocked(extra[k%2000], block{size: size})
+			s.removeLocked(hs[k%n])
+			if k >= 1000 {
+				s.removeLocked(extra[(k-1000)%2000])
+				s.addLocked(hs[(k-1000)%n], block{size: size})
+			}
+			s.mu.Unlock()
+			k++
+		}
+		for i := 0; i < b.N; i++ {
+			walk(b, 64, churn)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/storetest"
@@ -58,7 +59,7 @@ func TestCrashChild(t *testing.T) {
 					out.Lock()
 					fmt.Println("deleting", h)
 					out.Unlock()
-					if _, err := s.Delete(ctx, []storage.Hash{h}); err != nil {
+					if _, err := s.Delete(ctx, []storage.Hash{h}, time.Time{}); err != nil {
 						fmt.Println("error", err)
 						os.Exit(1)
 					}

@@ -93,7 +93,7 @@ func TestReopenKeepsIdentityAndUsage(t *testing.T) {
 					gone = append(gone, h)
 				}
 			}
-			if _, err := s.Delete(ctx, gone); err != nil {
+			if _, err := s.Delete(ctx, gone, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 			for _, h := range gone {
@@ -472,7 +472,7 @@ func TestCompactionReclaimsSpace(t *testing.T) {
 			gone = append(gone, h)
 		}
 	}
-	freed, err := s.Delete(ctx, gone)
+	freed, err := s.Delete(ctx, gone, time.Time{})
 	if err != nil || freed != int64(len(gone))*(16<<10) {
 		t.Fatalf("delete: freed %d, %v", freed, err)
 	}
@@ -556,5 +556,39 @@ func TestPackTornTailCut(t *testing.T) {
 	d, h2 := put(t, s, 100, 4000)
 	if got, err := s.Get(ctx, h2); err != nil || !bytes.Equal(got, d) {
 		t.Fatalf("put after cut: %v", err)
+	}
+}
+
+// Touch times live in memory only: after a restart every block counts as
+// touched at Open, so a collection that began before the restart removes
+// none of them.
+func TestOpenTouchesEveryBlock(t *testing.T) {
+	ctx := context.Background()
+	for _, layout := range layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir, Options{Layout: layout})
+			_, ha := put(t, s, 1, 1000)
+			_, hb := put(t, s, 2, 2000)
+			time.Sleep(2 * time.Millisecond)
+			t0 := time.Now()
+			time.Sleep(2 * time.Millisecond)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openT(t, dir, Options{})
+			defer s.Close()
+			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, t0); err != nil || freed != 0 {
+				t.Fatalf("delete not since before the reopen: freed=%d err=%v, want 0", freed, err)
+			}
+			hs, err := s.List(ctx, storage.Hash{}, 10)
+			if err != nil || len(hs) != 2 {
+				t.Fatalf("list after reopen = %d hashes, %v; want 2", len(hs), err)
+			}
+			time.Sleep(2 * time.Millisecond)
+			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, time.Now()); err != nil || freed != 3000 {
+				t.Fatalf("delete not since after the reopen: freed=%d err=%v, want 3000", freed, err)
+			}
+		})
 	}
 }

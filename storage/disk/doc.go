@@ -106,6 +106,26 @@
 // packs can occupy up to about twice Used (plus record headers) before it
 // does. Stat.DiskFree is the filesystem's free space (statfs).
 //
+// # Touches and List
+//
+// The store keeps in memory, for each block held, its size and the time Put
+// or Has last touched it (storage.BlockStore), in Unix nanoseconds of the
+// machine's clock; nothing of it is on disk. Open counts every block as
+// touched at that moment. Delete compares notSince with the touch time and
+// takes the block out of the index under the store's lock, so no Has or Put
+// can confirm the block between the check and the removal. Deleting is
+// then the same sequence as above (a tombstone, an unlink).
+//
+// List reads a sorted index of the held hashes, kept beside the map: a
+// sorted base in which deletes only mark entries, plus a short sorted
+// slice of the hashes added since (at most 4096). The slice is merged into
+// the base when it fills, and the base rebuilt without its marked entries
+// once half of it is marked. A page costs O(log n + max); a put or a delete a binary
+// search and a memmove of at most 128 KiB, plus an O(n) rebuild once every
+// 4096 puts or n/2 deletes; the index costs 33 bytes per block, built at
+// Open by one sort. BenchmarkList walks 100,000 blocks in about 2 ms in
+// pages of 64.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. The store serializes the

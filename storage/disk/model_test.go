@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/storetest"
@@ -49,7 +51,7 @@ func TestAgainstModel(t *testing.T) {
 								m[h] = data
 							case 2:
 								_, had := m[h]
-								freed, err := s.Delete(ctx, []storage.Hash{h, h})
+								freed, err := s.Delete(ctx, []storage.Hash{h, h}, time.Time{})
 								if err != nil || (had && freed != int64(len(data))) || (!had && freed != 0) {
 									t.Errorf("delete: freed=%d had=%v err=%v", freed, had, err)
 									return
@@ -73,10 +75,12 @@ func TestAgainstModel(t *testing.T) {
 				wg.Wait()
 				check := func(s *Store) {
 					var used, blocks int64
+					var want []storage.Hash
 					for _, m := range model {
 						for h, d := range m {
 							used += int64(len(d))
 							blocks++
+							want = append(want, h)
 							if got, err := s.Get(ctx, h); err != nil || !bytes.Equal(got, d) {
 								t.Fatalf("round %d: get %s: %v", round, h.Short(), err)
 							}
@@ -85,6 +89,11 @@ func TestAgainstModel(t *testing.T) {
 					st, _ := s.Stat(ctx)
 					if st.Used != used || st.Blocks != blocks {
 						t.Fatalf("round %d: stat %+v, want used %d blocks %d", round, st, used, blocks)
+					}
+					slices.SortFunc(want, compareHash)
+					got, err := s.List(ctx, storage.Hash{}, len(want)+1)
+					if err != nil || !slices.Equal(got, want) {
+						t.Fatalf("round %d: list = %d hashes, %v; want the %d held", round, len(got), err, len(want))
 					}
 				}
 				check(s)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -98,14 +100,24 @@ type Store struct {
 
 	mu struct {
 		sync.Mutex
-		blocks   map[storage.Hash]int64 // held blocks and their sizes
-		used     int64                  // sum of blocks
+		blocks   map[storage.Hash]block // held blocks
+		order    order                  // the keys of blocks, sorted, for List
+		used     int64                  // sum of the blocks' sizes
 		reserved int64                  // bytes of puts in progress
 		// busy holds the hashes a put or a delete is working on; the
 		// channel is closed when it is done.
 		busy   map[storage.Hash]chan struct{}
 		closed bool
 	}
+}
+
+// block is what Store keeps in memory of a held block.
+type block struct {
+	size int64
+	// touched is when Put or Has last touched the block, in Unix
+	// nanoseconds of the store's clock; the time of Open for blocks held
+	// since then. Kept in memory only.
+	touched int64
 }
 
 var _ storage.BlockStore = (*Store)(nil)
@@ -147,14 +159,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), lock: lk}
-	s.mu.blocks = make(map[storage.Hash]int64)
+	s.mu.blocks = make(map[storage.Hash]block)
 	s.mu.busy = make(map[storage.Hash]chan struct{})
 	if err := s.openMeta(sy, opts.Layout); err != nil {
 		lk.Close()
 		return nil, err
 	}
+	// Every block held counts as touched now: touches are not kept on
+	// disk, and a block a writer relied on before a restart must stay.
+	opened := time.Now().UnixNano()
 	add := func(h storage.Hash, size int64) {
-		s.mu.blocks[h] = size
+		s.mu.blocks[h] = block{size: size, touched: opened}
 		s.mu.used += size
 	}
 	switch s.layout {
@@ -167,6 +182,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		lk.Close()
 		return nil, err
 	}
+	hs := make([]storage.Hash, 0, len(s.mu.blocks))
+	for h := range s.mu.blocks {
+		hs = append(hs, h)
+	}
+	s.mu.order.reset(hs)
 	s.log.Info("store opened", zap.String("id", s.id), zap.String("layout", string(s.layout)),
 		zap.Int("blocks", len(s.mu.blocks)), zap.Int64("used", s.mu.used))
 	return s, nil
@@ -231,7 +251,8 @@ func (s *Store) Layout() Layout { return s.layout }
 func (s *Store) Dir() string { return s.dir }
 
 // Put implements storage.BlockStore. It returns nil once the block is
-// durable (see the package documentation for the sequence).
+// durable (see the package documentation for the sequence). A put of a
+// block held touches it and returns at once.
 func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -250,7 +271,9 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 			s.mu.Unlock()
 			return false, fmt.Errorf("disk: put %s: %w", h.Short(), storage.ErrClosed)
 		}
-		if _, ok := s.mu.blocks[h]; ok {
+		if b, ok := s.mu.blocks[h]; ok {
+			b.touched = time.Now().UnixNano()
+			s.mu.blocks[h] = b
 			s.mu.Unlock()
 			return false, nil
 		}
@@ -282,8 +305,7 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 	s.mu.reserved -= n
 	delete(s.mu.busy, h)
 	if err == nil {
-		s.mu.blocks[h] = n
-		s.mu.used += n
+		s.addLocked(h, block{size: n, touched: time.Now().UnixNano()})
 	}
 	s.mu.Unlock()
 	close(done)
@@ -306,7 +328,7 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrClosed)
 	}
-	size, ok := s.mu.blocks[h]
+	b, ok := s.mu.blocks[h]
 	if !ok {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrNotFound)
@@ -315,7 +337,7 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 	s.mu.Unlock()
 	defer s.ops.Done()
 
-	data, where, err := s.impl.get(h, size)
+	data, where, err := s.impl.get(h, b.size)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrNotFound)
 	}
@@ -328,7 +350,7 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 	return data, nil
 }
 
-// Has implements storage.BlockStore.
+// Has implements storage.BlockStore. It touches the blocks it finds.
 func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -338,16 +360,24 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if s.mu.closed {
 		return nil, fmt.Errorf("disk: has: %w", storage.ErrClosed)
 	}
+	now := time.Now().UnixNano()
 	out := make([]bool, len(hs))
 	for i, h := range hs {
-		_, out[i] = s.mu.blocks[h]
+		if b, ok := s.mu.blocks[h]; ok {
+			b.touched = now
+			s.mu.blocks[h] = b
+			out[i] = true
+		}
 	}
 	return out, nil
 }
 
 // Delete implements storage.BlockStore. The freed bytes leave Stat.Used at
-// once; the deletion is durable when Delete returns nil.
-func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+// once; the deletion is durable when Delete returns nil. The blocks are
+// checked against notSince and taken out of the index in one hold of the
+// store's lock, so a Has or Put of them sees them either held and touched
+// (and then kept) or gone.
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash, notSince time.Time) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -356,23 +386,26 @@ func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
 		s.mu.Unlock()
 		return 0, fmt.Errorf("disk: delete: %w", storage.ErrClosed)
 	}
+	since := unixNanos(notSince)
 	var (
 		del   []storage.Hash
-		sizes []int64
+		infos []block
 		freed int64
 		done  = make(chan struct{})
 	)
 	for _, h := range hs {
-		size, ok := s.mu.blocks[h]
+		b, ok := s.mu.blocks[h]
 		if !ok || s.mu.busy[h] != nil {
 			continue // not held, or already being deleted
 		}
-		delete(s.mu.blocks, h)
-		s.mu.used -= size
+		if !notSince.IsZero() && b.touched >= since {
+			continue // touched since: a writer relies on it
+		}
+		s.removeLocked(h)
 		s.mu.busy[h] = done
-		freed += size
+		freed += b.size
 		del = append(del, h)
-		sizes = append(sizes, size)
+		infos = append(infos, b)
 	}
 	if len(del) == 0 {
 		s.mu.Unlock()
@@ -387,9 +420,9 @@ func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
 	for i, h := range del {
 		delete(s.mu.busy, h)
 		if i >= n {
-			s.mu.blocks[h] = sizes[i]
-			s.mu.used += sizes[i]
-			freed -= sizes[i]
+			// Not removed: held again, with the touch it had.
+			s.addLocked(h, infos[i])
+			freed -= infos[i].size
 		}
 	}
 	s.mu.Unlock()
@@ -399,6 +432,48 @@ func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
 		return freed, fmt.Errorf("disk: delete %d of %d blocks: %w", len(del)-n, len(del), mapErr(err))
 	}
 	return freed, nil
+}
+
+// List implements storage.BlockStore. It reads the store's sorted index of
+// hashes: O(log n + max) for n blocks held (see order).
+func (s *Store) List(ctx context.Context, after storage.Hash, max int) ([]storage.Hash, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, fmt.Errorf("disk: list: %w", storage.ErrClosed)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	return s.mu.order.list(after, max), nil
+}
+
+// unixNanos returns t in Unix nanoseconds, clamped to the int64 range.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// addLocked makes h held.
+func (s *Store) addLocked(h storage.Hash, b block) {
+	s.mu.blocks[h] = b
+	s.mu.used += b.size
+	s.mu.order.add(h)
+}
+
+// removeLocked makes h, held, no longer held.
+func (s *Store) removeLocked(h storage.Hash) {
+	s.mu.used -= s.mu.blocks[h].size
+	delete(s.mu.blocks, h)
+	s.mu.order.remove(h)
 }
 
 // Stat implements storage.BlockStore.

@@ -5,9 +5,12 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 )
@@ -18,6 +21,11 @@ type Faults struct {
 	Put func(h storage.Hash) error
 	// Get, when it returns an error, fails the get with it.
 	Get func(h storage.Hash) error
+	// Delete, when it returns an error, fails the delete with it before
+	// removing anything.
+	Delete func(hs []storage.Hash) error
+	// List, when it returns an error, fails the list with it.
+	List func(after storage.Hash) error
 }
 
 // Store is an in-memory BlockStore. The zero value is not usable; call New.
@@ -27,17 +35,23 @@ type Store struct {
 
 	mu struct {
 		sync.Mutex
-		blocks map[storage.Hash][]byte
+		blocks map[storage.Hash]*block
 		used   int64
 		faults Faults
 		closed bool
 	}
 }
 
+// block is a held block and when it was last touched.
+type block struct {
+	data    []byte
+	touched time.Time
+}
+
 // New returns an empty store with the given identity and quota (0 = none).
 func New(id string, quota int64) *Store {
 	s := &Store{id: id, quota: quota}
-	s.mu.blocks = make(map[storage.Hash][]byte)
+	s.mu.blocks = make(map[storage.Hash]*block)
 	return s
 }
 
@@ -54,10 +68,10 @@ func (s *Store) Corrupt(h storage.Hash) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.mu.blocks[h]
-	if !ok || len(b) == 0 {
+	if !ok || len(b.data) == 0 {
 		return false
 	}
-	b[0] ^= 0xff
+	b.data[0] ^= 0xff
 	return true
 }
 
@@ -89,14 +103,15 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 			return false, err
 		}
 	}
-	if _, ok := s.mu.blocks[h]; ok {
+	if b, ok := s.mu.blocks[h]; ok {
+		b.touched = time.Now()
 		return false, nil
 	}
 	if s.quota > 0 && s.mu.used+int64(len(data)) > s.quota {
 		return false, fmt.Errorf("memstore: put %s (%d bytes, %d of %d used): %w",
 			h.Short(), len(data), s.mu.used, s.quota, storage.ErrQuotaExceeded)
 	}
-	s.mu.blocks[h] = append([]byte(nil), data...)
+	s.mu.blocks[h] = &block{data: append([]byte(nil), data...), touched: time.Now()}
 	s.mu.used += int64(len(data))
 	return true, nil
 }
@@ -120,10 +135,10 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("memstore: get %s: %w", h.Short(), storage.ErrNotFound)
 	}
-	if storage.Sum(b) != h {
+	if storage.Sum(b.data) != h {
 		return nil, fmt.Errorf("memstore: get %s: %w", h.Short(), storage.ErrHashMismatch)
 	}
-	return append([]byte(nil), b...), nil
+	return append([]byte(nil), b.data...), nil
 }
 
 // Has implements storage.BlockStore.
@@ -136,15 +151,19 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if err := s.checkLocked(); err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	out := make([]bool, len(hs))
 	for i, h := range hs {
-		_, out[i] = s.mu.blocks[h]
+		if b, ok := s.mu.blocks[h]; ok {
+			b.touched = now
+			out[i] = true
+		}
 	}
 	return out, nil
 }
 
 // Delete implements storage.BlockStore.
-func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash, notSince time.Time) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -153,15 +172,52 @@ func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
 	if err := s.checkLocked(); err != nil {
 		return 0, err
 	}
+	if f := s.mu.faults.Delete; f != nil {
+		if err := f(hs); err != nil {
+			return 0, err
+		}
+	}
 	var freed int64
 	for _, h := range hs {
-		if b, ok := s.mu.blocks[h]; ok {
-			freed += int64(len(b))
-			delete(s.mu.blocks, h)
+		b, ok := s.mu.blocks[h]
+		if !ok || (!notSince.IsZero() && !b.touched.Before(notSince)) {
+			continue
 		}
+		freed += int64(len(b.data))
+		delete(s.mu.blocks, h)
 	}
 	s.mu.used -= freed
 	return freed, nil
+}
+
+// List implements storage.BlockStore. It scans every block and sorts those
+// after the cursor: O(n + k log k) for n blocks held, k of them after the
+// cursor, which is fine for a fake and wasteful for a large store.
+func (s *Store) List(ctx context.Context, after storage.Hash, max int) ([]storage.Hash, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return nil, err
+	}
+	if f := s.mu.faults.List; f != nil {
+		if err := f(after); err != nil {
+			return nil, err
+		}
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []storage.Hash
+	for h := range s.mu.blocks {
+		if bytes.Compare(h[:], after[:]) > 0 {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return out[:min(max, len(out))], nil
 }
 
 // Stat implements storage.BlockStore.

@@ -2,11 +2,13 @@ package remote_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,9 +310,54 @@ func TestLargeBatches(t *testing.T) {
 	if err != nil || len(held) != len(hs) || !held[wire.MaxBatch+3] || held[0] {
 		t.Fatalf("has over two batches: %d answers, %v", len(held), err)
 	}
-	freed, err := s.Delete(ctx, hs)
+	freed, err := s.Delete(ctx, hs, time.Time{})
 	if err != nil || freed != 10 {
 		t.Fatalf("delete over two batches: %d, %v", freed, err)
+	}
+}
+
+// listing is a BlockStore whose List answers made-up hashes: ascending ones
+// up to the limit asked, or, with descending set, two out of order.
+type listing struct {
+	*memstore.Store
+	descending atomic.Bool
+	asked      atomic.Int64
+}
+
+func (l *listing) List(ctx context.Context, after storage.Hash, max int) ([]storage.Hash, error) {
+	l.asked.Store(int64(max))
+	if l.descending.Load() {
+		return []storage.Hash{{9}, {8}}, nil
+	}
+	hs := make([]storage.Hash, max)
+	for i := range hs {
+		hs[i] = after
+		binary.BigEndian.PutUint64(hs[i][24:], binary.BigEndian.Uint64(after[24:])+uint64(i)+1)
+	}
+	return hs, nil
+}
+
+// A List for more than one reply carries gets wire.MaxBatch hashes, and a
+// reply out of order is refused rather than handed to a walk that would
+// not advance.
+func TestListLimits(t *testing.T) {
+	ctx := context.Background()
+	l := &listing{Store: memstore.New("m", 0)}
+	addr, _ := serve(t, l, nil, store.Options{Logger: zaptest.NewLogger(t)})
+	s := dial(t, addr, remote.Options{})
+	hs, err := s.List(ctx, storage.Hash{}, wire.MaxBatch+10)
+	if err != nil || len(hs) != wire.MaxBatch || l.asked.Load() != wire.MaxBatch {
+		t.Fatalf("list max MaxBatch+10 = %d hashes (store asked for %d), %v; want MaxBatch", len(hs), l.asked.Load(), err)
+	}
+	if hs, err := s.List(ctx, storage.Hash{}, 3); err != nil || len(hs) != 3 {
+		t.Fatalf("list max 3 = %d hashes, %v", len(hs), err)
+	}
+	l.descending.Store(true)
+	if _, err := s.List(ctx, storage.Hash{}, 3); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("list reply out of order: err = %v, want ErrMalformed", err)
+	}
+	if hs, err := s.List(ctx, storage.Hash{}, 0); err != nil || len(hs) != 0 {
+		t.Fatalf("list max 0 = %d hashes, %v", len(hs), err)
 	}
 }
 

@@ -288,12 +288,13 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 
 // Delete implements storage.BlockStore. Batches above wire.MaxBatch are
 // sent as several requests; on an error the blocks of the batches already
-// answered are deleted.
-func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
+// answered are deleted. notSince is compared with touch times on the
+// store's clock, not this machine's.
+func (s *Store) Delete(ctx context.Context, hs []storage.Hash, notSince time.Time) (int64, error) {
 	var freed int64
 	for start := 0; start < len(hs); start += wire.MaxBatch {
 		batch := hs[start:min(start+wire.MaxBatch, len(hs))]
-		p, err := wire.EncodeHashes(batch)
+		p, err := wire.EncodeDelete(notSince, batch)
 		if err != nil {
 			return freed, fmt.Errorf("store %s: delete %d blocks: %w", s.addr, len(hs), err)
 		}
@@ -308,6 +309,37 @@ func (s *Store) Delete(ctx context.Context, hs []storage.Hash) (int64, error) {
 		freed += n
 	}
 	return freed, nil
+}
+
+// List implements storage.BlockStore. One request: a max above
+// wire.MaxBatch gets at most wire.MaxBatch hashes. The reply is checked to
+// be ascending after the cursor, so a walk always advances.
+func (s *Store) List(ctx context.Context, after storage.Hash, max int) ([]storage.Hash, error) {
+	if max <= 0 {
+		// Nothing to ask, but the answer must not hide a closed store.
+		if err := s.checkOpen(); err != nil {
+			return nil, fmt.Errorf("store %s: list: %w", s.addr, err)
+		}
+		return nil, nil
+	}
+	f, err := s.roundTrip(ctx, wire.OpList, wire.EncodeList(after, max))
+	if err != nil {
+		return nil, fmt.Errorf("store %s: list after %s: %w", s.addr, after.Short(), err)
+	}
+	hs, err := wire.DecodeListReply(f.Payload, after, max)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: list after %s: %w", s.addr, after.Short(), err)
+	}
+	return hs, nil
+}
+
+func (s *Store) checkOpen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return storage.ErrClosed
+	}
+	return nil
 }
 
 // Stat implements storage.BlockStore: the server's BlockStore's usage.

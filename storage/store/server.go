@@ -260,15 +260,32 @@ func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 		}
 		return [][]byte{wire.EncodeHas(held)}, nil
 	case wire.OpDelete:
-		hs, err := wire.DecodeHashes(f.Payload)
+		notSince, hs, err := wire.DecodeDelete(f.Payload)
 		if err != nil {
 			return nil, err
 		}
-		freed, err := s.bs.Delete(ctx, hs)
+		freed, err := s.bs.Delete(ctx, hs, notSince)
 		if err != nil {
 			return nil, err
 		}
 		return [][]byte{wire.EncodeFreed(freed)}, nil
+	case wire.OpList:
+		after, limit, err := wire.DecodeList(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		hs, err := s.bs.List(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		if len(hs) > limit {
+			return nil, fmt.Errorf("store: list answered %d hashes, asked for at most %d", len(hs), limit)
+		}
+		p, err := wire.EncodeHashes(hs)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{p}, nil
 	case wire.OpStat:
 		st, err := s.bs.Stat(ctx)
 		if err != nil {

@@ -1,11 +1,15 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,9 +136,25 @@ func TestRequestsOverRawConnection(t *testing.T) {
 	if st, err := wire.DecodeStat(f.Payload); err != nil || st.ID != "m1" || st.Used != 1000 {
 		t.Fatalf("stat reply %+v %v", st, err)
 	}
-	send(t, nc, 6, wire.OpDelete, h[:])
-	if f := recv(t, nc); f.ID != 6 || binary.BigEndian.Uint64(f.Payload) != 1000 {
+	send(t, nc, 6, wire.OpList, wire.EncodeList(storage.Hash{}, 10))
+	if f := recv(t, nc); f.ID != 6 || f.Status != wire.StatusOK || string(f.Payload) != string(h[:]) {
+		t.Fatalf("list reply %+v %x", f.Header, f.Payload)
+	}
+	// Touched by the Has above: a notSince in the past keeps it.
+	var notSince [8]byte
+	binary.BigEndian.PutUint64(notSince[:], uint64(time.Now().Add(-time.Hour).UnixNano()))
+	send(t, nc, 7, wire.OpDelete, notSince[:], h[:])
+	if f := recv(t, nc); f.ID != 7 || binary.BigEndian.Uint64(f.Payload) != 0 {
+		t.Fatalf("delete not since an hour ago: reply %+v %q", f.Header, f.Payload)
+	}
+	// 0: unconditional.
+	send(t, nc, 8, wire.OpDelete, make([]byte, 8), h[:])
+	if f := recv(t, nc); f.ID != 8 || binary.BigEndian.Uint64(f.Payload) != 1000 {
 		t.Fatalf("delete reply %+v %q", f.Header, f.Payload)
+	}
+	send(t, nc, 9, wire.OpList, wire.EncodeList(storage.Hash{}, 10))
+	if f := recv(t, nc); f.ID != 9 || f.Status != wire.StatusOK || len(f.Payload) != 0 {
+		t.Fatalf("list reply after delete %+v %x", f.Header, f.Payload)
 	}
 }
 
@@ -162,7 +182,11 @@ func TestBadRequestsKeepConnection(t *testing.T) {
 	}{
 		{wire.OpGetBlock, make([]byte, 31), wire.StatusBadRequest},
 		{wire.OpHas, make([]byte, 33), wire.StatusBadRequest},
-		{wire.OpDelete, make([]byte, 65), wire.StatusBadRequest},
+		{wire.OpDelete, make([]byte, 8+65), wire.StatusBadRequest},
+		{wire.OpDelete, make([]byte, 7), wire.StatusBadRequest},
+		{wire.OpDelete, bytes.Repeat([]byte{0xff}, 8), wire.StatusBadRequest},
+		{wire.OpList, make([]byte, 32), wire.StatusBadRequest},
+		{wire.OpList, make([]byte, 37), wire.StatusBadRequest},
 		{wire.OpPutBlock, make([]byte, 10), wire.StatusBadRequest},
 		{wire.OpPutBlock, append(make([]byte, 32), 'x'), wire.StatusHashMismatch},
 		{wire.OpHello, nil, wire.StatusBadRequest},
@@ -177,28 +201,48 @@ func TestBadRequestsKeepConnection(t *testing.T) {
 	ping(t, nc, 99)
 }
 
-// A frame announcing the largest payload the header can express is refused
-// without the server reading or allocating it; other clients are unharmed.
+// A frame announcing 100 GiB, or the most the u64 length can express, is
+// refused without the server reading or allocating it; other clients are
+// unharmed, during and after.
 func TestHugeFrameRefused(t *testing.T) {
-	addr, _ := serve(t, memstore.New("m", 0), store.Options{})
-	other := rawConn(t, addr)
-	nc := rawConn(t, addr)
-	var hb [wire.HeaderSize]byte
-	wire.PutHeader(hb[:], wire.Header{Length: 1<<32 - 1, ID: 77, Op: wire.OpPutBlock})
-	if _, err := nc.Write(hb[:]); err != nil {
-		t.Fatal(err)
+	for _, length := range []uint64{100 << 30, math.MaxUint64} {
+		t.Run(fmt.Sprint(length), func(t *testing.T) {
+			addr, _ := serve(t, memstore.New("m", 0), store.Options{})
+			other := rawConn(t, addr)
+			nc := rawConn(t, addr)
+			// Send a payload's first bytes too: the server must not wait
+			// for, or allocate room for, the rest.
+			var hb [wire.HeaderSize]byte
+			wire.PutHeader(hb[:], wire.Header{Length: length, ID: 77, Op: wire.OpPutBlock})
+			before := heapAlloc()
+			if _, err := nc.Write(append(hb[:], make([]byte, 4096)...)); err != nil {
+				t.Fatal(err)
+			}
+			f := recv(t, nc)
+			if f.ID != 77 || f.Status != wire.StatusTooLarge {
+				t.Fatalf("reply = %+v, want id 77 too large", f.Header)
+			}
+			if err := wire.ErrorFor(f.Status, f.Payload); !errors.Is(err, storage.ErrTooLarge) ||
+				!strings.Contains(err.Error(), "too large") || !strings.Contains(err.Error(), fmt.Sprint(length)) {
+				t.Fatalf("err = %v, want too large naming %d bytes", err, length)
+			}
+			// The whole process, server included, grew by far less than
+			// the largest frame it accepts, let alone the announced one.
+			if grew := int64(heapAlloc()) - int64(before); grew > wire.DefaultMaxPayload {
+				t.Fatalf("heap grew by %d bytes while refusing the frame", grew)
+			}
+			ping(t, other, 1)
+			expectClosed(t, nc)
+			ping(t, other, 2)
+			ping(t, rawConn(t, addr), 1)
+		})
 	}
-	f := recv(t, nc)
-	if f.ID != 77 || f.Status != wire.StatusTooLarge {
-		t.Fatalf("reply = %+v, want id 77 too large", f.Header)
-	}
-	if err := wire.ErrorFor(f.Status, f.Payload); !errors.Is(err, storage.ErrTooLarge) ||
-		!strings.Contains(err.Error(), "too large") {
-		t.Fatalf("err = %v", err)
-	}
-	expectClosed(t, nc)
-	ping(t, other, 1)
-	ping(t, rawConn(t, addr), 1)
+}
+
+func heapAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func TestTruncatedFrameClosesOnlyItsConnection(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 )
@@ -156,11 +157,11 @@ func Run(t *testing.T, newStore Factory) {
 				t.Fatal(err)
 			}
 		}
-		freed, err := s.Delete(ctx, []storage.Hash{ha, hc})
+		freed, err := s.Delete(ctx, []storage.Hash{ha, hc}, time.Time{})
 		if err != nil || freed != 5000 {
 			t.Fatalf("delete: freed=%d err=%v, want 5000", freed, err)
 		}
-		freed, err = s.Delete(ctx, []storage.Hash{ha})
+		freed, err = s.Delete(ctx, []storage.Hash{ha}, time.Time{})
 		if err != nil || freed != 0 {
 			t.Fatalf("delete again: freed=%d err=%v, want 0", freed, err)
 		}
@@ -200,7 +201,7 @@ func Run(t *testing.T, newStore Factory) {
 		}
 		// Freeing space makes room again.
 		data, h := Block(1000, 64<<10)
-		if _, err := s.Delete(ctx, []storage.Hash{h}); err != nil {
+		if _, err := s.Delete(ctx, []storage.Hash{h}, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Put(ctx, h, data); err != nil {
@@ -278,5 +279,11 @@ func Run(t *testing.T, newStore Factory) {
 		if _, err := s.Put(ctx, h, data); err == nil {
 			t.Fatal("put on a closed store succeeded")
 		}
+		if _, err := s.List(ctx, storage.Hash{}, 10); err == nil {
+			t.Fatal("list on a closed store succeeded")
+		}
 	})
+
+	runTouch(t, open)
+	runList(t, open)
 }

@@ -8,23 +8,29 @@
 //
 // # Frames
 //
-// Every message, handshake included, is a frame: a 16-byte header followed
+// Every message, handshake included, is a frame: a 20-byte header followed
 // by Length bytes of payload. Integers are big-endian.
 //
 //	offset  size  field
 //	0       1     magic, always 0xCB
-//	1       1     protocol version, currently 1
-//	2       4     Length: payload bytes that follow the header (u32)
-//	6       8     request id (u64)
-//	14      1     op
-//	15      1     status
+//	1       1     protocol version, currently 2
+//	2       8     Length: payload bytes that follow the header (u64)
+//	10      8     request id (u64)
+//	18      1     op
+//	19      1     status
 //
 // A reader checks the magic and the version before anything else and drops
 // the connection when either is wrong (ErrBadMagic, ErrBadVersion). It then
-// checks Length against its limit (DefaultMaxPayload unless configured)
-// before allocating anything: a longer frame is refused with
-// ErrFrameTooLarge. A connection that ends inside a header or a payload is
-// reported as io.ErrUnexpectedEOF.
+// checks Length, as a u64, against its limit (DefaultMaxPayload unless
+// configured) before allocating anything: a longer frame, up to the 2^64-1
+// bytes the field can announce, is refused with ErrFrameTooLarge. Below the
+// limit the reader allocates as bytes arrive rather than all at once, so a
+// peer that announces a large payload and sends little costs little. A
+// connection that ends inside a header or a payload is reported as
+// io.ErrUnexpectedEOF.
+//
+// Version 1 had a 16-byte header with a u32 Length; a version 2 peer
+// refuses it (ErrBadVersion), as version 1 peers refuse version 2.
 //
 // # Requests and replies
 //
@@ -39,22 +45,38 @@
 //
 // # Ops
 //
-//	op    name      request payload              OK reply payload
-//	0x00  Hello     handshake only, see below    handshake only
-//	0x01  Ping      empty                        empty
-//	0x02  PutBlock  hash (32) | block bytes      created flag (1 byte: 1 new, 0 already held)
-//	0x03  GetBlock  hash (32)                    block bytes
-//	0x04  Has       n hashes (n*32)              n bytes, 1 if held else 0, in request order
-//	0x05  Delete    n hashes (n*32)              bytes freed (u64)
-//	0x06  Stat      empty                        JSON object of storage.Stat
+//	op    name      request payload                OK reply payload
+//	0x00  Hello     handshake only, see below      handshake only
+//	0x01  Ping      empty                          empty
+//	0x02  PutBlock  hash (32) | block bytes        created flag (1 byte: 1 new, 0 already held)
+//	0x03  GetBlock  hash (32)                      block bytes
+//	0x04  Has       n hashes (n*32)                n bytes, 1 if held else 0, in request order
+//	0x05  Delete    notSince (u64) | n hashes      bytes freed (u64)
+//	0x06  Stat      empty                          JSON object of storage.Stat
+//	0x07  List      cursor hash (32) | max (u32)   n hashes (n*32), ascending, n <= max
 //
 // A hash is the 32-byte BLAKE3-256 content address of the block
 // (storage.Hash). A PutBlock's block may be empty and is at most
 // storage.MaxBlockSize bytes. Has and Delete carry at most MaxBatch hashes
-// and their payload length must be a multiple of 32 (0 hashes is valid). A
-// request whose payload breaks these rules is answered BadRequest and the
-// connection stays usable, as it does for an op the server does not know
-// (answered UnknownOp).
+// and their hash lists' length must be a multiple of 32 (0 hashes is
+// valid). A request whose payload breaks these rules is answered
+// BadRequest and the connection stays usable, as it does for an op the
+// server does not know (answered UnknownOp).
+//
+// The ops follow storage.BlockStore, whose doc comment has the semantics;
+// in short:
+//
+//   - Has touches every block it reports held, and PutBlock the block it
+//     stores or already holds.
+//   - Delete's notSince is a time as Unix nanoseconds (u64, at most
+//     2^63-1): the store removes the blocks among the hashes that it holds
+//     and last touched before that time, by its own clock. 0 removes them
+//     whatever their touch. Removing is idempotent.
+//   - List answers the held hashes greater than the cursor (bytewise), in
+//     ascending order, at most max and at most MaxBatch of them; an all-zero
+//     cursor starts at the beginning. An empty reply means there are no
+//     more; a shorter one than max does not. A client walks the store by
+//     sending the last hash of each reply as the next cursor.
 //
 // A frame longer than the server's limit is answered TooLarge with the
 // frame's id, then the server closes the connection: skipping the payload
@@ -115,7 +137,7 @@
 // # Limits
 //
 //	DefaultMaxPayload    storage.MaxBlockSize + 4096 bytes per frame
-//	MaxBatch             65536 hashes per Has or Delete
+//	MaxBatch             65536 hashes per Has, Delete or List reply
 //	MaxMessage           4096 bytes of error message
 //	MaxHandshakePayload  1024 bytes per handshake frame
 //	HandshakeTimeout     5 s

@@ -12,13 +12,14 @@ import (
 // Protocol constants; see the package documentation.
 const (
 	Magic      = 0xCB
-	Version    = 1
-	HeaderSize = 16
+	Version    = 2
+	HeaderSize = 20
 
 	// DefaultMaxPayload is the largest payload a reader accepts unless told
 	// otherwise: a PutBlock of the largest block plus room to spare.
 	DefaultMaxPayload = storage.MaxBlockSize + 4096
-	// MaxBatch is the most hashes one Has or Delete request may carry.
+	// MaxBatch is the most hashes one Has or Delete request may carry, and
+	// the most one List reply carries.
 	MaxBatch = 1 << 16
 	// MaxMessage is the longest error message a reply carries; longer ones
 	// are cut.
@@ -43,6 +44,7 @@ const (
 	OpHas      Op = 0x04
 	OpDelete   Op = 0x05
 	OpStat     Op = 0x06
+	OpList     Op = 0x07
 )
 
 func (o Op) String() string {
@@ -61,16 +63,18 @@ func (o Op) String() string {
 		return "delete"
 	case OpStat:
 		return "stat"
+	case OpList:
+		return "list"
 	}
 	return fmt.Sprintf("op(0x%02x)", uint8(o))
 }
 
 // Known reports whether o is an op of this protocol version.
-func (o Op) Known() bool { return o <= OpStat }
+func (o Op) Known() bool { return o <= OpList }
 
 // Header is a frame's fixed-size header, without magic and version.
 type Header struct {
-	Length uint32 // payload bytes
+	Length uint64 // payload bytes
 	ID     uint64
 	Op     Op
 	Status Status
@@ -87,10 +91,10 @@ func PutHeader(b []byte, h Header) {
 	_ = b[HeaderSize-1]
 	b[0] = Magic
 	b[1] = Version
-	binary.BigEndian.PutUint32(b[2:6], h.Length)
-	binary.BigEndian.PutUint64(b[6:14], h.ID)
-	b[14] = byte(h.Op)
-	b[15] = byte(h.Status)
+	binary.BigEndian.PutUint64(b[2:10], h.Length)
+	binary.BigEndian.PutUint64(b[10:18], h.ID)
+	b[18] = byte(h.Op)
+	b[19] = byte(h.Status)
 }
 
 // ParseHeader decodes b[:HeaderSize], checking magic and version.
@@ -105,10 +109,10 @@ func ParseHeader(b []byte) (Header, error) {
 		return Header{}, fmt.Errorf("%w: peer speaks version %d, this side %d", ErrBadVersion, b[1], Version)
 	}
 	return Header{
-		Length: binary.BigEndian.Uint32(b[2:6]),
-		ID:     binary.BigEndian.Uint64(b[6:14]),
-		Op:     Op(b[14]),
-		Status: Status(b[15]),
+		Length: binary.BigEndian.Uint64(b[2:10]),
+		ID:     binary.BigEndian.Uint64(b[10:18]),
+		Op:     Op(b[18]),
+		Status: Status(b[19]),
 	}, nil
 }
 
@@ -137,7 +141,9 @@ func ReadFrame(r io.Reader, maxPayload int) (Frame, error) {
 		return Frame{}, err
 	}
 	f := Frame{Header: h}
-	if uint64(h.Length) > uint64(maxPayload) {
+	// Compared as u64, before anything is allocated: a header may announce
+	// any length up to 2^64-1.
+	if h.Length > uint64(maxPayload) {
 		return f, fmt.Errorf("%w: %s frame id %d announces %d payload bytes, limit %d",
 			ErrFrameTooLarge, h.Op, h.ID, h.Length, maxPayload)
 	}
@@ -185,11 +191,8 @@ func WriteFrame(w io.Writer, id uint64, op Op, st Status, parts ...[]byte) error
 	for _, p := range parts {
 		n += len(p)
 	}
-	if uint64(n) > 1<<32-1 {
-		return fmt.Errorf("%w: %d payload bytes", ErrFrameTooLarge, n)
-	}
 	var hb [HeaderSize]byte
-	PutHeader(hb[:], Header{Length: uint32(n), ID: id, Op: op, Status: st})
+	PutHeader(hb[:], Header{Length: uint64(n), ID: id, Op: op, Status: st})
 	if len(parts) == 0 || n == 0 {
 		_, err := w.Write(hb[:])
 		return err

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 )
@@ -27,6 +28,10 @@ func TestFrameRoundTripEveryOp(t *testing.T) {
 	h := hashOf("a")
 	hs := []storage.Hash{hashOf("a"), hashOf("b"), hashOf("c")}
 	hsBytes, err := EncodeHashes(hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delBytes, err := EncodeDelete(time.Unix(0, 1_700_000_000_123_456_789), hs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +57,12 @@ func TestFrameRoundTripEveryOp(t *testing.T) {
 		{"get reply", 5, OpGetBlock, StatusOK, [][]byte{[]byte("a")}},
 		{"has", 6, OpHas, StatusOK, [][]byte{hsBytes}},
 		{"has reply", 6, OpHas, StatusOK, [][]byte{EncodeHas([]bool{true, false, true})}},
-		{"delete", 7, OpDelete, StatusOK, [][]byte{hsBytes}},
+		{"delete", 7, OpDelete, StatusOK, [][]byte{delBytes}},
 		{"delete reply", 7, OpDelete, StatusOK, [][]byte{EncodeFreed(12345)}},
 		{"stat", 8, OpStat, StatusOK, nil},
 		{"stat reply", 8, OpStat, StatusOK, [][]byte{statJSON}},
+		{"list", 11, OpList, StatusOK, [][]byte{EncodeList(h, 64)}},
+		{"list reply", 11, OpList, StatusOK, [][]byte{hsBytes}},
 		{"hello", 0, OpHello, StatusOK, [][]byte{make([]byte, NonceSize)}},
 		{"max id", math.MaxUint64, OpPing, StatusOK, nil},
 		{"unknown op", 9, Op(0x7f), StatusOK, [][]byte{[]byte("x")}},
@@ -92,9 +99,18 @@ func TestFrameRoundTripEveryOp(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	raw := encode(t, 0x0102030405060708, OpDelete, StatusDiskFull, []byte("xyz"))
-	want := []byte{0xCB, 1, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 0x05, 3, 'x', 'y', 'z'}
+	want := []byte{0xCB, 2, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 0x05, 3, 'x', 'y', 'z'}
 	if !bytes.Equal(raw, want) {
 		t.Fatalf("frame = % x, want % x", raw, want)
+	}
+	// The length is a full u64.
+	var hb [HeaderSize]byte
+	PutHeader(hb[:], Header{Length: 0x0102030405060708, ID: 9, Op: OpList})
+	if got := hb[2:10]; !bytes.Equal(got, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("length bytes = % x", got)
+	}
+	if h, err := ParseHeader(hb[:]); err != nil || h.Length != 0x0102030405060708 || h.ID != 9 || h.Op != OpList {
+		t.Fatalf("parse = %+v, %v", h, err)
 	}
 }
 
@@ -133,6 +149,48 @@ func TestPayloadCodecs(t *testing.T) {
 	if err != nil || h != hs[0] || string(data) != "z" {
 		t.Fatalf("put decode = %v %q %v", h, data, err)
 	}
+	for _, ns := range []time.Time{time.Time{}, time.Unix(0, 1), time.Unix(1_700_000_000, 42), time.Unix(0, math.MaxInt64)} {
+		p, err := EncodeDelete(ns, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, dhs, err := DecodeDelete(p)
+		if err != nil || !got.Equal(ns) || got.IsZero() != ns.IsZero() || len(dhs) != 2 || dhs[1] != hs[1] {
+			t.Fatalf("delete round trip of %v = %v %v %v", ns, got, dhs, err)
+		}
+	}
+	if p, _ := EncodeDelete(time.Time{}, nil); !bytes.Equal(p, make([]byte, 8)) {
+		t.Fatalf("unconditional delete of nothing = % x, want 8 zero bytes", p)
+	}
+	// Times the field cannot carry are sent as the nearest that deletes as
+	// little: before 1970 as 1 ns, after 2262 as the largest.
+	for ns, want := range map[time.Time]time.Time{
+		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC): time.Unix(0, 1),
+		time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC): time.Unix(0, math.MaxInt64),
+	} {
+		p, _ := EncodeDelete(ns, nil)
+		if got, _, err := DecodeDelete(p); err != nil || !got.Equal(want) {
+			t.Fatalf("delete not since %v sent as %v, %v; want %v", ns, got, err, want)
+		}
+	}
+	after, limit, err := DecodeList(EncodeList(hs[1], 64))
+	if err != nil || after != hs[1] || limit != 64 {
+		t.Fatalf("list round trip = %v %d %v", after, limit, err)
+	}
+	if _, limit, _ := DecodeList(EncodeList(hs[1], 1<<40)); limit != MaxBatch {
+		t.Fatalf("list limit 2^40 decoded as %d, want MaxBatch", limit)
+	}
+	if _, limit, _ := DecodeList(EncodeList(hs[1], -5)); limit != 0 {
+		t.Fatalf("list limit -5 decoded as %d, want 0", limit)
+	}
+	asc := []storage.Hash{{1}, {2}, {3}}
+	ascBytes, _ := EncodeHashes(asc)
+	if got, err := DecodeListReply(ascBytes, storage.Hash{}, 3); err != nil || len(got) != 3 || got[2] != asc[2] {
+		t.Fatalf("list reply = %v, %v", got, err)
+	}
+	if got, err := DecodeListReply(nil, asc[0], 3); err != nil || len(got) != 0 {
+		t.Fatalf("empty list reply = %v, %v", got, err)
+	}
 
 	bad := []struct {
 		name string
@@ -151,6 +209,21 @@ func TestPayloadCodecs(t *testing.T) {
 		{"freed short", func() error { _, err := DecodeFreed(make([]byte, 7)); return err }()},
 		{"freed negative", func() error { _, err := DecodeFreed(bytes.Repeat([]byte{0xff}, 8)); return err }()},
 		{"stat not json", func() error { _, err := DecodeStat([]byte("{")); return err }()},
+		{"delete short", func() error { _, _, err := DecodeDelete(make([]byte, 7)); return err }()},
+		{"delete hashes not multiple", func() error { _, _, err := DecodeDelete(make([]byte, 8+33)); return err }()},
+		{"delete time above int64", func() error { _, _, err := DecodeDelete(bytes.Repeat([]byte{0xff}, 8)); return err }()},
+		{"delete over batch", func() error { _, err := EncodeDelete(time.Time{}, make([]storage.Hash, MaxBatch+1)); return err }()},
+		{"list short", func() error { _, _, err := DecodeList(make([]byte, 35)); return err }()},
+		{"list long", func() error { _, _, err := DecodeList(make([]byte, 37)); return err }()},
+		{"list reply not multiple", func() error { _, err := DecodeListReply(make([]byte, 33), storage.Hash{}, 5); return err }()},
+		{"list reply over max", func() error { _, err := DecodeListReply(ascBytes, storage.Hash{}, 2); return err }()},
+		{"list reply not after cursor", func() error { _, err := DecodeListReply(ascBytes, asc[0], 3); return err }()},
+		{"list reply descending", func() error {
+			p := append(append([]byte(nil), asc[1][:]...), asc[0][:]...)
+			_, err := DecodeListReply(p, storage.Hash{}, 3)
+			return err
+		}()},
+		{"list reply zero hash", func() error { _, err := DecodeListReply(make([]byte, 32), storage.Hash{}, 3); return err }()},
 	}
 	for _, tc := range bad {
 		if !errors.Is(tc.err, ErrMalformed) {
@@ -168,8 +241,11 @@ func TestPayloadCodecs(t *testing.T) {
 
 func TestReadFrameErrors(t *testing.T) {
 	good := encode(t, 1, OpPutBlock, StatusOK, make([]byte, 100))
-	huge := encode(t, 42, OpPutBlock, StatusOK)
-	huge[2], huge[3], huge[4], huge[5] = 0xff, 0xff, 0xff, 0xff // ~4 GiB
+	announce := func(n uint64) []byte {
+		var hb [HeaderSize]byte
+		PutHeader(hb[:], Header{Length: n, ID: 42, Op: OpPutBlock})
+		return hb[:]
+	}
 	badMagic := append([]byte(nil), good...)
 	badMagic[0] = 'G'
 	badVersion := append([]byte(nil), good...)
@@ -184,7 +260,10 @@ func TestReadFrameErrors(t *testing.T) {
 		{"truncated header", good[:7], 0, io.ErrUnexpectedEOF},
 		{"truncated payload", good[:HeaderSize+50], 0, io.ErrUnexpectedEOF},
 		{"header only", good[:HeaderSize], 0, io.ErrUnexpectedEOF},
-		{"announces 4 GiB", huge, 0, ErrFrameTooLarge},
+		{"announces 4 GiB", announce(1<<32 - 1), 0, ErrFrameTooLarge},
+		{"announces 100 GiB", announce(100 << 30), 0, ErrFrameTooLarge},
+		{"announces 2^64-1", announce(math.MaxUint64), 0, ErrFrameTooLarge},
+		{"one above the limit", announce(DefaultMaxPayload + 1), 0, ErrFrameTooLarge},
 		{"above custom limit", good, 99, ErrFrameTooLarge},
 		{"bad magic", badMagic, 0, ErrBadMagic},
 		{"bad version", badVersion, 0, ErrBadVersion},

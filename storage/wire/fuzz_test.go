@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/ckptio/ckptio/storage"
 )
 
 func FuzzReadFrame(f *testing.F) {
@@ -14,11 +16,20 @@ func FuzzReadFrame(f *testing.F) {
 		encode(f, 2, OpPutBlock, StatusOK, h[:], []byte("x")),
 		encode(f, 3, OpGetBlock, StatusOK, h[:]),
 		encode(f, 4, OpHas, StatusOK, h[:], h[:]),
-		encode(f, 5, OpDelete, StatusOK, h[:]),
+		encode(f, 5, OpDelete, StatusOK, make([]byte, 8), h[:]),
+		encode(f, 5, OpDelete, StatusOK, []byte{0x17, 0x9a, 0, 0, 0, 0, 0, 1}, h[:], h[:]),
+		encode(f, 8, OpList, StatusOK, EncodeList(h, 64)),
+		encode(f, 8, OpList, StatusOK, h[:], h[:]),
 		encode(f, 6, OpStat, StatusOK, []byte(`{"id":"a","used":1}`)),
 		encode(f, 7, OpGetBlock, StatusNotFound, []byte("not found")),
-		{0xCB, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0},
-		{0xCB, 1, 0x01, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 1, 2, 3},
+		// Announces 2^64-1 bytes.
+		{0xCB, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0},
+		// Announces 100 GiB.
+		{0xCB, 2, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0},
+		// Announces 16 MiB, sends 3 bytes.
+		{0xCB, 2, 0, 0, 0, 0, 0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 1, 2, 3},
+		// A version 1 header.
+		{0xCB, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0},
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -44,6 +55,24 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 		_, _ = DecodeHas(fr.Payload, len(fr.Payload))
+		if ns, hs, err := DecodeDelete(fr.Payload); err == nil {
+			if p, err := EncodeDelete(ns, hs); err != nil || !bytes.Equal(p, fr.Payload) {
+				t.Fatal("delete request does not round trip")
+			}
+		}
+		if after, limit, err := DecodeList(fr.Payload); err == nil {
+			if limit < 0 || limit > MaxBatch {
+				t.Fatalf("list limit %d", limit)
+			}
+			_ = EncodeList(after, limit)
+		}
+		if hs, err := DecodeListReply(fr.Payload, storage.Hash{}, MaxBatch); err == nil {
+			for i := 1; i < len(hs); i++ {
+				if bytes.Compare(hs[i-1][:], hs[i][:]) >= 0 {
+					t.Fatal("list reply accepted out of order")
+				}
+			}
+		}
 		_, _ = DecodeFreed(fr.Payload)
 		_, _ = DecodeStat(fr.Payload)
 		if err := ErrorFor(fr.Status, fr.Payload); err != nil {

@@ -1,9 +1,12 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 )
@@ -53,8 +56,8 @@ func DecodeHash(p []byte) (storage.Hash, error) {
 	return h, nil
 }
 
-// EncodeHashes encodes the hashes of a Has or Delete request. It refuses
-// more than MaxBatch hashes; callers split larger batches.
+// EncodeHashes encodes the hashes of a Has request, or a List reply. It
+// refuses more than MaxBatch hashes; callers split larger batches.
 func EncodeHashes(hs []storage.Hash) ([]byte, error) {
 	if len(hs) > MaxBatch {
 		return nil, fmt.Errorf("%w: %d hashes in one request, limit %d", ErrMalformed, len(hs), MaxBatch)
@@ -66,7 +69,7 @@ func EncodeHashes(hs []storage.Hash) ([]byte, error) {
 	return p, nil
 }
 
-// DecodeHashes decodes the hashes of a Has or Delete request.
+// DecodeHashes decodes the hashes of a Has request.
 func DecodeHashes(p []byte) ([]storage.Hash, error) {
 	if len(p)%storage.HashSize != 0 {
 		return nil, fmt.Errorf("%w: hash list of %d bytes, not a multiple of %d", ErrMalformed, len(p), storage.HashSize)
@@ -106,6 +109,97 @@ func DecodeHas(p []byte, n int) ([]bool, error) {
 		held[i] = b == 1
 	}
 	return held, nil
+}
+
+// notSinceSize is the length of the notSince field of a Delete request.
+const notSinceSize = 8
+
+// EncodeDelete encodes a Delete request: notSince as Unix nanoseconds (0
+// for the zero time, which deletes unconditionally) and the hashes. A
+// nonzero time before 1970 is sent as 1 ns after, which deletes as little.
+// It refuses more than MaxBatch hashes.
+func EncodeDelete(notSince time.Time, hs []storage.Hash) ([]byte, error) {
+	if len(hs) > MaxBatch {
+		return nil, fmt.Errorf("%w: %d hashes in one request, limit %d", ErrMalformed, len(hs), MaxBatch)
+	}
+	var ns uint64
+	switch {
+	case notSince.IsZero():
+	case notSince.After(time.Unix(0, math.MaxInt64)):
+		ns = math.MaxInt64
+	default:
+		ns = uint64(max(notSince.UnixNano(), 1))
+	}
+	p := make([]byte, 0, notSinceSize+len(hs)*storage.HashSize)
+	p = binary.BigEndian.AppendUint64(p, ns)
+	for i := range hs {
+		p = append(p, hs[i][:]...)
+	}
+	return p, nil
+}
+
+// DecodeDelete decodes a Delete request.
+func DecodeDelete(p []byte) (notSince time.Time, hs []storage.Hash, err error) {
+	if len(p) < notSinceSize {
+		return time.Time{}, nil, fmt.Errorf("%w: delete payload of %d bytes, shorter than its %d-byte time",
+			ErrMalformed, len(p), notSinceSize)
+	}
+	ns := binary.BigEndian.Uint64(p)
+	if ns > math.MaxInt64 {
+		return time.Time{}, nil, fmt.Errorf("%w: delete not since %d ns, beyond the largest time", ErrMalformed, ns)
+	}
+	if hs, err = DecodeHashes(p[notSinceSize:]); err != nil {
+		return time.Time{}, nil, err
+	}
+	if ns != 0 {
+		notSince = time.Unix(0, int64(ns))
+	}
+	return notSince, hs, nil
+}
+
+// listSize is the length of a List request: cursor and max.
+const listSize = storage.HashSize + 4
+
+// EncodeList encodes a List request for at most limit hashes after after.
+// A limit above MaxBatch is sent as is; the server answers at most MaxBatch
+// hashes.
+func EncodeList(after storage.Hash, limit int) []byte {
+	p := make([]byte, 0, listSize)
+	p = append(p, after[:]...)
+	return binary.BigEndian.AppendUint32(p, uint32(min(max(limit, 0), math.MaxUint32)))
+}
+
+// DecodeList decodes a List request. It caps limit at MaxBatch, the most
+// hashes a reply carries.
+func DecodeList(p []byte) (after storage.Hash, limit int, err error) {
+	if len(p) != listSize {
+		return after, 0, fmt.Errorf("%w: list payload of %d bytes, want %d", ErrMalformed, len(p), listSize)
+	}
+	copy(after[:], p)
+	return after, int(min(binary.BigEndian.Uint32(p[storage.HashSize:]), MaxBatch)), nil
+}
+
+// DecodeListReply decodes the reply to a List request for at most limit
+// hashes after after, checking that they are in ascending order after the
+// cursor: a walk driven by them always advances.
+func DecodeListReply(p []byte, after storage.Hash, limit int) ([]storage.Hash, error) {
+	if len(p)%storage.HashSize != 0 {
+		return nil, fmt.Errorf("%w: list reply of %d bytes, not a multiple of %d", ErrMalformed, len(p), storage.HashSize)
+	}
+	n := len(p) / storage.HashSize
+	if n > limit || n > MaxBatch {
+		return nil, fmt.Errorf("%w: list reply of %d hashes, asked for at most %d", ErrMalformed, n, min(limit, MaxBatch))
+	}
+	hs := make([]storage.Hash, n)
+	prev := after
+	for i := range hs {
+		copy(hs[i][:], p[i*storage.HashSize:])
+		if bytes.Compare(hs[i][:], prev[:]) <= 0 {
+			return nil, fmt.Errorf("%w: list reply hash %d is not after the one before it", ErrMalformed, i)
+		}
+		prev = hs[i]
+	}
+	return hs, nil
 }
 
 // EncodeFreed encodes a Delete reply.
