@@ -29,34 +29,57 @@ and stops cleanly on SIGTERM or SIGINT.
 
 The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 
+Every --gc-every it collects garbage: the blocks on the alive stores that
+no committed version references and that no store touched since the
+oldest checkpoint in flight began, minus --gc-clock-skew (the most the
+stores' clocks may lag this machine's). 'ckpt gc' runs one at once.
+
 flags:
 `
 
+// config is the command line.
+type config struct {
+	listen, data, tokenFile, level string
+	deadAfter, txnTimeout          time.Duration
+	gcEvery, gcClockSkew           time.Duration
+}
+
 func main() {
+	var c config
 	fs := flag.NewFlagSet("ckpt-manager", flag.ExitOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
-	listen := fs.String("listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
-	data := fs.String("data", "", "directory for the catalog (created if missing)")
-	tokenFile := fs.String("token-file", "", "file holding the cluster token")
-	deadAfter := fs.Duration("dead-after", 15*time.Second, "a store with no heartbeat for this long is dead")
-	txnTimeout := fs.Duration("txn-timeout", 10*time.Minute, "an unfinished version not renewed for this long is discarded")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:0", "address to serve on (port 0 picks a free one)")
+	fs.StringVar(&c.data, "data", "", "directory for the catalog (created if missing)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the cluster token")
+	fs.DurationVar(&c.deadAfter, "dead-after", 15*time.Second, "a store with no heartbeat for this long is dead")
+	fs.DurationVar(&c.txnTimeout, "txn-timeout", 10*time.Minute, "an unfinished version not renewed for this long is discarded")
+	fs.DurationVar(&c.gcEvery, "gc-every", manager.DefaultGCEvery, "collect garbage this often (0 = only when asked, by 'ckpt gc')")
+	fs.DurationVar(&c.gcClockSkew, "gc-clock-skew", manager.DefaultGCClockSkew, "how far the stores' clocks may lag this one's; garbage collection spares blocks touched that much before the oldest checkpoint in flight (0 = same clock)")
+	fs.StringVar(&c.level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		cli.Exit("ckpt-manager", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
-	cli.Exit("ckpt-manager", run(*listen, *data, *tokenFile, *deadAfter, *txnTimeout, *level))
+	cli.Exit("ckpt-manager", run(c))
 }
 
-func run(listen, data, tokenFile string, deadAfter, txnTimeout time.Duration, level string) error {
-	if data == "" {
+// orNever maps a flag's 0 ("never", "none") to the Options' negative.
+func orNever(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+func run(c config) error {
+	if c.data == "" {
 		return errors.New("--data is required: the directory for the catalog")
 	}
-	tok, err := token.Resolve(tokenFile)
+	tok, err := token.Resolve(c.tokenFile)
 	if err != nil {
 		return err
 	}
-	log, err := cli.Logger(level)
+	log, err := cli.Logger(c.level)
 	if err != nil {
 		return err
 	}
@@ -64,19 +87,21 @@ func run(listen, data, tokenFile string, deadAfter, txnTimeout time.Duration, le
 	ctx, stop := cli.SignalContext()
 	defer stop()
 
-	m, err := manager.Open(data, manager.Options{Token: tok, DeadAfter: deadAfter, TxnTimeout: txnTimeout, Logger: log})
+	m, err := manager.Open(c.data, manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
+		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew)})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", listen, err)
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
 	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("manager ready", zap.String("addr", ln.Addr().String()), zap.String("data", data))
+	log.Info("manager ready", zap.String("addr", ln.Addr().String()), zap.String("data", c.data),
+		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew))
 	fmt.Printf("listening on %s\n", ln.Addr())
 
 	select {

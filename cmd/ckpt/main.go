@@ -52,6 +52,7 @@ stores on 127.0.0.1, started on demand and kept running until
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 
 	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
+	root.AddCommand(retentionCmds(g)...)
 	ctx, stop := cli.SignalContext()
 	defer stop()
 	cli.Exit("ckpt", root.ExecuteContext(ctx))

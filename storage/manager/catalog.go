@@ -16,11 +16,13 @@ import (
 
 // Catalog layout (bbolt buckets; values are JSON unless noted):
 //
-//	meta      "format" -> "1"
+//	meta      "format" -> "1", "refs" -> "1" once the refs bucket is complete
 //	stores    store ID -> storeRecord
 //	txns      txn ID   -> Txn
+//	refs      block key (32 bytes) -> uint64 BE count of committed versions naming it (refs.go)
 //	jobs      job name -> bucket:
 //	            "info"      -> jobRecord
+//	            "retention" -> Retention (absent: no policy)
 //	            "versions"  -> bucket: uint64 BE version -> VersionInfo
 //	            "manifests" -> bucket: uint64 BE version -> Arrow IPC manifest bytes
 var (
@@ -56,7 +58,7 @@ func vkey(v int64) []byte {
 
 func (m *Manager) init() error {
 	return m.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketStores, bucketTxns, bucketJobs} {
+		for _, b := range [][]byte{bucketMeta, bucketStores, bucketTxns, bucketJobs, bucketRefs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("manager: init catalog: %w", err)
 			}
@@ -69,6 +71,13 @@ func (m *Manager) init() error {
 			}
 		case string(f) != catalogFormat:
 			return fmt.Errorf("manager: catalog format %q, this build reads %q", f, catalogFormat)
+		}
+		if meta.Get(keyRefsBuilt) == nil {
+			n, err := rebuildRefs(tx)
+			if err != nil {
+				return fmt.Errorf("manager: init catalog: counting block references: %w", err)
+			}
+			m.log.Info("block reference counts built from the manifests", zap.Int("blocks", n))
 		}
 		return tx.Bucket(bucketStores).ForEach(func(k, v []byte) error {
 			var info StoreInfo
@@ -144,9 +153,15 @@ func (m *Manager) Begin(job string) (Txn, error) {
 	if _, err := rand.Read(raw[:]); err != nil {
 		return Txn{}, fmt.Errorf("manager: begin: %w", err)
 	}
-	now := m.now()
-	t := Txn{ID: hex.EncodeToString(raw[:]), Job: job, Began: now, Expires: now.Add(m.opts.TxnTimeout)}
-	if err := m.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketTxns), []byte(t.ID), t) }); err != nil {
+	t := Txn{ID: hex.EncodeToString(raw[:]), Job: job}
+	// Began is read under bbolt's writer lock: garbage collection reads its
+	// horizon under the same lock (gcHorizon), so a transaction it does not
+	// see began after the horizon was taken.
+	if err := m.db.Update(func(tx *bolt.Tx) error {
+		now := m.now()
+		t.Began, t.Expires = now, now.Add(m.opts.TxnTimeout)
+		return putJSON(tx.Bucket(bucketTxns), []byte(t.ID), t)
+	}); err != nil {
 		return Txn{}, fmt.Errorf("manager: begin %s: %w", job, err)
 	}
 	m.log.Debug("begin", zap.String("job", job), zap.String("txn", t.ID))
@@ -216,28 +231,46 @@ func (m *Manager) expireTxns() (int, error) {
 
 // Commit validates the manifest (Arrow IPC bytes) of a transaction, assigns
 // the job's next version number, and stores the manifest and its
-// VersionInfo and removes the transaction in one catalog transaction. The
-// stored manifest carries the assigned version and the computed logical
-// bytes.
+// VersionInfo, adds its block references and removes the transaction in
+// one catalog transaction. The stored manifest carries the assigned
+// version and the computed logical bytes. When the job has a retention
+// policy it is applied right after; a failure to apply it is logged, the
+// commit stands.
 func (m *Manager) Commit(id string, manifestBytes []byte) (VersionInfo, error) {
+	vi, policy, err := m.commit(id, manifestBytes)
+	if err != nil || !policy {
+		return vi, err
+	}
+	if deleted, err := m.ApplyRetention(vi.Job); err != nil {
+		m.log.Error("applying the retention policy after a commit", zap.String("job", vi.Job), zap.Int64("version", vi.Version), zap.Error(err))
+	} else if len(deleted) > 0 {
+		m.log.Info("retention deleted versions", zap.String("job", vi.Job), zap.Int64s("versions", deleted))
+	}
+	return vi, nil
+}
+
+// commit is Commit without the retention; policy reports whether the job
+// has a retention policy.
+func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, policy bool, err error) {
 	var t Txn
-	err := m.db.View(func(tx *bolt.Tx) error {
+	err = m.db.View(func(tx *bolt.Tx) error {
 		var err error
 		t, err = m.getTxn(tx, id, m.now())
 		return err
 	})
 	if err != nil {
-		return VersionInfo{}, err
+		return VersionInfo{}, false, err
 	}
 	man, err := manifest.Unmarshal(manifestBytes)
 	if err != nil {
-		return VersionInfo{}, fmt.Errorf("%w: commit %s: %w", ErrInvalid, id, err)
+		return VersionInfo{}, false, fmt.Errorf("%w: commit %s: %w", ErrInvalid, id, err)
 	}
 	if man.Job != t.Job {
-		return VersionInfo{}, fmt.Errorf("%w: manifest is for job %q but transaction %s is for job %q", ErrConflict, man.Job, id, t.Job)
+		return VersionInfo{}, false, fmt.Errorf("%w: manifest is for job %q but transaction %s is for job %q", ErrConflict, man.Job, id, t.Job)
 	}
 	man.LogicalBytes = man.Size()
-	vi := VersionInfo{
+	keys := manifestKeys(man)
+	vi = VersionInfo{
 		Job: t.Job, Created: man.Created, Kind: man.Kind, Meta: man.Meta,
 		Objects: len(man.Objects()), Blocks: len(man.Blocks),
 		LogicalBytes: man.LogicalBytes, NewBytes: man.NewBytes, SentBytes: man.SentBytes,
@@ -252,12 +285,12 @@ func (m *Manager) Commit(id string, manifestBytes []byte) (VersionInfo, error) {
 			next = rec.LastVersion + 1
 			return err
 		}); err != nil {
-			return VersionInfo{}, err
+			return VersionInfo{}, false, err
 		}
 		man.Version = next
 		data, err := manifest.Marshal(man)
 		if err != nil {
-			return VersionInfo{}, fmt.Errorf("manager: commit %s: %w", id, err)
+			return VersionInfo{}, false, fmt.Errorf("manager: commit %s: %w", id, err)
 		}
 		vi.Version, vi.ManifestBytes = next, int64(len(data))
 		raced := false
@@ -300,15 +333,19 @@ func (m *Manager) Commit(id string, manifestBytes []byte) (VersionInfo, error) {
 			if err := putJSON(jb, keyInfo, rec); err != nil {
 				return err
 			}
+			if err := addRefs(tx, keys, +1); err != nil {
+				return err
+			}
+			policy = jb.Get(keyRetention) != nil
 			return tx.Bucket(bucketTxns).Delete([]byte(id))
 		})
 		if err != nil {
-			return VersionInfo{}, fmt.Errorf("manager: commit %s of job %s: %w", id, t.Job, err)
+			return VersionInfo{}, false, fmt.Errorf("manager: commit %s of job %s: %w", id, t.Job, err)
 		}
 		if !raced {
 			m.log.Info("commit", zap.String("job", t.Job), zap.Int64("version", next), zap.String("txn", id),
 				zap.Int("blocks", vi.Blocks), zap.Int64("logical_bytes", vi.LogicalBytes))
-			return vi, nil
+			return vi, policy, nil
 		}
 	}
 }

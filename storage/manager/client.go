@@ -44,7 +44,10 @@ type Client struct {
 	base  string
 	token []byte
 	hc    *http.Client
-	now   func() time.Time
+	// long sends the requests whose answer may take minutes (GC): no
+	// response header timeout, only the call's context.
+	long *http.Client
+	now  func() time.Time
 }
 
 // NewClient returns a client of the manager at addr ("host:port" or a URL).
@@ -53,7 +56,7 @@ func NewClient(addr string, token []byte, opts ClientOptions) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	hc := opts.HTTPClient
+	hc, long := opts.HTTPClient, opts.HTTPClient
 	if hc == nil {
 		dt := opts.DialTimeout
 		if dt <= 0 {
@@ -61,6 +64,7 @@ func NewClient(addr string, token []byte, opts ClientOptions) *Client {
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: dt, KeepAlive: 30 * time.Second}).DialContext
+		long = &http.Client{Transport: tr.Clone()}
 		tr.ResponseHeaderTimeout = 2 * time.Minute
 		hc = &http.Client{Transport: tr}
 	}
@@ -68,7 +72,7 @@ func NewClient(addr string, token []byte, opts ClientOptions) *Client {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{addr: addr, base: base, token: append([]byte(nil), token...), hc: hc, now: now}
+	return &Client{addr: addr, base: base, token: append([]byte(nil), token...), hc: hc, long: long, now: now}
 }
 
 // Addr returns the manager's address as given to NewClient.
@@ -87,6 +91,10 @@ func (e *remoteError) Unwrap() []error { return e.errs }
 // do sends a signed request and decodes a JSON answer into out (if not
 // nil), or returns the response for the caller to read (raw).
 func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte, out any) (*http.Response, error) {
+	return c.doWith(ctx, c.hc, method, path, contentType, body, out)
+}
+
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path, contentType string, body []byte, out any) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s %s: %w", c.addr, method, path, err)
@@ -95,7 +103,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Authorization", Sign(c.token, method, req.URL.RequestURI(), c.now().Unix(), body))
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("manager %s: %s %s: %w", c.addr, method, path, ctx.Err())
@@ -294,4 +302,86 @@ func (c *Client) Manifest(ctx context.Context, job string, version int64) (*mani
 		return nil, fmt.Errorf("manager %s: manifest of job %s version %s: %w", c.addr, job, resp.Header.Get(HeaderVersion), err)
 	}
 	return m, nil
+}
+
+// Retention returns a job's retention policy (the zero policy when none is
+// set).
+func (c *Client) Retention(ctx context.Context, job string) (Retention, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return Retention{}, err
+	}
+	var r Retention
+	_, err = c.do(ctx, http.MethodGet, p+"/retention", "", nil, &r)
+	return r, err
+}
+
+// SetRetention sets a job's retention policy (the zero policy removes it),
+// applies it at once and returns the versions it deleted. The job need not
+// have committed yet.
+func (c *Client) SetRetention(ctx context.Context, job string, r Retention) ([]int64, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("manager: retention: %w", err)
+	}
+	var out RetentionResult
+	_, err = c.do(ctx, http.MethodPut, p+"/retention", "application/json", body, &out)
+	return out.Deleted, err
+}
+
+// DeleteVersion deletes one version (version > 0) of a job and returns
+// what it was. A pinned version is refused with ErrPinned.
+func (c *Client) DeleteVersion(ctx context.Context, job string, version int64) (VersionInfo, error) {
+	if version <= 0 {
+		return VersionInfo{}, fmt.Errorf("%w: version %d: deleting takes a positive version number", ErrInvalid, version)
+	}
+	p, err := versionPath(job, version)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	var vi VersionInfo
+	_, err = c.do(ctx, http.MethodDelete, p, "", nil, &vi)
+	return vi, err
+}
+
+// Pin keeps a version (0 = the latest) from every retention policy and
+// from DeleteVersion until Unpin.
+func (c *Client) Pin(ctx context.Context, job string, version int64) (VersionInfo, error) {
+	return c.pin(ctx, http.MethodPost, job, version)
+}
+
+// Unpin undoes Pin.
+func (c *Client) Unpin(ctx context.Context, job string, version int64) (VersionInfo, error) {
+	return c.pin(ctx, http.MethodDelete, job, version)
+}
+
+func (c *Client) pin(ctx context.Context, method, job string, version int64) (VersionInfo, error) {
+	p, err := versionPath(job, version)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	var vi VersionInfo
+	_, err = c.do(ctx, method, p+"/pin", "", nil, &vi)
+	return vi, err
+}
+
+// GC runs one garbage collection on the manager and returns its report;
+// it may take minutes on large stores (bound it with ctx). ErrGCRunning
+// when one is already running.
+func (c *Client) GC(ctx context.Context) (GCReport, error) {
+	var rep GCReport
+	_, err := c.doWith(ctx, c.long, http.MethodPost, "/v1/gc", "", nil, &rep)
+	return rep, err
+}
+
+// GCStatus says whether a garbage collection is running and returns the
+// last one's report.
+func (c *Client) GCStatus(ctx context.Context) (GCStatus, error) {
+	var st GCStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/gc", "", nil, &st)
+	return st, err
 }

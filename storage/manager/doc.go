@@ -17,6 +17,28 @@
 // removes transactions not renewed for TxnTimeout (their blocks are left to
 // garbage collection). Transactions persist across a manager restart.
 //
+// # Retention
+//
+// A job may have a retention policy (Retention: keep the last N, every
+// K-th, those committed within a duration); pinned versions and the latest
+// are always kept. It is applied after every commit of the job and when
+// set. DeleteVersion deletes any unpinned version. A version's info,
+// manifest and block references are deleted in one bbolt transaction, and
+// its number is never reused.
+//
+// # Garbage collection
+//
+// Mark and sweep. The mark is kept up to date rather than computed: the
+// refs bucket counts, per block key, the committed versions naming it,
+// changed in the same bbolt transaction as the commit or delete (refs.go).
+// GC takes the horizon T0 (the oldest in-flight transaction's begin, or
+// now, minus Options.GCClockSkew), lists each alive store's keys and asks
+// the store to delete the unreferenced ones not touched since T0. Writers
+// touch every block their version relies on after their transaction
+// begins, so no block a checkpoint in flight relies on is collected.
+// docs/incremental.md has the argument. GC runs every Options.GCEvery and
+// on POST /v1/gc, one at a time.
+//
 // # Stores
 //
 // Stores heartbeat every few seconds. The catalog remembers every store it
@@ -28,10 +50,14 @@
 // # Catalog file
 //
 // dataDir/catalog.db is a bbolt file whose lock keeps a second manager out
-// (Open fails with ErrLocked). Buckets: meta (format "1"), stores (ID ->
-// StoreInfo JSON), txns (ID -> Txn JSON), jobs (name -> bucket holding
-// "info" -> job record JSON, "versions" (8-byte big-endian version ->
-// VersionInfo JSON) and "manifests" (version -> Arrow IPC manifest)).
+// (Open fails with ErrLocked). Buckets: meta (format "1", and "refs" ->
+// "1" once the refs bucket is complete; Open builds it from the manifests
+// of a catalog that lacks it), stores (ID -> StoreInfo JSON), txns (ID ->
+// Txn JSON), refs (32-byte block key -> 8-byte big-endian count of
+// committed versions naming it), jobs (name -> bucket holding "info" ->
+// job record JSON, "retention" -> Retention JSON, "versions" (8-byte
+// big-endian version -> VersionInfo JSON) and "manifests" (version ->
+// Arrow IPC manifest)).
 //
 // # Authentication
 //
@@ -52,8 +78,8 @@
 // trailing data are errors); manifests to Options.MaxManifestBytes
 // (256 MiB). Job names match [A-Za-z0-9._-]{1,128}. Errors are
 // {"error": "...", "code": "..."} with 400 (bad input), 401 (token, clock),
-// 404 (unknown job, version, transaction or endpoint), 409 (conflict),
-// 413 (too large), 503 (closing).
+// 404 (unknown job, version, transaction or endpoint), 409 (conflict,
+// pinned, GC running), 413 (too large), 503 (closing).
 //
 //	GET    /v1/ping                              -> {"ok":true,"time":...,"dead_after":"15s","txn_timeout":"10m0s"}
 //	POST   /v1/heartbeat      Heartbeat          -> {"ok":true}
@@ -66,6 +92,13 @@
 //	GET    /v1/jobs/{job}/versions               -> {"versions":[VersionInfo...]} (oldest first)
 //	GET    /v1/jobs/{job}/versions/{v}           -> VersionInfo (v: number or "latest")
 //	GET    /v1/jobs/{job}/versions/{v}/manifest  -> manifest bytes, X-Ckpt-Version: n
+//	DELETE /v1/jobs/{job}/versions/{v}           -> VersionInfo of the deleted version (v: number)
+//	POST   /v1/jobs/{job}/versions/{v}/pin       -> VersionInfo (pinned)
+//	DELETE /v1/jobs/{job}/versions/{v}/pin       -> VersionInfo (unpinned)
+//	GET    /v1/jobs/{job}/retention              -> Retention
+//	PUT    /v1/jobs/{job}/retention  Retention   -> {"retention":Retention,"deleted":[v...]}
+//	POST   /v1/gc                                -> GCReport
+//	GET    /v1/gc                                -> GCStatus
 //
 // docs/manager-api.md has request and response examples.
 package manager

@@ -36,6 +36,12 @@ var (
 	ErrLocked = errors.New("manager: data directory in use")
 	// ErrUnreachable: the client could not reach the manager.
 	ErrUnreachable = errors.New("manager: unreachable")
+	// ErrPinned: the version is pinned, so it cannot be deleted; unpin it
+	// first.
+	ErrPinned = errors.New("manager: version is pinned")
+	// ErrGCRunning: a garbage collection is already running; only one runs
+	// at a time.
+	ErrGCRunning = errors.New("manager: garbage collection already running")
 )
 
 // UnreachableError reports a manager the client could not connect to.

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -20,6 +21,38 @@ func FuzzHeartbeat(f *testing.F) {
 		}
 		if err := hb.validate(); err != nil {
 			t.Fatalf("accepted an invalid heartbeat: %v", err)
+		}
+	})
+}
+
+// FuzzRetention: the body of PUT /v1/jobs/{job}/retention decodes strictly
+// to a policy that survives a JSON round trip, or is refused as ErrInvalid.
+func FuzzRetention(f *testing.F) {
+	f.Add([]byte(`{"keep_last":3,"keep_every":10,"keep_within":"7d"}`))
+	f.Add([]byte(`{"keep_within":"1h30m"}`))
+	f.Add([]byte(`{"keep_within":"-1.5d"}`))
+	f.Add([]byte(`{"keep_last":-1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var r Retention
+		if err := decodeJSON(body, &r); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if err := r.validate(); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Retention
+		if err := decodeJSON(data, &back); err != nil || back != r {
+			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ const (
 	codeUnknownTxn     = "unknown_txn"
 	codeConflict       = "conflict"
 	codeTooLarge       = "too_large"
+	codePinned         = "pinned"
+	codeGCRunning      = "gc_running"
 	codeNotFound       = "not_found"
 	codeClosed         = "closed"
 	codeInternal       = "internal"
@@ -56,6 +59,8 @@ var codes = map[string]error{
 	codeUnknownTxn:     ErrUnknownTxn,
 	codeConflict:       ErrConflict,
 	codeTooLarge:       ErrTooLarge,
+	codePinned:         ErrPinned,
+	codeGCRunning:      ErrGCRunning,
 	codeClosed:         storage.ErrClosed,
 }
 
@@ -77,6 +82,10 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, codeUnknownTxn
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict, codeConflict
+	case errors.Is(err, ErrPinned):
+		return http.StatusConflict, codePinned
+	case errors.Is(err, ErrGCRunning):
+		return http.StatusConflict, codeGCRunning
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, codeTooLarge
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolt.ErrDatabaseNotOpen):
@@ -159,6 +168,35 @@ func (m *Manager) Handler() http.Handler {
 		return nil
 	})
 	m.route(mux, "GET /v1/jobs/{job}/versions/{v}/manifest", j, m.serveManifest)
+	m.route(mux, "DELETE /v1/jobs/{job}/versions/{v}", j, m.serveDeleteVersion)
+	m.route(mux, "POST /v1/jobs/{job}/versions/{v}/pin", j, m.servePin(true))
+	m.route(mux, "DELETE /v1/jobs/{job}/versions/{v}/pin", j, m.servePin(false))
+	m.route(mux, "GET /v1/jobs/{job}/retention", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		ret, err := m.Retention(r.PathValue("job"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, ret)
+		return nil
+	})
+	m.route(mux, "PUT /v1/jobs/{job}/retention", j, m.serveSetRetention)
+	m.route(mux, "POST /v1/gc", j, func(w http.ResponseWriter, r *http.Request, body []byte) error {
+		if err := emptyBody(body); err != nil {
+			return err
+		}
+		// The collection is the manager's: it finishes (and GET /v1/gc
+		// shows it) if the client goes away.
+		rep, err := m.GC(context.WithoutCancel(r.Context()))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, rep)
+		return nil
+	})
+	m.route(mux, "GET /v1/gc", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		writeJSON(w, http.StatusOK, m.GCStatus())
+		return nil
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: codeNotFound})
 	})
@@ -348,5 +386,59 @@ func (m *Manager) serveManifest(w http.ResponseWriter, r *http.Request, _ []byte
 	w.Header().Set(HeaderVersion, strconv.FormatInt(v, 10))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(data) // the client went away; nothing to do
+	return nil
+}
+
+func (m *Manager) serveDeleteVersion(w http.ResponseWriter, r *http.Request, body []byte) error {
+	if err := emptyBody(body); err != nil {
+		return err
+	}
+	s := r.PathValue("v")
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%w: version %q: deleting takes a positive version number", ErrInvalid, s)
+	}
+	vi, err := m.DeleteVersion(r.PathValue("job"), v)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, vi)
+	return nil
+}
+
+func (m *Manager) servePin(pinned bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, body []byte) error {
+		if err := emptyBody(body); err != nil {
+			return err
+		}
+		v, err := parseVersion(r.PathValue("v"))
+		if err != nil {
+			return err
+		}
+		vi, err := m.Pin(r.PathValue("job"), v, pinned)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, vi)
+		return nil
+	}
+}
+
+// RetentionResult is the answer to PUT /v1/jobs/{job}/retention.
+type RetentionResult struct {
+	Retention Retention `json:"retention"`
+	Deleted   []int64   `json:"deleted"` // versions the policy deleted, ascending
+}
+
+func (m *Manager) serveSetRetention(w http.ResponseWriter, r *http.Request, body []byte) error {
+	var ret Retention
+	if err := decodeJSON(body, &ret); err != nil {
+		return err
+	}
+	deleted, err := m.SetRetention(r.PathValue("job"), ret)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, RetentionResult{Retention: ret, Deleted: nonNil(deleted)})
 	return nil
 }

@@ -52,6 +52,18 @@ type Options struct {
 	// JanitorEvery is how often abandoned transactions are looked for. Zero
 	// means TxnTimeout/4, capped to [10ms, 30s].
 	JanitorEvery time.Duration
+	// GCEvery is how often garbage collection runs on its own. Zero means
+	// DefaultGCEvery (10m); negative means never (GC runs only when asked).
+	GCEvery time.Duration
+	// GCClockSkew is how far the stores' clocks may lag the manager's: the
+	// sweep keeps every block touched after the oldest transaction in
+	// flight began minus this. Zero means DefaultGCClockSkew (10m);
+	// negative means none, for tests whose stores share the manager's
+	// clock.
+	GCClockSkew time.Duration
+	// DialStore connects to a store for garbage collection. Nil means
+	// remote.Dial with Token.
+	DialStore func(ctx context.Context, id, addr string) (GCStore, error)
 }
 
 // Manager is the catalog of stores, jobs, versions and in-flight
@@ -63,13 +75,17 @@ type Manager struct {
 	db   *bolt.DB
 	dir  string
 
+	ctx  context.Context // done when Close begins
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
-		stores map[string]*storeState
-		closed bool
+		stores    map[string]*storeState
+		closed    bool
+		gcRunning bool
+		gcSince   time.Time // start of the running GC
+		lastGC    *GCReport
 	}
 }
 
@@ -105,6 +121,15 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	if opts.JanitorEvery <= 0 {
 		opts.JanitorEvery = min(max(opts.TxnTimeout/4, 10*time.Millisecond), 30*time.Second)
 	}
+	if opts.GCEvery == 0 {
+		opts.GCEvery = DefaultGCEvery
+	}
+	switch {
+	case opts.GCClockSkew == 0:
+		opts.GCClockSkew = DefaultGCClockSkew
+	case opts.GCClockSkew < 0:
+		opts.GCClockSkew = 0
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: open: %w", err)
 	}
@@ -118,23 +143,34 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir}
 	m.mu.stores = make(map[string]*storeState)
+	if m.opts.DialStore == nil {
+		m.opts.DialStore = m.dialRemote
+	}
 	if err := m.init(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.stop = cancel
+	m.ctx, m.stop = ctx, cancel
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.janitor(ctx)
 	}()
+	if opts.GCEvery > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.gcLoop(ctx)
+		}()
+	}
 	m.log.Info("catalog opened", zap.String("path", path), zap.Int("stores", len(m.mu.stores)))
 	return m, nil
 }
 
-// Close stops the janitor and closes the catalog. Requests in flight on
-// the Handler fail with storage.ErrClosed.
+// Close stops the janitor and the periodic garbage collection, interrupts
+// a GC in progress, and closes the catalog. Requests in flight on the
+// Handler fail with storage.ErrClosed.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.mu.closed {

@@ -72,6 +72,9 @@ type VersionInfo struct {
 	SentBytes     int64             `json:"sent_bytes"`
 	ManifestBytes int64             `json:"manifest_bytes"`
 	Status        string            `json:"status"`
+	// Pinned: kept by every retention policy and refused by DeleteVersion
+	// until unpinned.
+	Pinned bool `json:"pinned"`
 }
 
 var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

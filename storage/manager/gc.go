@@ -1,0 +1,312 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/remote"
+)
+
+// Defaults for the garbage collection Options.
+const (
+	DefaultGCEvery     = 10 * time.Minute
+	DefaultGCClockSkew = 10 * time.Minute
+	// gcPage is how many keys one List asks a store for; the candidates of
+	// a page go to the store in one Delete.
+	gcPage = 4096
+	// gcParallel bounds the stores swept at once.
+	gcParallel = 8
+)
+
+// GCStore is what garbage collection needs of a store: the two store
+// primitives the sweep uses. *remote.Store implements it. Methods are
+// called from one goroutine per store, Close once at the end.
+type GCStore interface {
+	// List returns up to max keys the store holds that are greater than
+	// after, in ascending order; none once the walk is over.
+	List(ctx context.Context, after storage.Hash, max int) ([]storage.Hash, error)
+	// Delete deletes the blocks among hs that the store holds and last
+	// touched (Put, or named in a Has) before notSince, atomically with
+	// respect to touches, and returns the bytes freed. Blocks touched since
+	// are kept; a zero notSince deletes unconditionally.
+	Delete(ctx context.Context, hs []storage.Hash, notSince time.Time) (freed int64, err error)
+	Close() error
+}
+
+// GCReport is the outcome of one garbage collection (POST /v1/gc).
+type GCReport struct {
+	Started time.Time `json:"started"`
+	// NotSince is the horizon T0: only blocks no store touched since then
+	// were deleted.
+	NotSince time.Time       `json:"not_since"`
+	Stores   []GCStoreReport `json:"stores"`
+	// Skipped lists the dead stores: their unreferenced blocks are
+	// collected by a garbage collection after they come back.
+	Skipped []StoreRef `json:"skipped"`
+	// FreedBytes and Unreferenced sum the stores' figures.
+	FreedBytes   int64    `json:"freed_bytes"`
+	Unreferenced int64    `json:"unreferenced"`
+	Took         Duration `json:"took"`
+}
+
+// Failed returns the stores whose sweep failed.
+func (r GCReport) Failed() []GCStoreReport {
+	var out []GCStoreReport
+	for _, s := range r.Stores {
+		if s.Error != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// GCStoreReport is one alive store's sweep.
+type GCStoreReport struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	// Listed counts the keys the store listed.
+	Listed int64 `json:"listed"`
+	// Unreferenced counts the listed keys no committed version names: the
+	// store was asked to delete them, and kept those touched since
+	// NotSince (written or reused by a checkpoint in flight).
+	Unreferenced int64 `json:"unreferenced"`
+	// FreedBytes is what the store reported freed.
+	FreedBytes int64 `json:"freed_bytes"`
+	// Error is why the sweep of this store stopped early ("" if it did
+	// not). Keys deleted before it stay deleted.
+	Error string `json:"error,omitempty"`
+}
+
+// StoreRef names a store.
+type StoreRef struct {
+	ID       string    `json:"id"`
+	Addr     string    `json:"addr"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// GCStatus is the answer to GET /v1/gc.
+type GCStatus struct {
+	Running bool      `json:"running"`
+	Since   time.Time `json:"since,omitzero"` // start of the running one
+	Last    *GCReport `json:"last"`           // the last one finished; null if none since the manager started
+}
+
+// GC runs one garbage collection, mark and sweep, and returns its report.
+// The mark is the refs bucket: the keys of every committed version of
+// every job. The sweep walks every alive store's keys and asks the store
+// to delete the unreferenced ones not touched since the horizon T0, the
+// begin time of the oldest transaction in flight (or now), minus
+// Options.GCClockSkew. docs/incremental.md gives the safety argument.
+//
+// Only one GC runs at a time: GC fails with ErrGCRunning while another
+// runs. A store that fails is reported in its GCStoreReport and the others
+// are swept still; the error is for a catalog failure, ErrGCRunning, or
+// ctx or the manager closing.
+func (m *Manager) GC(ctx context.Context) (GCReport, error) {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return GCReport{}, storage.ErrClosed
+	}
+	if m.mu.gcRunning {
+		since := m.mu.gcSince
+		m.mu.Unlock()
+		return GCReport{}, fmt.Errorf("%w (started at %s); try again when it ends", ErrGCRunning, since.UTC().Format(time.RFC3339))
+	}
+	m.mu.gcRunning = true
+	started := m.now()
+	m.mu.gcSince = started
+	m.mu.Unlock()
+	rep, err := m.gc(ctx, started)
+	m.mu.Lock()
+	m.mu.gcRunning = false
+	if err == nil {
+		m.mu.lastGC = &rep
+	}
+	m.mu.Unlock()
+	return rep, err
+}
+
+// GCStatus says whether a GC runs and returns the last report.
+func (m *Manager) GCStatus() GCStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := GCStatus{Running: m.mu.gcRunning, Last: m.mu.lastGC}
+	if st.Running {
+		st.Since = m.mu.gcSince
+	}
+	return st
+}
+
+func (m *Manager) gc(ctx context.Context, started time.Time) (GCReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	rep := GCReport{Started: started, Stores: []GCStoreReport{}, Skipped: []StoreRef{}}
+	t0, err := m.gcHorizon()
+	if err != nil {
+		return rep, err
+	}
+	rep.NotSince = t0
+	var alive []StoreInfo
+	for _, st := range m.Stores() {
+		if st.Alive {
+			alive = append(alive, st)
+		} else {
+			rep.Skipped = append(rep.Skipped, StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
+		}
+	}
+	rep.Stores = make([]GCStoreReport, len(alive))
+	var g errgroup.Group
+	g.SetLimit(gcParallel)
+	for i, st := range alive {
+		g.Go(func() error {
+			rep.Stores[i] = m.sweep(ctx, st, t0)
+			return nil
+		})
+	}
+	g.Wait()
+	for _, s := range rep.Stores {
+		rep.FreedBytes += s.FreedBytes
+		rep.Unreferenced += s.Unreferenced
+	}
+	rep.Took = Duration(m.now().Sub(started))
+	if err := ctx.Err(); err != nil {
+		if m.ctx.Err() != nil {
+			err = storage.ErrClosed
+		}
+		return rep, fmt.Errorf("manager: garbage collection interrupted: %w", err)
+	}
+	fields := []zap.Field{zap.Time("not_since", t0), zap.Int("stores", len(rep.Stores)), zap.Int("skipped", len(rep.Skipped)),
+		zap.Int64("unreferenced", rep.Unreferenced), zap.Int64("freed_bytes", rep.FreedBytes), zap.Duration("took", time.Duration(rep.Took))}
+	if failed := rep.Failed(); len(failed) > 0 {
+		for _, f := range failed {
+			m.log.Warn("garbage collection: store not swept completely", zap.String("store", f.ID), zap.String("addr", f.Addr), zap.String("error", f.Error))
+		}
+		m.log.Warn("garbage collection done with failures", append(fields, zap.Int("failed", len(failed)))...)
+	} else {
+		m.log.Info("garbage collection done", fields...)
+	}
+	return rep, nil
+}
+
+// gcHorizon returns T0: the begin time of the oldest live transaction, or
+// now if none, minus the clock-skew allowance. It reads under bbolt's
+// writer lock, as Begin stamps its transactions, so a transaction begun
+// after the horizon was read has a later begin time than that now.
+func (m *Manager) gcHorizon() (time.Time, error) {
+	var t0 time.Time
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		now := m.now()
+		t0 = now
+		return tx.Bucket(bucketTxns).ForEach(func(k, v []byte) error {
+			var t Txn
+			if err := json.Unmarshal(v, &t); err != nil {
+				return nil // unreadable: it can never commit; the janitor removes it
+			}
+			if !now.After(t.Expires) && t.Began.Before(t0) {
+				t0 = t.Began
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("manager: garbage collection: reading transactions: %w", err)
+	}
+	return t0.Add(-m.opts.GCClockSkew), nil
+}
+
+// sweep walks one store's keys and deletes the unreferenced ones not
+// touched since t0.
+func (m *Manager) sweep(ctx context.Context, st StoreInfo, t0 time.Time) GCStoreReport {
+	rep := GCStoreReport{ID: st.ID, Addr: st.Addr}
+	s, err := m.opts.DialStore(ctx, st.ID, st.Addr)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	defer s.Close()
+	var after storage.Hash
+	for {
+		page, err := s.List(ctx, after, gcPage)
+		if err != nil {
+			rep.Error = fmt.Sprintf("listing blocks: %v", err)
+			return rep
+		}
+		if len(page) == 0 {
+			return rep
+		}
+		if len(page) > gcPage {
+			rep.Error = fmt.Sprintf("listing blocks: %d keys asked, %d returned", gcPage, len(page))
+			return rep
+		}
+		// The cursor must advance, or a faulty store would keep the sweep
+		// here forever.
+		prev := after
+		for _, h := range page {
+			if bytes.Compare(h[:], prev[:]) <= 0 {
+				rep.Error = fmt.Sprintf("listing blocks: key %s after %s: the store's listing is not in ascending order", h.Short(), prev.Short())
+				return rep
+			}
+			prev = h
+		}
+		rep.Listed += int64(len(page))
+		live, err := m.referenced(page)
+		if err != nil {
+			rep.Error = err.Error()
+			return rep
+		}
+		var cands []storage.Hash
+		for i, h := range page {
+			if !live[i] {
+				cands = append(cands, h)
+			}
+		}
+		if len(cands) > 0 {
+			freed, err := s.Delete(ctx, cands, t0)
+			rep.FreedBytes += freed
+			if err != nil {
+				rep.Error = fmt.Sprintf("deleting %d blocks: %v", len(cands), err)
+				return rep
+			}
+			rep.Unreferenced += int64(len(cands))
+		}
+		after = page[len(page)-1]
+	}
+}
+
+// gcLoop runs a GC every GCEvery until ctx is done. A failure is logged;
+// the next run tries again.
+func (m *Manager) gcLoop(ctx context.Context) {
+	t := time.NewTicker(m.opts.GCEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.GC(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("periodic garbage collection failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+var _ GCStore = (*remote.Store)(nil)
+
+// dialRemote reaches a store over TCP with the cluster token.
+func (m *Manager) dialRemote(ctx context.Context, id, addr string) (GCStore, error) {
+	s, err := remote.Dial(ctx, addr, m.opts.Token, remote.Options{Logger: m.log})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", id, err)
+	}
+	return s, nil
+}
