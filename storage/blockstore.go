@@ -78,6 +78,10 @@ type Stat struct {
 	// DiskFree is the free space of the filesystem under the store, which
 	// may be less than Quota-Used on a desktop whose owner filled it.
 	DiskFree int64 `json:"disk_free"`
+	// Now is the store's clock when it answered: touch times are on this
+	// clock, so a garbage collector maps its horizon onto it. Zero when the
+	// store does not say.
+	Now time.Time `json:"now,omitempty"`
 }
 
 // Free returns the bytes the store can still accept: the smaller of the

@@ -22,6 +22,9 @@ const (
 	// gcPage is how many keys one List asks a store for; the candidates of
 	// a page go to the store in one Delete.
 	gcPage = 4096
+	// gcDriftMargin is subtracted from a store's measured horizon for clock
+	// drift and timestamp granularity during one sweep.
+	gcDriftMargin = 50 * time.Millisecond
 	// gcParallel bounds the stores swept at once.
 	gcParallel = 8
 )
@@ -38,6 +41,8 @@ type GCStore interface {
 	// respect to touches, and returns the bytes freed. Blocks touched since
 	// are kept; a zero notSince deletes unconditionally.
 	Delete(ctx context.Context, hs []storage.Hash, notSince time.Time) (freed int64, err error)
+	// Stat reports the store's usage and its clock (Stat.Now).
+	Stat(ctx context.Context) (storage.Stat, error)
 	Close() error
 }
 
@@ -103,8 +108,8 @@ type GCStatus struct {
 // The mark is the refs bucket: the keys of every committed version of
 // every job. The sweep walks every alive store's keys and asks the store
 // to delete the unreferenced ones not touched since the horizon T0, the
-// begin time of the oldest transaction in flight (or now), minus
-// Options.GCClockSkew. docs/incremental.md gives the safety argument.
+// begin time of the oldest transaction in flight (or now), mapped onto each
+// store's clock (Options.GCClockSkew for a store that does not tell it). docs/incremental.md gives the safety argument.
 //
 // Only one GC runs at a time: GC fails with ErrGCRunning while another
 // runs. A store that fails is reported in its GCStoreReport and the others
@@ -198,8 +203,8 @@ func (m *Manager) gc(ctx context.Context, started time.Time) (GCReport, error) {
 	return rep, nil
 }
 
-// gcHorizon returns T0: the begin time of the oldest live transaction, or
-// now if none, minus the clock-skew allowance. It reads under bbolt's
+// gcHorizon returns T0 on the manager's clock: the begin time of the oldest
+// live transaction, or now if none (sweep maps it onto each store's clock). It reads under bbolt's
 // writer lock, as Begin stamps its transactions, so a transaction begun
 // after the horizon was read has a later begin time than that now.
 func (m *Manager) gcHorizon() (time.Time, error) {
@@ -221,7 +226,27 @@ func (m *Manager) gcHorizon() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("manager: garbage collection: reading transactions: %w", err)
 	}
-	return t0.Add(-m.opts.GCClockSkew), nil
+	return t0, nil
+}
+
+// storeHorizon maps the horizon t0 (manager clock) onto store s's clock,
+// where its touch times are kept. It reads the store's clock once, between
+// two readings of the manager's, and takes the offset's lower bound, minus
+// a second for drift during the sweep: a block touched at or after t0 on
+// the manager's clock is then touched at or after the result on the
+// store's. A store that does not report its clock gets the blanket
+// allowance Options.GCClockSkew.
+func (m *Manager) storeHorizon(ctx context.Context, s GCStore, t0 time.Time) (time.Time, error) {
+	st, err := s.Stat(ctx)
+	after := m.now()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the store's clock: %w", err)
+	}
+	if st.Now.IsZero() {
+		return t0.Add(-m.opts.GCClockSkew), nil
+	}
+	offset := st.Now.Sub(after) // the store read its clock before after: <= the true offset
+	return t0.Add(offset - gcDriftMargin), nil
 }
 
 // sweep walks one store's keys and deletes the unreferenced ones not
@@ -234,6 +259,10 @@ func (m *Manager) sweep(ctx context.Context, st StoreInfo, t0 time.Time) GCStore
 		return rep
 	}
 	defer s.Close()
+	if t0, err = m.storeHorizon(ctx, s, t0); err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
 	var after storage.Hash
 	for {
 		page, err := s.List(ctx, after, gcPage)

@@ -19,7 +19,8 @@ import (
 // its own clock and honours notSince, as the real stores do. Its blocks
 // are 100 bytes.
 type fakeStore struct {
-	now func() time.Time
+	now     func() time.Time
+	noClock bool // Stat does not report the store's clock
 
 	mu struct {
 		sync.Mutex
@@ -117,6 +118,13 @@ func (s *fakeStore) Delete(ctx context.Context, hs []storage.Hash, notSince time
 
 func (s *fakeStore) Close() error { return nil }
 
+func (s *fakeStore) Stat(ctx context.Context) (storage.Stat, error) {
+	if s.noClock {
+		return storage.Stat{}, nil
+	}
+	return storage.Stat{Now: s.now()}, nil
+}
+
 // gcEnv is a manager on a fake clock with fake stores s1..sN at
 // host-i:7000.
 type gcEnv struct {
@@ -207,7 +215,7 @@ func TestGCDeletesUnreferencedOnly(t *testing.T) {
 	if len(rep.Skipped) != 1 || rep.Skipped[0].ID != "gone" {
 		t.Fatalf("skipped %+v", rep.Skipped)
 	}
-	if want := e.clock.Now().Add(-DefaultGCClockSkew); !rep.NotSince.Equal(want) {
+	if want := e.clock.Now(); !rep.NotSince.Equal(want) {
 		t.Fatalf("not since %v, want %v", rep.NotSince, want)
 	}
 	for _, n := range []string{"a", "b"} {
@@ -273,8 +281,8 @@ func TestGCSparesConcurrentCheckpoint(t *testing.T) {
 		if rep.Unreferenced != 4 || rep.FreedBytes != 0 {
 			t.Fatalf("report %+v", rep)
 		}
-		if want := txn.Began.Add(-DefaultGCClockSkew); !rep.NotSince.Equal(want) {
-			t.Fatalf("not since %v, want the transaction's begin minus the allowance %v", rep.NotSince, want)
+		if want := txn.Began; !rep.NotSince.Equal(want) {
+			t.Fatalf("not since %v, want the transaction's begin %v", rep.NotSince, want)
 		}
 	}
 	vi, err := e.m.Commit(txn.ID, marshal(t, keysManifest("j", "old1", "old2", "new1", "new2")))
@@ -294,16 +302,20 @@ func TestGCSparesConcurrentCheckpoint(t *testing.T) {
 }
 
 // TestGCClockSkewAllowance: a store whose clock is 5 minutes behind the
-// manager's records touches "earlier" than they happened; the default
-// allowance keeps the blocks, none would not.
+// manager's records touches "earlier" than they happened. A store that
+// reports its clock gets a horizon on that clock and keeps the block with
+// no allowance at all; one that does not is protected by the default
+// allowance, and would not be without it.
 func TestGCClockSkewAllowance(t *testing.T) {
 	for _, tc := range []struct {
-		skew time.Duration
-		kept bool
-	}{{0, true}, {-1, false}} {
-		t.Run(fmt.Sprint(tc.skew), func(t *testing.T) {
+		skew    time.Duration
+		noClock bool
+		kept    bool
+	}{{-1, false, true}, {0, true, true}, {-1, true, false}} {
+		t.Run(fmt.Sprint(tc.skew, tc.noClock), func(t *testing.T) {
 			e := newGCEnv(t, 1, Options{GCClockSkew: tc.skew})
 			s := e.stores[0]
+			s.noClock = tc.noClock
 			s.now = func() time.Time { return e.clock.Now().Add(-5 * time.Minute) }
 			txn, _ := e.m.Begin("j")
 			e.clock.Add(time.Second)

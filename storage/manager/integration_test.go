@@ -115,6 +115,7 @@ func TestRetainAndGCAgainstRealDaemons(t *testing.T) {
 		t.Fatalf("retain --show: %q", out)
 	}
 
+	time.Sleep(100 * time.Millisecond) // past the GC's drift margin since the last put
 	out, errOut, code = c.Run(t, work, nil, "ckpt", "gc", "--json")
 	var rep manager.GCReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
@@ -212,7 +213,9 @@ func TestGCSparesInFlightCheckpointOnRealStores(t *testing.T) {
 	if _, err := mc.Commit(ctx, txn.ID, m); err != nil {
 		t.Fatal(err)
 	}
-	// No transaction in flight now: T0 is the GC's start, after both puts.
+	// No transaction in flight now: T0 is the GC's start, after both puts
+	// (by more than the drift margin).
+	time.Sleep(100 * time.Millisecond)
 	rep, err = mc.GC(ctx)
 	if err != nil || rep.Unreferenced != 1 || rep.FreedBytes != int64(len("written by a checkpoint that aborts")) {
 		t.Fatalf("gc after commit: %+v, %v", rep, err)

@@ -55,11 +55,12 @@ type Options struct {
 	// GCEvery is how often garbage collection runs on its own. Zero means
 	// DefaultGCEvery (10m); negative means never (GC runs only when asked).
 	GCEvery time.Duration
-	// GCClockSkew is how far the stores' clocks may lag the manager's: the
-	// sweep keeps every block touched after the oldest transaction in
-	// flight began minus this. Zero means DefaultGCClockSkew (10m);
-	// negative means none, for tests whose stores share the manager's
-	// clock.
+	// GCClockSkew is how far the clock of a store that does not report
+	// its time (storage.Stat.Now) may lag the manager's: for such a store
+	// the sweep keeps every block touched after the oldest transaction in
+	// flight began minus this. Stores that report their time get a horizon
+	// measured on their own clock instead. Zero means DefaultGCClockSkew
+	// (10m); negative means none.
 	GCClockSkew time.Duration
 	// DialStore connects to a store for garbage collection. Nil means
 	// remote.Dial with Token.

@@ -232,7 +232,7 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 		free = s.quota - s.mu.used
 	}
 	return storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota,
-		Blocks: int64(len(s.mu.blocks)), DiskFree: free}, nil
+		Blocks: int64(len(s.mu.blocks)), DiskFree: free, Now: time.Now()}, nil
 }
 
 // Close implements storage.BlockStore.
