@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage/chunk"
 )
 
 // DefaultLeaderMemory bounds a leader's buffers when Options.LeaderMemory is
@@ -23,9 +25,13 @@ type Options struct {
 	// carries at least one block per member, so the true bound is
 	// max(LeaderMemory, 2 x members x BlockSize).
 	LeaderMemory int64
-	// BlockSize is the size regions are cut into; 0 = 1 MiB.
+	// BlockSize is the size of fixed blocks when Chunker is nil, and the
+	// least size of a leader's block buffers; 0 = chunk.DefaultSize.
 	BlockSize int
-	Logger    *zap.Logger // nil = no logging
+	// Chunker cuts regions into blocks (fixed or content-defined); nil =
+	// fixed blocks of BlockSize.
+	Chunker chunk.Chunker
+	Logger  *zap.Logger // nil = no logging
 }
 
 // Session holds the communicators of one checkpointing job: the world, the
@@ -47,7 +53,7 @@ func NewSession(world Comm, opts Options) (*Session, error) {
 		opts.LeaderMemory = DefaultLeaderMemory
 	}
 	if opts.BlockSize <= 0 {
-		opts.BlockSize = 1 << 20
+		opts.BlockSize = chunk.DefaultSize
 	}
 	if opts.RanksPerLeader < 0 {
 		return nil, fmt.Errorf("collective: ranks per leader %d: want 0 (one leader per node) or more", opts.RanksPerLeader)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ckptio/ckptio/storage"
 )
 
 // bcastBytes sends data from root to every rank of c (length first).
@@ -163,15 +165,24 @@ type regionMeta struct {
 	worldRank int
 	names     []string
 	sizes     []int64
+	segs      []segment // with hashes; offsets follow from the order
 }
 
-func encodeMeta(worldRank int, regions []Region) []byte {
+// encodeMeta describes this rank's regions and, for a checkpoint, the
+// segments it cut them into with their hashes.
+func encodeMeta(worldRank int, regions []Region, segs []segment) []byte {
 	b := binary.AppendUvarint(nil, uint64(worldRank))
 	b = binary.AppendUvarint(b, uint64(len(regions)))
 	for _, r := range regions {
 		b = binary.AppendUvarint(b, uint64(len(r.Name)))
 		b = append(b, r.Name...)
 		b = binary.AppendUvarint(b, uint64(len(r.Data)))
+	}
+	b = binary.AppendUvarint(b, uint64(len(segs)))
+	for _, sg := range segs {
+		b = binary.AppendUvarint(b, uint64(sg.region))
+		b = binary.AppendUvarint(b, uint64(sg.len))
+		b = append(b, sg.hash[:]...)
 	}
 	return b
 }
@@ -209,6 +220,29 @@ func decodeMeta(b []byte) (regionMeta, error) {
 			return m, err
 		}
 		m.sizes = append(m.sizes, int64(sz))
+	}
+	ns, err := next()
+	if err != nil || ns > uint64(len(b)) {
+		return m, errBadMeta
+	}
+	offs := make([]int64, len(m.sizes))
+	for i := uint64(0); i < ns; i++ {
+		region, err := next()
+		if err != nil || region >= uint64(len(m.sizes)) {
+			return m, errBadMeta
+		}
+		l, err := next()
+		if err != nil || len(b) < storage.HashSize {
+			return m, errBadMeta
+		}
+		sg := segment{region: int(region), off: offs[region], len: int64(l)}
+		copy(sg.hash[:], b)
+		b = b[storage.HashSize:]
+		offs[region] += int64(l)
+		if offs[region] > m.sizes[region] {
+			return m, errBadMeta
+		}
+		m.segs = append(m.segs, sg)
 	}
 	return m, nil
 }

@@ -57,7 +57,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		}
 	}
 	// 3. Leaders match their members' regions against the manifest.
-	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions))
+	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions, nil))
 	if err != nil {
 		return 0, err
 	}

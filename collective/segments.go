@@ -1,27 +1,14 @@
 package collective
 
+import "github.com/ckptio/ckptio/storage"
+
 // segment is a piece of one region of one rank: the unit that moves between
 // a rank and its leader, and one block on the stores.
 type segment struct {
 	region int
 	off    int64
 	len    int64
-}
-
-// cut splits regions of the given sizes into segments of at most bs bytes.
-// A region of size zero yields one empty segment, so it is recorded.
-func cut(sizes []int64, bs int64) []segment {
-	var out []segment
-	for i, size := range sizes {
-		if size == 0 {
-			out = append(out, segment{region: i})
-			continue
-		}
-		for off := int64(0); off < size; off += bs {
-			out = append(out, segment{region: i, off: off, len: min(bs, size-off)})
-		}
-	}
-	return out
+	hash   storage.Hash // BLAKE3 of the bytes, computed by the owning rank
 }
 
 // roundsOf groups consecutive segments into rounds of at most c bytes each,

@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -45,7 +47,11 @@ type Result struct {
 // chunk is the bytes a member sends its leader per round.
 func (s *Session) chunk() int64 {
 	c := s.opts.LeaderMemory / 2 / int64(s.group.Size())
-	return max(c, int64(s.opts.BlockSize))
+	c = max(c, int64(s.opts.BlockSize))
+	if s.opts.Chunker != nil {
+		c = max(c, int64(s.opts.Chunker.Max()))
+	}
+	return c
 }
 
 // Checkpoint writes every rank's regions as one new version of b.Job and
@@ -56,9 +62,16 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	// 1. Rank 0 opens the transaction; everyone learns whether it did.
 	var txnID string
 	var beginErr error
+	var raw []byte // the previous version's manifest, on rank 0
 	if s.Rank() == 0 {
 		txn, err := b.Catalog.Begin(ctx, b.Job)
 		txnID, beginErr = txn.ID, err
+		if err == nil {
+			raw, beginErr = previous(ctx, b)
+			if beginErr != nil {
+				b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
+			}
+		}
 	}
 	status, err := bcastStatus(s.world, txnID, beginErr)
 	if err != nil {
@@ -73,8 +86,13 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 		stopRenew = s.renew(b, txnID)
 	}
 
-	// 2. Every rank moves its data to its leader; leaders write blocks.
-	res, localErr := s.gatherAndWrite(ctx, b, regions)
+	// 2. Leaders learn the previous version; every rank moves the data
+	// that changed to its leader, which writes the blocks.
+	prev, err := s.shareManifest(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	res, localErr := s.gatherAndWrite(ctx, b, regions, prev)
 
 	// 3. Agree, then rank 0 commits the union of the leaders' manifests.
 	if err := agree(s.world, localErr); err != nil {
@@ -97,6 +115,42 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	var r Result
 	fmt.Sscan(out.msg, &r.Version, &r.LogicalBytes, &r.NewBytes, &r.SentBytes)
 	return r, nil
+}
+
+// previous returns the encoded manifest of the job's latest version, or nil
+// when the job has none.
+func previous(ctx context.Context, b Backend) ([]byte, error) {
+	m, err := b.Catalog.Manifest(ctx, b.Job, 0)
+	if errors.Is(err, manager.ErrNoVersions) || errors.Is(err, manager.ErrUnknownJob) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous version of %s: %w", b.Job, err)
+	}
+	if m.Kind != "mpi" {
+		return nil, nil
+	}
+	return manifest.Marshal(m)
+}
+
+// shareManifest gives the leaders rank 0's encoded manifest (raw may be
+// nil: no previous version) as an index of its blocks.
+func (s *Session) shareManifest(raw []byte) (client.Index, error) {
+	if s.leaders == nil {
+		return nil, nil
+	}
+	raw, err := bcastBytes(s.leaders, 0, raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		return client.Index{}, nil
+	}
+	m, err := manifest.Unmarshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("collective: previous manifest: %w", err)
+	}
+	return client.NewIndex(m), nil
 }
 
 // renew keeps rank 0's transaction alive until the returned func is called.
@@ -123,66 +177,80 @@ func (s *Session) renew(b Backend, txnID string) func() {
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }
 
-// gatherAndWrite runs the rounds of one group. On the leader it returns the
-// blocks written; a failing leader keeps taking part in every round (so no
-// rank blocks) and reports its error for the agreement.
-func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Region) (client.Result, error) {
-	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions))
+// gatherAndWrite runs the rounds of one group. Every rank cuts and hashes
+// its own regions, so hashing runs on all ranks in parallel and a block the
+// previous version already stored never crosses MPI: the leader compares
+// the hashes with prev, confirms the reusable blocks on their stores, and
+// gathers only the rest. A failing leader keeps taking part in every round
+// (so no rank blocks) and reports its error for the agreement.
+func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Region, prev client.Index) (client.Result, error) {
+	mine := s.cutRegions(regions)
+	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions, mine))
 	if err != nil {
 		return client.Result{}, err
 	}
-	bs := int64(s.opts.BlockSize)
-	c := s.chunk()
 	var local error
-
-	// The leader decodes its members' regions and works out the rounds.
 	var members []regionMeta
-	var plans [][][]segment
 	var w *client.Writer
-	rounds := int64(0)
+	needed := make([][]byte, s.group.Size())
 	if s.IsLeader() {
+		w, local = s.newWriter(ctx, b, prev)
 		for i, raw := range metas {
 			m, err := decodeMeta(raw)
 			if err != nil {
 				return client.Result{}, fmt.Errorf("group member %d: %w", i, err)
 			}
 			members = append(members, m)
-			plans = append(plans, roundsOf(cut(m.sizes, bs), c))
-			rounds = max(rounds, int64(len(plans[i])))
+			needed[i] = make([]byte, len(m.segs))
+			for j := range needed[i] {
+				needed[i][j] = 1
+			}
 		}
-		wopts := b.Writer
-		wopts.BlockSize = s.opts.BlockSize
-		wopts.MaxBuffered = s.opts.LeaderMemory / 2
-		targets, err := b.Pool.Targets(ctx)
-		if err == nil {
-			w, err = client.NewWriter(targets, wopts)
-		}
-		if err != nil {
-			local = fmt.Errorf("leader: %w", err)
+		if local == nil {
+			local = s.reuse(ctx, w, members, prev, needed)
 		}
 	}
-	// Members use the leader's figures, so both sides cut the same rounds
-	// even if their settings differ.
-	agreed := make([]int64, 3)
-	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), rounds, c, bs), agreed, OpMax); err != nil {
+	// Each rank learns which of its segments the leader needs.
+	flags, err := scatterBytes(s.group, 0, needed)
+	if err != nil {
 		return client.Result{}, err
 	}
-	rounds, c, bs = agreed[0], agreed[1], agreed[2]
-
-	sizes := make([]int64, len(regions))
-	for i, r := range regions {
-		sizes[i] = int64(len(r.Data))
+	if len(flags) != len(mine) {
+		return client.Result{}, fmt.Errorf("collective: leader asked for %d segments, this rank cut %d", len(flags), len(mine))
 	}
-	mine := roundsOf(cut(sizes, bs), c)
+	c := s.chunk()
+	agreed := make([]int64, 1)
+	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), c), agreed, OpMax); err != nil {
+		return client.Result{}, err
+	}
+	c = agreed[0]
+	myRounds := roundsOf(pick(mine, flags), c)
+	var plans [][][]segment
+	rounds := int64(len(myRounds))
+	if s.IsLeader() {
+		for i, m := range members {
+			plans = append(plans, roundsOf(pick(m.segs, needed[i]), c))
+			rounds = max(rounds, int64(len(plans[i])))
+		}
+	}
+	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), rounds), agreed, OpMax); err != nil {
+		return client.Result{}, err
+	}
+	rounds = agreed[0]
+
 	var sendBuf, recv []byte
 	var pool sync.Pool
-	pool.New = func() any { b := make([]byte, bs); return &b }
+	maxSeg := int64(s.opts.BlockSize)
+	if s.opts.Chunker != nil {
+		maxSeg = max(maxSeg, int64(s.opts.Chunker.Max()))
+	}
+	pool.New = func() any { b := make([]byte, maxSeg); return &b }
 	size := s.group.Size()
 	counts, displs := make([]int, size), make([]int, size)
 	for r := 0; r < int(rounds); r++ {
 		var send []byte
-		if r < len(mine) {
-			send, sendBuf = assemble(regions, mine[r], sendBuf)
+		if r < len(myRounds) {
+			send, sendBuf = assemble(regions, myRounds[r], sendBuf)
 		}
 		if s.IsLeader() {
 			total := 0
@@ -214,8 +282,9 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 				data := (*bp)[:seg.len]
 				copy(data, recv[off:off+int(seg.len)])
 				off += int(seg.len)
-				ref := manifest.Block{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank), Offset: seg.off}
-				if err := w.PutBlock(ctx, ref, data, func() { pool.Put(bp) }); err != nil {
+				ref := manifest.Block{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank),
+					Offset: seg.off, Hash: seg.hash}
+				if err := w.PutBlock(ctx, ref, data, false, func() { pool.Put(bp) }); err != nil {
 					local = fmt.Errorf("leader: %w", err)
 					break
 				}
@@ -230,6 +299,103 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 		local = fmt.Errorf("leader: %w", err)
 	}
 	return res, local
+}
+
+// cutRegions cuts this rank's regions into segments with the session's
+// chunker and hashes each one. An empty region yields one empty segment so
+// it is recorded.
+func (s *Session) cutRegions(regions []Region) []segment {
+	var out []segment
+	var lens []int
+	for i, r := range regions {
+		if len(r.Data) == 0 {
+			out = append(out, segment{region: i})
+			continue
+		}
+		if s.opts.Chunker != nil {
+			lens = s.opts.Chunker.Cut(r.Data, lens[:0])
+		} else {
+			lens = lens[:0]
+			for off := 0; off < len(r.Data); off += s.opts.BlockSize {
+				lens = append(lens, min(s.opts.BlockSize, len(r.Data)-off))
+			}
+		}
+		var off int64
+		for _, n := range lens {
+			seg := segment{region: i, off: off, len: int64(n)}
+			seg.hash = storage.Sum(r.Data[off : off+int64(n)])
+			out = append(out, seg)
+			off += int64(n)
+		}
+	}
+	return out
+}
+
+// newWriter opens the leader's striping writer.
+func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index) (*client.Writer, error) {
+	wopts := b.Writer
+	wopts.BlockSize = s.opts.BlockSize
+	if s.opts.Chunker != nil {
+		wopts.BlockSize = max(wopts.BlockSize, s.opts.Chunker.Max())
+	}
+	wopts.MaxBuffered = s.opts.LeaderMemory / 2
+	wopts.Reuse = prev
+	targets, err := b.Pool.Targets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("leader: %w", err)
+	}
+	w, err := client.NewWriter(targets, wopts)
+	if err != nil {
+		return nil, fmt.Errorf("leader: %w", err)
+	}
+	return w, nil
+}
+
+// reuse references every segment of the group whose block the previous
+// version stored and a store confirms, clearing its needed flag.
+func (s *Session) reuse(ctx context.Context, w *client.Writer, members []regionMeta, prev client.Index, needed [][]byte) error {
+	if len(prev) == 0 {
+		return nil
+	}
+	type at struct{ m, j int }
+	var cands []manifest.Block
+	var where []at
+	for m, meta := range members {
+		for j, seg := range meta.segs {
+			if p, ok := prev[seg.hash]; ok && seg.len > 0 && p.Length == seg.len {
+				cands = append(cands, p)
+				where = append(where, at{m, j})
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	held, err := w.Confirm(ctx, cands)
+	if err != nil {
+		return fmt.Errorf("leader: confirming unchanged blocks: %w", err)
+	}
+	for i, ok := range held {
+		if !ok {
+			continue
+		}
+		m, j := where[i].m, where[i].j
+		seg := members[m].segs[j]
+		w.Reference(cands[i], members[m].names[seg.region], int32(members[m].worldRank), seg.off)
+		needed[m][j] = 0
+	}
+	return nil
+}
+
+// pick returns the segments whose flag is set.
+func pick(segs []segment, flags []byte) []segment {
+	var out []segment
+	for i, sg := range segs {
+		if flags[i] != 0 {
+			out = append(out, sg)
+		}
+	}
+	return out
 }
 
 // assemble returns the bytes of segs, contiguous. A single segment is

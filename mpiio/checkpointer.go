@@ -10,8 +10,10 @@ import (
 
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
@@ -38,9 +40,13 @@ type Checkpointer struct {
 	regions []collective.Region
 	index   map[string]int
 
-	mu       sync.Mutex
-	closed   bool
-	manifest map[int64]*manifestCache
+	mu           sync.Mutex
+	closed       bool
+	manifest     map[int64]*manifestCache
+	pending      *pending          // an asynchronous checkpoint in flight
+	last         collective.Result // of the last completed checkpoint
+	stage        staging
+	fallbackOnce sync.Once
 }
 
 // connInfo is what rank 0 tells the other ranks about the cluster.
@@ -90,14 +96,24 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true})
 	}, log)
+	chunker, err := chunk.Options{Kind: cfg.Chunking, Size: cfg.BlockSize}.New()
+	if err != nil {
+		cp.pool.Close()
+		return nil, fmt.Errorf("mpiio: %w", err)
+	}
 	cp.sess, err = collective.NewSession(comm, collective.Options{
-		RanksPerLeader: cfg.RanksPerLeader, LeaderMemory: cfg.LeaderMemory, BlockSize: cfg.BlockSize, Logger: log})
+		RanksPerLeader: cfg.RanksPerLeader, LeaderMemory: cfg.LeaderMemory, BlockSize: cfg.BlockSize,
+		Chunker: chunker, Logger: log})
 	if err != nil {
 		cp.pool.Close()
 		return nil, err
 	}
+	wopts := client.WriterOptions{Logger: log}
+	if !cfg.NoCompress {
+		wopts.Encode = codec.Compress
+	}
 	cp.backend = collective.Backend{Job: cfg.Job, Catalog: cp.mc, Pool: cp.pool,
-		Writer: client.WriterOptions{Logger: log}, Reader: client.ReaderOptions{Logger: log}}
+		Writer: wopts, Reader: client.ReaderOptions{Logger: log}}
 	return cp, nil
 }
 
@@ -158,16 +174,40 @@ func (cp *Checkpointer) check() error {
 	return nil
 }
 
-// Checkpoint saves every rank's protected regions as a new version and
-// returns its number. Collective; it commits only if every rank succeeded.
+// Checkpoint saves every rank's protected regions as a new version.
+// Collective; the version commits only if every rank succeeded.
+//
+// Asynchronous (the default, unless Config.Sync or CKPT_ASYNC=0): each rank
+// copies its regions (within Config.AsyncMemory) and Checkpoint returns 0
+// at once while the leaders write in the background; the program may
+// overwrite its regions right away. The next Checkpoint, Restore, Latest,
+// Resume or Close first waits for that commit, and a background failure is
+// returned by that next call on every rank. Wait waits explicitly and
+// returns the version number.
+//
+// Synchronous: Checkpoint returns the committed version number.
 func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error) {
-	r, err := cp.CheckpointResult(ctx, meta)
+	if err := cp.check(); err != nil {
+		return 0, err
+	}
+	if _, err := cp.Wait(ctx); err != nil {
+		return 0, err
+	}
+	if cp.asyncAllowed(cp.regions) {
+		cp.start(ctx, meta, cp.stage.copyOf(cp.regions))
+		return 0, nil
+	}
+	r, err := cp.checkpoint(ctx, meta, cp.regions)
 	return r.Version, err
 }
 
-// CheckpointResult is Checkpoint returning the version's figures too.
-func (cp *Checkpointer) CheckpointResult(ctx context.Context, meta Meta) (collective.Result, error) {
+// CheckpointSync is Checkpoint waiting for the commit whatever the
+// configuration; it returns the version's figures.
+func (cp *Checkpointer) CheckpointSync(ctx context.Context, meta Meta) (collective.Result, error) {
 	if err := cp.check(); err != nil {
+		return collective.Result{}, err
+	}
+	if _, err := cp.Wait(ctx); err != nil {
 		return collective.Result{}, err
 	}
 	return cp.checkpoint(ctx, meta, cp.regions)
@@ -182,6 +222,9 @@ func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []col
 	if err != nil {
 		return r, fmt.Errorf("mpiio: checkpoint of %s: %w", cp.cfg.Job, err)
 	}
+	cp.mu.Lock()
+	cp.last = r
+	cp.mu.Unlock()
 	return r, nil
 }
 
@@ -189,6 +232,9 @@ func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []col
 // none. Collective.
 func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 	if err := cp.check(); err != nil {
+		return 0, false, err
+	}
+	if _, err := cp.Wait(ctx); err != nil {
 		return 0, false, err
 	}
 	raw, err := collective.Share(cp.sess.World(), func() ([]byte, error) {
@@ -216,6 +262,9 @@ func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 // latest). Collective. See collective.Session.Restore for what is checked.
 func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 	if err := cp.check(); err != nil {
+		return err
+	}
+	if _, err := cp.Wait(ctx); err != nil {
 		return err
 	}
 	if _, err := cp.sess.Restore(ctx, cp.backend, v, cp.regions); err != nil {
@@ -249,8 +298,11 @@ func (cp *Checkpointer) Versions(ctx context.Context) ([]manager.VersionInfo, er
 	return cp.mc.Versions(ctx, cp.cfg.Job)
 }
 
-// Close releases the session. Collective.
+// Close waits for a checkpoint draining in the background, then releases
+// the session. Collective. It returns the background checkpoint's error, if
+// any.
 func (cp *Checkpointer) Close(ctx context.Context) error {
+	_, werr := cp.Wait(ctx)
 	cp.mu.Lock()
 	if cp.closed {
 		cp.mu.Unlock()
@@ -260,5 +312,5 @@ func (cp *Checkpointer) Close(ctx context.Context) error {
 	cp.mu.Unlock()
 	err := cp.sess.Close()
 	cp.pool.Close()
-	return err
+	return errors.Join(werr, err)
 }

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/chunk"
 )
 
 // Config configures Open. Zero fields are taken from the environment; see
@@ -24,9 +25,24 @@ type Config struct {
 	// LeaderMemory bounds a leader's buffers in bytes (CKPT_LEADER_MEMORY,
 	// like 64MiB); 0 = 64 MiB.
 	LeaderMemory int64
-	// BlockSize is the block size in bytes (CKPT_BLOCK_SIZE); 0 = 1 MiB.
+	// BlockSize is the fixed block size, or the average content-defined
+	// chunk, in bytes (CKPT_BLOCK_SIZE); 0 = chunk.DefaultSize (64 KiB).
 	BlockSize int
-	Logger    *zap.Logger // nil = no logging
+	// Chunking is "fixed" (the default) or "cdc" for content-defined
+	// chunking (CKPT_CHUNKING).
+	Chunking chunk.Kind
+	// NoCompress stores blocks raw instead of lz4-compressing the ones that
+	// shrink (CKPT_COMPRESS=0).
+	NoCompress bool
+	// Sync turns asynchronous checkpoints off (CKPT_ASYNC=0). By default
+	// Checkpoint returns once each rank's regions are copied and the
+	// leaders write in the background; see Checkpoint.
+	Sync bool
+	// AsyncMemory bounds the bytes one rank copies for an asynchronous
+	// checkpoint (CKPT_ASYNC_MEMORY, like 1GiB); 0 = 1 GiB. A rank whose
+	// regions are larger checkpoints synchronously and says so once.
+	AsyncMemory int64
+	Logger      *zap.Logger // nil = no logging
 }
 
 // fromEnv fills zero fields from the environment.
@@ -68,6 +84,37 @@ func (c *Config) fromEnv() error {
 				return fmt.Errorf("mpiio: CKPT_BLOCK_SIZE=%q: want a size from 4KiB to 16MiB", v)
 			}
 			c.BlockSize = int(n)
+		}
+	}
+	if c.Chunking == "" {
+		k, err := chunk.ParseKind(os.Getenv("CKPT_CHUNKING"))
+		if err != nil {
+			return fmt.Errorf("mpiio: CKPT_CHUNKING: %w", err)
+		}
+		c.Chunking = k
+	}
+	switch v := os.Getenv("CKPT_COMPRESS"); v {
+	case "", "1", "true", "on":
+	case "0", "false", "off":
+		c.NoCompress = true
+	default:
+		return fmt.Errorf("mpiio: CKPT_COMPRESS=%q: want 1 or 0", v)
+	}
+	switch v := os.Getenv("CKPT_ASYNC"); v {
+	case "", "1", "true", "on":
+	case "0", "false", "off":
+		c.Sync = true
+	default:
+		return fmt.Errorf("mpiio: CKPT_ASYNC=%q: want 1 or 0", v)
+	}
+	if c.AsyncMemory == 0 {
+		c.AsyncMemory = 1 << 30
+		if v := os.Getenv("CKPT_ASYNC_MEMORY"); v != "" {
+			n, err := storage.ParseSize(v)
+			if err != nil {
+				return fmt.Errorf("mpiio: CKPT_ASYNC_MEMORY=%q: want a size like 1GiB", v)
+			}
+			c.AsyncMemory = n
 		}
 	}
 	if c.Logger == nil {

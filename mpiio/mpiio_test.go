@@ -14,16 +14,17 @@ import (
 func TestRoundTripUnderMpirun(t *testing.T) {
 	mpitest.Require(t)
 	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, Extra: []string{"mpiio/internal/mpiprog"}})
-	for _, perLeader := range []string{"", "2"} {
+	for _, tc := range []struct{ perLeader, async string }{{"", "1"}, {"2", "0"}} {
 		res, err := mpitest.Run(context.Background(), filepath.Join(c.Bin, "mpiprog"), mpitest.Options{
 			Np: 4, Args: []string{"--mode", "roundtrip"},
-			Env: append(c.Env(), "CKPT_JOB=rt"+perLeader, "CKPT_RANKS_PER_LEADER="+perLeader, "CKPT_BLOCK_SIZE=256KiB"),
+			Env: append(c.Env(), "CKPT_JOB=rt"+tc.perLeader, "CKPT_RANKS_PER_LEADER="+tc.perLeader,
+				"CKPT_BLOCK_SIZE=256KiB", "CKPT_ASYNC="+tc.async),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !res.OK() || strings.Count(string(res.Output), ": ok") != 4 {
-			t.Fatalf("ranks per leader %q: %s", perLeader, res)
+			t.Fatalf("ranks per leader %q, async %s: %s", tc.perLeader, tc.async, res)
 		}
 	}
 }

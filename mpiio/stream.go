@@ -49,6 +49,9 @@ func (s *Stream) Commit(ctx context.Context, meta Meta) (int64, error) {
 	for i, n := range s.order {
 		regions[i] = collective.Region{Name: n, Data: s.bufs[n].Bytes()}
 	}
+	if _, err := s.cp.Wait(ctx); err != nil {
+		return 0, err
+	}
 	r, err := s.cp.checkpoint(ctx, meta, regions)
 	return r.Version, err
 }

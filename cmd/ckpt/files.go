@@ -12,12 +12,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
 func putCmd(g *globals) *cobra.Command {
-	var blockSize string
+	var blockSize, chunking string
+	var noCompress bool
 	c := &cobra.Command{
 		Use:   "put JOB FILE...",
 		Short: "Store files as a new version of JOB and print its version number",
@@ -25,17 +28,40 @@ func putCmd(g *globals) *cobra.Command {
 Names are kept as given and must be relative paths inside the current
 directory (they are where 'ckpt get' writes them back). The version is
 committed atomically: if anything fails, no version is created.
-Prints the version number on stdout.`,
+Prints the version number on stdout.
+
+Files are cut into blocks (fixed-size, or content-defined with
+--chunking cdc, so bytes inserted near the start do not change every block
+after them); blocks the job's previous version already stored are
+referenced, not sent again, and new blocks are lz4-compressed when that
+shrinks them. 'ckpt versions' shows what each version added.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(blockSize)
 			if err != nil {
 				return fmt.Errorf("--block-size: %w", err)
 			}
-			return put(cmd.Context(), g, args[0], args[1:], int(bs))
+			if chunking == "" {
+				chunking = os.Getenv("CKPT_CHUNKING")
+			}
+			kind, err := chunk.ParseKind(chunking)
+			if err != nil {
+				return fmt.Errorf("--chunking: %w", err)
+			}
+			chunker, err := chunk.Options{Kind: kind, Size: int(bs)}.New()
+			if err != nil {
+				return fmt.Errorf("--block-size: %w", err)
+			}
+			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker}
+			if !noCompress {
+				opts.Encode = codec.Compress
+			}
+			return put(cmd.Context(), g, args[0], args[1:], opts)
 		},
 	}
-	c.Flags().StringVar(&blockSize, "block-size", "1MiB", "size of the blocks files are cut into")
+	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
+	c.Flags().StringVar(&chunking, "chunking", "", "fixed or cdc (default $CKPT_CHUNKING, else fixed)")
+	c.Flags().BoolVar(&noCompress, "no-compress", false, "store blocks raw instead of lz4-compressing those that shrink")
 	return c
 }
 
@@ -48,7 +74,7 @@ func objectName(arg string) (string, error) {
 	return filepath.ToSlash(clean), nil
 }
 
-func put(ctx context.Context, g *globals, job string, files []string, blockSize int) error {
+func put(ctx context.Context, g *globals, job string, files []string, opts client.WriterOptions) error {
 	names := make([]string, len(files))
 	seen := map[string]bool{}
 	for i, f := range files {
@@ -74,7 +100,8 @@ func put(ctx context.Context, g *globals, job string, files []string, blockSize 
 		return err
 	}
 	defer s.Close()
-	v, err := client.Begin(ctx, s.mc, s.pool, job, "files", client.WriterOptions{BlockSize: blockSize, Logger: s.log})
+	opts.Logger = s.log
+	v, err := client.Begin(ctx, s.mc, s.pool, job, "files", opts)
 	if err != nil {
 		return err
 	}
@@ -101,8 +128,8 @@ func put(ctx context.Context, g *globals, job string, files []string, blockSize 
 			stores[id] = true
 		}
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s new, on %d stores\n", job, n, len(files),
-		storage.FormatSize(m.LogicalBytes), storage.FormatSize(m.NewBytes), len(stores))
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s sent, %s new, on %d stores\n", job, n, len(files),
+		storage.FormatSize(m.LogicalBytes), storage.FormatSize(m.SentBytes), storage.FormatSize(m.NewBytes), len(stores))
 	fmt.Println(n)
 	return nil
 }

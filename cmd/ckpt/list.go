@@ -10,12 +10,30 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/manager"
 )
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// versionJSON is a version as 'ckpt versions --json' prints it: the
+// manager's fields (version, logical_bytes, new_bytes, sent_bytes, ...)
+// plus the dedup ratio.
+type versionJSON struct {
+	manager.VersionInfo
+	// DedupRatio is logical bytes over new bytes stored; 0 when the
+	// version stored nothing new.
+	DedupRatio float64 `json:"dedup_ratio"`
+}
+
+func dedupRatio(logical, stored int64) float64 {
+	if stored == 0 {
+		return 0
+	}
+	return float64(logical) / float64(stored)
 }
 
 func orDash(s string) string {
@@ -42,14 +60,27 @@ func versionsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(vs)
+				out := make([]versionJSON, len(vs))
+				for i, v := range vs {
+					out[i] = versionJSON{VersionInfo: v, DedupRatio: dedupRatio(v.LogicalBytes, v.NewBytes)}
+				}
+				return printJSON(out)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tNEW\tSTATUS\tREGIONS")
+			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tSENT\tNEW\tDEDUP\tSTATUS\tREGIONS")
 			for _, v := range vs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
+				status := v.Status
+				if v.Pinned {
+					status += ",pinned"
+				}
+				dedup := "all reused"
+				if r := dedupRatio(v.LogicalBytes, v.NewBytes); r > 0 {
+					dedup = fmt.Sprintf("%.1fx", r)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
 					orDash(v.Meta["step"]), orDash(v.Meta["ranks"]), v.Objects,
-					storage.FormatSize(v.LogicalBytes), storage.FormatSize(v.NewBytes), v.Status, orDash(v.Meta["regions"]))
+					storage.FormatSize(v.LogicalBytes), storage.FormatSize(v.SentBytes), storage.FormatSize(v.NewBytes),
+					dedup, status, orDash(v.Meta["regions"]))
 			}
 			return tw.Flush()
 		},

@@ -37,6 +37,11 @@ import (
 	"github.com/ckptio/ckptio/mpiio/mpicomm"
 )
 
+type pendingLine struct {
+	step int
+	sum  string
+}
+
 type options struct {
 	n, steps, every  int
 	failAt, failRank int
@@ -133,13 +138,39 @@ func run(o options) error {
 		}
 	}
 
-	failing := o.failAt >= 0 && rank == o.failRank && (os.Getenv("CKPT_ATTEMPT") == "" || os.Getenv("CKPT_ATTEMPT") == "0")
+	// With asynchronous checkpoints (the default) Checkpoint returns 0 and
+	// the version is known once the background commit ends: the line for a
+	// checkpoint is printed then, at the next checkpoint or at the end.
+	var pend *pendingLine
+	flush := func() error {
+		if pend == nil {
+			return nil
+		}
+		v, err := cp.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		if rank == 0 {
+			fmt.Printf("checkpoint step %d version %d sha256 %s\n", pend.step, v, pend.sum)
+		}
+		pend = nil
+		return nil
+	}
+
+	injecting := o.failAt >= 0 && (os.Getenv("CKPT_ATTEMPT") == "" || os.Getenv("CKPT_ATTEMPT") == "0")
 	up, down := make([]float64, n), make([]float64, n)
 	start := time.Now()
 	for s := int(step[0]); s < o.steps; s++ {
-		if failing && s == o.failAt {
-			fmt.Fprintf(os.Stderr, "heat: rank %d: injected failure at step %d\n", rank, s)
-			os.Exit(1)
+		if injecting && s == o.failAt {
+			// The fault hits after the previous checkpoint is durable (and
+			// reported), so where a run restarts does not depend on timing.
+			if err := flush(); err != nil {
+				return err
+			}
+			if rank == o.failRank {
+				fmt.Fprintf(os.Stderr, "heat: rank %d: injected failure at step %d\n", rank, s)
+				os.Exit(1)
+			}
 		}
 		if err := exchange(world, temp, rows, n, up, down); err != nil {
 			return err
@@ -148,6 +179,9 @@ func run(o options) error {
 		copy(temp, next)
 		step[0] = int64(s + 1)
 		if o.every > 0 && (s+1)%o.every == 0 {
+			if err := flush(); err != nil {
+				return err
+			}
 			v, err := cp.Checkpoint(ctx, mpiio.Meta{Step: step[0]})
 			if err != nil {
 				return err
@@ -156,10 +190,17 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
-			if rank == 0 {
-				fmt.Printf("checkpoint step %d version %d sha256 %s\n", s+1, v, sum)
+			pend = &pendingLine{step: s + 1, sum: sum}
+			if v != 0 { // synchronous
+				if rank == 0 {
+					fmt.Printf("checkpoint step %d version %d sha256 %s\n", s+1, v, sum)
+				}
+				pend = nil
 			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	sum, err := globalHash(world, temp, n)
 	if err != nil {

@@ -1,64 +1,102 @@
 package client
 
-import "sync"
+import (
+	"encoding/binary"
+	"math"
+	"sync"
 
-// placer picks stores by smooth weighted round robin: over any run of picks
-// each store is chosen in proportion to its weight, and picks of one store
-// are spread out rather than bunched. Weights are the stores' free bytes,
-// scaled so that a store with little space still gets some blocks while it
-// has room.
+	"github.com/zeebo/blake3"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// placer chooses stores for a block by weighted rendezvous hashing: every
+// store gets a score from the block's key and the store's ID, weighted by
+// the store's free space, and the best-scoring stores hold the block.
+//
+// Why not round robin: the choice depends only on the key and the store
+// set, so identical blocks written by different I/O leaders, ranks or jobs
+// land on the same store, which stores them once (cluster-wide dedup with no
+// coordination). Over many keys a store still gets blocks in proportion to
+// its free space, and when a store leaves, only its blocks move.
 type placer struct {
-	mu      sync.Mutex
-	weight  []int64
-	current []int64
-	out     []bool // excluded after a failure
+	ids    []string
+	weight []float64
+	seeds  []uint64
+
+	mu  sync.Mutex
+	out []bool // excluded after a failure
 }
 
-func newPlacer(free []int64) *placer {
-	p := &placer{
-		weight:  make([]int64, len(free)),
-		current: make([]int64, len(free)),
-		out:     make([]bool, len(free)),
-	}
+func newPlacer(ids []string, free []int64) *placer {
+	p := &placer{ids: ids, weight: make([]float64, len(ids)), seeds: make([]uint64, len(ids)), out: make([]bool, len(ids))}
 	var max int64
 	for _, f := range free {
-		if f > max {
-			max = f
-		}
+		max = maxInt64(max, f)
 	}
-	for i, f := range free {
-		// Scale to 1..1000 so sums never overflow and any store with free
-		// space keeps a non-zero share.
-		w := int64(1000)
+	for i := range ids {
+		// Scale so a store with little space keeps a small share while it
+		// has room; quantize so small changes in free space between
+		// versions do not move blocks (which would defeat dedup).
+		w := 1.0
 		if max > 0 {
-			w = f * 1000 / max
+			w = math.Round(float64(free[i])/float64(max)*16) / 16
 		}
-		if w < 1 {
-			w = 1
-		}
-		p.weight[i] = w
+		p.weight[i] = math.Max(w, 1.0/64)
+		h := blake3.Sum256([]byte(ids[i]))
+		p.seeds[i] = binary.LittleEndian.Uint64(h[:8])
 	}
 	return p
 }
 
-// next returns the index of the next store, skipping excluded ones and the
-// ones in skip; -1 when none is left.
-func (p *placer) next(skip map[int]bool) int {
+func maxInt64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// score is store i's weighted rendezvous score for key (higher wins).
+func (p *placer) score(i int, key storage.Hash) float64 {
+	x := binary.LittleEndian.Uint64(key[:8]) ^ p.seeds[i]
+	// splitmix64 finalizer: a well-mixed 64-bit value from key and store.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	u := (float64(x>>11) + 0.5) / (1 << 53) // in (0, 1)
+	return -p.weight[i] / math.Log(u)
+}
+
+// pick returns up to n distinct stores for key, best first, skipping
+// excluded stores and those in skip.
+func (p *placer) pick(key storage.Hash, n int, skip map[int]bool) []int {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	best, total := -1, int64(0)
-	for i, w := range p.weight {
-		if p.out[i] || skip[i] {
+	out := append([]bool(nil), p.out...)
+	p.mu.Unlock()
+	var best []int
+	var scores []float64
+	for i := range p.ids {
+		if out[i] || skip[i] {
 			continue
 		}
-		p.current[i] += w
-		total += w
-		if best < 0 || p.current[i] > p.current[best] {
-			best = i
+		s := p.score(i, key)
+		j := len(best)
+		for j > 0 && scores[j-1] < s {
+			j--
 		}
-	}
-	if best >= 0 {
-		p.current[best] -= total
+		if j >= n {
+			continue
+		}
+		best = append(best, 0)
+		scores = append(scores, 0)
+		copy(best[j+1:], best[j:])
+		copy(scores[j+1:], scores[j:])
+		best[j], scores[j] = i, s
+		if len(best) > n {
+			best, scores = best[:n], scores[:n]
+		}
 	}
 	return best
 }
@@ -68,17 +106,4 @@ func (p *placer) exclude(i int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.out[i] = true
-}
-
-// live counts the stores not excluded.
-func (p *placer) live() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, o := range p.out {
-		if !o {
-			n++
-		}
-	}
-	return n
 }

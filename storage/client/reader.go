@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -102,18 +103,17 @@ func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block) ([]b
 // decode turns stored bytes into logical bytes and checks them against the
 // block's hash.
 func decode(b manifest.Block, stored []byte) ([]byte, error) {
-	switch b.Codec {
-	case manifest.CodecRaw, "":
-		if b.Key == b.Hash {
-			return stored, nil // already verified against the key
-		}
-		if storage.Sum(stored) != b.Hash {
-			return nil, fmt.Errorf("decoded bytes: %w", storage.ErrHashMismatch)
-		}
-		return stored, nil
-	default:
-		return nil, fmt.Errorf("unknown codec %q (written by a newer ckptio?)", b.Codec)
+	if (b.Codec == manifest.CodecRaw || b.Codec == "") && b.Key == b.Hash {
+		return stored, nil // already verified against the key
 	}
+	data, err := codec.Decode(nil, b.Codec, stored, int(b.Length))
+	if err != nil {
+		return nil, err
+	}
+	if storage.Sum(data) != b.Hash {
+		return nil, fmt.Errorf("decoded bytes: %w", storage.ErrHashMismatch)
+	}
+	return data, nil
 }
 
 func joinBlockErrors(errs []error) error {

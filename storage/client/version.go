@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -30,18 +32,34 @@ type Version struct {
 	renewed   sync.WaitGroup
 }
 
-// Begin starts a version of job on the live stores of pool.
+// Begin starts a version of job on the live stores of pool. Unless
+// opts.Reuse is set, blocks of the job's latest version of the same kind
+// are referenced instead of sent again.
 func Begin(ctx context.Context, cat Catalog, pool *Pool, job, kind string, opts WriterOptions) (*Version, error) {
 	targets, err := pool.Targets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w, err := NewWriter(targets, opts)
+	txn, err := cat.Begin(ctx, job)
 	if err != nil {
 		return nil, err
 	}
-	txn, err := cat.Begin(ctx, job)
+	if opts.Reuse == nil {
+		// After Begin: the previous version's blocks are confirmed on their
+		// stores from now on, which protects them from garbage collection.
+		prev, err := cat.Manifest(ctx, job, 0)
+		switch {
+		case err == nil && prev.Kind == kind:
+			opts.Reuse = NewIndex(prev)
+		case err == nil, errors.Is(err, manager.ErrNoVersions), errors.Is(err, manager.ErrUnknownJob):
+		default:
+			cat.Abort(context.WithoutCancel(ctx), txn.ID)
+			return nil, fmt.Errorf("client: reading the previous version of %s: %w", job, err)
+		}
+	}
+	w, err := NewWriter(targets, opts)
 	if err != nil {
+		cat.Abort(context.WithoutCancel(ctx), txn.ID)
 		return nil, err
 	}
 	v := &Version{cat: cat, job: job, kind: kind, created: time.Now().UTC(), txnID: txn.ID, w: w, log: opts.Logger}

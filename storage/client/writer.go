@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -21,8 +22,9 @@ const DefaultBlockSize = 1 << 20
 
 // DefaultWindow is the number of puts a Writer keeps outstanding per store
 // when WriterOptions.Window is zero. Chosen by BenchmarkPutWindow in
-// storage/remote (docs/benchmarks.md): throughput over loopback stops
-// growing past it.
+// storage/remote: over loopback, 64 KiB blocks gain about 2x from a window
+// of 1 to 4-16 and 1 MiB blocks are CPU-bound past 4; on real links with a
+// round-trip time a deeper window matters more, so 16.
 const DefaultWindow = 16
 
 // Target is a store a Writer may place blocks on.
@@ -35,24 +37,53 @@ type Target struct {
 
 // WriterOptions tunes a Writer. Zero values pick the defaults.
 type WriterOptions struct {
-	BlockSize int // bytes per block; 0 = DefaultBlockSize
-	Window    int // outstanding puts per store; 0 = DefaultWindow
+	BlockSize int // bytes per block cut by WriteObject; 0 = DefaultBlockSize
+	// Chunker, if set, chooses block boundaries for WriteObject (e.g.
+	// content-defined chunking); nil = fixed BlockSize blocks. BlockSize
+	// must be at least its Max.
+	Chunker chunk.Chunker
+	Window  int // outstanding puts per store; 0 = DefaultWindow
 	// MaxBuffered bounds the bytes of blocks handed to the writer and not
-	// yet acknowledged, across all stores; 0 = only the per-store windows
-	// bound it. PutBlock blocks while the bound is reached.
+	// yet stored, across all stores; 0 = Window blocks per store.
+	// PutBlock blocks while the bound is reached.
 	MaxBuffered int64
-	Logger      *zap.Logger // nil = no logging
+	// Reuse holds the blocks of the previous version: a block whose hash is
+	// in it, and which one of its stores still holds, is referenced instead
+	// of sent.
+	Reuse Index
+	// Encode turns a block's logical bytes into stored bytes (compression);
+	// nil = stored raw. It may return data itself.
+	Encode func(data []byte) ([]byte, manifest.Codec)
+	Logger *zap.Logger // nil = no logging
 }
 
-// Writer stripes the blocks of one version over a set of stores. Its methods
+// Index maps the logical hash of a block to a stored copy of it.
+type Index map[storage.Hash]manifest.Block
+
+// NewIndex indexes the blocks of m (nil m = empty index).
+func NewIndex(m *manifest.Manifest) Index {
+	idx := Index{}
+	if m == nil {
+		return idx
+	}
+	for _, b := range m.Blocks {
+		if b.Length > 0 && len(b.Stores) > 0 {
+			idx[b.Hash] = b
+		}
+	}
+	return idx
+}
+
+// Writer writes the blocks of one version over a set of stores. Its methods
 // are safe for concurrent use; Close must be called once, after the last
 // write, and returns the blocks written. The first error is sticky: every
 // later call returns it.
 type Writer struct {
 	opts    WriterOptions
 	targets []Target
+	byID    map[string]int
 	sems    []chan struct{}
-	budget  chan struct{} // one token per block buffered; nil = unbounded
+	budget  chan struct{} // one token per block buffered
 	place   *placer
 	log     *zap.Logger
 	bufs    sync.Pool
@@ -61,11 +92,22 @@ type Writer struct {
 	mu struct {
 		sync.Mutex
 		blocks    []manifest.Block
+		seen      map[storage.Hash]*slot // blocks of this version, by logical hash
 		newBytes  int64
 		sentBytes int64
+		reused    int64
 		err       error
 		closed    bool
+		excluded  map[int]string // why a store was dropped
 	}
+}
+
+// slot is a block of this version being stored; later blocks with the same
+// hash wait for it and reference it.
+type slot struct {
+	done  chan struct{}
+	block manifest.Block
+	ok    bool
 }
 
 // NewWriter returns a Writer over targets. It fails when there is none.
@@ -76,25 +118,33 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	if opts.BlockSize <= 0 {
 		opts.BlockSize = DefaultBlockSize
 	}
+	if opts.Chunker != nil && opts.BlockSize < opts.Chunker.Max() {
+		opts.BlockSize = opts.Chunker.Max()
+	}
 	if opts.BlockSize > storage.MaxBlockSize {
 		return nil, fmt.Errorf("client: block size %d above the limit %d", opts.BlockSize, storage.MaxBlockSize)
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	w := &Writer{opts: opts, targets: targets, log: opts.Logger}
+	if opts.MaxBuffered <= 0 {
+		opts.MaxBuffered = int64(opts.Window*len(targets)) * int64(opts.BlockSize)
+	}
+	w := &Writer{opts: opts, targets: targets, log: opts.Logger, byID: map[string]int{}}
 	if w.log == nil {
 		w.log = zap.NewNop()
 	}
+	ids := make([]string, len(targets))
 	free := make([]int64, len(targets))
 	for i, t := range targets {
-		free[i] = t.Free
+		ids[i], free[i] = t.ID, t.Free
+		w.byID[t.ID] = i
 		w.sems = append(w.sems, make(chan struct{}, opts.Window))
 	}
-	w.place = newPlacer(free)
-	if opts.MaxBuffered > 0 {
-		w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
-	}
+	w.place = newPlacer(ids, free)
+	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
+	w.mu.seen = map[storage.Hash]*slot{}
+	w.mu.excluded = map[int]string{}
 	bs := opts.BlockSize
 	w.bufs.New = func() any { b := make([]byte, bs); return &b }
 	return w, nil
@@ -118,16 +168,20 @@ func (w *Writer) fail(err error) {
 	}
 }
 
-// WriteObject cuts everything r yields into blocks and puts them; it returns
-// the object's size. An empty object is recorded too.
+// WriteObject cuts everything r yields into blocks and writes them,
+// referencing blocks the previous version already stored; it returns the
+// object's size. An empty object is recorded too.
 func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.Reader) (int64, error) {
+	if w.opts.Chunker != nil {
+		return w.writeCut(ctx, name, rank, r)
+	}
 	var off int64
 	for {
 		bp := w.bufs.Get().(*[]byte)
 		n, err := io.ReadFull(r, *bp)
 		if n > 0 || off == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 			ref := manifest.Block{Object: name, Rank: rank, Offset: off}
-			if perr := w.PutBlock(ctx, ref, (*bp)[:n], func() { w.bufs.Put(bp) }); perr != nil {
+			if perr := w.PutBlock(ctx, ref, (*bp)[:n], true, func() { w.bufs.Put(bp) }); perr != nil {
 				return off, perr
 			}
 			off += int64(n)
@@ -145,12 +199,56 @@ func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.
 	}
 }
 
-// PutBlock places one block of an object. ref names the object, rank and
-// offset; its other fields are filled in. data is owned by the writer until
-// release is called (release may be nil). PutBlock blocks while the chosen
-// store's window is full, which bounds the writer's memory to Window blocks
-// per store. An empty data records an empty object.
-func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, release func()) error {
+// writeCut is WriteObject with the Chunker's boundaries: it keeps at least
+// one maximum-size chunk of read-ahead so every boundary is final.
+func (w *Writer) writeCut(ctx context.Context, name string, rank int32, r io.Reader) (int64, error) {
+	c := w.opts.Chunker
+	window := 4 * c.Max()
+	buf := make([]byte, 0, window)
+	var off int64
+	eof := false
+	for {
+		for !eof && len(buf) < window {
+			n, err := r.Read(buf[len(buf):window])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF {
+				eof = true
+			} else if err != nil {
+				werr := fmt.Errorf("client: reading object %q at offset %d: %w", name, off+int64(len(buf)), err)
+				w.fail(werr)
+				return off, werr
+			}
+		}
+		if len(buf) == 0 {
+			if off == 0 {
+				return 0, w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank}, nil, false, nil)
+			}
+			return off, nil
+		}
+		used := 0
+		for len(buf)-used >= c.Max() || eof && used < len(buf) {
+			n := c.First(buf[used:])
+			bp := w.bufs.Get().(*[]byte)
+			data := append((*bp)[:0], buf[used:used+n]...)
+			if err := w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank, Offset: off}, data, true, func() { w.bufs.Put(bp) }); err != nil {
+				return off, err
+			}
+			used += n
+			off += int64(n)
+		}
+		buf = append(buf[:0], buf[used:]...)
+	}
+}
+
+// PutBlock writes one block of an object. ref names the object, rank and
+// offset; its other fields are filled in (a non-zero ref.Hash is trusted as
+// the hash of data). When reuse is true and the block is in the previous
+// version's index and one of its stores confirms it holds it, the block is
+// referenced instead of sent. A block whose hash another block of this
+// version already has is referenced too. data is owned by the writer until
+// release is called (release may be nil). PutBlock blocks while
+// MaxBuffered bytes are in flight. An empty data records an empty object.
+func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, reuse bool, release func()) error {
 	done := func() {
 		if release != nil {
 			release()
@@ -161,100 +259,221 @@ func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, 
 		return err
 	}
 	ref.Length = int64(len(data))
-	ref.Codec = manifest.CodecRaw
 	if len(data) == 0 {
-		ref.Stores = nil
-		w.record(ref, false)
+		ref.Codec, ref.Stores = manifest.CodecRaw, nil
+		ref.Hash, ref.Key, ref.StoredLength = storage.Hash{}, storage.Hash{}, 0
+		w.record(ref, false, 0)
 		done()
 		return nil
 	}
-	ref.Hash = storage.Sum(data)
-	ref.Key = ref.Hash
-	ref.StoredLength = int64(len(data))
-
-	if w.budget != nil {
-		select {
-		case w.budget <- struct{}{}:
-		case <-ctx.Done():
-			done()
-			w.fail(ctx.Err())
-			return ctx.Err()
-		}
-		inner := done
-		done = func() { <-w.budget; inner() }
-	}
-	i, err := w.acquire(ctx, nil)
-	if err != nil {
+	select {
+	case w.budget <- struct{}{}:
+	case <-ctx.Done():
 		done()
-		w.fail(err)
-		return err
+		w.fail(ctx.Err())
+		return ctx.Err()
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer func() { <-w.budget }()
 		defer done()
-		w.put(ctx, i, ref, data)
+		if ref.Hash.IsZero() {
+			ref.Hash = storage.Sum(data)
+		}
+		if reuse && w.reuse(ctx, ref) {
+			return
+		}
+		s, first := w.claim(ref.Hash)
+		if !first {
+			<-s.done
+			if s.ok {
+				b := s.block
+				b.Object, b.Rank, b.Offset = ref.Object, ref.Rank, ref.Offset
+				w.record(b, false, 0)
+			}
+			return
+		}
+		s.block, s.ok = w.store(ctx, ref, data)
+		close(s.done)
 	}()
 	return nil
 }
 
-// acquire picks a store and takes a slot of its window.
-func (w *Writer) acquire(ctx context.Context, skip map[int]bool) (int, error) {
-	i := w.place.next(skip)
-	if i < 0 {
-		return -1, errors.New("client: every store refused or failed; no store left to write to")
+// claim returns the slot of hash h and whether the caller is the first of
+// this version to write it.
+func (w *Writer) claim(h storage.Hash) (*slot, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.mu.seen[h]; ok {
+		return s, false
 	}
-	select {
-	case w.sems[i] <- struct{}{}:
-		return i, nil
-	case <-ctx.Done():
-		return -1, ctx.Err()
-	}
+	s := &slot{done: make(chan struct{})}
+	w.mu.seen[h] = s
+	return s, true
 }
 
-// put stores one block on store i (whose window slot the caller holds),
-// moving it to another store when i refuses it.
-func (w *Writer) put(ctx context.Context, i int, ref manifest.Block, data []byte) {
-	var errs []string
+// reuse references ref's block from the previous version if one of the
+// stores holding it confirms (and so protects) it.
+func (w *Writer) reuse(ctx context.Context, ref manifest.Block) bool {
+	prev, ok := w.opts.Reuse[ref.Hash]
+	if !ok || prev.Length != ref.Length {
+		return false
+	}
+	cands := []manifest.Block{prev}
+	held, err := w.Confirm(ctx, cands)
+	if err != nil || !held[0] {
+		return false
+	}
+	w.Reference(cands[0], ref.Object, ref.Rank, ref.Offset)
+	return true
+}
+
+// Confirm asks the stores listed in each block whether they hold it (which
+// also protects it from garbage collection while this version is written)
+// and reports, per block, whether at least one copy is held. It rewrites
+// each confirmed block's Stores to the stores that hold it. One batched Has
+// per store, stores in parallel.
+func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, error) {
+	type ask struct {
+		idx []int
+		hs  []storage.Hash
+	}
+	asks := map[int]*ask{}
+	for i, b := range blocks {
+		for _, id := range b.Stores {
+			t, ok := w.byID[id]
+			if !ok {
+				continue
+			}
+			a := asks[t]
+			if a == nil {
+				a = &ask{}
+				asks[t] = a
+			}
+			a.idx = append(a.idx, i)
+			a.hs = append(a.hs, b.Key)
+		}
+	}
+	held := make([][]string, len(blocks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for t, a := range asks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			has, err := w.targets[t].Store.Has(ctx, a.hs)
+			if err != nil {
+				w.log.Warn("store did not answer which blocks it holds; sending them again",
+					zap.String("store", w.targets[t].ID), zap.Error(err))
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for j, ok := range has {
+				if ok {
+					held[a.idx[j]] = append(held[a.idx[j]], w.targets[t].ID)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(blocks))
+	for i := range blocks {
+		if len(held[i]) > 0 {
+			sort.Strings(held[i])
+			blocks[i].Stores = held[i]
+			out[i] = true
+		}
+	}
+	return out, nil
+}
+
+// Reference records prev, a block confirmed on its stores, as the block at
+// offset of object (rank) in this version. Nothing is sent.
+func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offset int64) {
+	prev.Object, prev.Rank, prev.Offset = object, rank, offset
+	w.mu.Lock()
+	w.mu.reused += prev.Length
+	w.mu.Unlock()
+	w.record(prev, false, 0)
+}
+
+// store encodes and puts one block, moving it to another store when the
+// chosen one refuses it. It records the block and returns it.
+func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (manifest.Block, bool) {
+	stored, codec := data, manifest.CodecRaw
+	if w.opts.Encode != nil {
+		stored, codec = w.opts.Encode(data)
+	}
+	ref.Codec, ref.StoredLength = codec, int64(len(stored))
+	ref.Key = ref.Hash
+	if codec != manifest.CodecRaw {
+		ref.Key = storage.Sum(stored)
+	}
 	tried := map[int]bool{}
 	for {
+		pick := w.place.pick(ref.Key, 1, tried)
+		if len(pick) == 0 {
+			w.fail(fmt.Errorf("client: block %s of %q at offset %d: no store took it: %s",
+				ref.Key.Short(), ref.Object, ref.Offset, w.exclusions()))
+			return ref, false
+		}
+		i := pick[0]
+		select {
+		case w.sems[i] <- struct{}{}:
+		case <-ctx.Done():
+			w.fail(ctx.Err())
+			return ref, false
+		}
 		t := w.targets[i]
-		created, err := t.Store.Put(ctx, ref.Key, data)
+		created, err := t.Store.Put(ctx, ref.Key, stored)
 		<-w.sems[i]
 		if err == nil {
 			ref.Stores = []string{t.ID}
-			w.record(ref, created)
-			return
+			w.record(ref, created, ref.StoredLength)
+			return ref, true
 		}
 		if ctx.Err() != nil {
 			w.fail(ctx.Err())
-			return
+			return ref, false
 		}
 		berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Key, Err: err}
 		if errors.Is(err, storage.ErrHashMismatch) || errors.Is(err, storage.ErrTooLarge) || errors.Is(err, storage.ErrUnauthorized) {
-			// Another store would refuse it the same way.
-			w.fail(berr)
-			return
+			w.fail(berr) // another store would refuse it the same way
+			return ref, false
 		}
 		w.log.Warn("store refused a block; moving it to another store",
 			zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(err))
+		w.mu.Lock()
+		w.mu.excluded[i] = berr.Error()
+		w.mu.Unlock()
 		w.place.exclude(i)
-		errs = append(errs, berr.Error())
 		tried[i] = true
-		i, err = w.acquire(ctx, tried)
-		if err != nil {
-			w.fail(fmt.Errorf("client: block %s of %q at offset %d: no store took it: %s",
-				ref.Key.Short(), ref.Object, ref.Offset, strings.Join(errs, "; ")))
-			return
-		}
 	}
 }
 
-func (w *Writer) record(ref manifest.Block, created bool) {
+// exclusions says why each dropped store was dropped.
+func (w *Writer) exclusions() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for i := range w.targets {
+		if why, ok := w.mu.excluded[i]; ok {
+			out = append(out, why)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func (w *Writer) record(ref manifest.Block, created bool, sent int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mu.blocks = append(w.mu.blocks, ref)
-	w.mu.sentBytes += ref.StoredLength
+	w.mu.sentBytes += sent
 	if created {
 		w.mu.newBytes += ref.StoredLength
 	}
@@ -262,10 +481,11 @@ func (w *Writer) record(ref manifest.Block, created bool) {
 
 // Result is what a Writer wrote.
 type Result struct {
-	Blocks    []manifest.Block // sorted by rank, object, offset
-	NewBytes  int64            // stored bytes no store held before
-	SentBytes int64            // stored bytes sent
-	Logical   int64            // logical bytes
+	Blocks      []manifest.Block // sorted by rank, object, offset
+	NewBytes    int64            // stored bytes no store held before
+	SentBytes   int64            // stored bytes sent to stores
+	ReusedBytes int64            // logical bytes referenced from the previous version
+	Logical     int64            // logical bytes
 }
 
 // Close waits for every outstanding put and returns the blocks written, or
@@ -292,7 +512,7 @@ func (w *Writer) Close(ctx context.Context) (Result, error) {
 		}
 		return x.Offset < y.Offset
 	})
-	res := Result{Blocks: blocks, NewBytes: w.mu.newBytes, SentBytes: w.mu.sentBytes}
+	res := Result{Blocks: blocks, NewBytes: w.mu.newBytes, SentBytes: w.mu.sentBytes, ReusedBytes: w.mu.reused}
 	for _, b := range blocks {
 		res.Logical += b.Length
 	}

@@ -74,6 +74,13 @@ func roundtrip(w *mpi.Comm) error {
 	if err != nil {
 		return err
 	}
+	if v == 0 { // asynchronous: the regions were copied; scribbling on them now must not matter
+		f[0] = -7
+		if v, err = cp.Wait(ctx); err != nil {
+			return err
+		}
+		f[0] = float64(r * 1_000_000)
+	}
 	latest, ok, err := cp.Latest(ctx)
 	if err != nil || !ok || latest != v {
 		return fmt.Errorf("latest = %d, %v, %v; want %d", latest, ok, err, v)
@@ -145,6 +152,8 @@ func die(w *mpi.Comm) error {
 		fmt.Fprintf(os.Stderr, "rank %d: dying during the second checkpoint\n", w.Rank())
 		os.Exit(1)
 	}
-	_, err = cp.Checkpoint(ctx, mpiio.Meta{Step: 2})
-	return fmt.Errorf("second checkpoint returned (err %v) although a rank died", err)
+	if _, err = cp.Checkpoint(ctx, mpiio.Meta{Step: 2}); err == nil {
+		_, err = cp.Wait(ctx)
+	}
+	return fmt.Errorf("second checkpoint completed (err %v) although a rank died", err)
 }
