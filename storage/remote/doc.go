@@ -14,6 +14,10 @@
 // Options.RedialBackoff before the next attempt. Requests are never resent
 // by this package; Put is idempotent, so callers may retry.
 //
+// With Options.TLS the connection is TLS, for a store run with --tls-cert;
+// the token handshake runs inside it. Dialing a plain store with TLS, or a
+// TLS store without, fails with an error that says which side expects TLS.
+//
 // Every error names the store's address; errors about one block are
 // *storage.BlockError, and the store's refusals match the storage
 // sentinels with errors.Is (storage.ErrQuotaExceeded and so on) while

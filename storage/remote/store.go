@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +46,11 @@ type Options struct {
 	// NoVerify skips checking that the bytes Get returns hash to the name
 	// asked for, for callers that check themselves.
 	NoVerify bool
+	// TLS, when not nil, makes the connection TLS (tlsconf.Client builds
+	// it), for a store run with --tls-cert; the token handshake then runs
+	// inside TLS. An empty ServerName means the host of the address
+	// dialed. Nil connects in clear.
+	TLS *tls.Config
 }
 
 // Store is a BlockStore on a store server, reached over TCP. Create it with
@@ -180,6 +186,17 @@ func (s *Store) dial(ctx context.Context) (net.Conn, error) {
 		return nil, fmt.Errorf("store %s: cannot connect within %v (is the store daemon running there, "+
 			"the address right and the port open?): %w", s.addr, s.opts.DialTimeout, err)
 	}
+	if s.opts.TLS != nil {
+		tc, err := s.startTLS(dctx, nc)
+		if err != nil {
+			nc.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("store %s: TLS handshake: %w", s.addr, ctx.Err())
+			}
+			return nil, err
+		}
+		nc = tc
+	}
 	err = wire.ClientHandshake(dctx, nc, s.token)
 	if err == nil {
 		s.log.Debug("connected", zap.Stringer("local", nc.LocalAddr()))
@@ -195,11 +212,17 @@ func (s *Store) dial(ctx context.Context) (net.Conn, error) {
 			"of another cluster?): %w", s.addr, err)
 	case errors.Is(err, wire.ErrBusy):
 		return nil, fmt.Errorf("store %s refused the connection: %w", s.addr, err)
+	case errors.As(err, &se) && se.Status == wire.StatusBadRequest:
+		// A TLS store tells a plain client so (store.ExpectsTLSMessage).
+		return nil, fmt.Errorf("store %s refused the handshake: %w", s.addr, err)
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("store %s: handshake: %w", s.addr, ctx.Err())
 	}
-	return nil, fmt.Errorf("store %s: handshake failed within %v (is a ckptio store listening there?): %w",
-		s.addr, s.opts.DialTimeout, err)
+	hint := "is a ckptio store listening there?"
+	if s.opts.TLS == nil {
+		hint += " One run with --tls-cert needs --tls-ca"
+	}
+	return nil, fmt.Errorf("store %s: handshake failed within %v (%s): %w", s.addr, s.opts.DialTimeout, hint, err)
 }
 
 // roundTrip takes a window slot, then sends one request and waits for its

@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -12,7 +13,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/wire"
 )
 
@@ -21,8 +21,10 @@ import (
 // at most MaxInFlight. serve waits for all of them before returning.
 type conn struct {
 	s   *Server
-	nc  net.Conn
+	nc  net.Conn // a *tls.Conn on a TLS store
 	log *zap.Logger
+	// peek is the plain connection under nc on a TLS store, nil otherwise.
+	peek *peekConn
 
 	// stop is cancelled by shutdown: read no more requests. It interrupts
 	// a blocked read through the connection's read deadline.
@@ -58,6 +60,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 		slots:   make(chan struct{}, s.opts.MaxInFlight),
 		replies: make(chan reply, s.opts.MaxInFlight+1),
 	}
+	if s.opts.TLS != nil {
+		c.peek = &peekConn{Conn: nc}
+		c.nc = tls.Server(c.peek, s.opts.TLS)
+	}
 	c.stop, c.cancelStop = context.WithCancel(context.Background())
 	c.work, c.cancelWork = context.WithCancel(context.Background())
 	return c
@@ -77,12 +83,7 @@ func (c *conn) serve() {
 	wake := context.AfterFunc(c.stop, func() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer wake()
 
-	if err := wire.ServerHandshake(c.stop, c.nc, c.s.token); err != nil {
-		if errors.Is(err, storage.ErrUnauthorized) {
-			c.log.Warn("client refused: wrong cluster token", zap.Error(err))
-		} else if c.stop.Err() == nil {
-			c.log.Info("handshake failed, connection closed", zap.Error(err))
-		}
+	if err := c.handshake(); err != nil {
 		return
 	}
 	c.log.Debug("connection open")

@@ -9,6 +9,14 @@
 // extra one is told the store is busy and closed. A malformed or oversized
 // frame ends its own connection only.
 //
+// With Options.TLS every connection is TLS and the token handshake runs
+// inside it. A client that speaks otherwise is told so in clear before the
+// connection closes: a TLS store that hears nothing from a new connection
+// for PlainClientWait (a plain client waits for the server's hello) sends
+// it ExpectsTLSMessage; a plain store whose client opens with a TLS record
+// sends it NoTLSMessage, after its hello that the TLS client already
+// failed on.
+//
 // Shutdown is graceful: Close (or cancelling Serve's context) stops
 // accepting and reading, lets the requests already read finish and their
 // replies go out, sends a "store shutting down" notice and closes the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -48,6 +49,12 @@ type Options struct {
 	// MaxPayload is the largest frame payload accepted; 0 means
 	// wire.DefaultMaxPayload.
 	MaxPayload int
+	// TLS, when not nil, makes every connection TLS (tlsconf.Server builds
+	// it); the token handshake then runs inside TLS. A client that does not
+	// speak TLS is told so in clear (ExpectsTLSMessage) after
+	// PlainClientWait. Nil serves in clear, and a TLS client is told that
+	// instead (NoTLSMessage).
+	TLS *tls.Config
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -129,7 +136,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	s.log.Info("store serving", zap.Stringer("addr", ln.Addr()),
-		zap.Int("max_conns", s.opts.MaxConns), zap.Int("max_in_flight", s.opts.MaxInFlight))
+		zap.Int("max_conns", s.opts.MaxConns), zap.Int("max_in_flight", s.opts.MaxInFlight),
+		zap.Bool("tls", s.opts.TLS != nil))
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()

@@ -1,5 +1,5 @@
 // Package cli holds what the ckptio commands share: logging setup, signal
-// handling and the one-line error exit.
+// handling, the one-line error exit and the TLS flags' configurations.
 package cli
 
 import (

@@ -7,6 +7,7 @@ package clustertest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/tlsconf"
+	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
 	"github.com/ckptio/ckptio/storage/token"
 )
 
@@ -169,6 +172,8 @@ type Cluster struct {
 	Token     []byte
 	Manager   *Proc
 	Stores    []*Proc
+	// TLS is the daemons' TLS material with Options.TLS, nil otherwise.
+	TLS *tlsconftest.Certs
 }
 
 // Options for NewCluster.
@@ -176,6 +181,9 @@ type Options struct {
 	Stores int    // default 4
 	Quota  string // default 1GiB
 	Extra  []string
+	// TLS runs the manager and the stores with --tls-cert, --tls-key and
+	// --tls-ca of a throwaway CA; Client and Env then use TLS too.
+	TLS bool
 }
 
 // NewCluster builds the commands and starts a manager and the stores, and
@@ -194,8 +202,11 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 	if c.Token, err = token.Ensure(c.TokenFile); err != nil {
 		t.Fatal(err)
 	}
-	c.Manager = Start(t, filepath.Join(c.Bin, "ckpt-manager"), "--listen", "127.0.0.1:0",
-		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "3s")
+	if o.TLS {
+		c.TLS = tlsconftest.New(t)
+	}
+	c.Manager = Start(t, filepath.Join(c.Bin, "ckpt-manager"), append([]string{"--listen", "127.0.0.1:0",
+		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "3s"}, c.tlsArgs()...)...)
 	for i := 0; i < o.Stores; i++ {
 		c.AddStore(t, fmt.Sprintf("store-%d", i), o.Quota)
 	}
@@ -206,15 +217,36 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 // AddStore starts one more store keeping its blocks in Dir/name.
 func (c *Cluster) AddStore(t testing.TB, name, quota string) *Proc {
 	t.Helper()
-	p := Start(t, filepath.Join(c.Bin, "ckpt-store"), "--listen", "127.0.0.1:0", "--manager", c.Manager.Addr,
-		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms")
+	p := Start(t, filepath.Join(c.Bin, "ckpt-store"), append([]string{"--listen", "127.0.0.1:0", "--manager", c.Manager.Addr,
+		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms"}, c.tlsArgs()...)...)
 	c.Stores = append(c.Stores, p)
 	return p
 }
 
+// tlsArgs are the daemons' TLS flags, none without Options.TLS.
+func (c *Cluster) tlsArgs() []string {
+	if c.TLS == nil {
+		return nil
+	}
+	return []string{"--tls-cert", c.TLS.CertFile, "--tls-key", c.TLS.KeyFile, "--tls-ca", c.TLS.CAFile}
+}
+
+// ClientTLS returns the TLS configuration of the cluster's clients: nil
+// without Options.TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.TLS == nil {
+		return nil
+	}
+	cfg, err := tlsconf.Client(c.TLS.CAFile, "")
+	if err != nil {
+		panic(err) // written by tlsconftest.New
+	}
+	return cfg
+}
+
 // Client returns a manager client for the cluster.
 func (c *Cluster) Client() *manager.Client {
-	return manager.NewClient(c.Manager.Addr, c.Token, manager.ClientOptions{})
+	return manager.NewClient(c.Manager.Addr, c.Token, manager.ClientOptions{TLS: c.ClientTLS()})
 }
 
 // WaitAlive waits until the manager sees at least n stores alive.
@@ -242,6 +274,9 @@ func (c *Cluster) WaitAlive(t testing.TB, n int) {
 // Env returns the environment a client command needs to use the cluster.
 func (c *Cluster) Env() []string {
 	env := []string{"CKPT_MANAGER=" + c.Manager.Addr, "CKPT_TOKEN_FILE=" + c.TokenFile}
+	if c.TLS != nil {
+		env = append(env, "CKPT_TLS_CA="+c.TLS.CAFile)
+	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CKPT_") {
 			env = append(env, kv)

@@ -1,0 +1,147 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/memstore"
+	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/store"
+	"github.com/ckptio/ckptio/storage/storetest"
+	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
+)
+
+func TestConformanceTLS(t *testing.T) {
+	certs := tlsconftest.New(t)
+	storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
+		addr, _ := serve(t, memstore.New("mem-"+t.Name(), quota), nil,
+			store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+		s, err := remote.Dial(context.Background(), addr, token,
+			remote.Options{Logger: zaptest.NewLogger(t), TLS: certs.Client(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func wantErr(t *testing.T, err error, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one saying %q", wants)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+}
+
+func TestTLSClientOfPlainStore(t *testing.T) {
+	certs := tlsconftest.New(t)
+	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t)})
+	_, err := remote.Dial(context.Background(), addr, token, remote.Options{TLS: certs.Client(t)})
+	wantErr(t, err, fmt.Sprintf("store %s does not speak TLS (started without --tls-cert?)", addr))
+	if err := dial(t, addr, remote.Options{}).Ping(context.Background()); err != nil {
+		t.Fatalf("plain client after a TLS one: %v", err)
+	}
+}
+
+func TestPlainClientOfTLSStore(t *testing.T) {
+	certs := tlsconftest.New(t)
+	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+	_, err := remote.Dial(context.Background(), addr, token, remote.Options{})
+	wantErr(t, err, fmt.Sprintf("store %s refused the handshake", addr), store.ExpectsTLSMessage)
+
+	// A dial timeout shorter than the store's wait still hints at TLS.
+	_, err = remote.Dial(context.Background(), addr, token, remote.Options{DialTimeout: store.PlainClientWait / 4})
+	wantErr(t, err, addr, "--tls-cert needs --tls-ca")
+
+	if err := dial(t, addr, remote.Options{TLS: certs.Client(t)}).Ping(context.Background()); err != nil {
+		t.Fatalf("TLS client after a plain one: %v", err)
+	}
+}
+
+func TestTLSWrongCARefused(t *testing.T) {
+	certs, other := tlsconftest.New(t), tlsconftest.New(t)
+	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+	_, err := remote.Dial(context.Background(), addr, token, remote.Options{TLS: other.Client(t)})
+	wantErr(t, err, fmt.Sprintf("store %s: its TLS certificate is not trusted (wrong --tls-ca / CKPT_TLS_CA?)", addr),
+		"unknown authority")
+}
+
+func TestTLSWrongTokenRefused(t *testing.T) {
+	certs := tlsconftest.New(t)
+	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+	_, err := remote.Dial(context.Background(), addr, []byte("wrong"), remote.Options{TLS: certs.Client(t)})
+	wantErr(t, err, fmt.Sprintf("store %s refused the cluster token", addr))
+}
+
+// A busy plain store answers a TLS client in clear; the client reports the
+// refusal rather than a protocol mismatch.
+func TestTLSClientOfBusyPlainStore(t *testing.T) {
+	certs := tlsconftest.New(t)
+	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t), MaxConns: 1})
+	hold, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	time.Sleep(50 * time.Millisecond) // let the store count it
+	_, err = remote.Dial(context.Background(), addr, token, remote.Options{TLS: certs.Client(t)})
+	wantErr(t, err, fmt.Sprintf("store %s refused the connection", addr), "store busy")
+}
+
+// A TLS connection lost to a store restart is dialed again with TLS.
+func TestTLSRedialAfterStoreRestart(t *testing.T) {
+	certs := tlsconftest.New(t)
+	ms := memstore.New("m", 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	srv := store.NewServer(ms, token, store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	s := dial(t, addr, remote.Options{TLS: certs.Client(t), RedialBackoff: time.Millisecond})
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	addr2, _ := serve(t, ms, mustListen(t, addr), store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
+	if addr2 != addr {
+		t.Fatalf("restarted on %s, want %s", addr2, addr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ping after restart: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustListen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	return ln
+}
