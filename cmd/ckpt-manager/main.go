@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
 )
 
@@ -34,6 +36,16 @@ no committed version references and that no store touched since the
 oldest checkpoint in flight began, minus --gc-clock-skew (the most the
 stores' clocks may lag this machine's). 'ckpt gc' runs one at once.
 
+Every --repair-every it looks for blocks with fewer copies on alive stores
+than their version's replication target (a store died, or came back
+without them) and copies them from a live holder to other alive stores;
+it does the full check only when a version was committed, the alive
+stores changed, or 10 minutes passed. 'ckpt repair' runs one at once.
+
+With --tls-cert and --tls-key it serves HTTPS only; with --tls-ca it
+speaks TLS to the stores (for garbage collection and repair), verified with that CA
+(docs/security.md).
+
 flags:
 `
 
@@ -42,6 +54,8 @@ type config struct {
 	listen, data, tokenFile, level string
 	deadAfter, txnTimeout          time.Duration
 	gcEvery, gcClockSkew           time.Duration
+	repairEvery                    time.Duration
+	tlsCert, tlsKey, tlsCA         string
 }
 
 func main() {
@@ -55,7 +69,11 @@ func main() {
 	fs.DurationVar(&c.txnTimeout, "txn-timeout", 10*time.Minute, "an unfinished version not renewed for this long is discarded")
 	fs.DurationVar(&c.gcEvery, "gc-every", manager.DefaultGCEvery, "collect garbage this often (0 = only when asked, by 'ckpt gc')")
 	fs.DurationVar(&c.gcClockSkew, "gc-clock-skew", manager.DefaultGCClockSkew, "how far the stores' clocks may lag this one's; garbage collection spares blocks touched that much before the oldest checkpoint in flight (0 = same clock)")
+	fs.DurationVar(&c.repairEvery, "repair-every", manager.DefaultRepairEvery, "look this often for blocks below their replication target and copy them to other alive stores (0 = only when asked, by 'ckpt repair')")
 	fs.StringVar(&c.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the stores with, for stores run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		cli.Exit("ckpt-manager", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
@@ -79,6 +97,14 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
+	serverTLS, err := cli.ServerTLS(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return err
+	}
+	storeTLS, err := cli.ClientTLS(c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("--tls-ca: %w", err)
+	}
 	log, err := cli.Logger(c.level)
 	if err != nil {
 		return err
@@ -88,7 +114,8 @@ func run(c config) error {
 	defer stop()
 
 	m, err := manager.Open(c.data, manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
-		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew)})
+		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew), RepairEvery: orNever(c.repairEvery),
+		DialStore: dialStore(tok, storeTLS, log)})
 	if err != nil {
 		return err
 	}
@@ -97,11 +124,18 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if serverTLS != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
 	log.Info("manager ready", zap.String("addr", ln.Addr().String()), zap.String("data", c.data),
-		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew))
+		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew), zap.Duration("repair_every", c.repairEvery),
+		zap.Bool("tls", serverTLS != nil), zap.Bool("stores_tls", storeTLS != nil))
 	fmt.Printf("listening on %s\n", ln.Addr())
 
 	select {
@@ -116,4 +150,20 @@ func run(c config) error {
 		return err
 	}
 	return nil
+}
+
+// dialStore returns how the manager connects to stores (garbage
+// collection, health checks, repair): over TLS when cfg is not nil, else
+// nil for the manager's default.
+func dialStore(tok []byte, cfg *tls.Config, log *zap.Logger) func(ctx context.Context, id, addr string) (manager.GCStore, error) {
+	if cfg == nil {
+		return nil
+	}
+	return func(ctx context.Context, id, addr string) (manager.GCStore, error) {
+		s, err := remote.Dial(ctx, addr, tok, remote.Options{Logger: log, TLS: cfg})
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", id, err)
+		}
+		return s, nil
+	}
 }

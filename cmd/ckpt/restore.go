@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -104,101 +106,268 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 
 func verifyCmd(g *globals) *cobra.Command {
 	var version int64
+	var asJSON, deep bool
 	c := &cobra.Command{
-		Use:   "verify JOB [--version N]",
-		Short: "Read every block of JOB's versions and check its hash",
-		Long: `Reads every block of one version (--version) or of every committed version
-of JOB from the stores and checks it against its hash. Prints one line per
-version and, for each bad block, the object, offset, store and cause.
-Exits non-zero when any block is unreadable or corrupt.`,
+		Use:   "verify JOB [--version N] [--json] [--deep]",
+		Short: "Say whether JOB's versions are healthy, degraded or lost",
+		Long: `Prints one line per version of JOB (or only --version N) with its state:
+
+  healthy   every block has at least the version's replication target of
+            copies on alive stores
+  degraded  some block has fewer copies, but at least one: every byte can
+            still be read; the manager makes new copies in the background
+            (ckpt-manager --repair-every), or now with 'ckpt repair JOB'
+  lost      some block has no copy on an alive store: the version cannot be
+            restored unless a store holding it comes back
+
+The manager asks the alive stores which blocks they hold; no data is read.
+With --deep every copy is also read and checked against its hash: a copy
+that is missing, unreadable or corrupt does not count, and each unreadable
+or corrupt one is listed.
+
+Exits non-zero when a version is lost, and with --deep when a copy is
+unreadable or corrupt. A degraded version exits 0 (and says so).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return verify(cmd.Context(), g, args[0], version)
+			if version < 0 {
+				return errors.New("--version must be positive")
+			}
+			return verify(cmd.Context(), g, args[0], version, asJSON, deep)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to verify (default: every version)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: one object per version with its state and counts")
+	c.Flags().BoolVar(&deep, "deep", false, "also read every copy of every block and check its hash")
 	return c
 }
 
-func verify(ctx context.Context, g *globals, job string, version int64) error {
+// versionCheck is a version as 'ckpt verify --json' prints it: the
+// manager's VersionHealth (version, state, target, blocks,
+// degraded_blocks, lost_blocks, min_copies), recounted from the copies
+// read with --deep, plus the bad copies found by --deep.
+type versionCheck struct {
+	manager.VersionHealth
+	BadCopies []badCopy `json:"bad_copies,omitempty"`
+}
+
+// badCopy is a copy --deep could not read back intact.
+type badCopy struct {
+	Object string `json:"object"`
+	Rank   int32  `json:"rank"`
+	Offset int64  `json:"offset"`
+	Store  string `json:"store"`
+	Error  string `json:"error"`
+}
+
+func verify(ctx context.Context, g *globals, job string, version int64, asJSON, deep bool) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	var versions []int64
-	if version > 0 {
-		versions = []int64{version}
-	} else {
-		vs, err := s.mc.Versions(ctx, job)
-		if err != nil {
+	h, err := s.mc.Health(ctx, job, version)
+	if err != nil {
+		return err
+	}
+	checks := make([]versionCheck, len(h.Versions))
+	for i, vh := range h.Versions {
+		checks[i] = versionCheck{VersionHealth: vh}
+	}
+	if deep {
+		if err := deepCheck(ctx, s, job, checks); err != nil {
 			return err
-		}
-		for _, v := range vs {
-			versions = append(versions, v.Version)
 		}
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log})
-	// A block shared by several versions is read once.
-	var mu sync.Mutex
-	checked := map[storage.Hash]error{}
-	bad := 0
+	var lost, degraded, bad []string
+	for _, c := range checks {
+		switch c.State {
+		case manager.StateLost:
+			lost = append(lost, strconv.FormatInt(c.Version, 10))
+		case manager.StateDegraded:
+			degraded = append(degraded, strconv.FormatInt(c.Version, 10))
+		}
+		for range c.BadCopies {
+			bad = append(bad, strconv.FormatInt(c.Version, 10))
+		}
+	}
+	if asJSON {
+		if err := printJSON(checks); err != nil {
+			return err
+		}
+	} else {
+		printChecks(checks)
+	}
+	for _, st := range h.Stores {
+		if st.Error != "" {
+			fmt.Fprintf(os.Stderr, "ckpt: store %s (%s) did not answer, its copies were not counted: %s\n", st.ID, st.Addr, st.Error)
+		}
+	}
+	if len(degraded) > 0 {
+		fmt.Fprintf(os.Stderr, "ckpt: %s degraded: readable, but below the replication target; the manager re-replicates in the background, or run 'ckpt repair %s'\n",
+			versionList(job, degraded), job)
+	}
+	switch {
+	case len(lost) > 0:
+		return fmt.Errorf("%s lost: blocks with no copy on an alive store", versionList(job, lost))
+	case len(bad) > 0:
+		return fmt.Errorf("%d copies unreadable or corrupt in %s (listed above)", len(bad), job)
+	}
+	return nil
+}
+
+// versionList names versions of job: "heat version 3", "heat versions 3, 4".
+func versionList(job string, vs []string) string {
+	if len(vs) == 1 {
+		return fmt.Sprintf("%s version %s", job, vs[0])
+	}
+	return fmt.Sprintf("%s versions %s", job, strings.Join(vs, ", "))
+}
+
+func printChecks(checks []versionCheck) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	for _, v := range versions {
-		m, err := s.mc.Manifest(ctx, job, v)
+	for _, c := range checks {
+		var detail []string
+		if c.LostBlocks > 0 {
+			detail = append(detail, fmt.Sprintf("%d with no live copy", c.LostBlocks))
+		}
+		if c.DegradedBlocks > 0 {
+			detail = append(detail, fmt.Sprintf("%d below %d copies", c.DegradedBlocks, c.Target))
+		}
+		if len(c.BadCopies) > 0 {
+			detail = append(detail, fmt.Sprintf("%d copies unreadable or corrupt", len(c.BadCopies)))
+		}
+		fmt.Fprintf(tw, "version %d\t%s\t%d blocks\ttarget %d\t%s\n", c.Version, c.State, c.Blocks, c.Target, strings.Join(detail, ", "))
+	}
+	tw.Flush()
+	for _, c := range checks {
+		for _, b := range c.BadCopies {
+			where := b.Object
+			if b.Rank >= 0 {
+				where = fmt.Sprintf("rank %d %s", b.Rank, b.Object)
+			}
+			fmt.Printf("  version %d: %s offset %d: %s\n", c.Version, where, b.Offset, b.Error)
+		}
+	}
+}
+
+// deepCheck reads every copy of every block of the checked versions from
+// the alive stores that the manifests list, and recounts each version's
+// blocks from the copies that came back intact. A copy shared by several
+// versions is read once.
+func deepCheck(ctx context.Context, s *session, job string, checks []versionCheck) error {
+	stores, err := s.mc.Stores(ctx)
+	if err != nil {
+		return err
+	}
+	alive := map[string]bool{}
+	for _, st := range stores {
+		alive[st.ID] = st.Alive
+	}
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{})
+	type copyKey struct {
+		key   storage.Hash
+		store string
+	}
+	var mu sync.Mutex
+	read := map[copyKey]chan struct{}{} // closed once results holds the copy
+	results := map[copyKey]error{}
+	for i := range checks {
+		c := &checks[i]
+		m, err := s.mc.Manifest(ctx, job, c.Version)
 		if err != nil {
 			return err
 		}
-		var problems []string
+		good := make([]int, len(m.Blocks))
 		grp, gctx := errgroup.WithContext(ctx)
 		grp.SetLimit(client.DefaultParallel)
-		for _, b := range m.Blocks {
+		for bi, b := range m.Blocks {
 			if b.Length == 0 {
 				continue
 			}
-			grp.Go(func() error {
-				mu.Lock()
-				err, done := checked[b.Key]
-				mu.Unlock()
-				if !done {
-					_, err = r.ReadBlock(gctx, b)
-					if gctx.Err() != nil {
-						return gctx.Err()
+			for _, id := range b.Stores {
+				if !alive[id] {
+					continue
+				}
+				ck := copyKey{b.Key, id}
+				grp.Go(func() error {
+					mu.Lock()
+					done, started := read[ck]
+					if !started {
+						done = make(chan struct{})
+						read[ck] = done
+					}
+					mu.Unlock()
+					if !started {
+						one := b
+						one.Stores = []string{id}
+						_, err := r.ReadBlock(gctx, one)
+						if gctx.Err() != nil {
+							return gctx.Err()
+						}
+						mu.Lock()
+						results[ck] = err
+						mu.Unlock()
+						close(done)
+					} else {
+						select {
+						case <-done:
+						case <-gctx.Done():
+							return gctx.Err()
+						}
 					}
 					mu.Lock()
-					checked[b.Key] = err
-					mu.Unlock()
-				}
-				if err != nil {
-					mu.Lock()
-					where := b.Object
-					if b.Rank >= 0 {
-						where = fmt.Sprintf("rank %d %s", b.Rank, b.Object)
+					defer mu.Unlock()
+					err := results[ck]
+					switch {
+					case err == nil:
+						good[bi]++
+					case !errors.Is(err, storage.ErrNotFound):
+						c.BadCopies = append(c.BadCopies, badCopy{Object: b.Object, Rank: b.Rank, Offset: b.Offset, Store: id, Error: err.Error()})
 					}
-					problems = append(problems, fmt.Sprintf("  %s offset %d: %v", where, b.Offset, err))
-					mu.Unlock()
-				}
-				return nil
-			})
+					return nil
+				})
+			}
 		}
 		if err := grp.Wait(); err != nil {
 			return err
 		}
-		if len(problems) == 0 {
-			fmt.Fprintf(tw, "version %d\tok\t%d blocks\t%s\n", v, len(m.Blocks), storage.FormatSize(m.LogicalBytes))
-			continue
-		}
-		bad += len(problems)
-		sort.Strings(problems)
-		fmt.Fprintf(tw, "version %d\tBAD\t%d of %d blocks unreadable or corrupt\t\n", v, len(problems), len(m.Blocks))
-		tw.Flush()
-		for _, p := range problems {
-			fmt.Println(p)
-		}
-	}
-	tw.Flush()
-	if bad > 0 {
-		return fmt.Errorf("%d bad blocks in %s (listed above)", bad, job)
+		sort.Slice(c.BadCopies, func(i, j int) bool {
+			x, y := c.BadCopies[i], c.BadCopies[j]
+			if x.Object != y.Object || x.Rank != y.Rank {
+				return x.Rank < y.Rank || x.Rank == y.Rank && x.Object < y.Object
+			}
+			return x.Offset < y.Offset || x.Offset == y.Offset && x.Store < y.Store
+		})
+		recount(c, m.Blocks, good)
 	}
 	return nil
+}
+
+// recount sets a version's counts and state from the intact copies of
+// each of its blocks.
+func recount(c *versionCheck, blocks []manifest.Block, good []int) {
+	c.Blocks, c.DegradedBlocks, c.LostBlocks, c.MinCopies = 0, 0, 0, 0
+	for i, b := range blocks {
+		if b.Length == 0 {
+			continue
+		}
+		if c.Blocks == 0 || good[i] < c.MinCopies {
+			c.MinCopies = good[i]
+		}
+		c.Blocks++
+		switch {
+		case good[i] == 0:
+			c.LostBlocks++
+		case good[i] < c.Target:
+			c.DegradedBlocks++
+		}
+	}
+	switch {
+	case c.LostBlocks > 0:
+		c.State = manager.StateLost
+	case c.DegradedBlocks > 0:
+		c.State = manager.StateDegraded
+	default:
+		c.State = manager.StateHealthy
+	}
 }

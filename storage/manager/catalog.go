@@ -16,7 +16,8 @@ import (
 
 // Catalog layout (bbolt buckets; values are JSON unless noted):
 //
-//	meta      "format" -> "1", "refs" -> "1" once the refs bucket is complete
+//	meta      "format" -> "1", "refs" -> "1" once the refs bucket is complete,
+//	          "placements" -> "1" once every version has its placement
 //	stores    store ID -> storeRecord
 //	txns      txn ID   -> Txn
 //	refs      block key (32 bytes) -> uint64 BE count of committed versions naming it (refs.go)
@@ -25,6 +26,7 @@ import (
 //	            "retention" -> Retention (absent: no policy)
 //	            "versions"  -> bucket: uint64 BE version -> VersionInfo
 //	            "manifests" -> bucket: uint64 BE version -> Arrow IPC manifest bytes
+//	            "placements" -> bucket: uint64 BE version -> placement (health.go)
 var (
 	bucketMeta      = []byte("meta")
 	bucketStores    = []byte("stores")
@@ -78,6 +80,15 @@ func (m *Manager) init() error {
 				return fmt.Errorf("manager: init catalog: counting block references: %w", err)
 			}
 			m.log.Info("block reference counts built from the manifests", zap.Int("blocks", n))
+		}
+		if meta.Get(keyPlacements) == nil {
+			n, err := buildPlacements(tx)
+			if err != nil {
+				return fmt.Errorf("manager: init catalog: recording block placements: %w", err)
+			}
+			if n > 0 {
+				m.log.Info("block placements recorded from the manifests", zap.Int("versions", n))
+			}
 		}
 		return tx.Bucket(bucketStores).ForEach(func(k, v []byte) error {
 			var info StoreInfo
@@ -268,13 +279,18 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, polic
 	if man.Job != t.Job {
 		return VersionInfo{}, false, fmt.Errorf("%w: manifest is for job %q but transaction %s is for job %q", ErrConflict, man.Job, id, t.Job)
 	}
+	replicas, err := parseReplicas(man.Meta)
+	if err != nil {
+		return VersionInfo{}, false, fmt.Errorf("commit %s: %w", id, err)
+	}
 	man.LogicalBytes = man.Size()
 	keys := manifestKeys(man)
+	place := placementOf(man)
 	vi = VersionInfo{
 		Job: t.Job, Created: man.Created, Kind: man.Kind, Meta: man.Meta,
 		Objects: len(man.Objects()), Blocks: len(man.Blocks),
 		LogicalBytes: man.LogicalBytes, NewBytes: man.NewBytes, SentBytes: man.SentBytes,
-		Status: StatusCommitted,
+		Status: StatusCommitted, Replicas: replicas,
 	}
 	// Encode outside the write transaction with the version it will most
 	// likely get; if another commit of the job takes it first, encode again.
@@ -336,6 +352,9 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, polic
 			if err := addRefs(tx, keys, +1); err != nil {
 				return err
 			}
+			if err := putPlacement(jb, next, place); err != nil {
+				return err
+			}
 			policy = jb.Get(keyRetention) != nil
 			return tx.Bucket(bucketTxns).Delete([]byte(id))
 		})
@@ -343,6 +362,9 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, polic
 			return VersionInfo{}, false, fmt.Errorf("manager: commit %s of job %s: %w", id, t.Job, err)
 		}
 		if !raced {
+			alive, _ := m.aliveStores()
+			vi.Protected = place.protected(replicas, alive)
+			m.markRepairDirty()
 			m.log.Info("commit", zap.String("job", t.Job), zap.Int64("version", next), zap.String("txn", id),
 				zap.Int("blocks", vi.Blocks), zap.Int64("logical_bytes", vi.LogicalBytes))
 			return vi, policy, nil
@@ -378,6 +400,7 @@ func (m *Manager) knownJob(tx *bolt.Tx, job string) (jobRecord, *bolt.Bucket, er
 // Versions lists a job's committed versions, oldest first.
 func (m *Manager) Versions(job string) ([]VersionInfo, error) {
 	var out []VersionInfo
+	alive, _ := m.aliveStores()
 	err := m.db.View(func(tx *bolt.Tx) error {
 		_, jb, err := m.knownJob(tx, job)
 		if err != nil {
@@ -391,6 +414,9 @@ func (m *Manager) Versions(job string) ([]VersionInfo, error) {
 			var vi VersionInfo
 			if err := json.Unmarshal(v, &vi); err != nil {
 				return fmt.Errorf("manager: catalog: job %s version %x: %w", job, k, err)
+			}
+			if err := withProtection(jb, &vi, alive); err != nil {
+				return err
 			}
 			out = append(out, vi)
 			return nil
@@ -421,12 +447,16 @@ func (m *Manager) resolve(tx *bolt.Tx, job string, v int64) (int64, *bolt.Bucket
 // Version returns one version's info; v = 0 means the latest.
 func (m *Manager) Version(job string, v int64) (VersionInfo, error) {
 	var vi VersionInfo
+	alive, _ := m.aliveStores()
 	err := m.db.View(func(tx *bolt.Tx) error {
 		v, jb, err := m.resolve(tx, job, v)
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(jb.Bucket(bucketVersions).Get(vkey(v)), &vi)
+		if err := json.Unmarshal(jb.Bucket(bucketVersions).Get(vkey(v)), &vi); err != nil {
+			return err
+		}
+		return withProtection(jb, &vi, alive)
 	})
 	return vi, err
 }

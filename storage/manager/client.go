@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,12 +34,20 @@ type ClientOptions struct {
 	DialTimeout time.Duration
 	// Now is the clock requests are signed with. Nil means time.Now.
 	Now func() time.Time
+	// TLS, when not nil, speaks HTTPS to a manager run with --tls-cert
+	// (tlsconf.Client builds it; an empty ServerName means the host of the
+	// address): an address without a scheme gets https://, and the default
+	// transport verifies the manager with it. With HTTPClient, only the
+	// scheme follows TLS. Nil speaks plain HTTP.
+	TLS *tls.Config
 }
 
 // Client talks to a manager over its HTTP API. It is safe for concurrent
 // use. Errors wrap the manager's sentinels (ErrUnknownJob, ...),
 // storage.ErrUnauthorized for a refused token or clock, and ErrUnreachable
-// (an *UnreachableError) when the manager cannot be reached.
+// when the manager cannot be reached (an *UnreachableError) or not spoken
+// to as ClientOptions.TLS says (TLS to a plain manager, plain to a TLS one,
+// a certificate the CA does not vouch for).
 type Client struct {
 	addr  string
 	base  string
@@ -54,7 +63,11 @@ type Client struct {
 func NewClient(addr string, token []byte, opts ClientOptions) *Client {
 	base := strings.TrimSuffix(addr, "/")
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		if opts.TLS != nil {
+			base = "https://" + base
+		} else {
+			base = "http://" + base
+		}
 	}
 	hc, long := opts.HTTPClient, opts.HTTPClient
 	if hc == nil {
@@ -64,6 +77,10 @@ func NewClient(addr string, token []byte, opts ClientOptions) *Client {
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: dt, KeepAlive: 30 * time.Second}).DialContext
+		if opts.TLS != nil {
+			tr.TLSClientConfig = opts.TLS.Clone()
+			tr.TLSHandshakeTimeout = dt
+		}
 		long = &http.Client{Transport: tr.Clone()}
 		tr.ResponseHeaderTimeout = 2 * time.Minute
 		hc = &http.Client{Transport: tr}
@@ -112,6 +129,9 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path, cont
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		if terr := c.tlsErr(err); terr != nil {
+			return nil, terr
+		}
 		return nil, &UnreachableError{Addr: c.addr, Err: err}
 	}
 	if resp.StatusCode >= 400 {
@@ -128,9 +148,39 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path, cont
 	return nil, nil
 }
 
+// tlsErr explains a failure to speak HTTPS with the manager, or returns
+// nil. The error matches ErrUnreachable.
+func (c *Client) tlsErr(err error) error {
+	var ve *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return &remoteError{
+			msg:  fmt.Sprintf("manager %s does not speak TLS (started without --tls-cert?)", c.addr),
+			errs: []error{ErrUnreachable, err},
+		}
+	case errors.As(err, &ve):
+		return &remoteError{
+			msg:  fmt.Sprintf("manager %s: its TLS certificate is not trusted (wrong --tls-ca / CKPT_TLS_CA?): %v", c.addr, err),
+			errs: []error{ErrUnreachable, err},
+		}
+	}
+	return nil
+}
+
+// plainToTLS is the body of net/http's answer to a plain HTTP request on
+// an HTTPS port.
+const plainToTLS = "Client sent an HTTP request to an HTTPS server"
+
 func (c *Client) remoteErr(resp *http.Response) error {
 	var eb errorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(raw), plainToTLS) {
+		return &remoteError{
+			msg: fmt.Sprintf("manager %s expects TLS (it runs with --tls-cert): "+
+				"give the client its CA with --tls-ca or CKPT_TLS_CA", c.addr),
+			errs: []error{ErrUnreachable},
+		}
+	}
 	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(string(raw))
 	}
@@ -383,5 +433,49 @@ func (c *Client) GC(ctx context.Context) (GCReport, error) {
 func (c *Client) GCStatus(ctx context.Context) (GCStatus, error) {
 	var st GCStatus
 	_, err := c.do(ctx, http.MethodGet, "/v1/gc", "", nil, &st)
+	return st, err
+}
+
+// Health asks the manager for the state of a job's versions: every
+// version when version is 0, else that one. The manager asks the alive
+// stores which blocks they hold (no data is read), so it takes a moment on
+// large jobs.
+func (c *Client) Health(ctx context.Context, job string, version int64) (JobHealth, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return JobHealth{}, err
+	}
+	if version < 0 {
+		return JobHealth{}, fmt.Errorf("%w: version %d", ErrInvalid, version)
+	}
+	if version > 0 {
+		p += "/versions/" + strconv.FormatInt(version, 10)
+	}
+	var h JobHealth
+	_, err = c.doWith(ctx, c.long, http.MethodGet, p+"/health", "", nil, &h)
+	return h, err
+}
+
+// Repair asks the manager to run a repair pass now over job (every job
+// when job is "") and returns its report. It waits for a pass already
+// running to end first; bound it with ctx.
+func (c *Client) Repair(ctx context.Context, job string) (RepairReport, error) {
+	p := "/v1/repair"
+	if job != "" {
+		if err := ValidJobName(job); err != nil {
+			return RepairReport{}, err
+		}
+		p += "?" + url.Values{"job": {job}}.Encode()
+	}
+	var rep RepairReport
+	_, err := c.doWith(ctx, c.long, http.MethodPost, p, "", nil, &rep)
+	return rep, err
+}
+
+// RepairStatus says whether a repair pass is running and returns the last
+// one's report.
+func (c *Client) RepairStatus(ctx context.Context) (RepairStatus, error) {
+	var st RepairStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/repair", "", nil, &st)
 	return st, err
 }

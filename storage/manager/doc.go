@@ -39,6 +39,20 @@
 // docs/incremental.md has the argument. GC runs every Options.GCEvery and
 // on POST /v1/gc, one at a time.
 //
+// # Replication and repair
+//
+// A version's manifest Meta "replicas" is its replication target (1 to
+// MaxReplicas, default 1). A block is healthy with at least that many
+// copies on alive stores that hold it, degraded with fewer, lost with
+// none; Health asks the alive stores with one batched Has each. Repair
+// copies blocks below target from a live holder to other alive stores
+// (most free space first, never two copies on one store) and rewrites
+// the Stores lists of every manifest naming them, each in a bbolt update
+// that skips a version deleted meanwhile. It runs every
+// Options.RepairEvery when something changed, and on POST /v1/repair.
+// VersionInfo.Protected answers from the catalog alone, from each
+// version's placement. docs/availability.md has the design.
+//
 // # Stores
 //
 // Stores heartbeat every few seconds. The catalog remembers every store it
@@ -52,12 +66,13 @@
 // dataDir/catalog.db is a bbolt file whose lock keeps a second manager out
 // (Open fails with ErrLocked). Buckets: meta (format "1", and "refs" ->
 // "1" once the refs bucket is complete; Open builds it from the manifests
-// of a catalog that lacks it), stores (ID -> StoreInfo JSON), txns (ID ->
-// Txn JSON), refs (32-byte block key -> 8-byte big-endian count of
+// of a catalog that lacks it; "placements" -> "1" likewise), stores (ID
+// -> StoreInfo JSON), txns (ID -> Txn JSON), refs (32-byte block key -> 8-byte big-endian count of
 // committed versions naming it), jobs (name -> bucket holding "info" ->
 // job record JSON, "retention" -> Retention JSON, "versions" (8-byte
-// big-endian version -> VersionInfo JSON) and "manifests" (version ->
-// Arrow IPC manifest)).
+// big-endian version -> VersionInfo JSON), "manifests" (version ->
+// Arrow IPC manifest) and "placements" (version -> the distinct Stores
+// lists of its blocks, JSON)).
 //
 // # Authentication
 //
@@ -99,6 +114,10 @@
 //	PUT    /v1/jobs/{job}/retention  Retention   -> {"retention":Retention,"deleted":[v...]}
 //	POST   /v1/gc                                -> GCReport
 //	GET    /v1/gc                                -> GCStatus
+//	GET    /v1/jobs/{job}/health                 -> JobHealth
+//	GET    /v1/jobs/{job}/versions/{v}/health    -> JobHealth (that version)
+//	POST   /v1/repair[?job=J]                    -> RepairReport
+//	GET    /v1/repair                            -> RepairStatus
 //
 // docs/manager-api.md has request and response examples.
 package manager

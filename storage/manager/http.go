@@ -197,6 +197,13 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, m.GCStatus())
 		return nil
 	})
+	m.route(mux, "GET /v1/jobs/{job}/health", j, m.serveHealth(false))
+	m.route(mux, "GET /v1/jobs/{job}/versions/{v}/health", j, m.serveHealth(true))
+	m.route(mux, "POST /v1/repair", j, m.serveRepair)
+	m.route(mux, "GET /v1/repair", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		writeJSON(w, http.StatusOK, m.RepairStatus())
+		return nil
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: codeNotFound})
 	})
@@ -440,5 +447,50 @@ func (m *Manager) serveSetRetention(w http.ResponseWriter, r *http.Request, body
 		return err
 	}
 	writeJSON(w, http.StatusOK, RetentionResult{Retention: ret, Deleted: nonNil(deleted)})
+	return nil
+}
+
+func (m *Manager) serveHealth(one bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		var v int64
+		if one {
+			var err error
+			if v, err = parseVersion(r.PathValue("v")); err != nil {
+				return err
+			}
+			if v == 0 { // latest
+				vi, err := m.Version(r.PathValue("job"), 0)
+				if err != nil {
+					return err
+				}
+				v = vi.Version
+			}
+		}
+		h, err := m.Health(r.Context(), r.PathValue("job"), v)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, h)
+		return nil
+	}
+}
+
+func (m *Manager) serveRepair(w http.ResponseWriter, r *http.Request, body []byte) error {
+	if err := emptyBody(body); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	for k := range q {
+		if k != "job" {
+			return fmt.Errorf("%w: unknown parameter %q (POST /v1/repair takes only job)", ErrInvalid, k)
+		}
+	}
+	// The pass is the manager's: it finishes (and GET /v1/repair shows
+	// it) if the client goes away.
+	rep, err := m.Repair(context.WithoutCancel(r.Context()), q.Get("job"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }

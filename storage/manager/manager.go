@@ -62,9 +62,22 @@ type Options struct {
 	// measured on their own clock instead. Zero means DefaultGCClockSkew
 	// (10m); negative means none.
 	GCClockSkew time.Duration
-	// DialStore connects to a store for garbage collection. Nil means
-	// remote.Dial with Token.
+	// DialStore connects to a store for garbage collection, health checks
+	// and repair; the latter two need the connection to implement
+	// RepairStore too. Nil means remote.Dial with Token.
 	DialStore func(ctx context.Context, id, addr string) (GCStore, error)
+	// RepairEvery is how often the background repair looks for blocks
+	// below their replication target (it runs a full pass only when a
+	// version was committed, the alive stores changed, or 10 minutes
+	// passed; see repair.go). Zero means DefaultRepairEvery (30s);
+	// negative means never (repair runs only when asked).
+	RepairEvery time.Duration
+	// RepairParallel bounds the blocks a repair pass copies at once. Zero
+	// means DefaultRepairParallel (8).
+	RepairParallel int
+	// RepairMaxBytes bounds the block bytes a repair pass holds in memory
+	// at once. Zero means DefaultRepairMaxBytes (64 MiB).
+	RepairMaxBytes int64
 }
 
 // Manager is the catalog of stores, jobs, versions and in-flight
@@ -80,6 +93,9 @@ type Manager struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	opened    time.Time     // when Open ran, on opts.Now
+	repairSem chan struct{} // held by the running repair pass
+
 	mu struct {
 		sync.Mutex
 		stores    map[string]*storeState
@@ -87,7 +103,18 @@ type Manager struct {
 		gcRunning bool
 		gcSince   time.Time // start of the running GC
 		lastGC    *GCReport
+		repair    repairState
 	}
+}
+
+// repairState is the repair bookkeeping, guarded by Manager.mu.
+type repairState struct {
+	running  bool
+	since    time.Time     // start of the running pass
+	last     *RepairReport // the last pass finished
+	dirty    bool          // something changed since the last full pass
+	aliveSig string        // the alive stores at the last full pass
+	lastFull time.Time     // start of the last full pass
 }
 
 // storeState is a store's latest heartbeat, in memory.
@@ -131,6 +158,15 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	case opts.GCClockSkew < 0:
 		opts.GCClockSkew = 0
 	}
+	if opts.RepairEvery == 0 {
+		opts.RepairEvery = DefaultRepairEvery
+	}
+	if opts.RepairParallel <= 0 {
+		opts.RepairParallel = DefaultRepairParallel
+	}
+	if opts.RepairMaxBytes <= 0 {
+		opts.RepairMaxBytes = DefaultRepairMaxBytes
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: open: %w", err)
 	}
@@ -142,7 +178,7 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 		}
 		return nil, fmt.Errorf("manager: open %s: %w", path, err)
 	}
-	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir}
+	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir, opened: opts.Now(), repairSem: make(chan struct{}, 1)}
 	m.mu.stores = make(map[string]*storeState)
 	if m.opts.DialStore == nil {
 		m.opts.DialStore = m.dialRemote
@@ -165,12 +201,19 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 			m.gcLoop(ctx)
 		}()
 	}
+	if opts.RepairEvery > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.repairLoop(ctx)
+		}()
+	}
 	m.log.Info("catalog opened", zap.String("path", path), zap.Int("stores", len(m.mu.stores)))
 	return m, nil
 }
 
-// Close stops the janitor and the periodic garbage collection, interrupts
-// a GC in progress, and closes the catalog. Requests in flight on the
+// Close stops the janitor, the periodic garbage collection and repair,
+// interrupts a GC or repair pass in progress, and closes the catalog. Requests in flight on the
 // Handler fail with storage.ErrClosed.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -224,6 +267,11 @@ func (m *Manager) Heartbeat(hb Heartbeat) error {
 		m.log.Info("new store", zap.String("id", hb.ID), zap.String("addr", hb.Addr))
 	} else if !st.live {
 		m.log.Info("store is back", zap.String("id", hb.ID), zap.String("addr", hb.Addr))
+	}
+	// A store that joins, comes back or holds fewer blocks than it did may
+	// change what the next repair finds.
+	if !ok || !st.live || hb.Blocks < st.info.Blocks {
+		m.mu.repair.dirty = true
 	}
 	moved := st.info.Addr != hb.Addr
 	st.info.Addr, st.info.Used, st.info.Quota, st.info.Blocks, st.info.DiskFree = hb.Addr, hb.Used, hb.Quota, hb.Blocks, hb.DiskFree

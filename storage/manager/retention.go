@@ -288,6 +288,11 @@ func deleteVersionTx(jb *bolt.Bucket, tx *bolt.Tx, job string, rec *jobRecord, v
 	if err := mb.Delete(vkey(v)); err != nil {
 		return vi, err
 	}
+	if pb := jb.Bucket(bucketPlacements); pb != nil {
+		if err := pb.Delete(vkey(v)); err != nil {
+			return vi, err
+		}
+	}
 	rec.Versions--
 	if rec.Latest == v {
 		rec.Latest = 0
@@ -344,6 +349,7 @@ func (m *Manager) DeleteVersion(job string, v int64) (VersionInfo, error) {
 // by DeleteVersion. Pinning twice is harmless.
 func (m *Manager) Pin(job string, v int64, pinned bool) (VersionInfo, error) {
 	var vi VersionInfo
+	alive, _ := m.aliveStores()
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		v, jb, err := m.resolve(tx, job, v)
 		if err != nil {
@@ -354,7 +360,10 @@ func (m *Manager) Pin(job string, v int64, pinned bool) (VersionInfo, error) {
 			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
 		}
 		vi.Pinned = pinned
-		return putJSON(vb, vkey(v), vi)
+		if err := putJSON(vb, vkey(v), vi); err != nil {
+			return err
+		}
+		return withProtection(jb, &vi, alive)
 	})
 	if err != nil {
 		return VersionInfo{}, err

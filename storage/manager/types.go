@@ -75,6 +75,14 @@ type VersionInfo struct {
 	// Pinned: kept by every retention policy and refused by DeleteVersion
 	// until unpinned.
 	Pinned bool `json:"pinned"`
+	// Replicas is the version's replication target (Meta "replicas",
+	// default 1), computed when read.
+	Replicas int `json:"replicas"`
+	// Protected: the catalog lists every block of the version on at least
+	// Replicas stores that are alive now. Computed when read, from the
+	// catalog alone: the stores are not asked whether they still hold the
+	// blocks (GET /v1/jobs/{job}/health does that).
+	Protected bool `json:"protected"`
 }
 
 var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

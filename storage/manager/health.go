@@ -1,0 +1,270 @@
+package manager
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// HealthState is a version's state: the worst state of its blocks.
+type HealthState string
+
+// A block is healthy with at least its version's target of copies on
+// alive stores that hold it, degraded with fewer but at least one, lost
+// with none.
+const (
+	StateHealthy  HealthState = "healthy"
+	StateDegraded HealthState = "degraded"
+	StateLost     HealthState = "lost"
+)
+
+// VersionHealth is one version's state (GET /v1/jobs/{job}/health).
+type VersionHealth struct {
+	Version int64       `json:"version"`
+	State   HealthState `json:"state"`
+	Target  int         `json:"target"` // replication target (Meta "replicas")
+	// Blocks counts the manifest rows holding data; DegradedBlocks those
+	// with 1 to Target-1 live copies, LostBlocks those with none.
+	Blocks         int `json:"blocks"`
+	DegradedBlocks int `json:"degraded_blocks"`
+	LostBlocks     int `json:"lost_blocks"`
+	// MinCopies is the fewest live copies any of its blocks has (0 when it
+	// has no block holding data).
+	MinCopies int `json:"min_copies"`
+}
+
+// JobHealth is the answer to GET /v1/jobs/{job}/health.
+type JobHealth struct {
+	Job      string          `json:"job"`
+	Checked  time.Time       `json:"checked"`
+	Versions []VersionHealth `json:"versions"` // oldest first
+	// Stores lists the alive stores asked, with an error for those that
+	// did not answer: their copies were not counted.
+	Stores []RepairStoreReport `json:"stores"`
+	// Skipped lists the dead stores: their copies do not count.
+	Skipped []StoreRef `json:"skipped"`
+}
+
+// Health reports the state of a job's versions (all of them, or only
+// version v when v > 0) from the stores' own answers: one batched Has per
+// alive store over the blocks the manifests list on it. No block is read.
+// A store that does not answer is reported and its copies are not
+// counted. Has touches the blocks held, as a writer's reuse does.
+func (m *Manager) Health(ctx context.Context, job string, v int64) (JobHealth, error) {
+	alive, dead := m.aliveStores()
+	h := JobHealth{Job: job, Checked: m.now(), Versions: []VersionHealth{}, Skipped: dead}
+	conns := newStoreConns(m, alive)
+	defer conns.Close()
+	sv, err := m.surveyJob(ctx, conns, job, v)
+	if err != nil {
+		return h, err
+	}
+	for _, svv := range sv.versions {
+		h.Versions = append(h.Versions, sv.versionHealth(svv))
+	}
+	h.Stores = conns.reports()
+	return h, nil
+}
+
+// versionHealth classifies one surveyed version's blocks.
+func (sv *survey) versionHealth(svv surveyVersion) VersionHealth {
+	vh := VersionHealth{Version: svv.version, Target: svv.target, Blocks: len(svv.rows), State: StateHealthy}
+	for i, k := range svv.rows {
+		n := len(sv.blocks[k].held)
+		if i == 0 || n < vh.MinCopies {
+			vh.MinCopies = n
+		}
+		switch {
+		case n == 0:
+			vh.LostBlocks++
+		case n < svv.target:
+			vh.DegradedBlocks++
+		}
+	}
+	switch {
+	case vh.LostBlocks > 0:
+		vh.State = StateLost
+	case vh.DegradedBlocks > 0:
+		vh.State = StateDegraded
+	}
+	return vh
+}
+
+// Placements. Whether a version is protected (VersionInfo.Protected) is
+// answered from the catalog alone: each version's placement, kept in the
+// job's "placements" bucket (version -> placement JSON) and written with
+// its manifest (commit, repair), lists the distinct store sets its blocks
+// are listed on. With many distinct sets only their union and the fewest
+// stores a block lists are kept, which answers conservatively.
+var (
+	bucketPlacements = []byte("placements")
+	keyPlacements    = []byte("placements")
+)
+
+// maxPlacementSets bounds the store sets a placement keeps.
+const maxPlacementSets = 256
+
+type placement struct {
+	// Sets are the distinct sorted Stores lists of the blocks holding
+	// data; nil when there are more than maxPlacementSets.
+	Sets [][]string `json:"sets,omitempty"`
+	// Stores is the union of the stores listed; MinListed the fewest any
+	// block holding data lists.
+	Stores    []string `json:"stores"`
+	MinListed int      `json:"min_listed"`
+	Blocks    int      `json:"blocks"` // rows holding data
+}
+
+func placementOf(man *manifest.Manifest) placement {
+	var p placement
+	sets := map[string][]string{}
+	union := map[string]bool{}
+	for i := range man.Blocks {
+		b := &man.Blocks[i]
+		if b.Length == 0 || b.Key.IsZero() {
+			continue
+		}
+		ids := slices.Clone(b.Stores)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		if p.Blocks == 0 || len(ids) < p.MinListed {
+			p.MinListed = len(ids)
+		}
+		p.Blocks++
+		for _, id := range ids {
+			union[id] = true
+		}
+		if len(sets) <= maxPlacementSets {
+			sets[strings.Join(ids, "\x00")] = ids
+		}
+	}
+	for id := range union {
+		p.Stores = append(p.Stores, id)
+	}
+	slices.Sort(p.Stores)
+	if len(sets) <= maxPlacementSets {
+		p.Sets = make([][]string, 0, len(sets))
+		for _, ids := range sets {
+			p.Sets = append(p.Sets, ids)
+		}
+		slices.SortFunc(p.Sets, func(a, b []string) int { return cmpString(strings.Join(a, "\x00"), strings.Join(b, "\x00")) })
+	}
+	return p
+}
+
+// protected reports whether every block is listed on at least target
+// alive stores.
+func (p placement) protected(target int, alive map[string]StoreInfo) bool {
+	if p.Blocks == 0 {
+		return true
+	}
+	count := func(ids []string) int {
+		n := 0
+		for _, id := range ids {
+			if _, ok := alive[id]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	if p.Sets == nil {
+		return p.MinListed >= target && count(p.Stores) == len(p.Stores)
+	}
+	for _, ids := range p.Sets {
+		if count(ids) < target {
+			return false
+		}
+	}
+	return true
+}
+
+func putPlacement(jb *bolt.Bucket, v int64, p placement) error {
+	pb, err := jb.CreateBucketIfNotExists(bucketPlacements)
+	if err != nil {
+		return err
+	}
+	return putJSON(pb, vkey(v), p)
+}
+
+// readPlacement returns version v's placement, computing it from the
+// manifest when the catalog lacks it.
+func readPlacement(jb *bolt.Bucket, job string, v int64) (placement, error) {
+	var p placement
+	if pb := jb.Bucket(bucketPlacements); pb != nil {
+		if raw := pb.Get(vkey(v)); raw != nil {
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return p, fmt.Errorf("manager: catalog: placement of job %s version %d: %w", job, v, err)
+			}
+			return p, nil
+		}
+	}
+	mb := jb.Bucket(bucketManifests)
+	if mb == nil || mb.Get(vkey(v)) == nil {
+		return p, nil
+	}
+	man, err := manifest.Unmarshal(mb.Get(vkey(v)))
+	if err != nil {
+		return p, fmt.Errorf("manager: catalog: manifest of job %s version %d: %w", job, v, err)
+	}
+	return placementOf(man), nil
+}
+
+// withProtection fills the fields of vi computed when it is read: the
+// replication target and whether the catalog lists every block on that
+// many alive stores.
+func withProtection(jb *bolt.Bucket, vi *VersionInfo, alive map[string]StoreInfo) error {
+	vi.Replicas = replicasOf(vi.Meta)
+	p, err := readPlacement(jb, vi.Job, vi.Version)
+	if err != nil {
+		return err
+	}
+	vi.Protected = p.protected(vi.Replicas, alive)
+	return nil
+}
+
+// buildPlacements writes the placement of every version that lacks one
+// (a catalog from before placements) and marks the catalog done.
+func buildPlacements(tx *bolt.Tx) (int, error) {
+	var jobs []string
+	if err := tx.Bucket(bucketJobs).ForEach(func(job, _ []byte) error {
+		jobs = append(jobs, string(job))
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, job := range jobs {
+		jb := tx.Bucket(bucketJobs).Bucket([]byte(job))
+		if jb == nil || jb.Bucket(bucketManifests) == nil {
+			continue
+		}
+		var todo []int64
+		if err := jb.Bucket(bucketManifests).ForEach(func(k, _ []byte) error {
+			if pb := jb.Bucket(bucketPlacements); pb == nil || pb.Get(k) == nil {
+				todo = append(todo, int64(binary.BigEndian.Uint64(k)))
+			}
+			return nil
+		}); err != nil {
+			return n, err
+		}
+		for _, v := range todo {
+			p, err := readPlacement(jb, job, v)
+			if err != nil {
+				return n, err
+			}
+			if err := putPlacement(jb, v, p); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, tx.Bucket(bucketMeta).Put(keyPlacements, []byte("1"))
+}

@@ -1,0 +1,575 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// Defaults for the repair Options.
+const (
+	DefaultRepairEvery    = 30 * time.Second
+	DefaultRepairParallel = 8
+	DefaultRepairMaxBytes = 64 << 20
+	// repairScrubEvery: the periodic repair runs a full pass at least this
+	// often even when nothing it watches changed, to find stores that lost
+	// blocks without leaving (a disk replaced under a running store).
+	repairScrubEvery = 10 * time.Minute
+	// maxLostListed bounds the lost blocks a report names.
+	maxLostListed = 100
+)
+
+// RepairReport is the outcome of one repair pass (POST /v1/repair).
+type RepairReport struct {
+	Started time.Time `json:"started"`
+	Job     string    `json:"job,omitempty"` // the job repaired; empty: every job
+	// Versions and Blocks count the versions checked and their distinct
+	// blocks holding data (a block shared by versions counts once).
+	Versions int   `json:"versions"`
+	Blocks   int64 `json:"blocks"`
+	// Degraded counts the blocks found with fewer live copies than the
+	// highest target of the versions naming them, but at least one copy.
+	Degraded int64 `json:"degraded"`
+	// Stale counts the blocks an alive store was listed for but no longer
+	// held; their manifests were corrected.
+	Stale int64 `json:"stale"`
+	// Copies and CopiedBytes count the copies made (stored bytes).
+	Copies      int64 `json:"copies"`
+	CopiedBytes int64 `json:"copied_bytes"`
+	// Lost counts the blocks with no copy on an alive store: nothing to
+	// copy from. LostBlocks names up to 100 of them.
+	Lost       int64       `json:"lost"`
+	LostBlocks []LostBlock `json:"lost_blocks,omitempty"`
+	// Unrepaired counts the blocks still below target after the pass, with
+	// a live copy: no other alive store had room, or every copy failed.
+	Unrepaired int64 `json:"unrepaired"`
+	// Updated counts the manifests rewritten; Gone the versions deleted
+	// while the pass ran, left alone.
+	Updated int `json:"updated"`
+	Gone    int `json:"gone"`
+	// Stores reports each alive store the pass used; Skipped the dead ones.
+	Stores  []RepairStoreReport `json:"stores"`
+	Skipped []StoreRef          `json:"skipped"`
+	Took    Duration            `json:"took"`
+}
+
+// Failed returns the stores that reported an error.
+func (r RepairReport) Failed() []RepairStoreReport {
+	var out []RepairStoreReport
+	for _, s := range r.Stores {
+		if s.Error != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RepairStoreReport is one alive store's part in a repair pass or a
+// health check.
+type RepairStoreReport struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	// Asked counts the blocks asked about (Has); Missing those it was
+	// listed for and did not hold.
+	Asked   int64 `json:"asked"`
+	Missing int64 `json:"missing"`
+	// Received and ReceivedBytes count the copies put on it.
+	Received      int64 `json:"received"`
+	ReceivedBytes int64 `json:"received_bytes"`
+	// Error is the store's first failure ("" if none): its copies were not
+	// counted, or a copy from or to it failed.
+	Error string `json:"error,omitempty"`
+}
+
+// LostBlock is a block with no copy on an alive store.
+type LostBlock struct {
+	Job      string       `json:"job"`
+	Key      storage.Hash `json:"key"`
+	Stores   []string     `json:"stores"`   // the stores its manifests list (dead, or alive without it)
+	Versions []int64      `json:"versions"` // the versions naming it
+}
+
+// RepairStatus is the answer to GET /v1/repair.
+type RepairStatus struct {
+	Running bool          `json:"running"`
+	Since   time.Time     `json:"since,omitzero"`
+	Last    *RepairReport `json:"last"` // the last pass finished; null if none since the manager started
+}
+
+// Repair runs one repair pass over every retained version of job (every
+// job when job is "") and returns its report. For each block with fewer
+// live copies than its target, or listed on an alive store that no longer
+// holds it, it reads a copy from an alive holder (checking it against its
+// key), puts copies on other alive stores, most free space first and never
+// two on one store, and rewrites the Stores lists of every manifest naming
+// the block: the alive holders plus the new copies (dead stores are
+// dropped). A pass waits for one already running to end. The error is for
+// an unknown job, a catalog failure, or ctx or the manager closing; store
+// failures are in the report.
+func (m *Manager) Repair(ctx context.Context, job string) (RepairReport, error) {
+	if job != "" {
+		if err := ValidJobName(job); err != nil {
+			return RepairReport{}, err
+		}
+	}
+	m.mu.Lock()
+	closed := m.mu.closed
+	m.mu.Unlock()
+	if closed {
+		return RepairReport{}, storage.ErrClosed
+	}
+	select {
+	case m.repairSem <- struct{}{}:
+	case <-ctx.Done():
+		return RepairReport{}, fmt.Errorf("manager: repair: waiting for the running pass: %w", ctx.Err())
+	case <-m.ctx.Done():
+		return RepairReport{}, storage.ErrClosed
+	}
+	defer func() { <-m.repairSem }()
+	return m.runRepair(ctx, job)
+}
+
+// RepairStatus says whether a repair pass runs and returns the last report.
+func (m *Manager) RepairStatus() RepairStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := RepairStatus{Running: m.mu.repair.running, Last: m.mu.repair.last}
+	if st.Running {
+		st.Since = m.mu.repair.since
+	}
+	return st
+}
+
+// markRepairDirty makes the next periodic repair run a full pass: a
+// version was committed, or a store joined, came back or holds fewer
+// blocks than it did.
+func (m *Manager) markRepairDirty() {
+	m.mu.Lock()
+	m.mu.repair.dirty = true
+	m.mu.Unlock()
+}
+
+// aliveSignature names the set of alive stores.
+func (m *Manager) aliveSignature() string {
+	var ids []string
+	for _, st := range m.Stores() {
+		if st.Alive {
+			ids = append(ids, st.ID)
+		}
+	}
+	return strings.Join(ids, "\x00")
+}
+
+// repairDue reports whether the periodic repair should run a pass now:
+// not before DeadAfter has passed since Open (every store is dead until
+// it heartbeats), then when something changed since the last full pass
+// (see markRepairDirty, or the set of alive stores) or repairScrubEvery
+// passed.
+func (m *Manager) repairDue() bool {
+	now := m.now()
+	if now.Sub(m.opened) < m.opts.DeadAfter {
+		return false
+	}
+	sig := m.aliveSignature()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := &m.mu.repair
+	return r.dirty || sig != r.aliveSig || now.Sub(r.lastFull) >= repairScrubEvery
+}
+
+// repairLoop runs a repair pass every RepairEvery when one is due, until
+// ctx is done. It skips a tick while an asked-for pass runs.
+func (m *Manager) repairLoop(ctx context.Context) {
+	t := time.NewTicker(m.opts.RepairEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !m.repairDue() {
+			continue
+		}
+		select {
+		case m.repairSem <- struct{}{}:
+		default:
+			continue
+		}
+		_, err := m.runRepair(ctx, "")
+		<-m.repairSem
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("periodic repair failed", zap.Error(err))
+		}
+	}
+}
+
+// runRepair is one pass; the caller holds repairSem.
+func (m *Manager) runRepair(ctx context.Context, job string) (RepairReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	started := m.now()
+	sig := m.aliveSignature()
+	m.mu.Lock()
+	m.mu.repair.running, m.mu.repair.since = true, started
+	if job == "" {
+		m.mu.repair.dirty = false
+	}
+	m.mu.Unlock()
+
+	rep, err := m.repair(ctx, job, started)
+
+	m.mu.Lock()
+	r := &m.mu.repair
+	r.running = false
+	if err == nil {
+		r.last = &rep
+		if job == "" {
+			r.aliveSig, r.lastFull = sig, started
+		}
+	}
+	if err != nil || len(rep.Failed()) > 0 {
+		r.dirty = true // try again at the next tick
+	}
+	m.mu.Unlock()
+	if err != nil {
+		if m.ctx.Err() != nil {
+			err = storage.ErrClosed
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("manager: repair interrupted: %w", err)
+		}
+		return rep, err
+	}
+	fields := []zap.Field{zap.String("job", job), zap.Int("versions", rep.Versions), zap.Int64("blocks", rep.Blocks),
+		zap.Int64("degraded", rep.Degraded), zap.Int64("stale", rep.Stale), zap.Int64("copies", rep.Copies),
+		zap.Int64("copied_bytes", rep.CopiedBytes), zap.Int64("lost", rep.Lost), zap.Int64("unrepaired", rep.Unrepaired),
+		zap.Int("updated", rep.Updated), zap.Duration("took", time.Duration(rep.Took))}
+	for _, f := range rep.Failed() {
+		m.log.Warn("repair: store failed", zap.String("store", f.ID), zap.String("addr", f.Addr), zap.String("error", f.Error))
+	}
+	switch {
+	case rep.Lost > 0 || rep.Unrepaired > 0:
+		m.log.Warn("repair pass left blocks below their target", fields...)
+	case rep.Copies > 0 || rep.Updated > 0:
+		m.log.Info("repair pass done", fields...)
+	default:
+		m.log.Debug("repair pass found nothing to do", fields...)
+	}
+	return rep, nil
+}
+
+func (m *Manager) repair(ctx context.Context, job string, started time.Time) (RepairReport, error) {
+	alive, dead := m.aliveStores()
+	rep := RepairReport{Started: started, Job: job, Stores: []RepairStoreReport{}, Skipped: dead}
+	var jobs []string
+	if job != "" {
+		jobs = []string{job}
+	} else {
+		all, err := m.Jobs()
+		if err != nil {
+			return rep, err
+		}
+		for _, j := range all {
+			if j.Versions > 0 {
+				jobs = append(jobs, j.Name)
+			}
+		}
+	}
+	conns := newStoreConns(m, alive)
+	defer conns.Close()
+	pl := &destPicker{conns: conns, free: make(map[string]int64)}
+	for id, st := range alive {
+		pl.free[id] = storage.Stat{Used: st.Used, Quota: st.Quota, DiskFree: st.DiskFree}.Free()
+	}
+	for _, j := range jobs {
+		sv, err := m.surveyJob(ctx, conns, j, 0)
+		if err != nil {
+			if job == "" && errorsIsUnknown(err) {
+				continue // deleted meanwhile
+			}
+			return rep, err
+		}
+		if err := m.repairSurvey(ctx, conns, pl, sv, &rep); err != nil {
+			return rep, err
+		}
+	}
+	rep.Stores = conns.reports()
+	rep.Took = Duration(m.now().Sub(started))
+	return rep, ctx.Err()
+}
+
+func errorsIsUnknown(err error) bool {
+	return errors.Is(err, ErrUnknownJob) || errors.Is(err, ErrNoVersions)
+}
+
+// destPicker chooses the stores new copies go to: alive, without an error
+// in this pass, with room, most free space first (as projected from the
+// heartbeats minus the copies already placed).
+type destPicker struct {
+	conns *storeConns
+	mu    sync.Mutex
+	free  map[string]int64
+}
+
+// pick returns the store with the most projected free space of at least
+// size that is not in exclude, and takes size from it.
+func (p *destPicker) pick(size int64, exclude []string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best := ""
+	for id, free := range p.free {
+		if free < size || slices.Contains(exclude, id) || p.conns.failed(id) {
+			continue
+		}
+		if best == "" || free > p.free[best] || free == p.free[best] && id < best {
+			best = id
+		}
+	}
+	if best == "" {
+		return "", false
+	}
+	p.free[best] -= size
+	return best, true
+}
+
+// repairSurvey makes the copies one surveyed job needs and rewrites its
+// manifests.
+func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destPicker, sv *survey, rep *RepairReport) error {
+	rep.Versions += len(sv.versions)
+	rep.Blocks += int64(len(sv.blocks))
+	maxBytes := m.opts.RepairMaxBytes
+	sem := semaphore.NewWeighted(maxBytes)
+	var g errgroup.Group
+	g.SetLimit(m.opts.RepairParallel)
+	var mu sync.Mutex
+	finals := make(map[int32][]string) // new Stores lists, by key index
+	var lost []int32
+	for k := range sv.blocks {
+		bs := &sv.blocks[k]
+		need := bs.target - len(bs.held)
+		sources := append(slices.Clone(bs.held), bs.unsure...)
+		if bs.stale && len(sources) > 0 {
+			rep.Stale++
+		}
+		switch {
+		case len(sources) == 0:
+			rep.Lost++
+			lost = append(lost, int32(k))
+			continue
+		case need <= 0 && !bs.stale:
+			continue
+		case need > 0:
+			rep.Degraded++
+		}
+		if need <= 0 {
+			mu.Lock()
+			finals[int32(k)] = sources
+			mu.Unlock()
+			continue
+		}
+		w := min(max(bs.size, 1), maxBytes)
+		if err := sem.Acquire(ctx, w); err != nil {
+			break
+		}
+		g.Go(func() error {
+			defer sem.Release(w)
+			added := m.copyBlock(ctx, conns, pl, sv.keys[k], bs, sources, need)
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Copies += int64(len(added))
+			rep.CopiedBytes += int64(len(added)) * bs.size
+			if len(added) < need {
+				rep.Unrepaired++
+			}
+			if len(added) > 0 || bs.stale {
+				final := append(sources, added...)
+				slices.Sort(final)
+				finals[int32(k)] = final
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.listLost(sv, lost, rep)
+	if len(finals) == 0 {
+		return nil
+	}
+	for _, svv := range sv.versions {
+		touched := false
+		for _, k := range svv.rows {
+			if _, ok := finals[k]; ok {
+				touched = true
+				break
+			}
+		}
+		if !touched {
+			continue
+		}
+		updated, err := m.rewriteStores(sv, svv.version, finals)
+		if err != nil {
+			return err
+		}
+		if updated {
+			rep.Updated++
+		} else {
+			rep.Gone++
+		}
+	}
+	return nil
+}
+
+// copyBlock reads block key from the first source that returns bytes
+// matching it and puts need copies on stores picked by pl, none in
+// sources. It returns the stores that took a copy.
+func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPicker, key storage.Hash, bs *blockState, sources []string, need int) []string {
+	var data []byte
+	for _, id := range sources {
+		s, err := conns.get(ctx, id)
+		if err != nil {
+			continue
+		}
+		d, err := s.Get(ctx, key)
+		if err == nil && (int64(len(d)) != bs.size || storage.Sum(d) != key) {
+			err = fmt.Errorf("%w (%d bytes returned, %d expected)", storage.ErrHashMismatch, len(d), bs.size)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			conns.report(id, func(*RepairStoreReport) {}, fmt.Errorf("get %s: %w", key.Short(), err))
+			continue
+		}
+		data = d
+		break
+	}
+	if data == nil && bs.size > 0 {
+		return nil
+	}
+	exclude := slices.Clone(sources)
+	var added []string
+	for len(added) < need {
+		id, ok := pl.pick(bs.size, exclude)
+		if !ok {
+			break
+		}
+		exclude = append(exclude, id)
+		s, err := conns.get(ctx, id)
+		if err != nil {
+			continue
+		}
+		if _, err := s.Put(ctx, key, data); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			conns.report(id, func(*RepairStoreReport) {}, fmt.Errorf("put %s: %w", key.Short(), err))
+			continue
+		}
+		conns.report(id, func(r *RepairStoreReport) { r.Received++; r.ReceivedBytes += bs.size }, nil)
+		added = append(added, id)
+	}
+	return added
+}
+
+// listLost names up to maxLostListed lost blocks in the report.
+func (m *Manager) listLost(sv *survey, lost []int32, rep *RepairReport) {
+	room := maxLostListed - len(rep.LostBlocks)
+	if len(lost) == 0 || room <= 0 {
+		return
+	}
+	lost = lost[:min(len(lost), room)]
+	at := make(map[int32]int, len(lost))
+	for _, k := range lost {
+		at[k] = len(rep.LostBlocks)
+		rep.LostBlocks = append(rep.LostBlocks, LostBlock{Job: sv.job, Key: sv.keys[k], Stores: sv.blocks[k].listed, Versions: []int64{}})
+	}
+	for _, svv := range sv.versions {
+		for _, k := range svv.rows {
+			if i, ok := at[k]; ok {
+				lb := &rep.LostBlocks[i]
+				if n := len(lb.Versions); n == 0 || lb.Versions[n-1] != svv.version {
+					lb.Versions = append(lb.Versions, svv.version)
+				}
+			}
+		}
+	}
+}
+
+// rewriteStores replaces the Stores list of every block of version v whose
+// key has an entry in finals, and stores the manifest, its size and its
+// placement. The manifest is decoded and encoded outside the catalog's
+// write lock; the write checks that the version still exists with the
+// bytes read, so a version deleted meanwhile is not brought back (false).
+func (m *Manager) rewriteStores(sv *survey, v int64, finals map[int32][]string) (bool, error) {
+	job := sv.job
+	old, _, ok, err := m.storedManifest(job, v)
+	if err != nil || !ok {
+		return false, err
+	}
+	man, err := manifest.Unmarshal(old)
+	if err != nil {
+		return false, fmt.Errorf("manager: catalog: manifest of job %s version %d: %w", job, v, err)
+	}
+	for i := range man.Blocks {
+		b := &man.Blocks[i]
+		if k, ok := sv.index[b.Key]; ok && b.Length > 0 {
+			if final, ok := finals[k]; ok {
+				b.Stores = slices.Clone(final)
+			}
+		}
+	}
+	data, err := manifest.Marshal(man)
+	if err != nil {
+		return false, fmt.Errorf("manager: repair: encoding the manifest of job %s version %d: %w", job, v, err)
+	}
+	p := placementOf(man)
+	written := false
+	err = m.db.Update(func(tx *bolt.Tx) error {
+		jb := tx.Bucket(bucketJobs).Bucket([]byte(job))
+		if jb == nil {
+			return nil
+		}
+		vb, mb := jb.Bucket(bucketVersions), jb.Bucket(bucketManifests)
+		if vb == nil || mb == nil || vb.Get(vkey(v)) == nil || !bytes.Equal(mb.Get(vkey(v)), old) {
+			return nil // deleted (or rewritten) meanwhile
+		}
+		var vi VersionInfo
+		if err := json.Unmarshal(vb.Get(vkey(v)), &vi); err != nil {
+			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
+		}
+		vi.ManifestBytes = int64(len(data))
+		if err := putJSON(vb, vkey(v), vi); err != nil {
+			return err
+		}
+		if err := mb.Put(vkey(v), data); err != nil {
+			return err
+		}
+		if err := putPlacement(jb, v, p); err != nil {
+			return err
+		}
+		written = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("manager: repair: storing the manifest of job %s version %d: %w", job, v, err)
+	}
+	return written, nil
+}

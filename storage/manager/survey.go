@@ -1,0 +1,393 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// MetaReplicas is the manifest Meta key holding a version's replication
+// target: how many copies, on distinct stores, each of its blocks should
+// have. A decimal from 1 to MaxReplicas; absent means 1.
+const MetaReplicas = "replicas"
+
+// MaxReplicas is the highest replication target a commit accepts.
+const MaxReplicas = 16
+
+// parseReplicas reads a version's replication target from its Meta.
+func parseReplicas(meta map[string]string) (int, error) {
+	s, ok := meta[MetaReplicas]
+	if !ok {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxReplicas {
+		return 1, fmt.Errorf("%w: meta %q is %q: want a whole number from 1 to %d", ErrInvalid, MetaReplicas, s, MaxReplicas)
+	}
+	return n, nil
+}
+
+// replicasOf is parseReplicas for a committed version: commit refused bad
+// values, so an unreadable one (a catalog from before the check) counts
+// as 1.
+func replicasOf(meta map[string]string) int {
+	n, _ := parseReplicas(meta)
+	return n
+}
+
+// RepairStore is what health checks and repair need of a store, on top of
+// garbage collection's primitives: the batched Has (which also touches the
+// blocks it reports held), Get and Put of storage.BlockStore, with the
+// same contracts. The connections Options.DialStore returns must implement
+// it for Health and Repair; *remote.Store does. Methods are called from
+// several goroutines at once.
+type RepairStore interface {
+	GCStore
+	Has(ctx context.Context, hs []storage.Hash) ([]bool, error)
+	Get(ctx context.Context, h storage.Hash) ([]byte, error)
+	Put(ctx context.Context, h storage.Hash, data []byte) (created bool, err error)
+}
+
+// storeConns dials the alive stores of one health check or repair pass
+// on first use, once each, and keeps a report per store.
+type storeConns struct {
+	m     *Manager
+	alive map[string]StoreInfo
+
+	mu struct {
+		sync.Mutex
+		slots   map[string]*connSlot
+		reports map[string]*RepairStoreReport
+	}
+}
+
+type connSlot struct {
+	once sync.Once
+	s    RepairStore
+	err  error
+}
+
+func newStoreConns(m *Manager, alive map[string]StoreInfo) *storeConns {
+	c := &storeConns{m: m, alive: alive}
+	c.mu.slots = make(map[string]*connSlot)
+	c.mu.reports = make(map[string]*RepairStoreReport)
+	return c
+}
+
+// get returns the connection to alive store id, dialing it the first time.
+// A failed dial is not retried within the pass.
+func (c *storeConns) get(ctx context.Context, id string) (RepairStore, error) {
+	c.mu.Lock()
+	slot, ok := c.mu.slots[id]
+	if !ok {
+		slot = &connSlot{}
+		c.mu.slots[id] = slot
+	}
+	c.mu.Unlock()
+	slot.once.Do(func() {
+		st, ok := c.alive[id]
+		if !ok {
+			slot.err = fmt.Errorf("store %s is not alive", id)
+			return
+		}
+		s, err := c.m.opts.DialStore(ctx, st.ID, st.Addr)
+		if err != nil {
+			slot.err = err
+			return
+		}
+		rs, ok := s.(RepairStore)
+		if !ok {
+			s.Close()
+			slot.err = fmt.Errorf("store %s: the connection (%T) cannot check or copy blocks", id, s)
+			return
+		}
+		slot.s = rs
+	})
+	if slot.err != nil {
+		c.report(id, func(r *RepairStoreReport) {}, slot.err)
+	}
+	return slot.s, slot.err
+}
+
+// report updates store id's report under the lock; a non-nil err is kept
+// when it is the store's first.
+func (c *storeConns) report(id string, f func(r *RepairStoreReport), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.reports[id]
+	if !ok {
+		r = &RepairStoreReport{ID: id, Addr: c.alive[id].Addr}
+		c.mu.reports[id] = r
+	}
+	f(r)
+	if err != nil && r.Error == "" {
+		r.Error = err.Error()
+	}
+}
+
+// failed reports whether store id had an error in this pass.
+func (c *storeConns) failed(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.reports[id]
+	return ok && r.Error != ""
+}
+
+// reports returns the stores' reports, ordered by ID.
+func (c *storeConns) reports() []RepairStoreReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]RepairStoreReport, 0, len(c.mu.reports))
+	for _, r := range c.mu.reports {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b RepairStoreReport) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+func (c *storeConns) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, slot := range c.mu.slots {
+		if slot.s != nil {
+			slot.s.Close()
+		}
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// blockState is one distinct block key of the versions surveyed.
+type blockState struct {
+	size   int64    // stored bytes
+	target int      // highest target among the versions naming it
+	listed []string // union of the stores the manifests list, sorted
+	held   []string // alive listed stores that answered held, sorted
+	// unsure are alive listed stores that did not answer (dial or Has
+	// failed): not counted as copies, not dropped from the manifests.
+	unsure []string
+	stale  bool // an alive listed store answered "not held"
+}
+
+// surveyVersion is one version surveyed: its target and, per manifest row
+// holding data, the index of its key in survey.keys.
+type surveyVersion struct {
+	version int64
+	target  int
+	rows    []int32
+}
+
+// survey is the state of one job's blocks on the alive stores, from its
+// manifests and a batched Has to every alive store they list.
+type survey struct {
+	job      string
+	keys     []storage.Hash
+	index    map[storage.Hash]int32 // position in keys
+	blocks   []blockState
+	versions []surveyVersion
+}
+
+// aliveStores splits the stores the manager knows into alive ones (by ID)
+// and dead ones.
+func (m *Manager) aliveStores() (map[string]StoreInfo, []StoreRef) {
+	alive := make(map[string]StoreInfo)
+	dead := []StoreRef{}
+	for _, st := range m.Stores() {
+		if st.Alive {
+			alive[st.ID] = st
+		} else {
+			dead = append(dead, StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
+		}
+	}
+	return alive, dead
+}
+
+// versionNumbers lists a job's committed version numbers, or checks that
+// version only (> 0) exists.
+func (m *Manager) versionNumbers(job string, only int64) ([]int64, error) {
+	var out []int64
+	err := m.db.View(func(tx *bolt.Tx) error {
+		if only > 0 {
+			v, _, err := m.resolve(tx, job, only)
+			out = append(out, v)
+			return err
+		}
+		_, jb, err := m.knownJob(tx, job)
+		if err != nil {
+			return err
+		}
+		vb := jb.Bucket(bucketVersions)
+		if vb == nil {
+			return nil
+		}
+		return vb.ForEach(func(k, _ []byte) error {
+			out = append(out, int64(binary.BigEndian.Uint64(k)))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// storedManifest returns a copy of a version's manifest bytes and its
+// info, or ok == false when the version is gone.
+func (m *Manager) storedManifest(job string, v int64) (data []byte, vi VersionInfo, ok bool, err error) {
+	err = m.db.View(func(tx *bolt.Tx) error {
+		jb := tx.Bucket(bucketJobs).Bucket([]byte(job))
+		if jb == nil {
+			return nil
+		}
+		vb, mb := jb.Bucket(bucketVersions), jb.Bucket(bucketManifests)
+		if vb == nil || mb == nil || vb.Get(vkey(v)) == nil || mb.Get(vkey(v)) == nil {
+			return nil
+		}
+		if err := json.Unmarshal(vb.Get(vkey(v)), &vi); err != nil {
+			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
+		}
+		data = bytes.Clone(mb.Get(vkey(v)))
+		ok = true
+		return nil
+	})
+	return data, vi, ok, err
+}
+
+// surveyJob reads the manifests of a job's versions (every version, or
+// only that one when only > 0) and asks every alive store they list, in
+// one batched Has per store, which blocks it holds. A store that cannot be
+// reached is recorded in conns and its copies count as unsure.
+func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, only int64) (*survey, error) {
+	nums, err := m.versionNumbers(job, only)
+	if err != nil {
+		return nil, err
+	}
+	index := make(map[storage.Hash]int32)
+	sv := &survey{job: job, index: index}
+	for _, v := range nums {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, vi, ok, err := m.storedManifest(job, v)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue // deleted meanwhile
+		}
+		man, err := manifest.Unmarshal(data)
+		if err != nil {
+			return nil, fmt.Errorf("manager: catalog: manifest of job %s version %d: %w", job, v, err)
+		}
+		svv := surveyVersion{version: v, target: replicasOf(vi.Meta)}
+		for i := range man.Blocks {
+			b := &man.Blocks[i]
+			if b.Length == 0 || b.Key.IsZero() {
+				continue
+			}
+			k, ok := index[b.Key]
+			if !ok {
+				k = int32(len(sv.keys))
+				index[b.Key] = k
+				sv.keys = append(sv.keys, b.Key)
+				sv.blocks = append(sv.blocks, blockState{size: b.StoredLength})
+			}
+			bs := &sv.blocks[k]
+			bs.target = max(bs.target, svv.target)
+			for _, id := range b.Stores {
+				if !slices.Contains(bs.listed, id) {
+					bs.listed = append(bs.listed, id)
+				}
+			}
+			svv.rows = append(svv.rows, k)
+		}
+		sv.versions = append(sv.versions, svv)
+	}
+	// One Has per alive store over the keys listed on it.
+	asks := make(map[string][]int32)
+	for k := range sv.blocks {
+		bs := &sv.blocks[k]
+		slices.Sort(bs.listed)
+		for _, id := range bs.listed {
+			if _, ok := conns.alive[id]; ok {
+				asks[id] = append(asks[id], int32(k))
+			}
+		}
+	}
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(gcParallel)
+	for id, ks := range asks {
+		g.Go(func() error {
+			held, err := m.askHas(ctx, conns, id, sv.keys, ks)
+			mu.Lock()
+			defer mu.Unlock()
+			for i, k := range ks {
+				bs := &sv.blocks[k]
+				switch {
+				case err != nil:
+					bs.unsure = append(bs.unsure, id)
+				case held[i]:
+					bs.held = append(bs.held, id)
+				default:
+					bs.stale = true
+				}
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for k := range sv.blocks {
+		slices.Sort(sv.blocks[k].held)
+		slices.Sort(sv.blocks[k].unsure)
+	}
+	return sv, nil
+}
+
+// askHas asks store id which of keys[ks] it holds.
+func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys []storage.Hash, ks []int32) ([]bool, error) {
+	s, err := conns.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]storage.Hash, len(ks))
+	for i, k := range ks {
+		hs[i] = keys[k]
+	}
+	held, err := s.Has(ctx, hs)
+	if err == nil && len(held) != len(hs) {
+		err = fmt.Errorf("asked about %d blocks, answered %d", len(hs), len(held))
+	}
+	if err != nil {
+		err = fmt.Errorf("has: %w", err)
+		conns.report(id, func(r *RepairStoreReport) { r.Asked += int64(len(hs)) }, err)
+		return nil, err
+	}
+	missing := 0
+	for _, ok := range held {
+		if !ok {
+			missing++
+		}
+	}
+	conns.report(id, func(r *RepairStoreReport) { r.Asked += int64(len(hs)); r.Missing += int64(missing) }, nil)
+	return held, nil
+}
