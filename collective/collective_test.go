@@ -13,6 +13,7 @@ import (
 	"github.com/ckptio/ckptio/collective/local"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
+	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/client/clienttest"
 	"github.com/ckptio/ckptio/storage/memstore"
 )
@@ -217,7 +218,7 @@ func TestIncrementalCheckpoint(t *testing.T) {
 					return err
 				}
 				defer s.Close()
-				b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+				b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool(), Writer: client.WriterOptions{Replicas: 1}}
 				static := make([]byte, 200_000)
 				rand.New(rand.NewSource(int64(comm.Rank()))).Read(static)
 				field := make([]byte, 300_000)

@@ -446,6 +446,7 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 	}
 	sort.SliceStable(m.Blocks, func(i, j int) bool { return m.Blocks[i].Rank < m.Blocks[j].Rank })
 	m.Meta["ranks"] = strconv.Itoa(s.Size())
+	m.Meta["replicas"] = strconv.Itoa(max(1, res.Replicas))
 	m.Meta["leaders"] = strconv.Itoa(len(parts))
 	names := make([]string, len(regions))
 	for i, r := range regions {

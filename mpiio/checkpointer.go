@@ -2,9 +2,11 @@ package mpiio
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/tlsconf"
 	"github.com/ckptio/ckptio/storage/token"
 )
 
@@ -53,6 +56,10 @@ type Checkpointer struct {
 type connInfo struct {
 	Manager string `json:"manager"`
 	Token   string `json:"token"`
+	// TLS: the cluster speaks TLS (CKPT_TLS_CA set); TLSCA is the PEM of
+	// its CA as rank 0 read it, "" for the system's roots.
+	TLS   bool   `json:"tls,omitempty"`
+	TLSCA string `json:"tls_ca,omitempty"`
 }
 
 // Open connects every rank of comm to the cluster and forms the aggregation
@@ -90,11 +97,18 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		return nil, fmt.Errorf("mpiio: %w", err)
 	}
 	tok := []byte(ci.Token)
+	var tlsConf *tls.Config
+	if ci.TLS {
+		// The same PEM on every rank: all fail or none.
+		if tlsConf, err = tlsconf.ClientPEM([]byte(ci.TLSCA), ""); err != nil {
+			return nil, fmt.Errorf("mpiio: CKPT_TLS_CA: %w", err)
+		}
+	}
 	cp := &Checkpointer{cfg: cfg, index: map[string]int{}, manifest: map[int64]*manifestCache{}}
-	cp.mc = manager.NewClient(ci.Manager, tok, manager.ClientOptions{})
+	cp.mc = manager.NewClient(ci.Manager, tok, manager.ClientOptions{TLS: tlsConf})
 	log := cfg.Logger
 	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
-		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true})
+		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
 	}, log)
 	chunker, err := chunk.Options{Kind: cfg.Chunking, Size: cfg.BlockSize}.New()
 	if err != nil {
@@ -108,7 +122,7 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		cp.pool.Close()
 		return nil, err
 	}
-	wopts := client.WriterOptions{Logger: log}
+	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic}
 	if !cfg.NoCompress {
 		wopts.Encode = codec.Compress
 	}
@@ -136,7 +150,23 @@ func resolveCluster(ctx context.Context, cfg Config) (connInfo, error) {
 			return connInfo{}, fmt.Errorf("mpiio: %w", err)
 		}
 	}
-	return connInfo{Manager: cfg.Manager, Token: string(tok)}, nil
+	ci := connInfo{Manager: cfg.Manager, Token: string(tok)}
+	// Rank 0 reads the CA for every rank, so that a bad file fails them all.
+	switch ca := os.Getenv("CKPT_TLS_CA"); ca {
+	case "":
+	case "system":
+		ci.TLS = true
+	default:
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return connInfo{}, fmt.Errorf("mpiio: CKPT_TLS_CA: %w", err)
+		}
+		if _, err := tlsconf.ClientPEM(pem, ""); err != nil {
+			return connInfo{}, fmt.Errorf("mpiio: CKPT_TLS_CA=%s: %w", ca, err)
+		}
+		ci.TLS, ci.TLSCA = true, string(pem)
+	}
+	return ci, nil
 }
 
 // Job is the job's name.

@@ -31,6 +31,13 @@ type Config struct {
 	// Chunking is "fixed" (the default) or "cdc" for content-defined
 	// chunking (CKPT_CHUNKING).
 	Chunking chunk.Kind
+	// Replicas is the number of copies of each block on distinct stores
+	// (CKPT_REPLICAS); 0 = 2 when at least 2 stores are live, else 1.
+	Replicas int
+	// Optimistic commits a version once one copy of each block is durable;
+	// the manager's repair makes the other copies (CKPT_WRITE_MODE=
+	// optimistic). Default: pessimistic, every copy durable before commit.
+	Optimistic bool
 	// NoCompress stores blocks raw instead of lz4-compressing the ones that
 	// shrink (CKPT_COMPRESS=0).
 	NoCompress bool
@@ -92,6 +99,22 @@ func (c *Config) fromEnv() error {
 			return fmt.Errorf("mpiio: CKPT_CHUNKING: %w", err)
 		}
 		c.Chunking = k
+	}
+	if c.Replicas == 0 {
+		if v := os.Getenv("CKPT_REPLICAS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("mpiio: CKPT_REPLICAS=%q: want a positive number of copies", v)
+			}
+			c.Replicas = n
+		}
+	}
+	switch v := os.Getenv("CKPT_WRITE_MODE"); v {
+	case "", "pessimistic":
+	case "optimistic":
+		c.Optimistic = true
+	default:
+		return fmt.Errorf("mpiio: CKPT_WRITE_MODE=%q: want pessimistic or optimistic", v)
 	}
 	switch v := os.Getenv("CKPT_COMPRESS"); v {
 	case "", "1", "true", "on":

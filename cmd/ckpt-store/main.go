@@ -31,6 +31,9 @@ and stops cleanly on SIGTERM or SIGINT.
 
 The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 
+With --tls-cert and --tls-key it serves TLS only; with --tls-ca it speaks
+HTTPS to the manager, verified with that CA (docs/security.md).
+
 flags:
 `
 
@@ -45,14 +48,21 @@ func main() {
 	tokenFile := fs.String("token-file", "", "file holding the cluster token")
 	beat := fs.Duration("heartbeat", 2*time.Second, "interval between heartbeats to the manager")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var tf tlsFiles
+	fs.StringVar(&tf.cert, "tls-cert", "", "serve TLS with this PEM certificate (and --tls-key)")
+	fs.StringVar(&tf.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&tf.ca, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager with, for a manager run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		cli.Exit("ckpt-store", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
-	cli.Exit("ckpt-store", run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level))
+	cli.Exit("ckpt-store", run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf))
 }
 
-func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string) error {
+// tlsFiles are the TLS flags.
+type tlsFiles struct{ cert, key, ca string }
+
+func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles) error {
 	switch {
 	case mgr == "":
 		return errors.New("--manager is required (or set CKPT_MANAGER)")
@@ -68,6 +78,14 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	tok, err := token.Resolve(tokenFile)
 	if err != nil {
 		return err
+	}
+	serverTLS, err := cli.ServerTLS(tf.cert, tf.key)
+	if err != nil {
+		return err
+	}
+	managerTLS, err := cli.ClientTLS(tf.ca)
+	if err != nil {
+		return fmt.Errorf("--tls-ca: %w", err)
 	}
 	log, err := cli.Logger(level)
 	if err != nil {
@@ -96,19 +114,20 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
-	srv := store.NewServer(bs, tok, store.Options{Logger: log})
+	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 
 	st, _ := bs.Stat(ctx)
 	log.Info("store ready", zap.String("id", st.ID), zap.String("addr", addr), zap.String("dir", dir),
-		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)))
+		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
+		zap.Bool("tls", serverTLS != nil))
 	fmt.Printf("listening on %s\n", addr)
 
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(ctx, log, manager.NewClient(mgr, tok, manager.ClientOptions{}), bs, addr, beat)
+		heartbeat(ctx, log, manager.NewClient(mgr, tok, manager.ClientOptions{TLS: managerTLS}), bs, addr, beat)
 	}()
 
 	err = <-serveErr

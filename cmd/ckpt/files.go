@@ -19,8 +19,9 @@ import (
 )
 
 func putCmd(g *globals) *cobra.Command {
-	var blockSize, chunking string
+	var blockSize, chunking, mode string
 	var noCompress bool
+	var replicas int
 	c := &cobra.Command{
 		Use:   "put JOB FILE...",
 		Short: "Store files as a new version of JOB and print its version number",
@@ -52,7 +53,18 @@ shrinks them. 'ckpt versions' shows what each version added.`,
 			if err != nil {
 				return fmt.Errorf("--block-size: %w", err)
 			}
-			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker}
+			if replicas == 0 && os.Getenv("CKPT_REPLICAS") != "" {
+				if _, err := fmt.Sscan(os.Getenv("CKPT_REPLICAS"), &replicas); err != nil || replicas < 1 {
+					return fmt.Errorf("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
+				}
+			}
+			if mode == "" {
+				mode = os.Getenv("CKPT_WRITE_MODE")
+			}
+			if mode != "" && mode != "pessimistic" && mode != "optimistic" {
+				return fmt.Errorf("--mode %q: want pessimistic or optimistic", mode)
+			}
+			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker, Replicas: replicas, Optimistic: mode == "optimistic"}
 			if !noCompress {
 				opts.Encode = codec.Compress
 			}
@@ -62,6 +74,8 @@ shrinks them. 'ckpt versions' shows what each version added.`,
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
 	c.Flags().StringVar(&chunking, "chunking", "", "fixed or cdc (default $CKPT_CHUNKING, else fixed)")
 	c.Flags().BoolVar(&noCompress, "no-compress", false, "store blocks raw instead of lz4-compressing those that shrink")
+	c.Flags().IntVar(&replicas, "replicas", 0, "copies of each block on distinct stores (default $CKPT_REPLICAS, else 2 when 2 stores are live)")
+	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
 	return c
 }
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"time"
@@ -27,6 +28,7 @@ type globals struct {
 	tokenFile string
 	home      string
 	logLevel  string
+	tlsCA     string
 }
 
 func main() {
@@ -50,9 +52,11 @@ stores on 127.0.0.1, started on demand and kept running until
 	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the cluster token (default $CKPT_TOKEN, $CKPT_TOKEN_FILE)")
 	pf.StringVar(&g.home, "home", "", "local cluster directory (default $CKPT_HOME or ./.ckpt)")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager and stores with, for a cluster run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 
 	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
 	root.AddCommand(retentionCmds(g)...)
+	root.AddCommand(repairCmd(g))
 	ctx, stop := cli.SignalContext()
 	defer stop()
 	cli.Exit("ckpt", root.ExecuteContext(ctx))
@@ -87,10 +91,17 @@ func (g *globals) connect(ctx context.Context) (*session, error) {
 	} else if s.tok, err = token.Resolve(g.tokenFile); err != nil {
 		return nil, err
 	}
-	s.mc = manager.NewClient(s.addr, s.tok, manager.ClientOptions{})
+	// The embedded local cluster listens on 127.0.0.1 without TLS.
+	var tlsConf *tls.Config
+	if g.manager != "" {
+		if tlsConf, err = cli.ClientTLS(g.tlsCA); err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+	}
+	s.mc = manager.NewClient(s.addr, s.tok, manager.ClientOptions{TLS: tlsConf})
 	tok := s.tok
 	s.pool = client.NewPool(s.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
-		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true})
+		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
 	}, log)
 	return s, nil
 }

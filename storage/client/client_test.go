@@ -68,7 +68,7 @@ func randBytes(seed int64, n int) []byte {
 func TestWriteReadRoundTripSpreadsBlocks(t *testing.T) {
 	ctx := context.Background()
 	targets, stores := memTargets(4, 0)
-	w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Window: 2})
+	w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Window: 2, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestWriterBoundsOutstandingPuts(t *testing.T) {
 			return nil
 		}})
 	}
-	w, _ := NewWriter(targets, WriterOptions{BlockSize: 100, Window: 3})
+	w, _ := NewWriter(targets, WriterOptions{BlockSize: 100, Window: 3, Replicas: 1})
 	done := make(chan error)
 	go func() {
 		_, err := w.WriteObject(ctx, "o", -1, bytes.NewReader(randBytes(6, 5000)))
@@ -259,7 +259,7 @@ func TestIncrementalWrite(t *testing.T) {
 	data := randBytes(7, 64*4096)
 	copy(data[10*4096:], make([]byte, 8*4096)) // 8 zero blocks: one stored copy, compressible
 	write := func(d []byte, reuse Index) Result {
-		w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Reuse: reuse, Encode: codec.Compress})
+		w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Reuse: reuse, Encode: codec.Compress, Replicas: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +311,7 @@ func TestContentDefinedWriteObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := randBytes(8, 1<<20)
-	w, _ := NewWriter(targets, WriterOptions{Chunker: c})
+	w, _ := NewWriter(targets, WriterOptions{Chunker: c, Replicas: 1})
 	if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestContentDefinedWriteObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	shifted := append([]byte("inserted near the start"), data...)
-	w, _ = NewWriter(targets, WriterOptions{Chunker: c, Reuse: NewIndex(&manifest.Manifest{Blocks: v1.Blocks})})
+	w, _ = NewWriter(targets, WriterOptions{Chunker: c, Replicas: 1, Reuse: NewIndex(&manifest.Manifest{Blocks: v1.Blocks})})
 	if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(shifted)); err != nil {
 		t.Fatal(err)
 	}
@@ -335,5 +335,51 @@ func TestContentDefinedWriteObject(t *testing.T) {
 	var out buf
 	if err := r.ReadObject(ctx, v2.Blocks, &out); err != nil || !bytes.Equal(out.b, shifted) {
 		t.Fatalf("read back: %v", err)
+	}
+}
+
+// TestReplicasOnDistinctStores: with r=2 every block has two copies on two
+// different stores; a store that refuses moves its copy elsewhere; fewer
+// live stores than copies is refused unless optimistic.
+func TestReplicasOnDistinctStores(t *testing.T) {
+	ctx := context.Background()
+	targets, stores := memTargets(4, 0)
+	stores["st-2"].SetFaults(memstore.Faults{Put: func(storage.Hash) error { return storage.ErrDiskFull }})
+	w, err := NewWriter(targets, WriterOptions{BlockSize: 1000, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(9, 40_000)
+	w.WriteObject(ctx, "f", -1, bytes.NewReader(data))
+	res, err := w.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SentBytes != 2*40_000 || res.NewBytes != 40_000 {
+		t.Fatalf("sent %d new %d; want every byte sent twice and counted new once", res.SentBytes, res.NewBytes)
+	}
+	for _, b := range res.Blocks {
+		if len(b.Stores) != 2 || b.Stores[0] == b.Stores[1] || b.Stores[0] == "st-2" || b.Stores[1] == "st-2" {
+			t.Fatalf("block at %d on %v", b.Offset, b.Stores)
+		}
+	}
+	// Either copy alone restores the data.
+	for _, lost := range []string{"st-0", "st-1", "st-3"} {
+		m := map[string]*memstore.Store{}
+		for id, s := range stores {
+			if id != lost {
+				m[id] = s
+			}
+		}
+		var out buf
+		if err := NewReader(storeFunc(m), ReaderOptions{}).ReadObject(ctx, res.Blocks, &out); err != nil || !bytes.Equal(out.b, data) {
+			t.Fatalf("without %s: %v", lost, err)
+		}
+	}
+	if _, err := NewWriter(targets[:1], WriterOptions{Replicas: 2}); err == nil || !strings.Contains(err.Error(), "only 1 stores are live") {
+		t.Fatalf("2 copies on 1 store: %v", err)
+	}
+	if _, err := NewWriter(targets[:1], WriterOptions{Replicas: 2, Optimistic: true}); err != nil {
+		t.Fatalf("optimistic with 1 store: %v", err)
 	}
 }

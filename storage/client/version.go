@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,6 +102,10 @@ func (v *Version) Commit(ctx context.Context, meta map[string]string) (int64, *m
 		v.Abort(context.WithoutCancel(ctx))
 		return 0, nil, err
 	}
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta["replicas"] = strconv.Itoa(res.Replicas)
 	m := &manifest.Manifest{
 		Job: v.job, Created: v.created, Kind: v.kind, Meta: meta,
 		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes,

@@ -51,6 +51,14 @@ type WriterOptions struct {
 	// in it, and which one of its stores still holds, is referenced instead
 	// of sent.
 	Reuse Index
+	// Replicas is the number of copies of each new block, on distinct
+	// stores; 0 = 2 when at least 2 stores are live, else 1.
+	Replicas int
+	// Optimistic: a block is done once one copy is durable (the manager's
+	// repair makes the other copies after the commit); otherwise
+	// (pessimistic, the default) all Replicas copies must be durable and
+	// the write fails when fewer stores than that will take a block.
+	Optimistic bool
 	// Encode turns a block's logical bytes into stored bytes (compression);
 	// nil = stored raw. It may return data itself.
 	Encode func(data []byte) ([]byte, manifest.Codec)
@@ -127,6 +135,12 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = min(2, len(targets))
+	}
+	if opts.Replicas > len(targets) && !opts.Optimistic {
+		return nil, fmt.Errorf("client: %d copies of each block asked, but only %d stores are live (lower the replicas or use optimistic writes)", opts.Replicas, len(targets))
+	}
 	if opts.MaxBuffered <= 0 {
 		opts.MaxBuffered = int64(opts.Window*len(targets)) * int64(opts.BlockSize)
 	}
@@ -152,6 +166,17 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 
 // BlockSize is the size objects are cut into.
 func (w *Writer) BlockSize() int { return w.opts.BlockSize }
+
+// Replicas is the number of copies the writer makes of each block.
+func (w *Writer) Replicas() int { return w.opts.Replicas }
+
+// copies is how many copies store() writes before a block is done.
+func (w *Writer) copies() int {
+	if w.opts.Optimistic {
+		return 1
+	}
+	return w.opts.Replicas
+}
 
 // Err returns the writer's sticky error, if any.
 func (w *Writer) Err() error {
@@ -414,46 +439,75 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 	if codec != manifest.CodecRaw {
 		ref.Key = storage.Sum(stored)
 	}
+	// Put the copies on distinct stores, all at once; a store that refuses
+	// is dropped and the copy goes to the next store in the key's order.
 	tried := map[int]bool{}
-	for {
-		pick := w.place.pick(ref.Key, 1, tried)
+	var holders []string
+	created := false
+	for need := w.copies(); need > 0; {
+		pick := w.place.pick(ref.Key, need, tried)
 		if len(pick) == 0 {
-			w.fail(fmt.Errorf("client: block %s of %q at offset %d: no store took it: %s",
-				ref.Key.Short(), ref.Object, ref.Offset, w.exclusions()))
+			w.fail(fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
+				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.copies(), w.exclusions()))
 			return ref, false
 		}
-		i := pick[0]
-		select {
-		case w.sems[i] <- struct{}{}:
-		case <-ctx.Done():
-			w.fail(ctx.Err())
-			return ref, false
+		type outcome struct {
+			i       int
+			created bool
+			err     error
 		}
-		t := w.targets[i]
-		created, err := t.Store.Put(ctx, ref.Key, stored)
-		<-w.sems[i]
-		if err == nil {
-			ref.Stores = []string{t.ID}
-			w.record(ref, created, ref.StoredLength)
-			return ref, true
+		results := make(chan outcome, len(pick))
+		for _, i := range pick {
+			tried[i] = true
+			go func() {
+				select {
+				case w.sems[i] <- struct{}{}:
+				case <-ctx.Done():
+					results <- outcome{i: i, err: ctx.Err()}
+					return
+				}
+				c, err := w.targets[i].Store.Put(ctx, ref.Key, stored)
+				<-w.sems[i]
+				results <- outcome{i, c, err}
+			}()
 		}
-		if ctx.Err() != nil {
-			w.fail(ctx.Err())
-			return ref, false
+		for range pick {
+			o := <-results
+			t := w.targets[o.i]
+			switch {
+			case o.err == nil:
+				holders = append(holders, t.ID)
+				need--
+				w.mu.Lock()
+				w.mu.sentBytes += ref.StoredLength
+				if o.created && !created {
+					// New bytes count a block once, whatever its copies.
+					w.mu.newBytes += ref.StoredLength
+				}
+				created = created || o.created
+				w.mu.Unlock()
+			case ctx.Err() != nil:
+				w.fail(ctx.Err())
+				return ref, false
+			default:
+				berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Key, Err: o.err}
+				if errors.Is(o.err, storage.ErrHashMismatch) || errors.Is(o.err, storage.ErrTooLarge) || errors.Is(o.err, storage.ErrUnauthorized) {
+					w.fail(berr) // another store would refuse it the same way
+					return ref, false
+				}
+				w.log.Warn("store refused a block; moving it to another store",
+					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
+				w.mu.Lock()
+				w.mu.excluded[o.i] = berr.Error()
+				w.mu.Unlock()
+				w.place.exclude(o.i)
+			}
 		}
-		berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Key, Err: err}
-		if errors.Is(err, storage.ErrHashMismatch) || errors.Is(err, storage.ErrTooLarge) || errors.Is(err, storage.ErrUnauthorized) {
-			w.fail(berr) // another store would refuse it the same way
-			return ref, false
-		}
-		w.log.Warn("store refused a block; moving it to another store",
-			zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(err))
-		w.mu.Lock()
-		w.mu.excluded[i] = berr.Error()
-		w.mu.Unlock()
-		w.place.exclude(i)
-		tried[i] = true
 	}
+	sort.Strings(holders)
+	ref.Stores = holders
+	w.record(ref, false, 0)
+	return ref, true
 }
 
 // exclusions says why each dropped store was dropped.
@@ -482,10 +536,11 @@ func (w *Writer) record(ref manifest.Block, created bool, sent int64) {
 // Result is what a Writer wrote.
 type Result struct {
 	Blocks      []manifest.Block // sorted by rank, object, offset
-	NewBytes    int64            // stored bytes no store held before
+	NewBytes    int64            // stored bytes of blocks no store held before, counted once (not per copy)
 	SentBytes   int64            // stored bytes sent to stores
 	ReusedBytes int64            // logical bytes referenced from the previous version
 	Logical     int64            // logical bytes
+	Replicas    int              // copies of each block the writer aimed for
 }
 
 // Close waits for every outstanding put and returns the blocks written, or
@@ -512,7 +567,8 @@ func (w *Writer) Close(ctx context.Context) (Result, error) {
 		}
 		return x.Offset < y.Offset
 	})
-	res := Result{Blocks: blocks, NewBytes: w.mu.newBytes, SentBytes: w.mu.sentBytes, ReusedBytes: w.mu.reused}
+	res := Result{Blocks: blocks, NewBytes: w.mu.newBytes, SentBytes: w.mu.sentBytes, ReusedBytes: w.mu.reused,
+		Replicas: w.opts.Replicas}
 	for _, b := range blocks {
 		res.Logical += b.Length
 	}
