@@ -256,3 +256,41 @@ func TestIncrementalCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreFailureReachesEveryRank: when a leader cannot read a block
+// (every copy corrupt), every rank returns the error and none hangs, over
+// several rounds.
+func TestRestoreFailureReachesEveryRank(t *testing.T) {
+	ctx := context.Background()
+	cl := clienttest.New(2)
+	err := local.RunWith(4, local.Options{RanksPerNode: 2}, func(c collective.Comm) error {
+		s, err := collective.NewSession(c, collective.Options{BlockSize: 4096, LeaderMemory: 1 << 14})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		regions := regionsFor(c.Rank(), 3)
+		if _, err := s.Checkpoint(ctx, b, regions, nil); err != nil {
+			return err
+		}
+		c.Barrier()
+		if c.Rank() == 0 {
+			m := cl.Versions("j")[0]
+			for _, blk := range m.Blocks[len(m.Blocks)/2:] {
+				for _, st := range cl.Mem {
+					st.Corrupt(blk.Key)
+				}
+			}
+		}
+		c.Barrier()
+		_, err = s.Restore(ctx, b, 1, regions)
+		if err == nil || !strings.Contains(err.Error(), "restore of j failed") {
+			return fmt.Errorf("restore with corrupt blocks: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -99,37 +99,75 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	reader := client.NewReader(b.Pool.Resolve, b.Reader)
 	cur := &cursor{regions: regions}
 	size := s.group.Size()
-	counts, displs := make([]int, size), make([]int, size)
-	var send []byte
-	for r := 0; r < int(rounds); r++ {
-		if s.IsLeader() {
-			total := 0
-			for i := range plans {
-				counts[i], displs[i] = 0, total
-				if r < len(plans[i]) {
-					for _, bl := range plans[i][r] {
-						counts[i] += int(bl.Length)
-					}
+	// The leader fetches round r+1 from the stores while round r is being
+	// scattered: two buffers, each at most one round (the leader's memory
+	// bound), alternate.
+	layout := func(r int) ([]int, []int, int) {
+		c, d := make([]int, size), make([]int, size)
+		total := 0
+		for i := range plans {
+			d[i] = total
+			if r < len(plans[i]) {
+				for _, bl := range plans[i][r] {
+					c[i] += int(bl.Length)
 				}
-				total += counts[i]
 			}
-			if cap(send) < total {
-				send = make([]byte, total)
-			}
-			send = send[:total]
-			if local == nil {
-				local = s.fetchRound(ctx, reader, plans, r, send, displs)
-			}
+			total += c[i]
+		}
+		return c, d, total
+	}
+	type fetched struct {
+		send           []byte
+		counts, displs []int
+		err            error
+	}
+	var bufs [2][]byte
+	prefetch := func(r int) chan fetched {
+		ch := make(chan fetched, 1)
+		if !s.IsLeader() || r >= int(rounds) {
+			ch <- fetched{}
+			return ch
+		}
+		c, d, total := layout(r)
+		if cap(bufs[r%2]) < total {
+			bufs[r%2] = make([]byte, total)
+		}
+		buf := bufs[r%2][:total]
+		go func() {
+			f := fetched{send: buf, counts: c, displs: d}
+			f.err = s.fetchRound(ctx, reader, plans, r, buf, d)
+			ch <- f
+		}()
+		return ch
+	}
+	next := prefetch(0)
+	for r := 0; r < int(rounds); r++ {
+		f := <-next
+		if local == nil && f.err != nil {
+			local = f.err
+		}
+		if local == nil {
+			next = prefetch(r + 1)
+		} else {
+			next = prefetch(int(rounds)) // stop fetching; keep scattering so no rank blocks
+		}
+		if s.IsLeader() && f.counts == nil {
+			// Fetching stopped after an error: send zeros of the right
+			// sizes, so every member's Scatterv still matches.
+			var total int
+			f.counts, f.displs, total = layout(r)
+			f.send = make([]byte, total)
 		}
 		var recv []byte
 		if r < len(mine) {
 			recv = make([]byte, mine[r])
 		}
-		if err := s.group.Scatterv(send, counts, displs, recv, 0); err != nil {
+		if err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0); err != nil {
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)
 		}
 		cur.fill(recv)
 	}
+	<-next
 	if err := agree(s.world, local); err != nil {
 		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", b.Job, err)
 	}
