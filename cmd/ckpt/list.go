@@ -67,20 +67,26 @@ func versionsCmd(g *globals) *cobra.Command {
 				return printJSON(out)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tSENT\tNEW\tDEDUP\tSTATUS\tREGIONS")
+			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tSENT\tNEW\tDEDUP\tCOPIES\tSTATUS\tREGIONS")
 			for _, v := range vs {
 				status := v.Status
 				if v.Pinned {
 					status += ",pinned"
 				}
+				copies := fmt.Sprintf("%d", max(1, v.Replicas))
+				if v.Protected {
+					copies += " protected"
+				} else {
+					copies += " below target"
+				}
 				dedup := "all reused"
 				if r := dedupRatio(v.LogicalBytes, v.NewBytes); r > 0 {
 					dedup = fmt.Sprintf("%.1fx", r)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
 					orDash(v.Meta["step"]), orDash(v.Meta["ranks"]), v.Objects,
 					storage.FormatSize(v.LogicalBytes), storage.FormatSize(v.SentBytes), storage.FormatSize(v.NewBytes),
-					dedup, status, orDash(v.Meta["regions"]))
+					dedup, copies, status, orDash(v.Meta["regions"]))
 			}
 			return tw.Flush()
 		},
