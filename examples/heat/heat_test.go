@@ -53,6 +53,36 @@ func TestHeatRestartsToTheSameResult(t *testing.T) {
 		t.Fatalf("%d versions after 200 steps every 50, want 4", len(vs))
 	}
 
+	// The static conductivity field is stored once: later versions
+	// reference the first version's blocks and send none of them.
+	first, err := clean.Client().Manifest(t.Context(), "heat", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := map[string]bool{}
+	var staticBytes int64
+	for _, b := range first.Blocks {
+		if b.Object == "conductivity" {
+			static[b.Key.String()] = true
+			staticBytes += b.Length
+		}
+	}
+	vs, _ := clean.Client().Versions(t.Context(), "heat")
+	for _, v := range vs[1:] {
+		m, err := clean.Client().Manifest(t.Context(), "heat", v.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range m.Blocks {
+			if b.Object == "conductivity" && !static[b.Key.String()] {
+				t.Fatalf("version %d stores conductivity block %s anew", v.Version, b.Key.Short())
+			}
+		}
+		if max := (v.LogicalBytes - staticBytes) * int64(max(1, v.Replicas)); v.SentBytes > max {
+			t.Fatalf("version %d sent %d bytes, more than its non-static data (%d)", v.Version, v.SentBytes, max)
+		}
+	}
+
 	failing := clustertest.NewCluster(t, clustertest.Options{Stores: 3})
 	out = run(failing, "heat", "--fail-at-step", "130", "--fail-rank", "2")
 	if got := final(t, out); got != want {
