@@ -5,7 +5,7 @@ BIN      := bin
 STATIC   := ckpt-store ckpt-manager ckpt ckptrun
 # MPI programs (cgo against the system OpenMPI).
 MPIPROGS := examples/heat
-FUZZTIME ?= 5s
+FUZZTIME ?= 60s
 
 .PHONY: all build build-static build-mpi mpi test vet fuzz demo clean bench-put
 
@@ -31,12 +31,11 @@ vet:
 
 test: build vet
 	$(GO) test -race -timeout 20m ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
+# Every fuzz target for FUZZTIME each: 3s inside make test, 60s alone.
 fuzz:
-	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./storage/wire -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./storage/manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+	./scripts/fuzz.sh $(FUZZTIME)
 
 demo: build
 	./scripts/demo.sh
@@ -47,3 +46,19 @@ clean:
 bench-put: build-static
 	$(GO) build -o $(BIN)/ ./bench/putbench
 	./$(BIN)/putbench --size $${SIZE:-1GiB}
+
+# Checkpoint benchmarks: ckptio (synchronous and asynchronous) against POSIX
+# N-N, MPI-IO and restic on the same workload, in one run; writes
+# bench/results.json and bench/results.md (docs/benchmarks.md).
+# bench-quick checkpoints 256 MiB in all (under 2 minutes), bench 4 GiB
+# (TOTAL=1GiB make bench for another size).
+.PHONY: bench bench-quick
+BENCH_BUILD = $(GO) build -o $(BIN)/ ./bench/ckptbench ./bench/posixbench && $(GO) build -o $(BIN)/benchharness ./bench/harness
+
+bench: build-static mpi
+	$(BENCH_BUILD)
+	./$(BIN)/benchharness --label bench --total $${TOTAL:-4GiB}
+
+bench-quick: build-static mpi
+	$(BENCH_BUILD)
+	./$(BIN)/benchharness --label bench-quick --total 256MiB --timeout 10m
