@@ -34,15 +34,16 @@ func main() {
 	blockS := flag.String("block", "1MiB", "block size")
 	stores := flag.Int("stores", 4, "number of stores")
 	window := flag.Int("window", client.DefaultWindow, "puts in flight per store")
+	replicas := flag.Int("replicas", 1, "copies of each block (1: compare one copy with one disk write)")
 	dir := flag.String("dir", "", "work directory (default: a temporary one on the disk under the current directory)")
 	flag.Parse()
-	if err := run(*sizeS, *blockS, *stores, *window, *dir); err != nil {
+	if err := run(*sizeS, *blockS, *stores, *window, *replicas, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "putbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeS, blockS string, stores, window int, dir string) error {
+func run(sizeS, blockS string, stores, window, replicas int, dir string) error {
 	size, err := storage.ParseSize(sizeS)
 	if err != nil {
 		return err
@@ -69,15 +70,18 @@ func run(sizeS, blockS string, stores, window int, dir string) error {
 	if err != nil {
 		return err
 	}
-	put, err := putRate(dir, size, int(bs), stores, window, pool)
+	put, err := putRate(dir, size, int(bs), stores, window, replicas, pool)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("putbench: %s in %s blocks, %d stores, window %d\n", storage.FormatSize(size), storage.FormatSize(bs), stores, window)
+	fmt.Printf("putbench: %s in %s blocks, %d stores, window %d, %d copies\n", storage.FormatSize(size), storage.FormatSize(bs), stores, window, replicas)
 	fmt.Printf("%-34s %10s %10s\n", "", "MB/s", "ratio")
 	fmt.Printf("%-34s %10.0f %10s\n", "loopback TCP (1 stream)", tcp, "1.00")
 	fmt.Printf("%-34s %10.0f %10.2f\n", "disk write + fdatasync", disk, disk/tcp)
 	fmt.Printf("%-34s %10.0f %10.2f\n", "ckpt put to stores (durable)", put, put/tcp)
+	if replicas > 1 {
+		fmt.Printf("(each byte is written %d times: %d copies)\n", replicas, replicas)
+	}
 	fmt.Printf("put / disk = %.2f, put / loopback = %.2f\n", put/disk, put/tcp)
 	return nil
 }
@@ -166,7 +170,7 @@ func diskRate(path string, size int64, pool []byte) (float64, error) {
 	return mbps(size, time.Since(start)), nil
 }
 
-func putRate(dir string, size int64, bs, stores, window int, pool []byte) (float64, error) {
+func putRate(dir string, size int64, bs, stores, window, replicas int, pool []byte) (float64, error) {
 	ctx := context.Background()
 	home := filepath.Join(dir, "cluster")
 	info, err := cluster.Up(ctx, cluster.Options{Home: home, Stores: stores, Quota: "64GiB"})
@@ -188,7 +192,7 @@ func putRate(dir string, size int64, bs, stores, window int, pool []byte) (float
 		return 0, err
 	}
 	start := time.Now()
-	v, err := client.Begin(ctx, mc, p, "putbench", "files", client.WriterOptions{BlockSize: bs, Window: window})
+	v, err := client.Begin(ctx, mc, p, "putbench", "files", client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas})
 	if err != nil {
 		return 0, err
 	}
