@@ -62,3 +62,13 @@ bench: build-static mpi
 bench-quick: build-static mpi
 	$(BENCH_BUILD)
 	./$(BIN)/benchharness --label bench-quick --total 256MiB --timeout 10m
+
+# Writes over emulated 1 Gbit/s links (stdchk's setting): the writer, the
+# manager and 1-8 stores in network namespaces of their own, links shaped by
+# tc; needs root and iproute2, says why and measures nothing where network
+# namespaces are not permitted. Writes bench/net/results.md, results.json
+# and bandwidth.png (docs/benchmarks.md). QUICK=1 for 128 MiB per run.
+.PHONY: bench-net
+bench-net: build-static
+	$(GO) build -o $(BIN)/netbench ./bench/net
+	./bench/net/run.sh
