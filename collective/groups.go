@@ -43,6 +43,7 @@ type Session struct {
 	world   Comm
 	group   Comm
 	leaders Comm // nil on non-leaders
+	bufs    *bufPool // a leader's block buffers, kept across checkpoints
 }
 
 // NewSession forms the aggregation groups. It is collective over world and

@@ -140,6 +140,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		}()
 		return ch
 	}
+	var recvBuf []byte
 	next := prefetch(0)
 	for r := 0; r < int(rounds); r++ {
 		f := <-next
@@ -160,7 +161,10 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		}
 		var recv []byte
 		if r < len(mine) {
-			recv = make([]byte, mine[r])
+			if cap(recvBuf) < int(mine[r]) {
+				recvBuf = make([]byte, mine[r])
+			}
+			recv = recvBuf[:mine[r]]
 		}
 		if err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0); err != nil {
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)

@@ -239,12 +239,14 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	rounds = agreed[0]
 
 	var sendBuf, recv []byte
-	var pool sync.Pool
 	maxSeg := int64(s.opts.BlockSize)
 	if s.opts.Chunker != nil {
 		maxSeg = max(maxSeg, int64(s.opts.Chunker.Max()))
 	}
-	pool.New = func() any { b := make([]byte, maxSeg); return &b }
+	if s.bufs == nil || s.bufs.size < int(maxSeg) {
+		s.bufs = newBufPool(int(maxSeg), int(s.opts.LeaderMemory/2/maxSeg)+1)
+	}
+	pool := s.bufs
 	size := s.group.Size()
 	counts, displs := make([]int, size), make([]int, size)
 	for r := 0; r < int(rounds); r++ {
@@ -278,13 +280,13 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 			}
 			off := displs[m]
 			for _, seg := range plans[m][r] {
-				bp := pool.Get().(*[]byte)
+				bp := pool.get()
 				data := (*bp)[:seg.len]
 				copy(data, recv[off:off+int(seg.len)])
 				off += int(seg.len)
 				ref := manifest.Block{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank),
 					Offset: seg.off, Hash: seg.hash}
-				if err := w.PutBlock(ctx, ref, data, false, func() { pool.Put(bp) }); err != nil {
+				if err := w.PutBlock(ctx, ref, data, false, func() { pool.put(bp) }); err != nil {
 					local = fmt.Errorf("leader: %w", err)
 					break
 				}
@@ -500,4 +502,34 @@ func leaderOnly(leader bool, v ...int64) []int64 {
 		return make([]int64, len(v))
 	}
 	return v
+}
+
+// bufPool keeps the leader's block buffers for reuse. Unlike sync.Pool it
+// is not emptied by the garbage collector, so a leader stops allocating
+// once the writer's in-flight bound is reached, and its memory stays near
+// that bound instead of growing with the garbage of every checkpoint.
+type bufPool struct {
+	size int
+	free chan *[]byte
+}
+
+func newBufPool(size, keep int) *bufPool {
+	return &bufPool{size: size, free: make(chan *[]byte, keep)}
+}
+
+func (p *bufPool) get() *[]byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		b := make([]byte, p.size)
+		return &b
+	}
+}
+
+func (p *bufPool) put(b *[]byte) {
+	select {
+	case p.free <- b:
+	default:
+	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/codec"
+	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/tlsconf"
@@ -39,6 +39,7 @@ type Checkpointer struct {
 	backend collective.Backend
 	mc      *manager.Client
 	pool    *client.Pool
+	key     *crypt.Key // nil = not encrypted
 
 	regions []collective.Region
 	index   map[string]int
@@ -60,6 +61,9 @@ type connInfo struct {
 	// its CA as rank 0 read it, "" for the system's roots.
 	TLS   bool   `json:"tls,omitempty"`
 	TLSCA string `json:"tls_ca,omitempty"`
+	// EncryptKey is the job key (hex) from Config.EncryptKeyFile as rank
+	// 0 read it; "" = not encrypted.
+	EncryptKey string `json:"encrypt_key,omitempty"`
 }
 
 // Open connects every rank of comm to the cluster and forms the aggregation
@@ -87,6 +91,13 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		if err != nil {
 			return nil, err
 		}
+		if cfg.EncryptKeyFile != "" {
+			k, err := crypt.ReadKeyFile(cfg.EncryptKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("mpiio: CKPT_ENCRYPT_KEY_FILE: %w", err)
+			}
+			ci.EncryptKey = k.Hex()
+		}
 		return json.Marshal(ci)
 	})
 	if err != nil {
@@ -105,6 +116,11 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		}
 	}
 	cp := &Checkpointer{cfg: cfg, index: map[string]int{}, manifest: map[int64]*manifestCache{}}
+	if ci.EncryptKey != "" {
+		if cp.key, err = crypt.ParseKey([]byte(ci.EncryptKey)); err != nil {
+			return nil, fmt.Errorf("mpiio: %w", err)
+		}
+	}
 	cp.mc = manager.NewClient(ci.Manager, tok, manager.ClientOptions{TLS: tlsConf})
 	log := cfg.Logger
 	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
@@ -122,12 +138,10 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		cp.pool.Close()
 		return nil, err
 	}
-	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic}
-	if !cfg.NoCompress {
-		wopts.Encode = codec.Compress
-	}
+	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic,
+		Encode: crypt.Encoder(cp.key, !cfg.NoCompress)}
 	cp.backend = collective.Backend{Job: cfg.Job, Catalog: cp.mc, Pool: cp.pool,
-		Writer: wopts, Reader: client.ReaderOptions{Logger: log}}
+		Writer: wopts, Reader: client.ReaderOptions{Logger: log, Decode: cp.key.Decode}}
 	return cp, nil
 }
 
@@ -188,11 +202,30 @@ func (cp *Checkpointer) Protect(name string, data any) error {
 	}
 	if i, ok := cp.index[name]; ok {
 		cp.regions[i].Data = b
-		return nil
+	} else {
+		cp.index[name] = len(cp.regions)
+		cp.regions = append(cp.regions, collective.Region{Name: name, Data: b})
 	}
-	cp.index[name] = len(cp.regions)
-	cp.regions = append(cp.regions, collective.Region{Name: name, Data: b})
+	// Allocate (and fault in) the asynchronous copy now, so the first
+	// checkpoint does not pay for it while the program waits.
+	if !cp.cfg.Sync && cp.pendingNone() {
+		var n int64
+		for _, r := range cp.regions {
+			n += int64(len(r.Data))
+		}
+		if n <= cp.cfg.AsyncMemory {
+			cp.stage.copyOf(cp.regions)
+		}
+	}
 	return nil
+}
+
+// pendingNone reports whether no asynchronous checkpoint is in flight (its
+// copy must not be touched then).
+func (cp *Checkpointer) pendingNone() bool {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.pending == nil
 }
 
 func (cp *Checkpointer) check() error {
@@ -248,6 +281,7 @@ func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []col
 	for k, v := range meta.Labels {
 		m["label."+k] = v
 	}
+	cp.key.AddMeta(m)
 	r, err := cp.sess.Checkpoint(ctx, cp.backend, regions, m)
 	if err != nil {
 		return r, fmt.Errorf("mpiio: checkpoint of %s: %w", cp.cfg.Job, err)

@@ -49,7 +49,12 @@ type Config struct {
 	// checkpoint (CKPT_ASYNC_MEMORY, like 1GiB); 0 = 1 GiB. A rank whose
 	// regions are larger checkpoints synchronously and says so once.
 	AsyncMemory int64
-	Logger      *zap.Logger // nil = no logging
+	// EncryptKeyFile is a key file (storage/crypt) to encrypt the blocks
+	// with before they leave the leaders, and to decrypt them on restore
+	// (CKPT_ENCRYPT_KEY_FILE); "" = not encrypted. Rank 0 reads it and
+	// hands the key to the other ranks, as it does the token.
+	EncryptKeyFile string
+	Logger         *zap.Logger // nil = no logging
 }
 
 // fromEnv fills zero fields from the environment.
@@ -139,6 +144,9 @@ func (c *Config) fromEnv() error {
 			}
 			c.AsyncMemory = n
 		}
+	}
+	if c.EncryptKeyFile == "" {
+		c.EncryptKeyFile = os.Getenv("CKPT_ENCRYPT_KEY_FILE")
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -35,7 +36,9 @@ type Version struct {
 
 // Begin starts a version of job on the live stores of pool. Unless
 // opts.Reuse is set, blocks of the job's latest version of the same kind
-// are referenced instead of sent again.
+// are referenced instead of sent again, if that version is not encrypted:
+// a writer that encrypts passes its own Reuse, from a previous version
+// written with the same key (storage/crypt.SameKey).
 func Begin(ctx context.Context, cat Catalog, pool *Pool, job, kind string, opts WriterOptions) (*Version, error) {
 	targets, err := pool.Targets(ctx)
 	if err != nil {
@@ -50,7 +53,7 @@ func Begin(ctx context.Context, cat Catalog, pool *Pool, job, kind string, opts 
 		// stores from now on, which protects them from garbage collection.
 		prev, err := cat.Manifest(ctx, job, 0)
 		switch {
-		case err == nil && prev.Kind == kind:
+		case err == nil && prev.Kind == kind && prev.Meta[crypt.MetaEncrypted] == "":
 			opts.Reuse = NewIndex(prev)
 		case err == nil, errors.Is(err, manager.ErrNoVersions), errors.Is(err, manager.ErrUnknownJob):
 		default:

@@ -107,7 +107,23 @@ type Writer struct {
 		err       error
 		closed    bool
 		excluded  map[int]string // why a store was dropped
+		squeeze   map[objectKey]*squeeze
 	}
+}
+
+// objectKey names one object of one rank.
+type objectKey struct {
+	rank   int32
+	object string
+}
+
+// squeeze remembers how well an object's blocks compress, so that data
+// that does not (float64 fields with noise in the low bits) stops paying
+// for compression: after a block saves less than a tenth, only every
+// 16th block of that object is tried again.
+type squeeze struct {
+	raw   bool
+	since int
 }
 
 // slot is a block of this version being stored; later blocks with the same
@@ -159,6 +175,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
 	w.mu.seen = map[storage.Hash]*slot{}
 	w.mu.excluded = map[int]string{}
+	w.mu.squeeze = map[objectKey]*squeeze{}
 	bs := opts.BlockSize
 	w.bufs.New = func() any { b := make([]byte, bs); return &b }
 	return w, nil
@@ -431,8 +448,9 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 // chosen one refuses it. It records the block and returns it.
 func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (manifest.Block, bool) {
 	stored, codec := data, manifest.CodecRaw
-	if w.opts.Encode != nil {
+	if w.opts.Encode != nil && w.tryCompress(ref) {
 		stored, codec = w.opts.Encode(data)
+		w.learn(ref, len(data), len(stored))
 	}
 	ref.Codec, ref.StoredLength = codec, int64(len(stored))
 	ref.Key = ref.Hash
@@ -508,6 +526,31 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 	ref.Stores = holders
 	w.record(ref, false, 0)
 	return ref, true
+}
+
+// tryCompress says whether to try compressing this block of its object.
+func (w *Writer) tryCompress(ref manifest.Block) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.mu.squeeze[objectKey{ref.Rank, ref.Object}]
+	if q == nil || !q.raw {
+		return true
+	}
+	q.since++
+	return q.since%16 == 0
+}
+
+// learn records how much a compressed block of its object saved.
+func (w *Writer) learn(ref manifest.Block, logical, stored int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := objectKey{ref.Rank, ref.Object}
+	q := w.mu.squeeze[k]
+	if q == nil {
+		q = &squeeze{}
+		w.mu.squeeze[k] = q
+	}
+	q.raw = stored > logical-logical/10
 }
 
 // exclusions says why each dropped store was dropped.
