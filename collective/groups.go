@@ -42,7 +42,7 @@ type Session struct {
 	log     *zap.Logger
 	world   Comm
 	group   Comm
-	leaders Comm // nil on non-leaders
+	leaders Comm     // nil on non-leaders
 	bufs    *bufPool // a leader's block buffers, kept across checkpoints
 }
 
