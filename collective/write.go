@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -67,7 +68,7 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 		txn, err := b.Catalog.Begin(ctx, b.Job)
 		txnID, beginErr = txn.ID, err
 		if err == nil {
-			raw, beginErr = previous(ctx, b)
+			raw, beginErr = previous(ctx, b, meta)
 			if beginErr != nil {
 				b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
 			}
@@ -118,8 +119,10 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 }
 
 // previous returns the encoded manifest of the job's latest version, or nil
-// when the job has none.
-func previous(ctx context.Context, b Backend) ([]byte, error) {
+// when the job has none, or when its blocks cannot be reused in a version
+// with meta: encrypted with another key, or with a key when meta has none
+// or none when it has one.
+func previous(ctx context.Context, b Backend, meta map[string]string) ([]byte, error) {
 	m, err := b.Catalog.Manifest(ctx, b.Job, 0)
 	if errors.Is(err, manager.ErrNoVersions) || errors.Is(err, manager.ErrUnknownJob) {
 		return nil, nil
@@ -127,7 +130,7 @@ func previous(ctx context.Context, b Backend) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the previous version of %s: %w", b.Job, err)
 	}
-	if m.Kind != "mpi" {
+	if m.Kind != "mpi" || !crypt.SameKey(m.Meta, meta) {
 		return nil, nil
 	}
 	return manifest.Marshal(m)

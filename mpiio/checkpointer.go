@@ -15,6 +15,7 @@ import (
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
@@ -138,8 +139,13 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		cp.pool.Close()
 		return nil, err
 	}
-	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic,
-		Encode: crypt.Encoder(cp.key, !cfg.NoCompress)}
+	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic}
+	if !cfg.NoCompress {
+		wopts.Encode = codec.Compress
+	}
+	if cp.key != nil {
+		wopts.Seal = cp.key.Seal
+	}
 	cp.backend = collective.Backend{Job: cfg.Job, Catalog: cp.mc, Pool: cp.pool,
 		Writer: wopts, Reader: client.ReaderOptions{Logger: log, Decode: cp.key.Decode}}
 	return cp, nil

@@ -15,12 +15,14 @@ import (
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/codec"
+	"github.com/ckptio/ckptio/storage/crypt"
+	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
 func putCmd(g *globals) *cobra.Command {
-	var blockSize, chunking, mode string
-	var noCompress bool
+	var blockSize, chunking, mode, keyFile string
+	var noCompress, newKey bool
 	var replicas int
 	c := &cobra.Command{
 		Use:   "put JOB FILE...",
@@ -35,7 +37,13 @@ Files are cut into blocks (fixed-size, or content-defined with
 --chunking cdc, so bytes inserted near the start do not change every block
 after them); blocks the job's previous version already stored are
 referenced, not sent again, and new blocks are lz4-compressed when that
-shrinks them. 'ckpt versions' shows what each version added.`,
+shrinks them. 'ckpt versions' shows what each version added.
+
+With --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE) every block is
+encrypted before it leaves this machine, with a key derived from the key in
+F; 'ckpt get' then needs the same key. Blocks are reused only from a
+previous version written with the same key. --new-key creates F first
+(docs/security.md, "Client-side encryption").`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(blockSize)
@@ -64,11 +72,18 @@ shrinks them. 'ckpt versions' shows what each version added.`,
 			if mode != "" && mode != "pessimistic" && mode != "optimistic" {
 				return fmt.Errorf("--mode %q: want pessimistic or optimistic", mode)
 			}
+			key, err := putKey(keyFile, newKey)
+			if err != nil {
+				return err
+			}
 			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker, Replicas: replicas, Optimistic: mode == "optimistic"}
 			if !noCompress {
 				opts.Encode = codec.Compress
 			}
-			return put(cmd.Context(), g, args[0], args[1:], opts)
+			if key != nil {
+				opts.Seal = key.Seal
+			}
+			return put(cmd.Context(), g, args[0], args[1:], opts, key)
 		},
 	}
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
@@ -76,7 +91,29 @@ shrinks them. 'ckpt versions' shows what each version added.`,
 	c.Flags().BoolVar(&noCompress, "no-compress", false, "store blocks raw instead of lz4-compressing those that shrink")
 	c.Flags().IntVar(&replicas, "replicas", 0, "copies of each block on distinct stores (default $CKPT_REPLICAS, else 2 when 2 stores are live)")
 	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
+	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
+	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")
 	return c
+}
+
+// putKey returns the key ckpt put encrypts with, nil for none; with
+// newKey it makes the key file first.
+func putKey(file string, newKey bool) (*crypt.Key, error) {
+	if !newKey {
+		return crypt.Resolve(file)
+	}
+	if file == "" {
+		file = os.Getenv(crypt.EnvKeyFile)
+	}
+	if file == "" {
+		return nil, errors.New("--new-key needs --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE): the file to create")
+	}
+	k, err := crypt.NewKeyFile(file)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: new key %s written to %s; keep a copy: without it nothing encrypted with it can be read\n", k.Fingerprint(), file)
+	return k, nil
 }
 
 // objectName checks a FILE argument and returns the name it is stored under.
@@ -88,7 +125,7 @@ func objectName(arg string) (string, error) {
 	return filepath.ToSlash(clean), nil
 }
 
-func put(ctx context.Context, g *globals, job string, files []string, opts client.WriterOptions) error {
+func put(ctx context.Context, g *globals, job string, files []string, opts client.WriterOptions, key *crypt.Key) error {
 	names := make([]string, len(files))
 	seen := map[string]bool{}
 	for i, f := range files {
@@ -115,6 +152,16 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 	}
 	defer s.Close()
 	opts.Logger = s.log
+	meta := key.AddMeta(nil)
+	if key != nil {
+		// Begin reuses no encrypted blocks: reuse those of the previous
+		// version only if it was written with this key. The stores'
+		// answer to Has, after Begin, is what protects them from
+		// collection, so reading the manifest first is safe.
+		if opts.Reuse, err = reusable(ctx, s, job, meta); err != nil {
+			return err
+		}
+	}
 	v, err := client.Begin(ctx, s.mc, s.pool, job, "files", opts)
 	if err != nil {
 		return err
@@ -132,7 +179,7 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 			return err
 		}
 	}
-	n, m, err := v.Commit(ctx, nil)
+	n, m, err := v.Commit(ctx, meta)
 	if err != nil {
 		return err
 	}
@@ -148,30 +195,50 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 	return nil
 }
 
+// reusable indexes the blocks of job's latest version if it holds files
+// and was encrypted as meta says; an empty index otherwise.
+func reusable(ctx context.Context, s *session, job string, meta map[string]string) (client.Index, error) {
+	prev, err := s.mc.Manifest(ctx, job, 0)
+	switch {
+	case err == nil && prev.Kind == "files" && crypt.SameKey(prev.Meta, meta):
+		return client.NewIndex(prev), nil
+	case err == nil, errors.Is(err, manager.ErrNoVersions), errors.Is(err, manager.ErrUnknownJob):
+		return client.Index{}, nil
+	}
+	return nil, fmt.Errorf("reading the previous version of %s: %w", job, err)
+}
+
 func getCmd(g *globals) *cobra.Command {
 	var version int64
-	var to string
+	var to, keyFile string
 	c := &cobra.Command{
 		Use:   "get JOB --to DIR [--version N]",
 		Short: "Write the files of a version of JOB into DIR",
 		Long: `Writes back the files of one version of JOB (default: the latest) under
 DIR, with the names they were put with. Every block is verified against its
 hash. Each file is written to a temporary name and renamed when complete, so
-a failed get leaves no partial file under its real name.`,
+a failed get leaves no partial file under its real name. An encrypted
+version needs the key it was put with (--encrypt-key-file or
+CKPT_ENCRYPT_KEY_FILE).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return errors.New("--to DIR is required")
 			}
-			return get(cmd.Context(), g, args[0], version, to)
+			key, err := crypt.Resolve(keyFile)
+			if err != nil {
+				return err
+			}
+			return get(cmd.Context(), g, args[0], version, to, key)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to get (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write the files into (created if missing)")
+	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	return c
 }
 
-func get(ctx context.Context, g *globals, job string, version int64, to string) error {
+func get(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -184,6 +251,9 @@ func get(ctx context.Context, g *globals, job string, version int64, to string) 
 	if m.Kind != "files" {
 		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
 	}
+	if err := crypt.Check(m, key); err != nil {
+		return err
+	}
 	objs := map[string][]manifest.Block{}
 	var order []string
 	for _, b := range m.Blocks {
@@ -195,7 +265,7 @@ func get(ctx context.Context, g *globals, job string, version int64, to string) 
 		}
 		objs[b.Object] = append(objs[b.Object], b)
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log})
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(4)
 	for _, name := range order {

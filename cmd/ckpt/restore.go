@@ -17,6 +17,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -27,7 +28,7 @@ func rankDir(rank int32) string { return fmt.Sprintf("rank-%05d", rank) }
 
 func restoreCmd(g *globals) *cobra.Command {
 	var version int64
-	var to string
+	var to, keyFile string
 	c := &cobra.Command{
 		Use:   "restore JOB --to DIR [--version N]",
 		Short: "Write every object of a version of JOB into DIR (MPI: one file per rank and region)",
@@ -36,7 +37,8 @@ every block. For an MPI checkpoint each rank's region becomes a file named
 rank-NNNNN/REGION (rank number zero-padded to 5 digits), holding the
 region's bytes exactly as they were in memory; concatenating one region's
 files in rank order gives the global array for a row-split program. For
-files put with 'ckpt put' it is the same as 'ckpt get'.
+files put with 'ckpt put' it is the same as 'ckpt get'. An encrypted
+version needs its key (--encrypt-key-file or CKPT_ENCRYPT_KEY_FILE).
 
 To restart a job from this version instead, run
   ckptrun --restart-version N ... PROGRAM`,
@@ -45,15 +47,20 @@ To restart a job from this version instead, run
 			if to == "" {
 				return errors.New("--to DIR is required")
 			}
-			return restore(cmd.Context(), g, args[0], version, to)
+			key, err := crypt.Resolve(keyFile)
+			if err != nil {
+				return err
+			}
+			return restore(cmd.Context(), g, args[0], version, to, key)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to restore (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
+	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	return c
 }
 
-func restore(ctx context.Context, g *globals, job string, version int64, to string) error {
+func restore(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -61,6 +68,9 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	defer s.Close()
 	m, err := s.mc.Manifest(ctx, job, version)
 	if err != nil {
+		return err
+	}
+	if err := crypt.Check(m, key); err != nil {
 		return err
 	}
 	type obj struct {
@@ -90,7 +100,7 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 		}
 		o.blocks = append(o.blocks, b)
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log})
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(4)
 	for _, rel := range order {
@@ -107,6 +117,7 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 func verifyCmd(g *globals) *cobra.Command {
 	var version int64
 	var asJSON, deep bool
+	var keyFile string
 	c := &cobra.Command{
 		Use:   "verify JOB [--version N] [--json] [--deep]",
 		Short: "Say whether JOB's versions are healthy, degraded or lost",
@@ -126,18 +137,28 @@ that is missing, unreadable or corrupt does not count, and each unreadable
 or corrupt one is listed.
 
 Exits non-zero when a version is lost, and with --deep when a copy is
-unreadable or corrupt. A degraded version exits 0 (and says so).`,
+unreadable or corrupt. A degraded version exits 0 (and says so). --deep
+on an encrypted version needs its key (--encrypt-key-file or
+CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version < 0 {
 				return errors.New("--version must be positive")
 			}
-			return verify(cmd.Context(), g, args[0], version, asJSON, deep)
+			var key *crypt.Key
+			if deep {
+				var err error
+				if key, err = crypt.Resolve(keyFile); err != nil {
+					return err
+				}
+			}
+			return verify(cmd.Context(), g, args[0], version, asJSON, deep, key)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to verify (default: every version)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: one object per version with its state and counts")
 	c.Flags().BoolVar(&deep, "deep", false, "also read every copy of every block and check its hash")
+	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "with --deep, key file of encrypted versions (default $CKPT_ENCRYPT_KEY_FILE)")
 	return c
 }
 
@@ -159,7 +180,7 @@ type badCopy struct {
 	Error  string `json:"error"`
 }
 
-func verify(ctx context.Context, g *globals, job string, version int64, asJSON, deep bool) error {
+func verify(ctx context.Context, g *globals, job string, version int64, asJSON, deep bool, key *crypt.Key) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -174,7 +195,7 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 		checks[i] = versionCheck{VersionHealth: vh}
 	}
 	if deep {
-		if err := deepCheck(ctx, s, job, checks); err != nil {
+		if err := deepCheck(ctx, s, job, checks, key); err != nil {
 			return err
 		}
 	}
@@ -254,7 +275,7 @@ func printChecks(checks []versionCheck) {
 // the alive stores that the manifests list, and recounts each version's
 // blocks from the copies that came back intact. A copy shared by several
 // versions is read once.
-func deepCheck(ctx context.Context, s *session, job string, checks []versionCheck) error {
+func deepCheck(ctx context.Context, s *session, job string, checks []versionCheck, key *crypt.Key) error {
 	stores, err := s.mc.Stores(ctx)
 	if err != nil {
 		return err
@@ -263,7 +284,7 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 	for _, st := range stores {
 		alive[st.ID] = st.Alive
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{})
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Decode: key.Decode})
 	type copyKey struct {
 		key   storage.Hash
 		store string
@@ -275,6 +296,9 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 		c := &checks[i]
 		m, err := s.mc.Manifest(ctx, job, c.Version)
 		if err != nil {
+			return err
+		}
+		if err := crypt.Check(m, key); err != nil {
 			return err
 		}
 		good := make([]int, len(m.Blocks))

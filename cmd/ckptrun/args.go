@@ -298,15 +298,15 @@ type clusterEnv struct {
 // baseEnv prepares the environment shared by every attempt from ckptrun's
 // own: the local cluster's address and token file when one was started
 // (dropping an inherited CKPT_TOKEN, which would win over the file), and
-// CKPT_HOME and CKPT_TOKEN_FILE made absolute so that ranks started in
-// another directory find them.
+// CKPT_HOME and the file settings (token, CA, encryption key) made
+// absolute so that ranks started in another directory find them.
 func baseEnv(env []string, c clusterEnv, abs func(string) (string, error)) []string {
 	if c.manager != "" {
 		env = setEnv(env, "CKPT_MANAGER", c.manager)
 		env = setEnv(env, "CKPT_TOKEN_FILE", c.tokenFile)
 		env = unsetEnv(env, "CKPT_TOKEN")
 	}
-	for _, name := range []string{"CKPT_HOME", "CKPT_TOKEN_FILE"} {
+	for _, name := range []string{"CKPT_HOME", "CKPT_TOKEN_FILE", "CKPT_TLS_CA", "CKPT_ENCRYPT_KEY_FILE"} {
 		if v := lookupEnv(env, name); v != "" && !filepath.IsAbs(v) {
 			if p, err := abs(v); err == nil {
 				env = setEnv(env, name, p)

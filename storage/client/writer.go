@@ -62,6 +62,12 @@ type WriterOptions struct {
 	// Encode turns a block's logical bytes into stored bytes (compression);
 	// nil = stored raw. It may return data itself.
 	Encode func(data []byte) ([]byte, manifest.Codec)
+	// Seal, if set, turns every new block's bytes as Encode left them (or
+	// raw, codec c) into the bytes stored, and names their codec:
+	// client-side encryption (storage/crypt's Key.Seal). h is the hash of
+	// the block's logical bytes. Unlike Encode it is never skipped; an
+	// error fails the write.
+	Seal   func(h storage.Hash, c manifest.Codec, stored []byte) ([]byte, manifest.Codec, error)
 	Logger *zap.Logger // nil = no logging
 }
 
@@ -451,6 +457,13 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 	if w.opts.Encode != nil && w.tryCompress(ref) {
 		stored, codec = w.opts.Encode(data)
 		w.learn(ref, len(data), len(stored))
+	}
+	if w.opts.Seal != nil {
+		var err error
+		if stored, codec, err = w.opts.Seal(ref.Hash, codec, stored); err != nil {
+			w.fail(fmt.Errorf("client: block of %q at offset %d: %w", ref.Object, ref.Offset, err))
+			return ref, false
+		}
 	}
 	ref.Codec, ref.StoredLength = codec, int64(len(stored))
 	ref.Key = ref.Hash

@@ -54,7 +54,8 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 // codec c. A raw block is returned as stored itself; an lz4 block is decoded
 // into dst (grown if its capacity is under length). dst and stored must not
 // overlap. It returns an error wrapping ErrUnknownCodec for a codec it does
-// not know and ErrCorrupt when stored does not decode to exactly length
+// not know, ErrEncrypted for the encrypted codecs (storage/crypt decodes
+// those) and ErrCorrupt when stored does not decode to exactly length
 // bytes; it does not panic on any input.
 func Decode(dst []byte, c manifest.Codec, stored []byte, length int) ([]byte, error) {
 	if length < 0 || length > storage.MaxBlockSize {
@@ -88,6 +89,8 @@ func Decode(dst []byte, c manifest.Codec, stored []byte, length int) ([]byte, er
 			return nil, fmt.Errorf("%w: lz4 block decodes to %d bytes, want %d", ErrCorrupt, n, length)
 		}
 		return dst, nil
+	case manifest.CodecAESGCM, manifest.CodecLZ4AESGCM:
+		return nil, ErrEncrypted
 	}
 	return nil, fmt.Errorf("%w %q (written by a newer ckptio?)", ErrUnknownCodec, string(c))
 }

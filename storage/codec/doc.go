@@ -9,6 +9,11 @@
 //	| "raw" | the logical bytes themselves                                    |
 //	| "lz4" | one LZ4 block (the block format, no frame, no checksum, no size) |
 //
+// and two more that this package only recognizes: "aesgcm" and
+// "lz4+aesgcm", a raw or lz4 block encrypted by the client. Decode returns
+// ErrEncrypted for them; storage/crypt, which holds the job's key, decrypts
+// them and hands the inner raw or lz4 block back to Decode.
+//
 // The logical length is not in the stored bytes: the manifest records it
 // (Block.Length), and Decode checks that the block decodes to exactly that
 // many bytes. Integrity is the manifest's business too: the stored bytes

@@ -19,7 +19,7 @@
 //	| hash          | fixed_size_binary(32)              | BLAKE3-256 of the logical bytes                   |
 //	| key           | fixed_size_binary(32)              | BLAKE3-256 of the stored bytes: address on stores |
 //	| stored_length | int64                              | bytes held on each store                          |
-//	| codec         | utf8                               | "raw" or "lz4" ("" allowed for an empty object)   |
+//	| codec         | utf8                               | "raw", "lz4", "aesgcm" or "lz4+aesgcm" (below)    |
 //	| stores        | list<utf8>                         | IDs of the stores holding a copy                  |
 //
 // The encoder writes every column non-nullable and the object column as a
@@ -28,6 +28,13 @@
 // plain utf8 object column, any signed integer dictionary index, and
 // nullable fields as long as no value is null, so a manifest rewritten by
 // pyarrow still reads.
+//
+// Codecs: "raw" stores the logical bytes, "lz4" one LZ4 block of them;
+// "aesgcm" and "lz4+aesgcm" are the same encrypted by the client
+// (storage/crypt documents the sealed form), and the version's meta then
+// says so ("encrypted", "key_fingerprint"). Whatever the codec, hash is of
+// the logical bytes and key of the bytes the stores hold. "" is allowed for
+// an empty object's row.
 //
 // The version-level fields are schema metadata (string keys and values):
 //

@@ -73,7 +73,8 @@ func (m *Manifest) Size() int64 {
 //   - Job is set; Version and the byte counts are not negative; LogicalBytes
 //     is 0 (not filled in) or the sum of the block lengths.
 //   - Every block has an object name, valid UTF-8 strings, a non-negative
-//     offset, length and stored length, a known codec (an empty object's row may have none), and for CodecRaw a
+//     offset, length and stored length, a known codec (raw, lz4, aesgcm or
+//     lz4+aesgcm; an empty object's row may have none), and for CodecRaw a
 //     stored length equal to its length; store IDs are not empty.
 //   - The blocks of an object (same name and rank) tile it: sorted by
 //     offset, the first starts at 0 and each starts where the previous one
@@ -169,7 +170,7 @@ func checkBlock(b *Block) error {
 			return fmt.Errorf("object %q rank %d offset %d: raw block stores %d bytes for %d logical",
 				b.Object, b.Rank, b.Offset, b.StoredLength, b.Length)
 		}
-	case CodecLZ4:
+	case CodecLZ4, CodecAESGCM, CodecLZ4AESGCM:
 	case "":
 		if b.Length != 0 {
 			return fmt.Errorf("object %q rank %d offset %d: no codec", b.Object, b.Rank, b.Offset)
@@ -184,6 +185,14 @@ func checkBlock(b *Block) error {
 	}
 	return nil
 }
+
+// The codecs of client-side encryption (storage/crypt): the block's bytes,
+// lz4-compressed first or not, sealed with AES-256-GCM under a key derived
+// from the job's key and Block.Hash.
+const (
+	CodecAESGCM    Codec = "aesgcm"     // raw bytes, encrypted
+	CodecLZ4AESGCM Codec = "lz4+aesgcm" // one LZ4 block, encrypted
+)
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
