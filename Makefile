@@ -72,3 +72,11 @@ bench-quick: build-static mpi
 bench-net: build-static
 	$(GO) build -o $(BIN)/netbench ./bench/net
 	./bench/net/run.sh
+
+# Chaos test, long form (docs/availability.md, "Chaos test"): heat on 4 ranks
+# checkpointing to 5 stores with 2 copies while stores (some wiped) and the
+# manager are SIGKILLed and restarted at random; a few minutes. A short form
+# runs in make test. CKPT_CHAOS_SEED=N replays a seed's schedule.
+.PHONY: chaos
+chaos: mpi
+	CKPT_CHAOS=long $(GO) test -count=1 -v -timeout 40m -run '^TestChaos$$' ./chaos/
