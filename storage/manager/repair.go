@@ -372,7 +372,7 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 			rep.Lost++
 			lost = append(lost, int32(k))
 			continue
-		case need <= 0 && !bs.stale:
+		case need <= 0 && !bs.stale && !bs.split:
 			continue
 		case need > 0:
 			rep.Degraded++

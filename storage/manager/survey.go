@@ -186,6 +186,11 @@ type blockState struct {
 	// failed): not counted as copies, not dropped from the manifests.
 	unsure []string
 	stale  bool // an alive listed store answered "not held"
+	// split: the versions naming this key list different stores for it,
+	// so some version's own list may miss holders the others name; its
+	// rows are rewritten to the full set even when enough copies exist.
+	split bool
+	first []string // the first list seen, to detect a split
 }
 
 // surveyVersion is one version surveyed: its target and, per manifest row
@@ -310,6 +315,11 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 			}
 			bs := &sv.blocks[k]
 			bs.target = max(bs.target, svv.target)
+			if bs.first == nil {
+				bs.first = slices.Sorted(slices.Values(b.Stores))
+			} else if !bs.split && !slices.Equal(bs.first, slices.Sorted(slices.Values(b.Stores))) {
+				bs.split = true
+			}
 			for _, id := range b.Stores {
 				if !slices.Contains(bs.listed, id) {
 					bs.listed = append(bs.listed, id)
