@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
@@ -229,53 +227,13 @@ CKPT_ENCRYPT_KEY_FILE).`,
 			if err != nil {
 				return err
 			}
-			return get(cmd.Context(), g, args[0], version, to, key)
+			return restore(cmd.Context(), g, args[0], version, to, key, true)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to get (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write the files into (created if missing)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	return c
-}
-
-func get(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key) error {
-	s, err := g.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	m, err := s.mc.Manifest(ctx, job, version)
-	if err != nil {
-		return err
-	}
-	if m.Kind != "files" {
-		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
-	}
-	if err := crypt.Check(m, key); err != nil {
-		return err
-	}
-	objs := map[string][]manifest.Block{}
-	var order []string
-	for _, b := range m.Blocks {
-		if !filepath.IsLocal(filepath.FromSlash(b.Object)) || strings.Contains(b.Object, "\\") {
-			return fmt.Errorf("%s version %d names a file %q outside the target directory; refusing to write it", job, m.Version, b.Object)
-		}
-		if _, ok := objs[b.Object]; !ok {
-			order = append(order, b.Object)
-		}
-		objs[b.Object] = append(objs[b.Object], b)
-	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
-	grp, gctx := errgroup.WithContext(ctx)
-	grp.SetLimit(4)
-	for _, name := range order {
-		grp.Go(func() error { return writeFile(gctx, r, filepath.Join(to, filepath.FromSlash(name)), objs[name]) })
-	}
-	if err := grp.Wait(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s written under %s\n", job, m.Version, len(order), storage.FormatSize(m.LogicalBytes), to)
-	return nil
 }
 
 // writeFile restores one object to path through a temporary file, fsynced

@@ -51,7 +51,7 @@ To restart a job from this version instead, run
 			if err != nil {
 				return err
 			}
-			return restore(cmd.Context(), g, args[0], version, to, key)
+			return restore(cmd.Context(), g, args[0], version, to, key, false)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to restore (default: latest)")
@@ -60,7 +60,10 @@ To restart a job from this version instead, run
 	return c
 }
 
-func restore(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key) error {
+// restore writes the objects of a version under to: files by the names they
+// were put with, MPI regions as rank-NNNNN/REGION. filesOnly ('ckpt get')
+// refuses an MPI checkpoint.
+func restore(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key, filesOnly bool) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -69,6 +72,9 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	m, err := s.mc.Manifest(ctx, job, version)
 	if err != nil {
 		return err
+	}
+	if filesOnly && m.Kind != "files" {
+		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
 	}
 	if err := crypt.Check(m, key); err != nil {
 		return err
