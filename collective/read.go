@@ -25,20 +25,16 @@ import (
 func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions []Region) (int64, error) {
 	// 1. Rank 0 fetches the manifest and checks the rank count.
 	var m *manifest.Manifest
-	var mErr error
-	if s.Rank() == 0 {
-		m, mErr = b.Catalog.Manifest(ctx, b.Job, version)
-		if mErr == nil {
-			mErr = checkRanks(m, s.Size())
+	if _, err := Share(s.world, func() ([]byte, error) {
+		var err error
+		if m, err = b.Catalog.Manifest(ctx, b.Job, version); err != nil {
+			return nil, err
 		}
-	}
-	st, err := bcastStatus(s.world, "", mErr)
-	if err != nil {
+		return nil, checkRanks(m, s.Size())
+	}); err != nil {
 		return 0, err
 	}
-	if st.err != nil {
-		return 0, st.err
-	}
+	var err error
 	// 2. Leaders get the manifest from rank 0.
 	if s.leaders != nil {
 		var raw []byte

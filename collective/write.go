@@ -2,6 +2,7 @@ package collective
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -61,27 +62,22 @@ func (s *Session) chunk() int64 {
 // latest, and every rank returns the same error naming the failed ranks.
 func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, meta map[string]string) (Result, error) {
 	// 1. Rank 0 opens the transaction; everyone learns whether it did.
-	var txnID string
-	var beginErr error
 	var raw []byte // the previous version's manifest, on rank 0
-	if s.Rank() == 0 {
+	id, err := Share(s.world, func() ([]byte, error) {
 		txn, err := b.Catalog.Begin(ctx, b.Job)
-		txnID, beginErr = txn.ID, err
-		if err == nil {
-			raw, beginErr = previous(ctx, b, meta)
-			if beginErr != nil {
-				b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
-			}
+		if err != nil {
+			return nil, err
 		}
-	}
-	status, err := bcastStatus(s.world, txnID, beginErr)
+		if raw, err = previous(ctx, b, meta); err != nil {
+			b.Catalog.Abort(context.WithoutCancel(ctx), txn.ID)
+			return nil, err
+		}
+		return []byte(txn.ID), nil
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	if status.err != nil {
-		return Result{}, status.err
-	}
-	txnID = status.msg
+	txnID := string(id)
 	stopRenew := func() {}
 	if s.Rank() == 0 {
 		stopRenew = s.renew(b, txnID)
@@ -104,17 +100,19 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 		return Result{}, fmt.Errorf("checkpoint discarded, nothing committed: %w", err)
 	}
 	version, commitErr := s.commit(ctx, b, txnID, res, regions, meta, stopRenew)
-	out, err := bcastStatus(s.world, strconv.FormatInt(version.Version, 10)+" "+
-		strconv.FormatInt(version.LogicalBytes, 10)+" "+strconv.FormatInt(version.NewBytes, 10)+" "+
-		strconv.FormatInt(version.SentBytes, 10), commitErr)
+	out, err := Share(s.world, func() ([]byte, error) {
+		if commitErr != nil {
+			return nil, commitErr
+		}
+		return json.Marshal(version)
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	if out.err != nil {
-		return Result{}, out.err
-	}
 	var r Result
-	fmt.Sscan(out.msg, &r.Version, &r.LogicalBytes, &r.NewBytes, &r.SentBytes)
+	if err := json.Unmarshal(out, &r); err != nil {
+		return Result{}, fmt.Errorf("collective: commit outcome: %w", err)
+	}
 	return r, nil
 }
 
@@ -464,38 +462,6 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
 	return Result{Version: v, LogicalBytes: m.LogicalBytes, NewBytes: m.NewBytes, SentBytes: m.SentBytes}, nil
-}
-
-// status is a broadcast outcome: a message or an error.
-type status struct {
-	msg string
-	err error
-}
-
-// bcastStatus sends rank 0's msg, or its error, to every rank.
-func bcastStatus(c Comm, msg string, err error) (status, error) {
-	var b []byte
-	if c.Rank() == 0 {
-		if err != nil {
-			b = append([]byte{1}, err.Error()...)
-		} else {
-			b = append([]byte{0}, msg...)
-		}
-	}
-	out, berr := bcastBytes(c, 0, b)
-	if berr != nil {
-		return status{}, berr
-	}
-	if len(out) == 0 {
-		return status{}, errors.New("collective: empty status broadcast")
-	}
-	if out[0] == 1 {
-		if c.Rank() == 0 {
-			return status{err: err}, nil
-		}
-		return status{err: errors.New(string(out[1:]))}, nil
-	}
-	return status{msg: string(out[1:])}, nil
 }
 
 // leaderOnly returns v on the leader and zeros elsewhere, for an
