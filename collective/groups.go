@@ -95,22 +95,6 @@ func (s *Session) Rank() int { return s.world.Rank() }
 // Size is the number of ranks in the world.
 func (s *Session) Size() int { return s.world.Size() }
 
-// GroupSize is the number of ranks in this rank's aggregation group.
-func (s *Session) GroupSize() int { return s.group.Size() }
-
-// Leaders is the number of I/O leaders (valid on every rank).
-func (s *Session) Leaders() (int, error) {
-	n := []int64{0}
-	if s.IsLeader() {
-		n[0] = 1
-	}
-	out := []int64{0}
-	if err := s.world.AllreduceInt64(n, out, OpSum); err != nil {
-		return 0, err
-	}
-	return int(out[0]), nil
-}
-
 // Close frees the session's communicators. Collective.
 func (s *Session) Close() error {
 	var errs []error

@@ -270,18 +270,6 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	return r.Version, err
 }
 
-// CheckpointSync is Checkpoint waiting for the commit whatever the
-// configuration; it returns the version's figures.
-func (cp *Checkpointer) CheckpointSync(ctx context.Context, meta Meta) (collective.Result, error) {
-	if err := cp.check(); err != nil {
-		return collective.Result{}, err
-	}
-	if _, err := cp.Wait(ctx); err != nil {
-		return collective.Result{}, err
-	}
-	return cp.checkpoint(ctx, meta, cp.regions)
-}
-
 func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []collective.Region) (collective.Result, error) {
 	m := map[string]string{"step": strconv.FormatInt(meta.Step, 10)}
 	for k, v := range meta.Labels {

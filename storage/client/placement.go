@@ -30,30 +30,23 @@ type placer struct {
 
 func newPlacer(ids []string, free []int64) *placer {
 	p := &placer{ids: ids, weight: make([]float64, len(ids)), seeds: make([]uint64, len(ids)), out: make([]bool, len(ids))}
-	var max int64
+	var most int64
 	for _, f := range free {
-		max = maxInt64(max, f)
+		most = max(most, f)
 	}
 	for i := range ids {
 		// Scale so a store with little space keeps a small share while it
 		// has room; quantize so small changes in free space between
 		// versions do not move blocks (which would defeat dedup).
 		w := 1.0
-		if max > 0 {
-			w = math.Round(float64(free[i])/float64(max)*16) / 16
+		if most > 0 {
+			w = math.Round(float64(free[i])/float64(most)*16) / 16
 		}
 		p.weight[i] = math.Max(w, 1.0/64)
 		h := blake3.Sum256([]byte(ids[i]))
 		p.seeds[i] = binary.LittleEndian.Uint64(h[:8])
 	}
 	return p
-}
-
-func maxInt64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // score is store i's weighted rendezvous score for key (higher wins).

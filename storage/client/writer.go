@@ -187,12 +187,6 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	return w, nil
 }
 
-// BlockSize is the size objects are cut into.
-func (w *Writer) BlockSize() int { return w.opts.BlockSize }
-
-// Replicas is the number of copies the writer makes of each block.
-func (w *Writer) Replicas() int { return w.opts.Replicas }
-
 // copies is how many copies store() writes before a block is done.
 func (w *Writer) copies() int {
 	if w.opts.Optimistic {
