@@ -58,7 +58,13 @@ func bcast[T elem](c *Comm, op string, buf []T, root int) error {
 	ce := chunkElems(size)
 	for off := 0; off < len(buf); {
 		k := min(len(buf)-off, ce)
-		if err := codeError(op, C.ck_bcast(h, ptr(buf[off:off+k]), C.int(k), dt, C.int(root))); err != nil {
+		var code C.int
+		if c.idleUs > 0 {
+			code = C.ck_bcast_idle(h, ptr(buf[off:off+k]), C.int(k), dt, C.int(root), C.int(c.idleUs))
+		} else {
+			code = C.ck_bcast(h, ptr(buf[off:off+k]), C.int(k), dt, C.int(root))
+		}
+		if err := codeError(op, code); err != nil {
 			return err
 		}
 		off += k
@@ -99,7 +105,13 @@ func allreduce[T elem](c *Comm, name string, send, recv []T, op Op) error {
 		if inPlace {
 			sp = nil
 		}
-		if err := codeError(name, C.ck_allreduce(h, sp, ptr(recv[off:off+k]), C.int(k), dt, oc)); err != nil {
+		var code C.int
+		if c.idleUs > 0 {
+			code = C.ck_allreduce_idle(h, sp, ptr(recv[off:off+k]), C.int(k), dt, oc, C.int(c.idleUs))
+		} else {
+			code = C.ck_allreduce(h, sp, ptr(recv[off:off+k]), C.int(k), dt, oc)
+		}
+		if err := codeError(name, code); err != nil {
 			return err
 		}
 		off += k

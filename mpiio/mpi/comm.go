@@ -5,7 +5,10 @@ package mpi
 // #include "shim.h"
 import "C"
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Undefined is the color passed to Split by ranks that want no new
 // communicator (MPI_UNDEFINED). Any negative color means the same.
@@ -21,6 +24,29 @@ type Comm struct {
 	rank int
 	size int
 	name string // "world" or "self" for the predefined communicators
+	// idleUs, when positive, makes Barrier, Bcast and Allreduce wait
+	// without spinning (SetIdleWait).
+	idleUs int
+}
+
+// SetIdleWait makes Barrier, Bcast, Allreduce (and the plan that starts
+// Gatherv and Scatterv) on c wait for slow peers by polling with pauses
+// growing up to max instead of spinning; max <= 0 restores MPI's own
+// blocking calls. Ranks that wait long for one busy rank, as a checkpoint's
+// group members wait for their leader, then leave their cores to it. It
+// costs up to max of latency per call once a wait lasts longer than 20
+// microseconds.
+//
+// Every rank of c must make the same choice before its next collective on
+// c: these waits use MPI's nonblocking collectives (MPI_Ibarrier, MPI_Ibcast,
+// MPI_Iallreduce), which do not match the blocking ones. Communicators
+// derived from c (Split, Dup) do not inherit the setting. Not safe
+// concurrently with collectives on c.
+func (c *Comm) SetIdleWait(max time.Duration) {
+	c.idleUs = int(min(max, time.Second) / time.Microsecond)
+	if max > 0 && c.idleUs == 0 {
+		c.idleUs = 1
+	}
 }
 
 // attach binds c to table slot h and caches rank and size.
@@ -81,6 +107,9 @@ func (c *Comm) Barrier() error {
 	h, err := c.handle("Barrier")
 	if err != nil {
 		return err
+	}
+	if c.idleUs > 0 {
+		return codeError("Barrier", C.ck_barrier_idle(h, C.int(c.idleUs)))
 	}
 	return codeError("Barrier", C.ck_barrier(h))
 }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shim.h"
 
@@ -220,6 +221,50 @@ int ck_bcast(int h, void *buf, int count, int dt, int root) {
 int ck_allreduce(int h, const void *send, void *recv, int count, int dt, int o) {
 	COMM_OR_FAIL(c, h);
 	return MPI_Allreduce(send == NULL ? MPI_IN_PLACE : send, recv, count, dtype(dt), op(o), c);
+}
+
+// wait_idle completes req without spinning for long: it tests in a tight
+// loop for about 20 microseconds (a peer that is already there answers at
+// once), then sleeps between tests, doubling the pause up to max_us. A rank
+// that waits long for a slow peer then leaves the core to the processes
+// doing the work instead of polling shared memory.
+static int wait_idle(MPI_Request *req, int max_us) {
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long pause_ns = 10000;
+	for (;;) {
+		int done = 0;
+		int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+		if (rc != MPI_SUCCESS || done) return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spun = (now.tv_sec - t0.tv_sec) * 1000000000L + (now.tv_nsec - t0.tv_nsec);
+		if (spun < 20000) continue;
+		struct timespec d = {0, pause_ns};
+		nanosleep(&d, NULL);
+		pause_ns *= 2;
+		if (pause_ns > (long)max_us * 1000) pause_ns = (long)max_us * 1000;
+	}
+}
+
+int ck_barrier_idle(int h, int max_us) {
+	COMM_OR_FAIL(c, h);
+	MPI_Request req;
+	int rc = MPI_Ibarrier(c, &req);
+	return rc != MPI_SUCCESS ? rc : wait_idle(&req, max_us);
+}
+
+int ck_bcast_idle(int h, void *buf, int count, int dt, int root, int max_us) {
+	COMM_OR_FAIL(c, h);
+	MPI_Request req;
+	int rc = MPI_Ibcast(buf, count, dtype(dt), root, c, &req);
+	return rc != MPI_SUCCESS ? rc : wait_idle(&req, max_us);
+}
+
+int ck_allreduce_idle(int h, const void *send, void *recv, int count, int dt, int o, int max_us) {
+	COMM_OR_FAIL(c, h);
+	MPI_Request req;
+	int rc = MPI_Iallreduce(send == NULL ? MPI_IN_PLACE : send, recv, count, dtype(dt), op(o), c, &req);
+	return rc != MPI_SUCCESS ? rc : wait_idle(&req, max_us);
 }
 
 int ck_allgather(int h, const void *send, int count, void *recv, int dt) {

@@ -44,6 +44,12 @@ int ck_abort(int h, int code);
 int ck_barrier(int h);
 int ck_bcast(int h, void *buf, int count, int dt, int root);
 int ck_allreduce(int h, const void *send, void *recv, int count, int dt, int op); // send NULL: in place
+// The _idle variants run the nonblocking collective and wait for it by
+// testing, then sleeping up to max_us microseconds between tests. They
+// match only each other: every rank must use the same variant.
+int ck_barrier_idle(int h, int max_us);
+int ck_bcast_idle(int h, void *buf, int count, int dt, int root, int max_us);
+int ck_allreduce_idle(int h, const void *send, void *recv, int count, int dt, int o, int max_us);
 int ck_allgather(int h, const void *send, int count, void *recv, int dt);
 int ck_gather(int h, const void *send, int count, void *recv, int dt, int root);
 int ck_gatherv(int h, const void *send, int scount, void *recv, const int *counts,

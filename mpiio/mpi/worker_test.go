@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // worker runs every check as one rank of an mpirun job and returns the exit
@@ -48,6 +50,7 @@ func worker() int {
 		{"split-shared", checkSplitShared},
 		{"dup-concurrent", checkDupConcurrent},
 		{"empty", checkEmpty},
+		{"idle-wait", checkIdleWait},
 	}
 	for _, c := range checks {
 		if err := c.fn(w); err != nil {
@@ -566,4 +569,47 @@ func checkEmpty(w *Comm) error {
 		return fmt.Errorf("empty Sendrecv: %+v %v", st, err)
 	}
 	return nil
+}
+
+// checkIdleWait runs the collective checks again on a duplicate set to
+// wait idly, then has rank 0 arrive 300 ms late at a Barrier: the others
+// must have waited without spinning (CPU time well under the wait).
+func checkIdleWait(w *Comm) error {
+	c, err := w.Dup()
+	if err != nil {
+		return err
+	}
+	defer c.Free()
+	c.SetIdleWait(time.Millisecond)
+	for _, check := range []func(*Comm) error{checkBcast, checkAllreduce, checkGatherv, checkScatterv, checkVectorBadArgs} {
+		if err := check(c); err != nil {
+			return err
+		}
+	}
+	const late = 300 * time.Millisecond
+	if c.Rank() == 0 {
+		time.Sleep(late)
+		return c.Barrier()
+	}
+	before, start := cpuTime(), time.Now()
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	used, waited := cpuTime()-before, time.Since(start)
+	if waited < late/2 {
+		return fmt.Errorf("barrier returned after %v, before rank 0 arrived", waited)
+	}
+	if used > waited/4 {
+		return fmt.Errorf("waiting %v at an idle barrier used %v of CPU: it spins", waited, used)
+	}
+	return nil
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

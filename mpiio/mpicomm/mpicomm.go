@@ -7,6 +7,8 @@
 package mpicomm
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/ckptio/ckptio/collective"
@@ -76,3 +78,7 @@ func (w *Comm) Dup() (collective.Comm, error) {
 }
 
 func (w *Comm) Free() error { return w.c.Free() }
+
+// SetIdleWait makes the collective's waits poll instead of spin
+// (collective.IdleWaiter; mpi.Comm.SetIdleWait).
+func (w *Comm) SetIdleWait(max time.Duration) { w.c.SetIdleWait(max) }
