@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/collective/local"
@@ -287,6 +288,51 @@ func TestRestoreFailureReachesEveryRank(t *testing.T) {
 		_, err = s.Restore(ctx, b, 1, regions)
 		if err == nil || !strings.Contains(err.Error(), "restore of j failed") {
 			return fmt.Errorf("restore with corrupt blocks: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSlowStoresKeepTheirBlocks: a leader gathers each round into one of a
+// few slabs and puts blocks straight from it, so a slab must not be
+// gathered into again before the stores have taken all of its blocks. The
+// stores here copy a block only after a pause (memstore checks the hash on
+// arrival, then sleeps in the fault hook, then copies): a slab reused too
+// early would leave other bytes behind the right hash, which the restore
+// would find.
+func TestSlowStoresKeepTheirBlocks(t *testing.T) {
+	ctx := context.Background()
+	cl := clienttest.New(3)
+	for _, m := range cl.Mem {
+		m.SetFaults(memstore.Faults{Put: func(storage.Hash) error {
+			time.Sleep(time.Duration(rand.Intn(2000)) * time.Microsecond)
+			return nil
+		}})
+	}
+	err := local.Run(4, func(c collective.Comm) error {
+		// 16 KiB of leader memory: 4 slabs of one 4 KiB block per member.
+		s, err := collective.NewSession(c, collective.Options{BlockSize: 4096, LeaderMemory: 1 << 14})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		rng := rand.New(rand.NewSource(int64(c.Rank())))
+		orig := []collective.Region{{Name: "field", Data: make([]byte, 40*4096+123)}}
+		rng.Read(orig[0].Data)
+		live := clone(orig)
+		if _, err := s.Checkpoint(ctx, b, live, nil); err != nil {
+			return err
+		}
+		clear(live[0].Data)
+		if _, err := s.Restore(ctx, b, 0, live); err != nil {
+			return err
+		}
+		if !bytes.Equal(orig[0].Data, live[0].Data) {
+			return fmt.Errorf("rank %d: restored data differs", c.Rank())
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package collective
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,10 +21,13 @@ type Options struct {
 	// share memory).
 	RanksPerLeader int
 	// LeaderMemory bounds the bytes a leader holds at once, whatever the
-	// checkpoint size: half for the gather (or scatter) buffer of a round,
-	// half for blocks in flight to stores. 0 = DefaultLeaderMemory. A round
-	// carries at least one block per member, so the true bound is
-	// max(LeaderMemory, 2 x members x BlockSize).
+	// checkpoint size. Writing, it is cut into 4 slabs: a round gathers
+	// into a free slab and its blocks go to the stores from there, so a
+	// slab is busy until the stores hold its blocks. Restoring, it is two
+	// scatter buffers, one filled from the stores while the other is
+	// scattered. 0 = DefaultLeaderMemory. A round carries at least one
+	// block per member, so the true bound is max(LeaderMemory, 4 x members
+	// x the largest block).
 	LeaderMemory int64
 	// BlockSize is the size of fixed blocks when Chunker is nil, and the
 	// least size of a leader's block buffers; 0 = chunk.DefaultSize.
@@ -31,7 +35,26 @@ type Options struct {
 	// Chunker cuts regions into blocks (fixed or content-defined); nil =
 	// fixed blocks of BlockSize.
 	Chunker chunk.Chunker
-	Logger  *zap.Logger // nil = no logging
+	// IdleWait is the longest pause between polls while a rank waits in
+	// one of the session's collectives, for Comms that implement
+	// IdleWaiter: group members wait there for their leader during the
+	// whole write, and spinning would take the cores the leader and the
+	// stores need (or the application, during an asynchronous
+	// checkpoint). 0 = DefaultIdleWait; negative = the Comm's own
+	// blocking calls. Every rank must pass the same value.
+	IdleWait time.Duration
+	Logger   *zap.Logger // nil = no logging
+}
+
+// DefaultIdleWait is Options.IdleWait's default: at most half a
+// millisecond of latency per collective call that had to wait.
+const DefaultIdleWait = 500 * time.Microsecond
+
+// IdleWaiter is implemented by Comms (mpiio/mpi) whose Barrier, Bcast and
+// Allreduce can wait for slow peers by polling with pauses up to max
+// instead of spinning. Every rank of the Comm must set the same.
+type IdleWaiter interface {
+	SetIdleWait(max time.Duration)
 }
 
 // Session holds the communicators of one checkpointing job: the world, the
@@ -42,8 +65,8 @@ type Session struct {
 	log     *zap.Logger
 	world   Comm
 	group   Comm
-	leaders Comm     // nil on non-leaders
-	bufs    *bufPool // a leader's block buffers, kept across checkpoints
+	leaders Comm      // nil on non-leaders
+	slabs   *slabPool // a leader's gather buffers, kept across checkpoints
 }
 
 // NewSession forms the aggregation groups. It is collective over world and
@@ -82,6 +105,15 @@ func NewSession(world Comm, opts Options) (*Session, error) {
 	}
 	if s.leaders, err = s.world.Split(color, rank); err != nil {
 		return nil, fmt.Errorf("collective: forming the leaders' communicator: %w", err)
+	}
+	idle := opts.IdleWait
+	if idle == 0 {
+		idle = DefaultIdleWait
+	}
+	for _, c := range []Comm{s.world, s.group, s.leaders} {
+		if iw, ok := c.(IdleWaiter); ok && idle > 0 {
+			iw.SetIdleWait(idle)
+		}
 	}
 	return s, nil
 }

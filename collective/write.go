@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -219,7 +220,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	if len(flags) != len(mine) {
 		return client.Result{}, fmt.Errorf("collective: leader asked for %d segments, this rank cut %d", len(flags), len(mine))
 	}
-	c := s.chunk()
+	c := s.writeChunk()
 	agreed := make([]int64, 1)
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), c), agreed, OpMax); err != nil {
 		return client.Result{}, err
@@ -239,15 +240,14 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	}
 	rounds = agreed[0]
 
-	var sendBuf, recv []byte
-	maxSeg := int64(s.opts.BlockSize)
-	if s.opts.Chunker != nil {
-		maxSeg = max(maxSeg, int64(s.opts.Chunker.Max()))
+	var sendBuf []byte
+	var slabs *slabPool
+	if s.IsLeader() {
+		if s.slabs == nil || s.slabs.size < int(c)*s.group.Size() {
+			s.slabs = newSlabPool(writeSlabs, int(c)*s.group.Size())
+		}
+		slabs = s.slabs
 	}
-	if s.bufs == nil || s.bufs.size < int(maxSeg) {
-		s.bufs = newBufPool(int(maxSeg), int(s.opts.LeaderMemory/2/maxSeg)+1)
-	}
-	pool := s.bufs
 	size := s.group.Size()
 	counts, displs := make([]int, size), make([]int, size)
 	for r := 0; r < int(rounds); r++ {
@@ -255,6 +255,8 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 		if r < len(myRounds) {
 			send, sendBuf = assemble(regions, myRounds[r], sendBuf)
 		}
+		var sl *slab
+		var recv []byte
 		if s.IsLeader() {
 			total := 0
 			for m := range plans {
@@ -264,35 +266,44 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 				}
 				total += counts[m]
 			}
-			if cap(recv) < total {
-				recv = make([]byte, total)
+			// Wait for a slab whose blocks are all stored. A failed
+			// writer releases blocks at once, so this cannot hang on
+			// dead stores; ctx bounds the rest.
+			var err error
+			if sl, err = slabs.get(ctx); err != nil && local == nil {
+				local = fmt.Errorf("leader: %w", err)
 			}
-			recv = recv[:total]
+			if sl == nil {
+				sl = &slab{buf: make([]byte, total)} // only to take part in the round
+			}
+			recv = sl.buf[:total]
 		}
 		if err := s.group.Gatherv(send, recv, counts, displs, 0); err != nil {
 			return client.Result{}, fmt.Errorf("gathering round %d: %w", r, err)
 		}
-		if !s.IsLeader() || local != nil {
+		if !s.IsLeader() {
 			continue
 		}
+		// Blocks are put straight from the slab, which returns to the
+		// pool once the last of them is stored.
 		for m := range plans {
-			if r >= len(plans[m]) {
+			if r >= len(plans[m]) || local != nil {
 				continue
 			}
 			off := displs[m]
 			for _, seg := range plans[m][r] {
-				bp := pool.get()
-				data := (*bp)[:seg.len]
-				copy(data, recv[off:off+int(seg.len)])
+				data := recv[off : off+int(seg.len) : off+int(seg.len)]
 				off += int(seg.len)
 				ref := manifest.Block{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank),
 					Offset: seg.off, Hash: seg.hash}
-				if err := w.PutBlock(ctx, ref, data, false, func() { pool.put(bp) }); err != nil {
+				sl.hold()
+				if err := w.PutBlock(ctx, ref, data, false, sl.release); err != nil {
 					local = fmt.Errorf("leader: %w", err)
 					break
 				}
 			}
 		}
+		sl.release()
 	}
 	if !s.IsLeader() || w == nil {
 		return client.Result{}, local
@@ -341,7 +352,9 @@ func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index) (
 	if s.opts.Chunker != nil {
 		wopts.BlockSize = max(wopts.BlockSize, s.opts.Chunker.Max())
 	}
-	wopts.MaxBuffered = s.opts.LeaderMemory / 2
+	// The slabs bound the leader's memory; this only has to let all of
+	// them be in flight.
+	wopts.MaxBuffered = writeSlabs * s.writeChunk() * int64(s.group.Size())
 	wopts.Reuse = prev
 	targets, err := b.Pool.Targets(ctx)
 	if err != nil {
@@ -473,32 +486,69 @@ func leaderOnly(leader bool, v ...int64) []int64 {
 	return v
 }
 
-// bufPool keeps the leader's block buffers for reuse. Unlike sync.Pool it
-// is not emptied by the garbage collector, so a leader stops allocating
-// once the writer's in-flight bound is reached, and its memory stays near
-// that bound instead of growing with the garbage of every checkpoint.
-type bufPool struct {
-	size int
-	free chan *[]byte
-}
+// writeSlabs is how many gather buffers (slabs) a leader's memory is cut
+// into when writing. A round gathers into a free slab and its blocks go to
+// the stores straight from it, so while one slab fills, the blocks of the
+// others are on their way to the stores: MPI and TCP overlap, and no byte
+// is copied between the gather and the socket.
+const writeSlabs = 4
 
-func newBufPool(size, keep int) *bufPool {
-	return &bufPool{size: size, free: make(chan *[]byte, keep)}
-}
-
-func (p *bufPool) get() *[]byte {
-	select {
-	case b := <-p.free:
-		return b
-	default:
-		b := make([]byte, p.size)
-		return &b
+// writeChunk is the bytes a member sends its leader per round of a write:
+// one slab shared by the group, at least one block each.
+func (s *Session) writeChunk() int64 {
+	c := s.opts.LeaderMemory / writeSlabs / int64(s.group.Size())
+	c = max(c, int64(s.opts.BlockSize))
+	if s.opts.Chunker != nil {
+		c = max(c, int64(s.opts.Chunker.Max()))
 	}
+	return c
 }
 
-func (p *bufPool) put(b *[]byte) {
+// slabPool holds a leader's slabs across checkpoints, allocating them as
+// rounds first need them.
+type slabPool struct {
+	size int
+	free chan *slab
+	made int // touched only by the leader's round loop
+}
+
+// slab is one gather buffer. refs counts the blocks in it not yet stored,
+// plus one while the round hands them out; at zero it returns to its pool.
+type slab struct {
+	buf  []byte
+	refs atomic.Int32
+	pool *slabPool
+}
+
+func newSlabPool(n, size int) *slabPool {
+	return &slabPool{size: size, free: make(chan *slab, n)}
+}
+
+// get waits for a free slab and holds it once for the round.
+func (p *slabPool) get(ctx context.Context) (*slab, error) {
+	var sl *slab
 	select {
-	case p.free <- b:
+	case sl = <-p.free:
 	default:
+		if p.made < cap(p.free) {
+			p.made++
+			sl = &slab{buf: make([]byte, p.size), pool: p}
+			break
+		}
+		select {
+		case sl = <-p.free:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	sl.refs.Store(1)
+	return sl, nil
+}
+
+func (sl *slab) hold() { sl.refs.Add(1) }
+
+func (sl *slab) release() {
+	if sl.refs.Add(-1) == 0 && sl.pool != nil {
+		sl.pool.free <- sl
 	}
 }
