@@ -144,7 +144,7 @@ func (c *conn) next(br *bufio.Reader) (wire.Frame, error) {
 		}
 		return wire.Frame{}, err
 	}
-	return wire.ReadFrame(br, c.s.opts.MaxPayload)
+	return wire.ReadFrameBuf(br, c.s.opts.MaxPayload, c.s.payloads.get)
 }
 
 // readFailed decides how a connection whose read failed ends.
@@ -194,6 +194,11 @@ func (c *conn) handle(f wire.Frame) {
 		}
 	} else {
 		r.parts = parts
+	}
+	if f.Op == wire.OpPutBlock {
+		// Put does not retain its data (storage.BlockStore), and its
+		// reply does not refer to the request.
+		c.s.payloads.put(f.Payload)
 	}
 	c.replies <- r
 }

@@ -126,6 +126,14 @@ func ParseHeader(b []byte) (Header, error) {
 // ReadFrame reads exactly the frame's bytes, so a caller may switch from an
 // unbuffered reader to a buffered one between frames.
 func ReadFrame(r io.Reader, maxPayload int) (Frame, error) {
+	return ReadFrameBuf(r, maxPayload, nil)
+}
+
+// ReadFrameBuf is ReadFrame reading the payload into get(n) when get is not
+// nil and returns a slice of length n (a recycled buffer); otherwise it
+// allocates as ReadFrame does. get is called only after the length passed
+// the maxPayload check.
+func ReadFrameBuf(r io.Reader, maxPayload int, get func(n int) []byte) (Frame, error) {
 	if maxPayload <= 0 {
 		maxPayload = DefaultMaxPayload
 	}
@@ -150,11 +158,22 @@ func ReadFrame(r io.Reader, maxPayload int) (Frame, error) {
 	if h.Length == 0 {
 		return f, nil
 	}
-	f.Payload, err = readPayload(r, int(h.Length))
+	n := int(h.Length)
+	var buf []byte
+	if get != nil {
+		buf = get(n)
+	}
+	if len(buf) == n {
+		_, err = io.ReadFull(r, buf)
+		err = eofIsUnexpected(err)
+	} else {
+		buf, err = readPayload(r, n)
+	}
 	if err != nil {
 		return Frame{Header: h}, fmt.Errorf("wire: %s frame id %d: truncated payload of %d bytes: %w",
 			h.Op, h.ID, h.Length, err)
 	}
+	f.Payload = buf
 	return f, nil
 }
 
