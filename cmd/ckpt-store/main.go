@@ -48,6 +48,7 @@ func main() {
 	tokenFile := fs.String("token-file", "", "file holding the cluster token")
 	beat := fs.Duration("heartbeat", 2*time.Second, "interval between heartbeats to the manager")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until the store stops")
 	var tf tlsFiles
 	fs.StringVar(&tf.cert, "tls-cert", "", "serve TLS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&tf.key, "tls-key", "", "PEM private key of --tls-cert")
@@ -56,7 +57,16 @@ func main() {
 	if fs.NArg() > 0 {
 		cli.Exit("ckpt-store", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
-	cli.Exit("ckpt-store", run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf))
+	stopProfile := func() {}
+	if *cpuprofile != "" {
+		var err error
+		if stopProfile, err = cli.StartCPUProfile(*cpuprofile); err != nil {
+			cli.Exit("ckpt-store", fmt.Errorf("--cpuprofile: %w", err))
+		}
+	}
+	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf)
+	stopProfile()
+	cli.Exit("ckpt-store", err)
 }
 
 // tlsFiles are the TLS flags.

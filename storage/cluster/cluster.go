@@ -49,6 +49,9 @@ type Options struct {
 	BinDir string
 	// Progress, if set, receives one line per step ("starting store 2 ...").
 	Progress func(string)
+	// ProfileDir, if set, makes every store write a CPU profile there
+	// (store-N.prof) until it stops; for benchmarks.
+	ProfileDir string
 }
 
 // Info describes a running local cluster.
@@ -137,8 +140,11 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 	for i := 0; i < opts.Stores; i++ {
 		dir := filepath.Join(opts.Home, fmt.Sprintf("store-%d", i))
 		opts.Progress(fmt.Sprintf("starting ckpt-store %d (quota %s, blocks in %s)", i, opts.Quota, dir))
-		pid, saddr, err := start(ctx, filepath.Join(bin, "ckpt-store"), filepath.Join(opts.Home, "logs", fmt.Sprintf("store-%d.log", i)),
-			"--listen", "127.0.0.1:0", "--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile)
+		args := []string{"--listen", "127.0.0.1:0", "--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile}
+		if opts.ProfileDir != "" {
+			args = append(args, "--cpuprofile", filepath.Join(opts.ProfileDir, fmt.Sprintf("store-%d.prof", i)))
+		}
+		pid, saddr, err := start(ctx, filepath.Join(bin, "ckpt-store"), filepath.Join(opts.Home, "logs", fmt.Sprintf("store-%d.log", i)), args...)
 		if err != nil {
 			return fail(err)
 		}
