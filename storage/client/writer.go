@@ -21,11 +21,34 @@ import (
 const DefaultBlockSize = 1 << 20
 
 // DefaultWindow is the number of puts a Writer keeps outstanding per store
-// when WriterOptions.Window is zero. Chosen by BenchmarkPutWindow in
-// storage/remote: over loopback, 64 KiB blocks gain about 2x from a window
-// of 1 to 4-16 and 1 MiB blocks are CPU-bound past 4; on real links with a
-// round-trip time a deeper window matters more, so 16.
+// for 1 MiB blocks when WriterOptions.Window is zero; smaller blocks get
+// more (WindowFor), so that about DefaultWindowBytes are in flight per
+// store. Chosen by measurement: over emulated 1 Gbit/s links (bench-net)
+// 1 MiB blocks need a window of 16 to keep the link busy (4 reached 88%
+// of the line rate); over loopback on one disk, 64 KiB blocks at window 64
+// made the 4x64 MiB full checkpoint 20% faster than at 16 (median of 5:
+// 0.88 s against 1.10 s), since a store's group commit then syncs 4 MiB at
+// a time instead of 1.
 const DefaultWindow = 16
+
+// DefaultWindowBytes is the bytes a Writer keeps in flight per store when
+// WriterOptions.Window is zero, within MinWindow and MaxWindow puts.
+const DefaultWindowBytes = 16 << 20
+
+// Bounds of the default window in puts. MaxWindow is the stores' own
+// bound on the requests of one connection (store.DefaultMaxInFlight).
+const (
+	MinWindow = 16
+	MaxWindow = 64
+)
+
+// WindowFor returns the default window for blocks of blockSize bytes.
+func WindowFor(blockSize int) int {
+	if blockSize <= 0 {
+		return DefaultWindow
+	}
+	return min(MaxWindow, max(MinWindow, DefaultWindowBytes/blockSize))
+}
 
 // Target is a store a Writer may place blocks on.
 type Target struct {
@@ -42,7 +65,7 @@ type WriterOptions struct {
 	// content-defined chunking); nil = fixed BlockSize blocks. BlockSize
 	// must be at least its Max.
 	Chunker chunk.Chunker
-	Window  int // outstanding puts per store; 0 = DefaultWindow
+	Window  int // outstanding puts per store; 0 = WindowFor(BlockSize)
 	// MaxBuffered bounds the bytes of blocks handed to the writer and not
 	// yet stored, across all stores; 0 = Window blocks per store.
 	// PutBlock blocks while the bound is reached.
@@ -167,7 +190,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("client: block size %d above the limit %d", opts.BlockSize, storage.MaxBlockSize)
 	}
 	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
+		opts.Window = WindowFor(opts.BlockSize)
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = min(2, len(targets))

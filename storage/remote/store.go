@@ -17,7 +17,7 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultWindow        = 16
+	DefaultWindow        = 64 // as many as a store runs per connection (store.DefaultMaxInFlight)
 	DefaultDialTimeout   = 3 * time.Second
 	DefaultWriteTimeout  = time.Minute
 	DefaultRedialBackoff = time.Second
