@@ -30,7 +30,7 @@ func TestReuseOnlyUnderTheSameKey(t *testing.T) {
 		regs := regionsFor(c.Rank(), 1)
 		for i, k := range []*crypt.Key{k1, k1, k2, nil, k2} {
 			b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool(),
-				Writer: client.WriterOptions{Encode: codec.Compress}, Reader: client.ReaderOptions{Decode: k.Decode}}
+				Writer: client.WriterOptions{Encode: codec.Encode}, Reader: client.ReaderOptions{Decode: k.Decode}}
 			if k != nil {
 				b.Writer.Seal = k.Seal
 			}

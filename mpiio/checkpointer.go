@@ -141,7 +141,7 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 	}
 	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic}
 	if !cfg.NoCompress {
-		wopts.Encode = codec.Compress
+		wopts.Encode = codec.Encode
 	}
 	if cp.key != nil {
 		wopts.Seal = cp.key.Seal

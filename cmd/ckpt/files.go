@@ -76,7 +76,7 @@ previous version written with the same key. --new-key creates F first
 			}
 			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker, Replicas: replicas, Optimistic: mode == "optimistic"}
 			if !noCompress {
-				opts.Encode = codec.Compress
+				opts.Encode = codec.Encode
 			}
 			if key != nil {
 				opts.Seal = key.Seal

@@ -82,9 +82,11 @@ type WriterOptions struct {
 	// (pessimistic, the default) all Replicas copies must be durable and
 	// the write fails when fewer stores than that will take a block.
 	Optimistic bool
-	// Encode turns a block's logical bytes into stored bytes (compression);
-	// nil = stored raw. It may return data itself.
-	Encode func(data []byte) ([]byte, manifest.Codec)
+	// Encode turns a block's logical bytes into stored bytes (compression,
+	// codec.Encode); nil = stored raw. It may return data itself, or write
+	// into dst, a buffer of the block size the writer recycles once the
+	// block is stored.
+	Encode func(dst, data []byte) ([]byte, manifest.Codec)
 	// Seal, if set, turns every new block's bytes as Encode left them (or
 	// raw, codec c) into the bytes stored, and names their codec:
 	// client-side encryption (storage/crypt's Key.Seal). h is the hash of
@@ -479,12 +481,29 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 	w.record(prev, false, 0)
 }
 
+// encodeBufs recycles the buffers blocks are compressed into: a writer
+// probing a large object for compressibility otherwise leaves a block of
+// garbage per probe (64 MiB per GiB of simulation data).
+var encodeBufs sync.Pool
+
+// getEncodeBuf returns a pooled buffer of capacity at least n.
+func getEncodeBuf(n int) *[]byte {
+	if bp, ok := encodeBufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n)
+	return &b
+}
+
 // store encodes and puts one block, moving it to another store when the
 // chosen one refuses it. It records the block and returns it.
 func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (manifest.Block, bool) {
 	stored, codec := data, manifest.CodecRaw
 	if w.opts.Encode != nil && w.tryCompress(ref) {
-		stored, codec = w.opts.Encode(data)
+		dst := getEncodeBuf(len(data))
+		defer encodeBufs.Put(dst)
+		stored, codec = w.opts.Encode(*dst, data)
 		w.learn(ref, len(data), len(stored))
 	}
 	if w.opts.Seal != nil {

@@ -29,27 +29,6 @@ func Encode(dst, src []byte) (stored []byte, codec manifest.Codec) {
 	return defaultEngine.encode(dst, src)
 }
 
-// Compress is Encode for a caller that keeps the result, such as
-// client.WriterOptions.Encode: a compressed block comes back in a new slice
-// of its exact length, a raw one as src itself. It compresses into a pooled
-// buffer, so incompressible blocks allocate nothing.
-func Compress(src []byte) ([]byte, manifest.Codec) {
-	bp := scratch.Get().(*[]byte)
-	defer scratch.Put(bp)
-	if cap(*bp) < len(src) {
-		*bp = make([]byte, len(src))
-	}
-	stored, c := Encode(*bp, src)
-	if c == manifest.CodecLZ4 {
-		out := make([]byte, len(stored))
-		copy(out, stored)
-		return out, c
-	}
-	return src, c
-}
-
-var scratch = sync.Pool{New: func() any { return new([]byte) }}
-
 // Decode returns the length logical bytes of a block stored as stored in
 // codec c. A raw block is returned as stored itself; an lz4 block is decoded
 // into dst (grown if its capacity is under length). dst and stored must not

@@ -162,27 +162,3 @@ func TestDecodeErrors(t *testing.T) {
 		t.Errorf("lz4 bytes for an empty block: %v, want ErrCorrupt", err)
 	}
 }
-
-func TestCompress(t *testing.T) {
-	zero := zeros(0, 100000)
-	a, c := Compress(zero)
-	if c != manifest.CodecLZ4 || len(a) != cap(a) {
-		t.Fatalf("Compress(zeros): codec %q, len %d cap %d; want lz4 of exact capacity", c, len(a), cap(a))
-	}
-	txt := text(1, 100000)
-	b, _ := Compress(txt)
-	if got, err := Decode(nil, manifest.CodecLZ4, a, len(zero)); err != nil || !bytes.Equal(got, zero) {
-		t.Fatalf("first result changed by the second call: %v", err)
-	}
-	if got, err := Decode(nil, manifest.CodecLZ4, b, len(txt)); err != nil || !bytes.Equal(got, txt) {
-		t.Fatalf("round trip: %v", err)
-	}
-	rnd := randomData(1, 100000)
-	if s, c := Compress(rnd); c != manifest.CodecRaw || &s[0] != &rnd[0] {
-		t.Fatalf("Compress(random): codec %q; want raw, src itself", c)
-	}
-	Compress(rnd)
-	if a := testing.AllocsPerRun(20, func() { Compress(rnd) }); a > 0 && !raceEnabled {
-		t.Errorf("Compress allocates %v times for an incompressible block", a)
-	}
-}

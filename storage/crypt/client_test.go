@@ -58,7 +58,7 @@ func put(t *testing.T, c *clienttest.Cluster, job string, key *crypt.Key, compre
 	ctx := context.Background()
 	opts := client.WriterOptions{BlockSize: 4096, Replicas: 2}
 	if compress {
-		opts.Encode = codec.Compress
+		opts.Encode = codec.Encode
 	}
 	if key != nil {
 		opts.Seal = key.Seal

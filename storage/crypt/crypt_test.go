@@ -53,7 +53,7 @@ func encode(t testing.TB, k *Key, data []byte, compress bool) ([]byte, manifest.
 	t.Helper()
 	msg, c := data, manifest.CodecRaw
 	if compress {
-		msg, c = codec.Compress(data)
+		msg, c = codec.Encode(nil, data)
 	}
 	stored, sc, err := k.Seal(storage.Sum(data), c, msg)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestWrongKeyOrTampering(t *testing.T) {
 	check("read as the other codec", k, other, stored, ErrDecrypt)
 
 	// Without a key, an unencrypted block still reads.
-	plain, pc := codec.Compress(data)
+	plain, pc := codec.Encode(nil, data)
 	if got, err := (*Key)(nil).Decode(block(data, plain, pc), plain); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("unencrypted block without a key: %v", err)
 	}

@@ -31,7 +31,7 @@
 // nonce, and the 16-byte tag after the ciphertext. The manifest's Key is
 // BLAKE3-256 of the stored bytes, which the stores check as for any block.
 //
-// A writer seals with client.WriterOptions{Encode: codec.Compress, Seal:
+// A writer seals with client.WriterOptions{Encode: codec.Encode, Seal:
 // key.Seal}: the writer applies Seal to every new block after Encode (which
 // it may skip for blocks that do not compress); a reader opens them with
 // client.ReaderOptions{Decode: key.Decode}.
