@@ -21,11 +21,11 @@ type Options struct {
 	// share memory).
 	RanksPerLeader int
 	// LeaderMemory bounds the bytes a leader holds at once, whatever the
-	// checkpoint size. Writing, it is cut into 4 slabs: a round gathers
+	// checkpoint size. It is cut into 4 slabs. Writing, a round gathers
 	// into a free slab and its blocks go to the stores from there, so a
-	// slab is busy until the stores hold its blocks. Restoring, it is two
-	// scatter buffers, one filled from the stores while the other is
-	// scattered. 0 = DefaultLeaderMemory. A round carries at least one
+	// slab is busy until the stores hold its blocks. Restoring, rounds
+	// are read from the stores into slabs, up to three ahead of the one
+	// being scattered. 0 = DefaultLeaderMemory. A round carries at least one
 	// block per member, so the true bound is max(LeaderMemory, 4 x members
 	// x the largest block).
 	LeaderMemory int64
@@ -67,6 +67,8 @@ type Session struct {
 	group   Comm
 	leaders Comm      // nil on non-leaders
 	slabs   *slabPool // a leader's gather buffers, kept across checkpoints
+	sendBuf []byte    // a rank's send buffer of a write round
+	recvBuf []byte    // a rank's receive buffer of a restore round
 }
 
 // NewSession forms the aggregation groups. It is collective over world and

@@ -59,7 +59,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	}
 	var plans [][][]manifest.Block
 	var local error
-	c := s.chunk()
+	c := s.writeChunk()
 	if s.IsLeader() {
 		plans, local = planRestore(m, metas, c)
 	}
@@ -95,9 +95,9 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	reader := client.NewReader(b.Pool.Resolve, b.Reader)
 	cur := &cursor{regions: regions}
 	size := s.group.Size()
-	// The leader fetches round r+1 from the stores while round r is being
-	// scattered: two buffers, each at most one round (the leader's memory
-	// bound), alternate.
+	// The leader fetches rounds into its slabs (the write's gather
+	// buffers, LeaderMemory/4 each): while one round is scattered, up to
+	// three more are being read from the stores.
 	layout := func(r int) ([]int, []int, int) {
 		c, d := make([]int, size), make([]int, size)
 		total := 0
@@ -112,43 +112,48 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		}
 		return c, d, total
 	}
-	type fetched struct {
-		send           []byte
-		counts, displs []int
-		err            error
-	}
-	var bufs [2][]byte
-	prefetch := func(r int) chan fetched {
+	slabs := s.leaderSlabs()
+	var queue []chan fetched // rounds being fetched, in order
+	stop := false            // after an error: fetch no more
+	launch := func(r int) {
 		ch := make(chan fetched, 1)
-		if !s.IsLeader() || r >= int(rounds) {
+		queue = append(queue, ch)
+		if !s.IsLeader() || stop {
 			ch <- fetched{}
-			return ch
+			return
 		}
 		c, d, total := layout(r)
-		if cap(bufs[r%2]) < total {
-			bufs[r%2] = make([]byte, total)
+		sl, err := slabs.get(ctx)
+		if err != nil {
+			ch <- fetched{err: err}
+			return
 		}
-		buf := bufs[r%2][:total]
+		buf := sl.buf
+		if len(buf) < total {
+			// Blocks larger than this session's rounds (a version written
+			// with bigger blocks): one round of its own size.
+			buf = make([]byte, total)
+		}
+		buf = buf[:total]
 		go func() {
-			f := fetched{send: buf, counts: c, displs: d}
+			f := fetched{sl: sl, send: buf, counts: c, displs: d}
 			f.err = s.fetchRound(ctx, reader, plans, r, buf, d)
 			ch <- f
 		}()
-		return ch
 	}
-	var recvBuf []byte
-	next := prefetch(0)
+	launched := 0
 	for r := 0; r < int(rounds); r++ {
-		f := <-next
+		for launched < int(rounds) && launched < r+writeSlabs {
+			launch(launched)
+			launched++
+		}
+		f := <-queue[0]
+		queue = queue[1:]
 		if local == nil && f.err != nil {
 			local = f.err
 		}
-		if local == nil {
-			next = prefetch(r + 1)
-		} else {
-			next = prefetch(int(rounds)) // stop fetching; keep scattering so no rank blocks
-		}
-		if s.IsLeader() && f.counts == nil {
+		stop = local != nil
+		if s.IsLeader() && (f.counts == nil || f.err != nil) {
 			// Fetching stopped after an error: send zeros of the right
 			// sizes, so every member's Scatterv still matches.
 			var total int
@@ -157,21 +162,43 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		}
 		var recv []byte
 		if r < len(mine) {
-			if cap(recvBuf) < int(mine[r]) {
-				recvBuf = make([]byte, mine[r])
+			if cap(s.recvBuf) < int(mine[r]) {
+				s.recvBuf = make([]byte, mine[r])
 			}
-			recv = recvBuf[:mine[r]]
+			recv = s.recvBuf[:mine[r]]
 		}
-		if err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0); err != nil {
+		err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0)
+		if f.sl != nil {
+			f.sl.release()
+		}
+		if err != nil {
+			drain(queue)
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)
 		}
 		cur.fill(recv)
 	}
-	<-next
+	drain(queue)
 	if err := agree(s.world, local); err != nil {
 		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", b.Job, err)
 	}
 	return m0Version(s, m)
+}
+
+// fetched is one round of a restore as the leader read it.
+type fetched struct {
+	sl             *slab // nil when not read into a slab
+	send           []byte
+	counts, displs []int
+	err            error
+}
+
+// drain waits for the rounds still being fetched and frees their slabs.
+func drain(queue []chan fetched) {
+	for _, ch := range queue {
+		if f := <-ch; f.sl != nil {
+			f.sl.release()
+		}
+	}
 }
 
 // m0Version broadcasts the restored version number from rank 0.
@@ -201,11 +228,9 @@ func (s *Session) fetchRound(ctx context.Context, reader *client.Reader, plans [
 			dst := send[off : off+int(bl.Length)]
 			off += int(bl.Length)
 			g.Go(func() error {
-				data, err := reader.ReadBlock(gctx, bl)
-				if err != nil {
+				if err := reader.ReadBlockInto(gctx, bl, dst); err != nil {
 					return fmt.Errorf("leader: rank %d region %s offset %d: %w", bl.Rank, bl.Object, bl.Offset, err)
 				}
-				copy(dst, data)
 				return nil
 			})
 		}

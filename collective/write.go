@@ -47,29 +47,19 @@ type Result struct {
 	SentBytes    int64
 }
 
-// chunk is the bytes a member sends its leader per round.
-func (s *Session) chunk() int64 {
-	c := s.opts.LeaderMemory / 2 / int64(s.group.Size())
-	c = max(c, int64(s.opts.BlockSize))
-	if s.opts.Chunker != nil {
-		c = max(c, int64(s.opts.Chunker.Max()))
-	}
-	return c
-}
-
 // Checkpoint writes every rank's regions as one new version of b.Job and
 // returns it. Collective over the world. The version commits only if every
 // rank succeeded; otherwise nothing is committed, the previous latest stays
 // latest, and every rank returns the same error naming the failed ranks.
 func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, meta map[string]string) (Result, error) {
 	// 1. Rank 0 opens the transaction; everyone learns whether it did.
-	var raw []byte // the previous version's manifest, on rank 0
+	var last *manifest.Manifest // the previous version, on rank 0
 	id, err := Share(s.world, func() ([]byte, error) {
 		txn, err := b.Catalog.Begin(ctx, b.Job)
 		if err != nil {
 			return nil, err
 		}
-		if raw, err = previous(ctx, b, meta); err != nil {
+		if last, err = previous(ctx, b, meta); err != nil {
 			b.Catalog.Abort(context.WithoutCancel(ctx), txn.ID)
 			return nil, err
 		}
@@ -86,7 +76,7 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 
 	// 2. Leaders learn the previous version; every rank moves the data
 	// that changed to its leader, which writes the blocks.
-	prev, err := s.shareManifest(raw)
+	prev, err := s.shareManifest(last)
 	if err != nil {
 		return Result{}, err
 	}
@@ -117,11 +107,11 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	return r, nil
 }
 
-// previous returns the encoded manifest of the job's latest version, or nil
-// when the job has none, or when its blocks cannot be reused in a version
-// with meta: encrypted with another key, or with a key when meta has none
-// or none when it has one.
-func previous(ctx context.Context, b Backend, meta map[string]string) ([]byte, error) {
+// previous returns the manifest of the job's latest version, or nil when
+// the job has none, or when its blocks cannot be reused in a version with
+// meta: encrypted with another key, or with a key when meta has none or
+// none when it has one.
+func previous(ctx context.Context, b Backend, meta map[string]string) (*manifest.Manifest, error) {
 	m, err := b.Catalog.Manifest(ctx, b.Job, 0)
 	if errors.Is(err, manager.ErrNoVersions) || errors.Is(err, manager.ErrUnknownJob) {
 		return nil, nil
@@ -132,18 +122,32 @@ func previous(ctx context.Context, b Backend, meta map[string]string) ([]byte, e
 	if m.Kind != "mpi" || !crypt.SameKey(m.Meta, meta) {
 		return nil, nil
 	}
-	return manifest.Marshal(m)
+	return m, nil
 }
 
-// shareManifest gives the leaders rank 0's encoded manifest (raw may be
-// nil: no previous version) as an index of its blocks.
-func (s *Session) shareManifest(raw []byte) (client.Index, error) {
+// shareManifest gives the leaders rank 0's previous manifest (nil: none)
+// as an index of its blocks. Rank 0 indexes its own copy; the others
+// receive it encoded, when there are others.
+func (s *Session) shareManifest(last *manifest.Manifest) (client.Index, error) {
 	if s.leaders == nil {
 		return nil, nil
+	}
+	var raw []byte
+	if s.leaders.Rank() == 0 && last != nil && s.leaders.Size() > 1 {
+		var err error
+		if raw, err = manifest.Marshal(last); err != nil {
+			return nil, fmt.Errorf("collective: previous manifest: %w", err)
+		}
 	}
 	raw, err := bcastBytes(s.leaders, 0, raw)
 	if err != nil {
 		return nil, err
+	}
+	if s.leaders.Rank() == 0 {
+		if last == nil {
+			return client.Index{}, nil
+		}
+		return client.NewIndex(last), nil
 	}
 	if len(raw) == 0 {
 		return client.Index{}, nil
@@ -196,13 +200,17 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	var w *client.Writer
 	needed := make([][]byte, s.group.Size())
 	if s.IsLeader() {
-		w, local = s.newWriter(ctx, b, prev)
+		segs := 0
 		for i, raw := range metas {
 			m, err := decodeMeta(raw)
 			if err != nil {
 				return client.Result{}, fmt.Errorf("group member %d: %w", i, err)
 			}
 			members = append(members, m)
+			segs += len(m.segs)
+		}
+		w, local = s.newWriter(ctx, b, prev, segs)
+		for i, m := range members {
 			needed[i] = make([]byte, len(m.segs))
 			for j := range needed[i] {
 				needed[i][j] = 1
@@ -240,20 +248,13 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	}
 	rounds = agreed[0]
 
-	var sendBuf []byte
-	var slabs *slabPool
-	if s.IsLeader() {
-		if s.slabs == nil || s.slabs.size < int(c)*s.group.Size() {
-			s.slabs = newSlabPool(writeSlabs, int(c)*s.group.Size())
-		}
-		slabs = s.slabs
-	}
+	slabs := s.leaderSlabs()
 	size := s.group.Size()
 	counts, displs := make([]int, size), make([]int, size)
 	for r := 0; r < int(rounds); r++ {
 		var send []byte
 		if r < len(myRounds) {
-			send, sendBuf = assemble(regions, myRounds[r], sendBuf)
+			send, s.sendBuf = assemble(regions, myRounds[r], s.sendBuf)
 		}
 		var sl *slab
 		var recv []byte
@@ -346,8 +347,9 @@ func (s *Session) cutRegions(regions []Region) []segment {
 }
 
 // newWriter opens the leader's striping writer.
-func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index) (*client.Writer, error) {
+func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index, blocks int) (*client.Writer, error) {
 	wopts := b.Writer
+	wopts.ExpectBlocks = blocks
 	wopts.BlockSize = s.opts.BlockSize
 	if s.opts.Chunker != nil {
 		wopts.BlockSize = max(wopts.BlockSize, s.opts.Chunker.Max())
@@ -374,8 +376,12 @@ func (s *Session) reuse(ctx context.Context, w *client.Writer, members []regionM
 		return nil
 	}
 	type at struct{ m, j int }
-	var cands []manifest.Block
-	var where []at
+	n := 0
+	for _, meta := range members {
+		n += len(meta.segs)
+	}
+	cands := make([]manifest.Block, 0, n)
+	where := make([]at, 0, n)
 	for m, meta := range members {
 		for j, seg := range meta.segs {
 			if p, ok := prev[seg.hash]; ok && seg.len > 0 && p.Length == seg.len {
@@ -435,10 +441,18 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 	if s.leaders == nil {
 		return Result{}, nil
 	}
-	part, err := manifest.Marshal(&manifest.Manifest{Job: b.Job, Kind: "mpi", Blocks: res.Blocks,
-		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes})
-	if err != nil {
-		return Result{}, err
+	// Rank 0's own blocks stay as they are; the other leaders send theirs
+	// as Arrow. Encoding and decoding a block list costs allocations in
+	// proportion to the checkpoint's blocks, on the leader whose memory
+	// is bounded.
+	own := &manifest.Manifest{Job: b.Job, Kind: "mpi", Blocks: res.Blocks,
+		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes}
+	var part []byte
+	if s.Rank() != 0 {
+		var err error
+		if part, err = manifest.Marshal(own); err != nil {
+			return Result{}, err
+		}
 	}
 	parts, err := gatherBytes(s.leaders, 0, part)
 	if err != nil || s.Rank() != 0 {
@@ -449,12 +463,19 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 	for k, v := range meta {
 		m.Meta[k] = v
 	}
-	for i, p := range parts {
+	partials := []*manifest.Manifest{own}
+	n := len(own.Blocks)
+	for i, p := range parts[1:] {
 		pm, err := manifest.Unmarshal(p)
 		if err != nil {
 			b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
-			return Result{}, fmt.Errorf("leader %d's blocks: %w", i, err)
+			return Result{}, fmt.Errorf("leader %d's blocks: %w", i+1, err)
 		}
+		partials = append(partials, pm)
+		n += len(pm.Blocks)
+	}
+	m.Blocks = make([]manifest.Block, 0, n)
+	for _, pm := range partials {
 		m.Blocks = append(m.Blocks, pm.Blocks...)
 		m.LogicalBytes += pm.LogicalBytes
 		m.NewBytes += pm.NewBytes
@@ -502,6 +523,18 @@ func (s *Session) writeChunk() int64 {
 		c = max(c, int64(s.opts.Chunker.Max()))
 	}
 	return c
+}
+
+// leaderSlabs returns the leader's slabs (nil on other ranks), made for
+// rounds of writeChunk bytes per member.
+func (s *Session) leaderSlabs() *slabPool {
+	if !s.IsLeader() {
+		return nil
+	}
+	if size := int(s.writeChunk()) * s.group.Size(); s.slabs == nil || s.slabs.size < size {
+		s.slabs = newSlabPool(writeSlabs, size)
+	}
+	return s.slabs
 }
 
 // slabPool holds a leader's slabs across checkpoints, allocating them as

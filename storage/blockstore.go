@@ -69,6 +69,14 @@ type BlockStore interface {
 	Close() error
 }
 
+// GetIntoer is implemented by BlockStores that can read a block into the
+// caller's buffer (storage/remote, straight from the connection). GetInto
+// returns dst[:n] when the block fits in cap(dst), a new slice otherwise;
+// dst is not touched after GetInto returns.
+type GetIntoer interface {
+	GetInto(ctx context.Context, h Hash, dst []byte) ([]byte, error)
+}
+
 // Stat is a store's usage, as reported to the manager in heartbeats.
 type Stat struct {
 	ID     string `json:"id"`     // stable store identity, kept in its directory

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -504,5 +505,50 @@ func TestCompressedBlocksLeaveNoGarbage(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > blocks*bs/8 {
 		t.Fatalf("writing %d compressible blocks of %d KiB allocated %d KiB; want under an eighth of the data", blocks, bs>>10, got>>10)
+	}
+}
+
+// TestConfirm: a block is confirmed when any of its stores holds it, and
+// its Stores then names exactly those that do.
+func TestConfirm(t *testing.T) {
+	ctx := context.Background()
+	targets, mem := memTargets(3, 0)
+	w, err := NewWriter(targets, WriterOptions{Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(seed int64, on ...string) manifest.Block {
+		data := randBytes(seed, 1000)
+		h := storage.Sum(data)
+		for _, id := range on {
+			if _, err := mem[id].Put(ctx, h, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return manifest.Block{Hash: h, Key: h, Length: 1000, StoredLength: 1000}
+	}
+	all := put(1, "st-0", "st-1")
+	all.Stores = []string{"st-0", "st-1"}
+	lost := put(2, "st-0")
+	lost.Stores = []string{"st-0", "st-1"}
+	none := put(3)
+	none.Stores = []string{"st-2"}
+	gone := put(4, "st-1")
+	gone.Stores = []string{"st-1", "st-9"} // st-9 is not live
+	blocks := []manifest.Block{all, lost, none, gone}
+	held, err := w.Confirm(ctx, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, true}; !slices.Equal(held, want) {
+		t.Fatalf("held %v, want %v", held, want)
+	}
+	for i, want := range [][]string{{"st-0", "st-1"}, {"st-0"}, {"st-2"}, {"st-1"}} {
+		if !slices.Equal(blocks[i].Stores, want) {
+			t.Fatalf("block %d: stores %v, want %v", i, blocks[i].Stores, want)
+		}
+	}
+	if &blocks[0].Stores[0] != &all.Stores[0] {
+		t.Fatal("a block confirmed on all its stores got a new Stores slice")
 	}
 }

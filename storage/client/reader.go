@@ -58,8 +58,26 @@ func NewReader(stores StoreFunc, opts ReaderOptions) *Reader {
 // ReadBlock returns the logical bytes of b, from the first of its stores
 // that returns bytes matching its key. Every failure is named in the error.
 func (r *Reader) ReadBlock(ctx context.Context, b manifest.Block) ([]byte, error) {
+	return r.read(ctx, b, nil)
+}
+
+// ReadBlockInto is ReadBlock writing the logical bytes into dst, which
+// holds exactly b.Length bytes. Through stores that can (storage.GetIntoer,
+// storage/remote) a raw block travels from the connection straight into
+// dst and a compressed one into a recycled buffer, so a restore allocates
+// nothing per block. dst may hold garbage after an error.
+func (r *Reader) ReadBlockInto(ctx context.Context, b manifest.Block, dst []byte) error {
+	if int64(len(dst)) != b.Length {
+		return fmt.Errorf("client: block %s of %q holds %d bytes, destination %d", b.Key.Short(), b.Object, b.Length, len(dst))
+	}
+	_, err := r.read(ctx, b, dst)
+	return err
+}
+
+// read is ReadBlock, into dst when dst is not nil.
+func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte, error) {
 	if b.Length == 0 {
-		return nil, nil
+		return dst, nil
 	}
 	if len(b.Stores) == 0 {
 		return nil, &storage.BlockError{Op: "get", Store: "(none)", Hash: b.Key,
@@ -67,7 +85,7 @@ func (r *Reader) ReadBlock(ctx context.Context, b manifest.Block) ([]byte, error
 	}
 	var errs []error
 	for _, id := range b.Stores {
-		data, err := r.readFrom(ctx, id, b)
+		data, err := r.readFrom(ctx, id, b, dst)
 		if err == nil {
 			return data, nil
 		}
@@ -81,7 +99,7 @@ func (r *Reader) ReadBlock(ctx context.Context, b manifest.Block) ([]byte, error
 	return nil, joinBlockErrors(errs)
 }
 
-func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block) ([]byte, error) {
+func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block, dst []byte) ([]byte, error) {
 	st, addr, err := r.stores(ctx, id)
 	name := id
 	if addr != "" {
@@ -90,7 +108,19 @@ func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block) ([]b
 	if err != nil {
 		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
 	}
-	stored, err := st.Get(ctx, b.Key)
+	var stored []byte
+	raw := (b.Codec == manifest.CodecRaw || b.Codec == "") && b.Key == b.Hash
+	gi, into := st.(storage.GetIntoer)
+	switch {
+	case dst != nil && into && raw:
+		stored, err = gi.GetInto(ctx, b.Key, dst)
+	case dst != nil && into:
+		bp := getBlockBuf(int(b.StoredLength))
+		defer blockBufs.Put(bp)
+		stored, err = gi.GetInto(ctx, b.Key, *bp)
+	default:
+		stored, err = st.Get(ctx, b.Key)
+	}
 	if err != nil {
 		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
 	}
@@ -98,16 +128,21 @@ func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block) ([]b
 		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key,
 			Err: fmt.Errorf("%w (store returned %d bytes, manifest says %d)", storage.ErrHashMismatch, len(stored), b.StoredLength)}
 	}
-	data, err := decode(r.opts.Decode, b, stored)
+	data, err := decode(r.opts.Decode, b, stored, dst)
 	if err != nil {
 		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
+	}
+	if dst != nil && len(data) > 0 && &data[0] != &dst[0] {
+		copy(dst, data)
+		data = dst
 	}
 	return data, nil
 }
 
 // decode turns stored bytes into logical bytes with dec (nil =
-// codec.Decode) and checks them against the block's hash.
-func decode(dec func(manifest.Block, []byte) ([]byte, error), b manifest.Block, stored []byte) ([]byte, error) {
+// codec.Decode, into dst when dst is not nil) and checks them against the
+// block's hash.
+func decode(dec func(manifest.Block, []byte) ([]byte, error), b manifest.Block, stored, dst []byte) ([]byte, error) {
 	if (b.Codec == manifest.CodecRaw || b.Codec == "") && b.Key == b.Hash {
 		return stored, nil // already verified against the key
 	}
@@ -116,7 +151,7 @@ func decode(dec func(manifest.Block, []byte) ([]byte, error), b manifest.Block, 
 	if dec != nil {
 		data, err = dec(b, stored)
 	} else {
-		data, err = codec.Decode(nil, b.Codec, stored, int(b.Length))
+		data, err = codec.Decode(dst, b.Codec, stored, int(b.Length))
 	}
 	if err != nil {
 		return nil, err

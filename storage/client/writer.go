@@ -70,6 +70,10 @@ type WriterOptions struct {
 	// yet stored, across all stores; 0 = Window blocks per store.
 	// PutBlock blocks while the bound is reached.
 	MaxBuffered int64
+	// ExpectBlocks, if known, is about how many blocks the version will
+	// hold; the writer sizes its block list for it once instead of
+	// growing it.
+	ExpectBlocks int
 	// Reuse holds the blocks of the previous version: a block whose hash is
 	// in it, and which one of its stores still holds, is referenced instead
 	// of sent.
@@ -101,10 +105,10 @@ type Index map[storage.Hash]manifest.Block
 
 // NewIndex indexes the blocks of m (nil m = empty index).
 func NewIndex(m *manifest.Manifest) Index {
-	idx := Index{}
 	if m == nil {
-		return idx
+		return Index{}
 	}
+	idx := make(Index, len(m.Blocks))
 	for _, b := range m.Blocks {
 		if b.Length > 0 && len(b.Stores) > 0 {
 			idx[b.Hash] = b
@@ -217,6 +221,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	w.place = newPlacer(ids, free)
 	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
 	w.mu.seen = map[storage.Hash]*slot{}
+	w.mu.blocks = make([]manifest.Block, 0, max(0, opts.ExpectBlocks))
 	w.mu.excluded = map[int]string{}
 	w.mu.squeeze = map[objectKey]*squeeze{}
 	bs := opts.BlockSize
@@ -417,6 +422,7 @@ func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, 
 	type ask struct {
 		idx []int
 		hs  []storage.Hash
+		has []bool // the store's answer
 	}
 	asks := map[int]*ask{}
 	for i, b := range blocks {
@@ -434,7 +440,10 @@ func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, 
 			a.hs = append(a.hs, b.Key)
 		}
 	}
-	held := make([][]string, len(blocks))
+	// Per block, how many of its stores confirmed it. A block all of
+	// whose stores did keeps its Stores slice, so nothing is allocated per
+	// block; the others (rare) get the list of those that did.
+	count := make([]int32, len(blocks))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for t, a := range asks {
@@ -449,9 +458,10 @@ func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, 
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			a.has = has
 			for j, ok := range has {
 				if ok {
-					held[a.idx[j]] = append(held[a.idx[j]], w.targets[t].ID)
+					count[a.idx[j]]++
 				}
 			}
 		}()
@@ -461,10 +471,22 @@ func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, 
 		return nil, err
 	}
 	out := make([]bool, len(blocks))
+	some := map[int][]string{}
+	for t, a := range asks {
+		for j, ok := range a.has {
+			if i := a.idx[j]; ok && int(count[i]) < len(blocks[i].Stores) {
+				some[i] = append(some[i], w.targets[t].ID)
+			}
+		}
+	}
 	for i := range blocks {
-		if len(held[i]) > 0 {
-			sort.Strings(held[i])
-			blocks[i].Stores = held[i]
+		switch {
+		case count[i] == 0:
+		case int(count[i]) == len(blocks[i].Stores):
+			out[i] = true
+		default:
+			sort.Strings(some[i])
+			blocks[i].Stores = some[i]
 			out[i] = true
 		}
 	}
@@ -481,28 +503,13 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 	w.record(prev, false, 0)
 }
 
-// encodeBufs recycles the buffers blocks are compressed into: a writer
-// probing a large object for compressibility otherwise leaves a block of
-// garbage per probe (64 MiB per GiB of simulation data).
-var encodeBufs sync.Pool
-
-// getEncodeBuf returns a pooled buffer of capacity at least n.
-func getEncodeBuf(n int) *[]byte {
-	if bp, ok := encodeBufs.Get().(*[]byte); ok && cap(*bp) >= n {
-		*bp = (*bp)[:n]
-		return bp
-	}
-	b := make([]byte, n)
-	return &b
-}
-
 // store encodes and puts one block, moving it to another store when the
 // chosen one refuses it. It records the block and returns it.
 func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (manifest.Block, bool) {
 	stored, codec := data, manifest.CodecRaw
 	if w.opts.Encode != nil && w.tryCompress(ref) {
-		dst := getEncodeBuf(len(data))
-		defer encodeBufs.Put(dst)
+		dst := getBlockBuf(len(data))
+		defer blockBufs.Put(dst)
 		stored, codec = w.opts.Encode(*dst, data)
 		w.learn(ref, len(data), len(stored))
 	}

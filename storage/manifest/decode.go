@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -239,6 +240,7 @@ func (d *decoder) record(rec arrow.Record) error {
 		return corruptf("column %q has null store IDs", ColStores)
 	}
 	prevEnd := int64(-1)
+	d.m.Blocks = slices.Grow(d.m.Blocks, rows)
 	for i := 0; i < rows; i++ {
 		b := Block{
 			Object:       objects(i),

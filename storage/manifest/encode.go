@@ -16,8 +16,10 @@ import (
 
 // Marshal returns the Arrow IPC stream encoding of m.
 func Marshal(m *Manifest) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := Encode(&buf, m); err != nil {
+	// About 100 bytes a block: grown by doubling instead, the buffer
+	// would leave as much garbage as the manifest's size.
+	buf := bytes.NewBuffer(make([]byte, 0, 4096+100*len(m.Blocks)))
+	if err := Encode(buf, m); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -39,7 +39,20 @@ type conn struct {
 type call struct {
 	op wire.Op
 	ch chan result // buffered: the reader never blocks on a caller that left
+	// dst, if not nil, is the caller's buffer for a successful reply's
+	// payload. The reader may read into it only after moving state from
+	// callWaiting to callFilling; a caller that leaves early moves it to
+	// callLeft, or, if the reader got there first, waits for the reply so
+	// that nobody writes into dst after it returned.
+	dst   []byte
+	state atomic.Int32
 }
+
+const (
+	callWaiting = iota
+	callFilling
+	callLeft
+)
 
 type result struct {
 	f   wire.Frame
@@ -73,8 +86,14 @@ func (c *conn) broken() bool {
 // window slot; from here the slot belongs to the request and is freed when
 // its reply arrives or the connection fails, even if the caller leaves.
 func (c *conn) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire.Frame, error) {
+	return c.roundTripInto(ctx, nil, op, parts...)
+}
+
+// roundTripInto is roundTrip reading a successful reply's payload into dst
+// when it fits (the Frame's Payload is then dst[:n]).
+func (c *conn) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts ...[]byte) (wire.Frame, error) {
 	id := c.nextID.Add(1)
-	cl := &call{op: op, ch: make(chan result, 1)}
+	cl := &call{op: op, ch: make(chan result, 1), dst: dst}
 	c.mu.Lock()
 	if c.mu.failed {
 		c.mu.Unlock()
@@ -116,8 +135,27 @@ func (c *conn) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire
 		}
 		return r.f, nil
 	case <-ctx.Done():
+		if !cl.state.CompareAndSwap(callWaiting, callLeft) {
+			<-cl.ch // the reader is filling dst: let it finish
+		}
 		return wire.Frame{}, ctx.Err()
 	}
+}
+
+// payloadBuf is ReadFrameBuf's get for the connection's reader: the
+// waiting caller's own buffer, when it gave one that fits a successful
+// reply.
+func (c *conn) payloadBuf(h wire.Header) []byte {
+	if h.Status != wire.StatusOK {
+		return nil
+	}
+	c.mu.Lock()
+	cl := c.mu.pending[h.ID]
+	c.mu.Unlock()
+	if cl == nil || cl.op != h.Op || uint64(cap(cl.dst)) < h.Length || !cl.state.CompareAndSwap(callWaiting, callFilling) {
+		return nil
+	}
+	return cl.dst[:h.Length]
 }
 
 // take removes a pending call and frees its window slot; nil if absent.
@@ -140,7 +178,7 @@ func (c *conn) forget(id uint64) { c.take(id) }
 // connection's only reader.
 func (c *conn) read() {
 	for {
-		f, err := wire.ReadFrame(c.br, c.maxPayload)
+		f, err := wire.ReadFrameBuf(c.br, c.maxPayload, c.payloadBuf)
 		if err != nil {
 			if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				err = errors.New("connection closed by the store")

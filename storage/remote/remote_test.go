@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -496,5 +497,71 @@ func TestClosedStoreFailsOutstandingAndLater(t *testing.T) {
 	close(g.gate)
 	if err := s.Ping(context.Background()); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("ping after close: %v", err)
+	}
+}
+
+// TestGetInto: a block that fits the caller's buffer is read into it; one
+// that does not is allocated; a caller that gave up on a slow reply gets
+// its buffer back untouched, whenever the reply arrives (run with -race: a
+// late write into the buffer would be a data race with the caller's).
+func TestGetInto(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New("into", 0)
+	data, h := storetest.Block(7, 100_000)
+	if _, err := mem.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, mem, nil, store.Options{})
+	s := dial(t, addr, remote.Options{})
+
+	dst := make([]byte, 200_000)
+	got, err := s.GetInto(ctx, h, dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetInto: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	if &got[0] != &dst[0] {
+		t.Fatal("GetInto allocated although the block fits the buffer")
+	}
+	small := make([]byte, 10)
+	got, err = s.GetInto(ctx, h, small)
+	if err != nil || !bytes.Equal(got, data) || &got[0] == &small[0] {
+		t.Fatalf("GetInto with a short buffer: %v", err)
+	}
+
+	// One token per call that reached the store; a call cancelled before
+	// its request was sent takes none.
+	release := make(chan struct{}, 20)
+	mem.SetFaults(memstore.Faults{Get: func(storage.Hash) error { <-release; return nil }})
+	var left [][]byte
+	for range 20 {
+		buf := make([]byte, len(data))
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.GetInto(cctx, h, buf)
+			done <- err
+		}()
+		time.Sleep(time.Millisecond)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled GetInto: %v", err)
+		}
+		for i := range buf { // the caller owns buf again
+			buf[i] = 0xaa
+		}
+		left = append(left, buf)
+		release <- struct{}{}
+	}
+	mem.SetFaults(memstore.Faults{})
+	close(release)
+	// Replies come in order on the one connection: once this one is in,
+	// every earlier one has been read.
+	if got, err := s.GetInto(ctx, h, dst); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetInto after cancelled calls: %v", err)
+	}
+	for i, buf := range left {
+		if bytes.Count(buf, []byte{0xaa}) != len(buf) {
+			t.Fatalf("the reply to cancelled call %d was written into the buffer its caller had taken back", i)
+		}
 	}
 }

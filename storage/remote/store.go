@@ -228,6 +228,12 @@ func (s *Store) dial(ctx context.Context) (net.Conn, error) {
 // roundTrip takes a window slot, then sends one request and waits for its
 // reply on the live connection.
 func (s *Store) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire.Frame, error) {
+	return s.roundTripInto(ctx, nil, op, parts...)
+}
+
+// roundTripInto is roundTrip with the reply's payload read into dst when it
+// fits.
+func (s *Store) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts ...[]byte) (wire.Frame, error) {
 	if err := ctx.Err(); err != nil {
 		return wire.Frame{}, err
 	}
@@ -241,7 +247,7 @@ func (s *Store) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wir
 		<-s.window
 		return wire.Frame{}, err
 	}
-	return c.roundTrip(ctx, op, parts...)
+	return c.roundTripInto(ctx, dst, op, parts...)
 }
 
 // blockErr names the store and the block in err, unless err already does.
@@ -273,7 +279,14 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 // Get implements storage.BlockStore. Unless Options.NoVerify is set, bytes
 // that do not hash to h (damaged in transit) fail with ErrHashMismatch.
 func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
-	f, err := s.roundTrip(ctx, wire.OpGetBlock, h[:])
+	return s.GetInto(ctx, h, nil)
+}
+
+// GetInto is Get reading the block straight from the connection into dst
+// when it fits in cap(dst) (storage.GetIntoer): the result is then dst[:n]
+// and nothing is allocated. Otherwise it allocates, as Get does.
+func (s *Store) GetInto(ctx context.Context, h storage.Hash, dst []byte) ([]byte, error) {
+	f, err := s.roundTripInto(ctx, dst, wire.OpGetBlock, h[:])
 	if err != nil {
 		return nil, s.blockErr("get", h, err)
 	}

@@ -144,7 +144,16 @@ func (c *conn) next(br *bufio.Reader) (wire.Frame, error) {
 		}
 		return wire.Frame{}, err
 	}
-	return wire.ReadFrameBuf(br, c.s.opts.MaxPayload, c.s.payloads.get)
+	return wire.ReadFrameBuf(br, c.s.opts.MaxPayload, c.putPayload)
+}
+
+// putPayload gives a put request's payload a recycled buffer (handle
+// returns it); other requests allocate their own.
+func (c *conn) putPayload(h wire.Header) []byte {
+	if h.Op != wire.OpPutBlock {
+		return nil
+	}
+	return c.s.payloads.get(int(h.Length))
 }
 
 // readFailed decides how a connection whose read failed ends.
@@ -195,7 +204,7 @@ func (c *conn) handle(f wire.Frame) {
 	} else {
 		r.parts = parts
 	}
-	if f.Op == wire.OpPutBlock {
+	if f.Op == wire.OpPutBlock && f.Payload != nil {
 		// Put does not retain its data (storage.BlockStore), and its
 		// reply does not refer to the request.
 		c.s.payloads.put(f.Payload)

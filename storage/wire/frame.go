@@ -129,11 +129,12 @@ func ReadFrame(r io.Reader, maxPayload int) (Frame, error) {
 	return ReadFrameBuf(r, maxPayload, nil)
 }
 
-// ReadFrameBuf is ReadFrame reading the payload into get(n) when get is not
-// nil and returns a slice of length n (a recycled buffer); otherwise it
-// allocates as ReadFrame does. get is called only after the length passed
-// the maxPayload check.
-func ReadFrameBuf(r io.Reader, maxPayload int, get func(n int) []byte) (Frame, error) {
+// ReadFrameBuf is ReadFrame reading the payload into get(h) when get is
+// not nil and returns a slice of length h.Length (a recycled buffer, or
+// the caller's own); otherwise it allocates as ReadFrame does. get is
+// called only for a non-empty payload whose length passed the maxPayload
+// check.
+func ReadFrameBuf(r io.Reader, maxPayload int, get func(h Header) []byte) (Frame, error) {
 	if maxPayload <= 0 {
 		maxPayload = DefaultMaxPayload
 	}
@@ -161,7 +162,7 @@ func ReadFrameBuf(r io.Reader, maxPayload int, get func(n int) []byte) (Frame, e
 	n := int(h.Length)
 	var buf []byte
 	if get != nil {
-		buf = get(n)
+		buf = get(h)
 	}
 	if len(buf) == n {
 		_, err = io.ReadFull(r, buf)
