@@ -69,6 +69,7 @@ type Session struct {
 	slabs   *slabPool // a leader's gather buffers, kept across checkpoints
 	sendBuf []byte    // a rank's send buffer of a write round
 	recvBuf []byte    // a rank's receive buffer of a restore round
+	gc      *collector
 }
 
 // NewSession forms the aggregation groups. It is collective over world and
@@ -84,7 +85,7 @@ func NewSession(world Comm, opts Options) (*Session, error) {
 	if opts.RanksPerLeader < 0 {
 		return nil, fmt.Errorf("collective: ranks per leader %d: want 0 (one leader per node) or more", opts.RanksPerLeader)
 	}
-	s := &Session{opts: opts, log: opts.Logger}
+	s := &Session{opts: opts, log: opts.Logger, gc: newCollector(opts.LeaderMemory / 2)}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -176,12 +176,15 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)
 		}
 		cur.fill(recv)
+		s.gc.check()
 	}
 	drain(queue)
 	if err := agree(s.world, local); err != nil {
 		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", b.Job, err)
 	}
-	return m0Version(s, m)
+	v, err := m0Version(s, m)
+	s.gc.check()
+	return v, err
 }
 
 // fetched is one round of a restore as the leader read it.

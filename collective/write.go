@@ -104,6 +104,7 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	if err := json.Unmarshal(out, &r); err != nil {
 		return Result{}, fmt.Errorf("collective: commit outcome: %w", err)
 	}
+	s.gc.check()
 	return r, nil
 }
 
@@ -305,6 +306,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 			}
 		}
 		sl.release()
+		s.gc.check()
 	}
 	if !s.IsLeader() || w == nil {
 		return client.Result{}, local
