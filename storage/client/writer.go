@@ -174,11 +174,12 @@ const squeezeWindow = 8 << 20
 func (q *squeeze) worth() bool { return q.saved*8 >= q.tried }
 
 // slot is a block of this version being stored; later blocks with the same
-// hash wait for it and reference it.
+// hash wait for it and reference it. It is small (one per block of the
+// version): the stored block is found by its index in the block list.
 type slot struct {
-	done  chan struct{}
-	block manifest.Block
-	ok    bool
+	done sync.WaitGroup
+	idx  int // in mu.blocks, once stored
+	ok   bool
 }
 
 // NewWriter returns a Writer over targets. It fails when there is none.
@@ -370,16 +371,18 @@ func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, 
 		}
 		s, first := w.claim(ref.Hash)
 		if !first {
-			<-s.done
+			s.done.Wait()
 			if s.ok {
-				b := s.block
+				w.mu.Lock()
+				b := w.mu.blocks[s.idx]
+				w.mu.Unlock()
 				b.Object, b.Rank, b.Offset = ref.Object, ref.Rank, ref.Offset
 				w.record(b, false, 0)
 			}
 			return
 		}
-		s.block, s.ok = w.store(ctx, ref, data)
-		close(s.done)
+		s.idx, s.ok = w.store(ctx, ref, data)
+		s.done.Done()
 	}()
 	return nil
 }
@@ -392,7 +395,8 @@ func (w *Writer) claim(h storage.Hash) (*slot, bool) {
 	if s, ok := w.mu.seen[h]; ok {
 		return s, false
 	}
-	s := &slot{done: make(chan struct{})}
+	s := &slot{}
+	s.done.Add(1)
 	w.mu.seen[h] = s
 	return s, true
 }
@@ -504,8 +508,9 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 }
 
 // store encodes and puts one block, moving it to another store when the
-// chosen one refuses it. It records the block and returns it.
-func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (manifest.Block, bool) {
+// chosen one refuses it. It records the block and returns its index in
+// the block list.
+func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (int, bool) {
 	stored, codec := data, manifest.CodecRaw
 	if w.opts.Encode != nil && w.tryCompress(ref) {
 		dst := getBlockBuf(len(data))
@@ -517,7 +522,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 		var err error
 		if stored, codec, err = w.opts.Seal(ref.Hash, codec, stored); err != nil {
 			w.fail(fmt.Errorf("client: block of %q at offset %d: %w", ref.Object, ref.Offset, err))
-			return ref, false
+			return 0, false
 		}
 	}
 	ref.Codec, ref.StoredLength = codec, int64(len(stored))
@@ -535,7 +540,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 		if len(pick) == 0 {
 			w.fail(fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
 				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.copies(), w.exclusions()))
-			return ref, false
+			return 0, false
 		}
 		type outcome struct {
 			i       int
@@ -574,12 +579,12 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 				w.mu.Unlock()
 			case ctx.Err() != nil:
 				w.fail(ctx.Err())
-				return ref, false
+				return 0, false
 			default:
 				berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Key, Err: o.err}
 				if errors.Is(o.err, storage.ErrHashMismatch) || errors.Is(o.err, storage.ErrTooLarge) || errors.Is(o.err, storage.ErrUnauthorized) {
 					w.fail(berr) // another store would refuse it the same way
-					return ref, false
+					return 0, false
 				}
 				w.log.Warn("store refused a block; moving it to another store",
 					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
@@ -592,8 +597,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (ma
 	}
 	sort.Strings(holders)
 	ref.Stores = holders
-	w.record(ref, false, 0)
-	return ref, true
+	return w.record(ref, false, 0), true
 }
 
 // tryCompress says whether to try compressing this block of its object.
@@ -638,7 +642,8 @@ func (w *Writer) exclusions() string {
 	return strings.Join(out, "; ")
 }
 
-func (w *Writer) record(ref manifest.Block, created bool, sent int64) {
+// record adds ref to the version's blocks and returns its index there.
+func (w *Writer) record(ref manifest.Block, created bool, sent int64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mu.blocks = append(w.mu.blocks, ref)
@@ -646,6 +651,7 @@ func (w *Writer) record(ref manifest.Block, created bool, sent int64) {
 	if created {
 		w.mu.newBytes += ref.StoredLength
 	}
+	return len(w.mu.blocks) - 1
 }
 
 // Result is what a Writer wrote.
