@@ -35,8 +35,9 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		return 0, err
 	}
 	var err error
-	// 2. Leaders get the manifest from rank 0.
-	if s.leaders != nil {
+	// 2. Leaders get the manifest from rank 0 (encoded only when there
+	// are other leaders: the encoding is as large as the manifest).
+	if s.leaders != nil && s.leaders.Size() > 1 {
 		var raw []byte
 		if s.Rank() == 0 {
 			if raw, err = manifest.Marshal(m); err != nil {
@@ -66,6 +67,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	if err := agree(s.world, local); err != nil {
 		return 0, fmt.Errorf("restore of %s refused, no region touched: %w", b.Job, err)
 	}
+	s.gc.check()
 	// 4. Each member learns its byte count per round, then rounds run.
 	var parts [][]byte
 	rounds := int64(0)
@@ -263,10 +265,12 @@ func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.
 		rank int32
 		name string
 	}
-	objs := map[key][]manifest.Block{}
-	for _, b := range m.Blocks {
+	// Blocks by object, as indexes into m.Blocks: a restore of many
+	// blocks copies no block record here.
+	objs := map[key][]int32{}
+	for i, b := range m.Blocks {
 		k := key{b.Rank, b.Object}
-		objs[k] = append(objs[k], b)
+		objs[k] = append(objs[k], int32(i))
 	}
 	var plans [][][]manifest.Block
 	var problems []string
@@ -275,27 +279,31 @@ func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.
 		if err != nil {
 			return nil, err
 		}
-		var blocks []manifest.Block
+		n := 0
+		for _, name := range meta.names {
+			n += len(objs[key{int32(meta.worldRank), name}])
+		}
+		blocks := make([]manifest.Block, 0, n)
 		for i, name := range meta.names {
-			bl, ok := objs[key{int32(meta.worldRank), name}]
+			idx, ok := objs[key{int32(meta.worldRank), name}]
 			if !ok {
 				problems = append(problems, fmt.Sprintf("rank %d region %q is not in version %d (it holds: %s)",
 					meta.worldRank, name, m.Version, m.Meta["regions"]))
 				continue
 			}
-			sort.Slice(bl, func(a, b int) bool { return bl[a].Offset < bl[b].Offset })
+			sort.Slice(idx, func(a, b int) bool { return m.Blocks[idx[a]].Offset < m.Blocks[idx[b]].Offset })
 			var size int64
-			for _, b := range bl {
-				size += b.Length
+			for _, j := range idx {
+				size += m.Blocks[j].Length
 			}
 			if size != meta.sizes[i] {
 				problems = append(problems, fmt.Sprintf("rank %d region %q: version %d holds %d bytes, the protected slice has %d",
 					meta.worldRank, name, m.Version, size, meta.sizes[i]))
 				continue
 			}
-			for _, b := range bl {
-				if b.Length > 0 {
-					blocks = append(blocks, b)
+			for _, j := range idx {
+				if m.Blocks[j].Length > 0 {
+					blocks = append(blocks, m.Blocks[j])
 				}
 			}
 		}

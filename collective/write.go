@@ -80,6 +80,8 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	if err != nil {
 		return Result{}, err
 	}
+	last = nil
+	s.gc.check() // the previous manifest's decoding is garbage now
 	res, localErr := s.gatherAndWrite(ctx, b, regions, prev)
 
 	// 3. Agree, then rank 0 commits the union of the leaders' manifests.
@@ -90,6 +92,7 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 		}
 		return Result{}, fmt.Errorf("checkpoint discarded, nothing committed: %w", err)
 	}
+	s.gc.check()
 	version, commitErr := s.commit(ctx, b, txnID, res, regions, meta, stopRenew)
 	out, err := Share(s.world, func() ([]byte, error) {
 		if commitErr != nil {
@@ -221,6 +224,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 			local = s.reuse(ctx, w, members, prev, needed)
 		}
 	}
+	s.gc.check()
 	// Each rank learns which of its segments the leader needs.
 	flags, err := scatterBytes(s.group, 0, needed)
 	if err != nil {
