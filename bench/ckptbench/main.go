@@ -45,6 +45,7 @@ type options struct {
 	drop      bool
 	storeRoot string
 	profDir   string
+	memDir    string
 	world     *mpi.Comm
 }
 
@@ -57,6 +58,7 @@ func main() {
 	flag.BoolVar(&o.drop, "drop-caches", false, "drop the page cache before the restore (needs root)")
 	flag.StringVar(&o.storeRoot, "store-root", "", "the local cluster's home: rank 0 measures the growth of its store-* directories")
 	flag.StringVar(&o.profDir, "cpuprofile", "", "write a CPU profile of the full checkpoint per rank into this directory")
+	flag.StringVar(&o.memDir, "memprofile", "", "write rank 0's allocation profiles before and after each checkpoint into this directory (compare with go tool pprof -base)")
 	flag.Parse()
 	if err := mpi.Init(); err != nil {
 		fmt.Fprintln(os.Stderr, "ckptbench:", err)
@@ -202,6 +204,9 @@ func run(o options) error {
 				return err
 			}
 		}
+		if err := o.allocProfile(rank, step, "before"); err != nil {
+			return err
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		allocBefore, gcBefore := ms.TotalAlloc, ms.NumGC
@@ -227,6 +232,9 @@ func run(o options) error {
 		}
 		runtime.ReadMemStats(&ms)
 		allocs, gcs := ms.TotalAlloc-allocBefore, ms.NumGC-gcBefore
+		if err := o.allocProfile(rank, step, "after"); err != nil {
+			return err
+		}
 		if step == 0 {
 			fullVersion = v
 		}
@@ -324,4 +332,22 @@ func run(o options) error {
 		workload.Report(res)
 	}
 	return cp.Close(ctx)
+}
+
+// allocProfile writes rank 0's allocation profile (--memprofile) as
+// ckptio-MODE-STEP-WHEN.prof, after a collection so that it is current.
+func (o options) allocProfile(rank, step int, when string) error {
+	if o.memDir == "" || rank != 0 {
+		return nil
+	}
+	runtime.GC()
+	f, err := os.Create(filepath.Join(o.memDir, fmt.Sprintf("ckptio-%s-%s-%s.prof", o.mode, workload.StepNames[step], when)))
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
