@@ -159,12 +159,23 @@ type objectKey struct {
 // halved as they grow, so the figure follows the data), not block by
 // block: simulation fields save 5-20% per 64 KiB block, and a per-block
 // verdict kept flipping on them, paying lz4 for most blocks to save 3%.
-// Below an eighth, only every 16th block of the object is tried, enough
-// to notice when the data starts compressing.
+// Below an eighth, one block in `every` is tried, enough to notice when
+// the data starts compressing; every doubles from 16 to 128 while the
+// probes keep failing. The first block of an object is tried alone: the
+// blocks that arrive while it is being compressed wait for its verdict
+// rather than all going through lz4 at once.
 type squeeze struct {
 	tried, saved int64
 	skipped      int
+	every        int
+	first        chan struct{} // closed once the first block was judged
 }
+
+// Probing intervals of squeeze, in blocks.
+const (
+	minProbeEvery = 16
+	maxProbeEvery = 128
+)
 
 // squeezeWindow is how many bytes of an object's tries squeeze weighs
 // before halving its counts.
@@ -602,30 +613,49 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 
 // tryCompress says whether to try compressing this block of its object.
 func (w *Writer) tryCompress(ref manifest.Block) bool {
+	k := objectKey{ref.Rank, ref.Object}
+	w.mu.Lock()
+	q := w.mu.squeeze[k]
+	if q == nil {
+		w.mu.squeeze[k] = &squeeze{every: minProbeEvery, first: make(chan struct{})}
+		w.mu.Unlock()
+		return true
+	}
+	first := q.first
+	w.mu.Unlock()
+	<-first
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	q := w.mu.squeeze[objectKey{ref.Rank, ref.Object}]
-	if q == nil || q.worth() {
+	if q.worth() {
 		return true
 	}
 	q.skipped++
-	return q.skipped%16 == 0
+	if q.skipped < q.every {
+		return false
+	}
+	q.skipped = 0
+	return true
 }
 
 // learn records how much a block of its object saved when compressed.
 func (w *Writer) learn(ref manifest.Block, logical, stored int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	k := objectKey{ref.Rank, ref.Object}
-	q := w.mu.squeeze[k]
-	if q == nil {
-		q = &squeeze{}
-		w.mu.squeeze[k] = q
-	}
+	q := w.mu.squeeze[objectKey{ref.Rank, ref.Object}]
 	q.tried += int64(logical)
 	q.saved += int64(logical - stored)
 	if q.tried > squeezeWindow {
 		q.tried, q.saved = q.tried/2, q.saved/2
+	}
+	select {
+	case <-q.first:
+		if q.worth() {
+			q.every = minProbeEvery
+		} else {
+			q.every = min(2*q.every, maxProbeEvery)
+		}
+	default:
+		close(q.first)
 	}
 }
 
