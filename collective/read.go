@@ -163,11 +163,16 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 			f.send = make([]byte, total)
 		}
 		var recv []byte
+		direct := false // recv is the region itself
 		if r < len(mine) {
-			if cap(s.recvBuf) < int(mine[r]) {
-				s.recvBuf = make([]byte, mine[r])
+			if recv = cur.next(int(mine[r])); recv != nil {
+				direct = true
+			} else {
+				if cap(s.recvBuf) < int(mine[r]) {
+					s.recvBuf = make([]byte, mine[r])
+				}
+				recv = s.recvBuf[:mine[r]]
 			}
-			recv = s.recvBuf[:mine[r]]
 		}
 		err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0)
 		if f.sl != nil {
@@ -177,7 +182,11 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 			drain(queue)
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)
 		}
-		cur.fill(recv)
+		if direct {
+			cur.advance(len(recv))
+		} else {
+			cur.fill(recv)
+		}
 		s.gc.check()
 	}
 	drain(queue)
@@ -334,6 +343,28 @@ type cursor struct {
 	regions []Region
 	region  int
 	off     int
+}
+
+// next returns the next n bytes of the regions when they lie in one
+// region, so that a round can be received in place; nil otherwise.
+func (c *cursor) next(n int) []byte {
+	for c.region < len(c.regions) && c.off == len(c.regions[c.region].Data) {
+		c.region++
+		c.off = 0
+	}
+	if c.region >= len(c.regions) || n == 0 || c.off+n > len(c.regions[c.region].Data) {
+		return nil
+	}
+	return c.regions[c.region].Data[c.off : c.off+n]
+}
+
+// advance moves past n bytes received in place (next).
+func (c *cursor) advance(n int) {
+	c.off += n
+	if c.off == len(c.regions[c.region].Data) {
+		c.region++
+		c.off = 0
+	}
 }
 
 func (c *cursor) fill(b []byte) {

@@ -429,9 +429,12 @@ func pick(segs []segment, flags []byte) []segment {
 // assemble returns the bytes of segs, contiguous. A single segment is
 // returned without copying; several are copied into buf (grown as needed).
 func assemble(regions []Region, segs []segment, buf []byte) ([]byte, []byte) {
-	if len(segs) == 1 {
-		sg := segs[0]
-		return regions[sg.region].Data[sg.off : sg.off+sg.len], buf
+	first, last := segs[0], segs[len(segs)-1]
+	if first.region == last.region && last.off+last.len-first.off == bytesOf(segs) {
+		// One run of one region (a full checkpoint's rounds): sent from
+		// the region itself. Segments are in order and do not overlap,
+		// so equal span and byte count mean no gap.
+		return regions[first.region].Data[first.off : last.off+last.len], buf
 	}
 	buf = buf[:0]
 	for _, sg := range segs {
