@@ -272,7 +272,6 @@ func (r *report) json() []byte {
 	return b.Bytes()
 }
 
-func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
 func f3(v float64) string { return fmt.Sprintf("%.3f", v) }
 func x(v *float64) string {
 	if v == nil {
@@ -390,7 +389,7 @@ func describeMachine(ctx context.Context, work string) machine {
 func profileTops(ctx context.Context, dir string, runs ...*workload.Ckptio) map[string]string {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin = "go" // reported by the first pprof run
 	}
 	out := map[string]string{}
 	for _, c := range runs {

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
@@ -88,7 +88,7 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, codeGCRunning
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, codeTooLarge
-	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
 		return http.StatusServiceUnavailable, codeClosed
 	}
 	return http.StatusInternalServerError, codeInternal

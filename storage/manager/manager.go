@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
@@ -173,7 +174,7 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	path := filepath.Join(dataDir, CatalogFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s is locked by another ckpt-manager", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("manager: open %s: %w", path, err)

@@ -169,7 +169,7 @@ func (m *Manager) SetRetention(job string, r Retention) ([]int64, error) {
 	var deleted []int64
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		now := m.now()
-		rec, jb, err := readJob(tx, job)
+		_, jb, err := readJob(tx, job)
 		if err != nil {
 			return err
 		}
@@ -180,8 +180,7 @@ func (m *Manager) SetRetention(job string, r Retention) ([]int64, error) {
 			if jb, err = tx.Bucket(bucketJobs).CreateBucket([]byte(job)); err != nil {
 				return err
 			}
-			rec = jobRecord{Name: job, Created: now}
-			if err := putJSON(jb, keyInfo, rec); err != nil {
+			if err := putJSON(jb, keyInfo, jobRecord{Name: job, Created: now}); err != nil {
 				return err
 			}
 		}

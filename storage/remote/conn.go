@@ -82,15 +82,11 @@ func (c *conn) broken() bool {
 	}
 }
 
-// roundTrip sends one request and waits for its reply. The caller holds a
-// window slot; from here the slot belongs to the request and is freed when
-// its reply arrives or the connection fails, even if the caller leaves.
-func (c *conn) roundTrip(ctx context.Context, op wire.Op, parts ...[]byte) (wire.Frame, error) {
-	return c.roundTripInto(ctx, nil, op, parts...)
-}
-
-// roundTripInto is roundTrip reading a successful reply's payload into dst
-// when it fits (the Frame's Payload is then dst[:n]).
+// roundTripInto sends one request and waits for its reply, reading a
+// successful reply's payload into dst when it fits (the Frame's Payload is
+// then dst[:n]). The caller holds a window slot; from here the slot
+// belongs to the request and is freed when its reply arrives or the
+// connection fails, even if the caller leaves.
 func (c *conn) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts ...[]byte) (wire.Frame, error) {
 	id := c.nextID.Add(1)
 	cl := &call{op: op, ch: make(chan result, 1), dst: dst}
