@@ -115,9 +115,9 @@ func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block, dst 
 	case dst != nil && into && raw:
 		stored, err = gi.GetInto(ctx, b.Key, dst)
 	case dst != nil && into:
-		bp := getBlockBuf(int(b.StoredLength))
-		defer blockBufs.Put(bp)
-		stored, err = gi.GetInto(ctx, b.Key, *bp)
+		buf := storage.GetBuffer(int(b.StoredLength))
+		defer storage.PutBuffer(buf)
+		stored, err = gi.GetInto(ctx, b.Key, buf)
 	default:
 		stored, err = st.Get(ctx, b.Key)
 	}

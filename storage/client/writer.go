@@ -524,9 +524,12 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (int, bool) {
 	stored, codec := data, manifest.CodecRaw
 	if w.opts.Encode != nil && w.tryCompress(ref) {
-		dst := getBlockBuf(len(data))
-		defer blockBufs.Put(dst)
-		stored, codec = w.opts.Encode(*dst, data)
+		// The compressed bytes go to a recycled buffer, freed once
+		// the block is stored: a writer probing a large object would
+		// otherwise leave a block of garbage per probe.
+		dst := storage.GetBuffer(len(data))
+		defer storage.PutBuffer(dst)
+		stored, codec = w.opts.Encode(dst, data)
 		w.learn(ref, len(data), len(stored))
 	}
 	if w.opts.Seal != nil {

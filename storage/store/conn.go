@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/wire"
 )
 
@@ -150,10 +151,10 @@ func (c *conn) next(br *bufio.Reader) (wire.Frame, error) {
 // putPayload gives a put request's payload a recycled buffer (handle
 // returns it); other requests allocate their own.
 func (c *conn) putPayload(h wire.Header) []byte {
-	if h.Op != wire.OpPutBlock {
-		return nil
+	if h.Op != wire.OpPutBlock || h.Length > storage.MaxPooledBuffer {
+		return nil // allocated as it arrives (wire.ReadFrame)
 	}
-	return c.s.payloads.get(int(h.Length))
+	return storage.GetBuffer(int(h.Length))
 }
 
 // readFailed decides how a connection whose read failed ends.
@@ -207,7 +208,7 @@ func (c *conn) handle(f wire.Frame) {
 	if f.Op == wire.OpPutBlock && f.Payload != nil {
 		// Put does not retain its data (storage.BlockStore), and its
 		// reply does not refer to the request.
-		c.s.payloads.put(f.Payload)
+		storage.PutBuffer(f.Payload)
 	}
 	c.replies <- r
 }

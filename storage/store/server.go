@@ -65,8 +65,6 @@ type Server struct {
 	opts  Options
 	log   *zap.Logger
 
-	payloads payloads // recycled put request buffers
-
 	refused   atomic.Int64  // connections refused for MaxConns
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
