@@ -31,13 +31,12 @@ func newCollector(budget int64) *collector {
 }
 
 // check starts a collection if the heap holds more than the budget beyond
-// what the last collection found live. Safe for concurrent use.
+// what the last collection found live. Called by the session's goroutine.
 func (c *collector) check() {
 	if c.running.Load() {
 		return
 	}
-	s := make([]metrics.Sample, len(c.samples))
-	copy(s, c.samples)
+	s := c.samples
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
 		return // not supported by this runtime

@@ -60,7 +60,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	}
 	var plans [][][]manifest.Block
 	var local error
-	c := s.writeChunk()
+	c := s.chunk()
 	if s.IsLeader() {
 		plans, local = planRestore(m, metas, c)
 	}
@@ -145,7 +145,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	}
 	launched := 0
 	for r := 0; r < int(rounds); r++ {
-		for launched < int(rounds) && launched < r+writeSlabs {
+		for launched < int(rounds) && launched < r+leaderSlabCount {
 			launch(launched)
 			launched++
 		}
@@ -345,13 +345,19 @@ type cursor struct {
 	off     int
 }
 
-// next returns the next n bytes of the regions when they lie in one
-// region, so that a round can be received in place; nil otherwise.
-func (c *cursor) next(n int) []byte {
+// skipFull moves past the regions written to their end (and empty ones).
+func (c *cursor) skipFull() {
 	for c.region < len(c.regions) && c.off == len(c.regions[c.region].Data) {
 		c.region++
 		c.off = 0
 	}
+}
+
+// next returns the next n bytes of the regions when they lie in one
+// region, so that a round can be received in place (then advance past
+// them); nil otherwise.
+func (c *cursor) next(n int) []byte {
+	c.skipFull()
 	if c.region >= len(c.regions) || n == 0 || c.off+n > len(c.regions[c.region].Data) {
 		return nil
 	}
@@ -359,23 +365,13 @@ func (c *cursor) next(n int) []byte {
 }
 
 // advance moves past n bytes received in place (next).
-func (c *cursor) advance(n int) {
-	c.off += n
-	if c.off == len(c.regions[c.region].Data) {
-		c.region++
-		c.off = 0
-	}
-}
+func (c *cursor) advance(n int) { c.off += n }
 
+// fill copies b into the regions from the cursor on.
 func (c *cursor) fill(b []byte) {
-	for len(b) > 0 && c.region < len(c.regions) {
-		dst := c.regions[c.region].Data[c.off:]
-		n := copy(dst, b)
+	for c.skipFull(); len(b) > 0 && c.region < len(c.regions); c.skipFull() {
+		n := copy(c.regions[c.region].Data[c.off:], b)
 		b = b[n:]
-		c.off += n
-		if c.off == len(c.regions[c.region].Data) {
-			c.region++
-			c.off = 0
-		}
+		c.advance(n)
 	}
 }

@@ -233,7 +233,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 	if len(flags) != len(mine) {
 		return client.Result{}, fmt.Errorf("collective: leader asked for %d segments, this rank cut %d", len(flags), len(mine))
 	}
-	c := s.writeChunk()
+	c := s.chunk()
 	agreed := make([]int64, 1)
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), c), agreed, OpMax); err != nil {
 		return client.Result{}, err
@@ -362,7 +362,7 @@ func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index, b
 	}
 	// The slabs bound the leader's memory; this only has to let all of
 	// them be in flight.
-	wopts.MaxBuffered = writeSlabs * s.writeChunk() * int64(s.group.Size())
+	wopts.MaxBuffered = leaderSlabCount * s.chunk() * int64(s.group.Size())
 	wopts.Reuse = prev
 	targets, err := b.Pool.Targets(ctx)
 	if err != nil {
@@ -516,17 +516,18 @@ func leaderOnly(leader bool, v ...int64) []int64 {
 	return v
 }
 
-// writeSlabs is how many gather buffers (slabs) a leader's memory is cut
-// into when writing. A round gathers into a free slab and its blocks go to
-// the stores straight from it, so while one slab fills, the blocks of the
+// leaderSlabCount is how many buffers (slabs) a leader's memory is cut
+// into. Writing, a round gathers into a free slab and its blocks go to the
+// stores straight from it, so while one slab fills, the blocks of the
 // others are on their way to the stores: MPI and TCP overlap, and no byte
-// is copied between the gather and the socket.
-const writeSlabs = 4
+// is copied between the gather and the socket. Restoring, rounds are read
+// into slabs ahead of the one being scattered.
+const leaderSlabCount = 4
 
-// writeChunk is the bytes a member sends its leader per round of a write:
-// one slab shared by the group, at least one block each.
-func (s *Session) writeChunk() int64 {
-	c := s.opts.LeaderMemory / writeSlabs / int64(s.group.Size())
+// chunk is the bytes a member sends its leader (or receives from it) per
+// round: one slab shared by the group, at least one block each.
+func (s *Session) chunk() int64 {
+	c := s.opts.LeaderMemory / leaderSlabCount / int64(s.group.Size())
 	c = max(c, int64(s.opts.BlockSize))
 	if s.opts.Chunker != nil {
 		c = max(c, int64(s.opts.Chunker.Max()))
@@ -535,13 +536,13 @@ func (s *Session) writeChunk() int64 {
 }
 
 // leaderSlabs returns the leader's slabs (nil on other ranks), made for
-// rounds of writeChunk bytes per member.
+// rounds of chunk bytes per member.
 func (s *Session) leaderSlabs() *slabPool {
 	if !s.IsLeader() {
 		return nil
 	}
-	if size := int(s.writeChunk()) * s.group.Size(); s.slabs == nil || s.slabs.size < size {
-		s.slabs = newSlabPool(writeSlabs, size)
+	if size := int(s.chunk()) * s.group.Size(); s.slabs == nil || s.slabs.size < size {
+		s.slabs = newSlabPool(leaderSlabCount, size)
 	}
 	return s.slabs
 }
