@@ -207,33 +207,12 @@ func reusable(ctx context.Context, s *session, job string, meta map[string]strin
 }
 
 func getCmd(g *globals) *cobra.Command {
-	var version int64
-	var to, keyFile string
-	c := &cobra.Command{
-		Use:   "get JOB --to DIR [--version N]",
-		Short: "Write the files of a version of JOB into DIR",
-		Long: `Writes back the files of one version of JOB (default: the latest) under
+	return writeOutCmd(g, "get", "Write the files of a version of JOB into DIR", `Writes back the files of one version of JOB (default: the latest) under
 DIR, with the names they were put with. Every block is verified against its
 hash. Each file is written to a temporary name and renamed when complete, so
 a failed get leaves no partial file under its real name. An encrypted
 version needs the key it was put with (--encrypt-key-file or
-CKPT_ENCRYPT_KEY_FILE).`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if to == "" {
-				return errors.New("--to DIR is required")
-			}
-			key, err := crypt.Resolve(keyFile)
-			if err != nil {
-				return err
-			}
-			return restore(cmd.Context(), g, args[0], version, to, key, true)
-		},
-	}
-	c.Flags().Int64Var(&version, "version", 0, "version to get (default: latest)")
-	c.Flags().StringVar(&to, "to", "", "directory to write the files into (created if missing)")
-	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
-	return c
+CKPT_ENCRYPT_KEY_FILE).`, true)
 }
 
 // writeFile restores one object to path through a temporary file, fsynced

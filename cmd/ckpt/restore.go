@@ -27,12 +27,7 @@ import (
 func rankDir(rank int32) string { return fmt.Sprintf("rank-%05d", rank) }
 
 func restoreCmd(g *globals) *cobra.Command {
-	var version int64
-	var to, keyFile string
-	c := &cobra.Command{
-		Use:   "restore JOB --to DIR [--version N]",
-		Short: "Write every object of a version of JOB into DIR (MPI: one file per rank and region)",
-		Long: `Writes out one version of JOB (default: the latest) under DIR, verifying
+	return writeOutCmd(g, "restore", "Write every object of a version of JOB into DIR (MPI: one file per rank and region)", `Writes out one version of JOB (default: the latest) under DIR, verifying
 every block. For an MPI checkpoint each rank's region becomes a file named
 rank-NNNNN/REGION (rank number zero-padded to 5 digits), holding the
 region's bytes exactly as they were in memory; concatenating one region's
@@ -41,8 +36,19 @@ files put with 'ckpt put' it is the same as 'ckpt get'. An encrypted
 version needs its key (--encrypt-key-file or CKPT_ENCRYPT_KEY_FILE).
 
 To restart a job from this version instead, run
-  ckptrun --restart-version N ... PROGRAM`,
-		Args: cobra.ExactArgs(1),
+  ckptrun --restart-version N ... PROGRAM`, false)
+}
+
+// writeOutCmd is 'ckpt restore' (filesOnly false) or 'ckpt get' (true):
+// one code path, restore, with the same flags.
+func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Command {
+	var version int64
+	var to, keyFile string
+	c := &cobra.Command{
+		Use:   name + " JOB --to DIR [--version N]",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return errors.New("--to DIR is required")
@@ -51,10 +57,10 @@ To restart a job from this version instead, run
 			if err != nil {
 				return err
 			}
-			return restore(cmd.Context(), g, args[0], version, to, key, false)
+			return restore(cmd.Context(), g, args[0], version, to, key, filesOnly)
 		},
 	}
-	c.Flags().Int64Var(&version, "version", 0, "version to restore (default: latest)")
+	c.Flags().Int64Var(&version, "version", 0, "version to "+name+" (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	return c
