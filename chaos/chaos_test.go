@@ -25,8 +25,8 @@ import (
 	"github.com/ckptio/ckptio/chaos"
 	"github.com/ckptio/ckptio/mpiio/mpi/mpitest"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
 )
 
@@ -360,14 +360,14 @@ func (f *clusterFleet) annotate(s string) string {
 
 // sample returns n of vs spread evenly, the first and last among them;
 // all of them when n is 0 or at least len(vs).
-func sample(vs []manager.VersionInfo, n int) []manager.VersionInfo {
+func sample(vs []catalog.VersionInfo, n int) []catalog.VersionInfo {
 	if n <= 0 || n >= len(vs) {
 		return vs
 	}
 	if n == 1 {
 		return vs[len(vs)-1:]
 	}
-	out := make([]manager.VersionInfo, 0, n)
+	out := make([]catalog.VersionInfo, 0, n)
 	for i := 0; i < n; i++ {
 		out = append(out, vs[i*(len(vs)-1)/(n-1)])
 	}
@@ -400,7 +400,7 @@ func runJob(ctx context.Context, t *testing.T, c *clustertest.Cluster, env []str
 
 // versionCheck is one version as ckpt verify --json prints it.
 type versionCheck struct {
-	manager.VersionHealth
+	catalog.VersionHealth
 	BadCopies []json.RawMessage `json:"bad_copies"`
 }
 
@@ -441,8 +441,8 @@ func (f *clusterFleet) checkJob(t *testing.T, job string) (known map[int64]known
 	healthy := map[int64]bool{}
 	var problems []string
 	for _, v := range plain {
-		healthy[v.Version] = v.State == manager.StateHealthy
-		if v.State != manager.StateHealthy {
+		healthy[v.Version] = v.State == catalog.StateHealthy
+		if v.State != catalog.StateHealthy {
 			problems = append(problems, fmt.Sprintf("version %d %s (%d degraded, %d lost blocks)", v.Version, v.State, v.DegradedBlocks, v.LostBlocks))
 			failed = append(failed, v.Version)
 		}
@@ -450,7 +450,7 @@ func (f *clusterFleet) checkJob(t *testing.T, job string) (known map[int64]known
 	known = map[int64]knownCase{}
 	strict := os.Getenv("CKPT_CHAOS_STRICT") != "0"
 	for _, v := range deep {
-		if v.State == manager.StateHealthy && len(v.BadCopies) == 0 {
+		if v.State == catalog.StateHealthy && len(v.BadCopies) == 0 {
 			continue
 		}
 		if healthy[v.Version] && len(v.BadCopies) == 0 && !strict {
@@ -682,7 +682,7 @@ func (f *clusterFleet) SafeToWipe(ctx context.Context) (bool, error) {
 	}
 	for _, j := range jobs {
 		h, err := mc.Health(ctx, j.Name, 0)
-		if errors.Is(err, manager.ErrNoVersions) || errors.Is(err, manager.ErrUnknownJob) {
+		if errors.Is(err, catalog.ErrNoVersions) || errors.Is(err, catalog.ErrUnknownJob) {
 			continue
 		}
 		if err != nil {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
-	"github.com/ckptio/ckptio/storage/manager"
 )
 
 // TestKnownIssue1 is the smallest reproduction of known issue 1
@@ -95,7 +95,7 @@ func TestKnownIssue1(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(to, "f.bin"))
 	healthy := verr == "" && len(checks) == 3
 	for _, ck := range checks {
-		healthy = healthy && ck.State == manager.StateHealthy
+		healthy = healthy && ck.State == catalog.StateHealthy
 	}
 	if healthy && getCode == 0 && bytes.Equal(got, data) {
 		return // fixed

@@ -253,7 +253,7 @@ func (s *Session) fetchRound(ctx context.Context, reader *client.Reader, plans [
 }
 
 func checkRanks(m *manifest.Manifest, size int) error {
-	if m.Kind != "mpi" {
+	if m.Kind != manifest.KindMPI {
 		return fmt.Errorf("%s version %d holds files written by 'ckpt put', not an MPI checkpoint", m.Job, m.Version)
 	}
 	n, err := strconv.Atoi(m.Meta["ranks"])

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -117,13 +117,13 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 // none when it has one.
 func previous(ctx context.Context, b Backend, meta map[string]string) (*manifest.Manifest, error) {
 	m, err := b.Catalog.Manifest(ctx, b.Job, 0)
-	if errors.Is(err, manager.ErrNoVersions) || errors.Is(err, manager.ErrUnknownJob) {
+	if errors.Is(err, catalog.ErrNoVersions) || errors.Is(err, catalog.ErrUnknownJob) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the previous version of %s: %w", b.Job, err)
 	}
-	if m.Kind != "mpi" || !crypt.SameKey(m.Meta, meta) {
+	if m.Kind != manifest.KindMPI || !crypt.SameKey(m.Meta, meta) {
 		return nil, nil
 	}
 	return m, nil
@@ -454,7 +454,7 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 	// as Arrow. Encoding and decoding a block list costs allocations in
 	// proportion to the checkpoint's blocks, on the leader whose memory
 	// is bounded.
-	own := &manifest.Manifest{Job: b.Job, Kind: "mpi", Blocks: res.Blocks,
+	own := &manifest.Manifest{Job: b.Job, Kind: manifest.KindMPI, Blocks: res.Blocks,
 		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes}
 	var part []byte
 	if s.Rank() != 0 {
@@ -468,7 +468,7 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 		return Result{}, err
 	}
 	defer stopRenew()
-	m := &manifest.Manifest{Job: b.Job, Kind: "mpi", Created: time.Now().UTC(), Meta: map[string]string{}}
+	m := &manifest.Manifest{Job: b.Job, Kind: manifest.KindMPI, Created: time.Now().UTC(), Meta: map[string]string{}}
 	for k, v := range meta {
 		m.Meta[k] = v
 	}

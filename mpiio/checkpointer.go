@@ -12,12 +12,12 @@ import (
 
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/tlsconf"
 	"github.com/ckptio/ckptio/storage/token"
@@ -38,7 +38,7 @@ type Checkpointer struct {
 	cfg     Config
 	sess    *collective.Session
 	backend collective.Backend
-	mc      *manager.Client
+	mc      *catalog.Client
 	pool    *client.Pool
 	key     *crypt.Key // nil = not encrypted
 
@@ -122,7 +122,7 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 			return nil, fmt.Errorf("mpiio: %w", err)
 		}
 	}
-	cp.mc = manager.NewClient(ci.Manager, tok, manager.ClientOptions{TLS: tlsConf})
+	cp.mc = catalog.NewClient(ci.Manager, tok, catalog.ClientOptions{TLS: tlsConf})
 	log := cfg.Logger
 	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
@@ -297,7 +297,7 @@ func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 	}
 	raw, err := collective.Share(cp.sess.World(), func() ([]byte, error) {
 		vs, err := cp.mc.Versions(ctx, cp.cfg.Job)
-		if errors.Is(err, manager.ErrUnknownJob) || errors.Is(err, manager.ErrNoVersions) {
+		if errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions) {
 			return []byte("0"), nil
 		}
 		if err != nil {
@@ -352,7 +352,7 @@ func (cp *Checkpointer) Resume(ctx context.Context) (int64, bool, error) {
 }
 
 // Versions lists the job's committed versions (not collective).
-func (cp *Checkpointer) Versions(ctx context.Context) ([]manager.VersionInfo, error) {
+func (cp *Checkpointer) Versions(ctx context.Context) ([]catalog.VersionInfo, error) {
 	return cp.mc.Versions(ctx, cp.cfg.Job)
 }
 

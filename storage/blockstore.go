@@ -77,27 +77,24 @@ type GetIntoer interface {
 	GetInto(ctx context.Context, h Hash, dst []byte) ([]byte, error)
 }
 
-// Stat is a store's usage, as reported to the manager in heartbeats.
-type Stat struct {
-	ID     string `json:"id"`     // stable store identity, kept in its directory
-	Used   int64  `json:"used"`   // bytes of blocks held
-	Quota  int64  `json:"quota"`  // bytes donated; 0 means unlimited
-	Blocks int64  `json:"blocks"` // number of blocks held
+// Usage is a store's space: what it reports in Stat, what it heartbeats to
+// the manager (catalog.Heartbeat) and what the catalog lists
+// (catalog.StoreInfo), which embed it.
+type Usage struct {
+	Used   int64 `json:"used"`   // bytes of blocks held
+	Quota  int64 `json:"quota"`  // bytes donated; 0 means unlimited
+	Blocks int64 `json:"blocks"` // number of blocks held
 	// DiskFree is the free space of the filesystem under the store, which
 	// may be less than Quota-Used on a desktop whose owner filled it.
 	DiskFree int64 `json:"disk_free"`
-	// Now is the store's clock when it answered: touch times are on this
-	// clock, so a garbage collector maps its horizon onto it. Zero when the
-	// store does not say.
-	Now time.Time `json:"now,omitempty"`
 }
 
 // Free returns the bytes the store can still accept: the smaller of the
 // quota left and the disk's free space.
-func (s Stat) Free() int64 {
-	free := s.DiskFree
-	if s.Quota > 0 {
-		if q := s.Quota - s.Used; q < free || free <= 0 {
+func (u Usage) Free() int64 {
+	free := u.DiskFree
+	if u.Quota > 0 {
+		if q := u.Quota - u.Used; q < free || free <= 0 {
 			free = q
 		}
 	}
@@ -105,4 +102,14 @@ func (s Stat) Free() int64 {
 		free = 0
 	}
 	return free
+}
+
+// Stat is a store's answer to Stat: its identity, usage and clock.
+type Stat struct {
+	ID string `json:"id"` // stable store identity, kept in its directory
+	Usage
+	// Now is the store's clock when it answered: touch times are on this
+	// clock, so a garbage collector maps its horizon onto it. Zero when the
+	// store does not say.
+	Now time.Time `json:"now,omitempty"`
 }

@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
 )
@@ -80,7 +81,7 @@ func putCmd(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	mc := manager.NewClient(*mgr, tok, manager.ClientOptions{})
+	mc := catalog.NewClient(*mgr, tok, catalog.ClientOptions{})
 	if err := awaitStores(ctx, mc, *stores, *wait); err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func load1() float64 {
 }
 
 // awaitStores waits until exactly n stores are alive.
-func awaitStores(ctx context.Context, mc *manager.Client, n int, wait time.Duration) error {
+func awaitStores(ctx context.Context, mc *catalog.Client, n int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		infos, err := mc.Stores(ctx)
@@ -152,7 +153,7 @@ func awaitStores(ctx context.Context, mc *manager.Client, n int, wait time.Durat
 
 // putOnce writes size bytes as one version of a job of its own, timed from
 // Begin, through connections dialed (and warmed) beforehand.
-func putOnce(ctx context.Context, mc *manager.Client, tok []byte, stores, window, replicas, bs int, size int64, data io.Reader) (PutRun, error) {
+func putOnce(ctx context.Context, mc *catalog.Client, tok []byte, stores, window, replicas, bs int, size int64, data io.Reader) (PutRun, error) {
 	p := client.NewPool(mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Window: window, NoVerify: true})
 	}, nil)
@@ -167,7 +168,7 @@ func putOnce(ctx context.Context, mc *manager.Client, tok []byte, stores, window
 	job := fmt.Sprintf("netbench-s%d-w%d-r%d-%d", stores, window, replicas, time.Now().UnixNano())
 	opts := client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas}
 	start := time.Now()
-	v, err := client.Begin(ctx, mc, p, job, "files", opts)
+	v, err := client.Begin(ctx, mc, p, job, manifest.KindFiles, opts)
 	if err != nil {
 		return PutRun{}, err
 	}

@@ -23,9 +23,10 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
 )
@@ -190,7 +191,7 @@ func putRate(dir string, size int64, bs, stores, window, replicas int, pool []by
 	if err != nil {
 		return 0, err
 	}
-	mc := manager.NewClient(info.Manager, tok, manager.ClientOptions{})
+	mc := catalog.NewClient(info.Manager, tok, catalog.ClientOptions{})
 	p := client.NewPool(mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Window: window, NoVerify: true})
 	}, nil)
@@ -211,7 +212,7 @@ func putRate(dir string, size int64, bs, stores, window, replicas int, pool []by
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	v, err := client.Begin(ctx, mc, p, "putbench", "files", client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas})
+	v, err := client.Begin(ctx, mc, p, "putbench", manifest.KindFiles, client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas})
 	if err != nil {
 		return 0, err
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/disk"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/store"
 	"github.com/ckptio/ckptio/storage/token"
 )
@@ -137,7 +137,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(ctx, log, manager.NewClient(mgr, tok, manager.ClientOptions{TLS: managerTLS}), bs, addr, beat)
+		heartbeat(ctx, log, catalog.NewClient(mgr, tok, catalog.ClientOptions{TLS: managerTLS}), bs, addr, beat)
 	}()
 
 	err = <-serveErr
@@ -153,7 +153,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 // heartbeat tells the manager this store's address and space until ctx ends.
 // It logs when the manager becomes unreachable and when it is back, not on
 // every failed beat.
-func heartbeat(ctx context.Context, log *zap.Logger, mc *manager.Client, bs storage.BlockStore, addr string, every time.Duration) {
+func heartbeat(ctx context.Context, log *zap.Logger, mc *catalog.Client, bs storage.BlockStore, addr string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
@@ -161,8 +161,7 @@ func heartbeat(ctx context.Context, log *zap.Logger, mc *manager.Client, bs stor
 		st, err := bs.Stat(ctx)
 		if err == nil {
 			hctx, cancel := context.WithTimeout(ctx, every+3*time.Second)
-			err = mc.Heartbeat(hctx, manager.Heartbeat{ID: st.ID, Addr: addr, Used: st.Used,
-				Quota: st.Quota, Blocks: st.Blocks, DiskFree: st.DiskFree})
+			err = mc.Heartbeat(hctx, catalog.Heartbeat{ID: st.ID, Addr: addr, Usage: st.Usage})
 			cancel()
 		}
 		switch {

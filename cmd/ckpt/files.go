@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -160,7 +160,7 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 			return err
 		}
 	}
-	v, err := client.Begin(ctx, s.mc, s.pool, job, "files", opts)
+	v, err := client.Begin(ctx, s.mc, s.pool, job, manifest.KindFiles, opts)
 	if err != nil {
 		return err
 	}
@@ -198,9 +198,9 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 func reusable(ctx context.Context, s *session, job string, meta map[string]string) (client.Index, error) {
 	prev, err := s.mc.Manifest(ctx, job, 0)
 	switch {
-	case err == nil && prev.Kind == "files" && crypt.SameKey(prev.Meta, meta):
+	case err == nil && prev.Kind == manifest.KindFiles && crypt.SameKey(prev.Meta, meta):
 		return client.NewIndex(prev), nil
-	case err == nil, errors.Is(err, manager.ErrNoVersions), errors.Is(err, manager.ErrUnknownJob):
+	case err == nil, errors.Is(err, catalog.ErrNoVersions), errors.Is(err, catalog.ErrUnknownJob):
 		return client.Index{}, nil
 	}
 	return nil, fmt.Errorf("reading the previous version of %s: %w", job, err)

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/manager"
 )
 
 func printJSON(v any) error {
@@ -23,7 +23,7 @@ func printJSON(v any) error {
 // manager's fields (version, logical_bytes, new_bytes, sent_bytes, ...)
 // plus the dedup ratio.
 type versionJSON struct {
-	manager.VersionInfo
+	catalog.VersionInfo
 	// DedupRatio is logical bytes over new bytes stored; 0 when the
 	// version stored nothing new.
 	DedupRatio float64 `json:"dedup_ratio"`

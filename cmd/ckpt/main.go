@@ -15,9 +15,9 @@ import (
 
 	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
 )
@@ -66,7 +66,7 @@ stores on 127.0.0.1, started on demand and kept running until
 type session struct {
 	addr string
 	tok  []byte
-	mc   *manager.Client
+	mc   *catalog.Client
 	pool *client.Pool
 	log  *zap.Logger
 }
@@ -98,7 +98,7 @@ func (g *globals) connect(ctx context.Context) (*session, error) {
 			return nil, fmt.Errorf("--tls-ca: %w", err)
 		}
 	}
-	s.mc = manager.NewClient(s.addr, s.tok, manager.ClientOptions{TLS: tlsConf})
+	s.mc = catalog.NewClient(s.addr, s.tok, catalog.ClientOptions{TLS: tlsConf})
 	tok := s.tok
 	s.pool = client.NewPool(s.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 func repairCmd(g *globals) *cobra.Command {
@@ -67,7 +67,7 @@ func repair(ctx context.Context, g *globals, job string, asJSON bool) error {
 	return nil
 }
 
-func printRepair(rep manager.RepairReport) {
+func printRepair(rep catalog.RepairReport) {
 	what := "every job"
 	if rep.Job != "" {
 		what = "job " + rep.Job

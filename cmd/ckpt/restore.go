@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -79,7 +79,7 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	if err != nil {
 		return err
 	}
-	if filesOnly && m.Kind != "files" {
+	if filesOnly && m.Kind != manifest.KindFiles {
 		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
 	}
 	if err := crypt.Check(m, key); err != nil {
@@ -93,7 +93,7 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	var order []string
 	for _, b := range m.Blocks {
 		var rel string
-		if m.Kind == "mpi" {
+		if m.Kind == manifest.KindMPI {
 			if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {
 				return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, b.Object, b.Rank)
 			}
@@ -179,7 +179,7 @@ CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked.`,
 // degraded_blocks, lost_blocks, min_copies), recounted from the copies
 // read with --deep, plus the bad copies found by --deep.
 type versionCheck struct {
-	manager.VersionHealth
+	catalog.VersionHealth
 	BadCopies []badCopy `json:"bad_copies,omitempty"`
 }
 
@@ -214,9 +214,9 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 	var lost, degraded, bad []string
 	for _, c := range checks {
 		switch c.State {
-		case manager.StateLost:
+		case catalog.StateLost:
 			lost = append(lost, strconv.FormatInt(c.Version, 10))
-		case manager.StateDegraded:
+		case catalog.StateDegraded:
 			degraded = append(degraded, strconv.FormatInt(c.Version, 10))
 		}
 		for range c.BadCopies {
@@ -400,10 +400,10 @@ func recount(c *versionCheck, blocks []manifest.Block, good []int) {
 	}
 	switch {
 	case c.LostBlocks > 0:
-		c.State = manager.StateLost
+		c.State = catalog.StateLost
 	case c.DegradedBlocks > 0:
-		c.State = manager.StateDegraded
+		c.State = catalog.StateDegraded
 	default:
-		c.State = manager.StateHealthy
+		c.State = catalog.StateHealthy
 	}
 }

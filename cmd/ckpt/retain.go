@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 // retentionCmds are the commands that remove versions and free their
@@ -25,7 +25,7 @@ const gcHint = "ckpt: their blocks are freed by the manager's next garbage colle
 
 func retainCmd(g *globals) *cobra.Command {
 	var (
-		r                  manager.Retention
+		r                  catalog.Retention
 		within             string
 		show, clear, runGC bool
 	)
@@ -61,11 +61,11 @@ once with --gc.`,
 				return errors.New("give at least one of --keep-last, --keep-every, --keep-within (or --show, --clear)")
 			}
 			if within != "" {
-				d, err := manager.ParseDuration(within)
+				d, err := catalog.ParseDuration(within)
 				if err != nil {
 					return fmt.Errorf("--keep-within: %w", err)
 				}
-				r.KeepWithin = manager.Duration(d)
+				r.KeepWithin = catalog.Duration(d)
 			}
 			if r.KeepLast < 0 || r.KeepEvery < 0 || r.KeepWithin < 0 {
 				return errors.New("--keep-last, --keep-every and --keep-within must not be negative")
@@ -196,7 +196,7 @@ retention policy (applied at the next commit or 'ckpt retain') and to
 			return err
 		}
 		defer s.Close()
-		var vi manager.VersionInfo
+		var vi catalog.VersionInfo
 		if pin {
 			vi, err = s.mc.Pin(cmd.Context(), args[0], version)
 		} else {
@@ -254,7 +254,7 @@ they return. Exits 1 if a store could not be swept completely.`,
 
 // printGC prints a GC report for people and returns an error naming the
 // stores that failed.
-func printGC(rep manager.GCReport) error {
+func printGC(rep catalog.GCReport) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STORE\tADDRESS\tLISTED\tUNREFERENCED\tFREED\tERROR")
 	for _, st := range rep.Stores {
@@ -271,7 +271,7 @@ func printGC(rep manager.GCReport) error {
 	return gcFailures(rep)
 }
 
-func gcFailures(rep manager.GCReport) error {
+func gcFailures(rep catalog.GCReport) error {
 	failed := rep.Failed()
 	if len(failed) == 0 {
 		return nil

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/token"
 )
 
@@ -203,12 +203,12 @@ func latestVersion(ctx context.Context, environ []string, ce clusterEnv, job str
 	if addr == "" || len(tok) == 0 || err != nil {
 		return nil
 	}
-	mc := manager.NewClient(addr, tok, manager.ClientOptions{})
+	mc := catalog.NewClient(addr, tok, catalog.ClientOptions{})
 	return func() (int64, error) {
 		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		vs, err := mc.Versions(c, job)
-		if errors.Is(err, manager.ErrUnknownJob) || errors.Is(err, manager.ErrNoVersions) {
+		if errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions) {
 			return 0, nil
 		}
 		if err != nil {

@@ -8,15 +8,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
-// Catalog is what the client needs of the manager; *manager.Client
+// Catalog is what the client needs of the manager; *catalog.Client
 // implements it. Every method may block on the network.
 type Catalog interface {
-	Stores(ctx context.Context) ([]manager.StoreInfo, error)
-	Begin(ctx context.Context, job string) (manager.Txn, error)
+	Stores(ctx context.Context) ([]catalog.StoreInfo, error)
+	Begin(ctx context.Context, job string) (catalog.Txn, error)
 	Renew(ctx context.Context, txnID string) error
 	Commit(ctx context.Context, txnID string, m *manifest.Manifest) (int64, error)
 	Abort(ctx context.Context, txnID string) error
@@ -37,7 +37,7 @@ type Pool struct {
 	mu struct {
 		sync.Mutex
 		conns  map[string]storage.BlockStore // by address
-		stores map[string]manager.StoreInfo  // by ID, from the last refresh
+		stores map[string]catalog.StoreInfo  // by ID, from the last refresh
 	}
 }
 
@@ -48,11 +48,11 @@ func NewPool(cat Catalog, dial Dialer, log *zap.Logger) *Pool {
 	}
 	p := &Pool{cat: cat, dial: dial, log: log}
 	p.mu.conns = map[string]storage.BlockStore{}
-	p.mu.stores = map[string]manager.StoreInfo{}
+	p.mu.stores = map[string]catalog.StoreInfo{}
 	return p
 }
 
-func (p *Pool) refresh(ctx context.Context) ([]manager.StoreInfo, error) {
+func (p *Pool) refresh(ctx context.Context) ([]catalog.StoreInfo, error) {
 	list, err := p.cat.Stores(ctx)
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func (p *Pool) Targets(ctx context.Context) ([]Target, error) {
 	var out []Target
 	var skipped []string
 	for _, s := range list {
-		free := storage.Stat{Used: s.Used, Quota: s.Quota, DiskFree: s.DiskFree}.Free()
+		free := s.Free()
 		if !s.Alive || free <= 0 {
 			continue
 		}

@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -24,7 +24,7 @@ var RenewEvery = 30 * time.Second
 type Version struct {
 	cat     Catalog
 	job     string
-	kind    string
+	kind    manifest.Kind
 	created time.Time
 	txnID   string
 	w       *Writer
@@ -39,7 +39,7 @@ type Version struct {
 // are referenced instead of sent again, if that version is not encrypted:
 // a writer that encrypts passes its own Reuse, from a previous version
 // written with the same key (storage/crypt.SameKey).
-func Begin(ctx context.Context, cat Catalog, pool *Pool, job, kind string, opts WriterOptions) (*Version, error) {
+func Begin(ctx context.Context, cat Catalog, pool *Pool, job string, kind manifest.Kind, opts WriterOptions) (*Version, error) {
 	targets, err := pool.Targets(ctx)
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func Begin(ctx context.Context, cat Catalog, pool *Pool, job, kind string, opts 
 		switch {
 		case err == nil && prev.Kind == kind && prev.Meta[crypt.MetaEncrypted] == "":
 			opts.Reuse = NewIndex(prev)
-		case err == nil, errors.Is(err, manager.ErrNoVersions), errors.Is(err, manager.ErrUnknownJob):
+		case err == nil, errors.Is(err, catalog.ErrNoVersions), errors.Is(err, catalog.ErrUnknownJob):
 		default:
 			cat.Abort(context.WithoutCancel(ctx), txn.ID)
 			return nil, fmt.Errorf("client: reading the previous version of %s: %w", job, err)

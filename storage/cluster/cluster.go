@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/token"
 )
 
@@ -203,11 +203,11 @@ func healthy(ctx context.Context, info Info, tok []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	return manager.NewClient(info.Manager, tok, manager.ClientOptions{}).Ping(ctx) == nil
+	return catalog.NewClient(info.Manager, tok, catalog.ClientOptions{}).Ping(ctx) == nil
 }
 
 func waitStores(ctx context.Context, info Info, tok []byte, n int) error {
-	mc := manager.NewClient(info.Manager, tok, manager.ClientOptions{})
+	mc := catalog.NewClient(info.Manager, tok, catalog.ClientOptions{})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		stores, err := mc.Stores(ctx)

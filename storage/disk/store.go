@@ -483,7 +483,7 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 		s.mu.Unlock()
 		return storage.Stat{}, fmt.Errorf("disk: stat: %w", storage.ErrClosed)
 	}
-	st := storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks)), Now: time.Now()}
+	st := storage.Stat{ID: s.id, Usage: storage.Usage{Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks))}, Now: time.Now()}
 	s.mu.Unlock()
 	free, err := diskFree(s.dir)
 	if err != nil {

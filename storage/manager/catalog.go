@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -91,7 +94,7 @@ func (m *Manager) init() error {
 			}
 		}
 		return tx.Bucket(bucketStores).ForEach(func(k, v []byte) error {
-			var info StoreInfo
+			var info catalog.StoreInfo
 			if err := json.Unmarshal(v, &info); err != nil {
 				return fmt.Errorf("manager: catalog: store %q: %w", k, err)
 			}
@@ -102,7 +105,7 @@ func (m *Manager) init() error {
 	})
 }
 
-func (m *Manager) putStore(info StoreInfo) error {
+func (m *Manager) putStore(info catalog.StoreInfo) error {
 	info.Alive = false
 	v, err := json.Marshal(info)
 	if err != nil {
@@ -124,14 +127,14 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 }
 
 func unknownTxn(id string, timeout time.Duration) error {
-	return fmt.Errorf("%w: transaction %s (never begun, already committed or aborted, or not renewed within %s)", ErrUnknownTxn, id, timeout)
+	return fmt.Errorf("%w: transaction %s (never begun, already committed or aborted, or not renewed within %s)", catalog.ErrUnknownTxn, id, timeout)
 }
 
 // getTxn reads a live transaction; an expired one is deleted and reported
 // as unknown.
-func (m *Manager) getTxn(tx *bolt.Tx, id string, now time.Time) (Txn, error) {
+func (m *Manager) getTxn(tx *bolt.Tx, id string, now time.Time) (catalog.Txn, error) {
 	b := tx.Bucket(bucketTxns)
-	var t Txn
+	var t catalog.Txn
 	if len(id) == 0 || len(id) > 64 {
 		return t, unknownTxn(id, m.opts.TxnTimeout)
 	}
@@ -149,22 +152,22 @@ func (m *Manager) getTxn(tx *bolt.Tx, id string, now time.Time) (Txn, error) {
 			}
 		}
 		return t, fmt.Errorf("%w: transaction %s of job %s expired at %s (not renewed within %s)",
-			ErrUnknownTxn, id, t.Job, t.Expires.UTC().Format(time.RFC3339), m.opts.TxnTimeout)
+			catalog.ErrUnknownTxn, id, t.Job, t.Expires.UTC().Format(time.RFC3339), m.opts.TxnTimeout)
 	}
 	return t, nil
 }
 
 // Begin starts a version of job and returns its transaction. Nothing of it
 // is listed until Commit.
-func (m *Manager) Begin(job string) (Txn, error) {
-	if err := ValidJobName(job); err != nil {
-		return Txn{}, err
+func (m *Manager) Begin(job string) (catalog.Txn, error) {
+	if err := catalog.ValidJobName(job); err != nil {
+		return catalog.Txn{}, err
 	}
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return Txn{}, fmt.Errorf("manager: begin: %w", err)
+		return catalog.Txn{}, fmt.Errorf("manager: begin: %w", err)
 	}
-	t := Txn{ID: hex.EncodeToString(raw[:]), Job: job}
+	t := catalog.Txn{ID: hex.EncodeToString(raw[:]), Job: job}
 	// Began is read under bbolt's writer lock: garbage collection reads its
 	// horizon under the same lock (gcHorizon), so a transaction it does not
 	// see began after the horizon was taken.
@@ -173,15 +176,15 @@ func (m *Manager) Begin(job string) (Txn, error) {
 		t.Began, t.Expires = now, now.Add(m.opts.TxnTimeout)
 		return putJSON(tx.Bucket(bucketTxns), []byte(t.ID), t)
 	}); err != nil {
-		return Txn{}, fmt.Errorf("manager: begin %s: %w", job, err)
+		return catalog.Txn{}, fmt.Errorf("manager: begin %s: %w", job, err)
 	}
 	m.log.Debug("begin", zap.String("job", job), zap.String("txn", t.ID))
 	return t, nil
 }
 
 // Renew pushes a transaction's expiry TxnTimeout into the future.
-func (m *Manager) Renew(id string) (Txn, error) {
-	var t Txn
+func (m *Manager) Renew(id string) (catalog.Txn, error) {
+	var t catalog.Txn
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		now := m.now()
 		var err error
@@ -208,13 +211,13 @@ func (m *Manager) Abort(id string) error {
 
 // expireTxns removes the transactions past their expiry.
 func (m *Manager) expireTxns() (int, error) {
-	var expired []Txn
+	var expired []catalog.Txn
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		now := m.now()
 		b := tx.Bucket(bucketTxns)
 		expired = expired[:0]
 		if err := b.ForEach(func(k, v []byte) error {
-			var t Txn
+			var t catalog.Txn
 			if err := json.Unmarshal(v, &t); err != nil || now.After(t.Expires) {
 				t.ID = string(k)
 				expired = append(expired, t)
@@ -247,7 +250,7 @@ func (m *Manager) expireTxns() (int, error) {
 // version and the computed logical bytes. When the job has a retention
 // policy it is applied right after; a failure to apply it is logged, the
 // commit stands.
-func (m *Manager) Commit(id string, manifestBytes []byte) (VersionInfo, error) {
+func (m *Manager) Commit(id string, manifestBytes []byte) (catalog.VersionInfo, error) {
 	vi, policy, err := m.commit(id, manifestBytes)
 	if err != nil || !policy {
 		return vi, err
@@ -262,35 +265,35 @@ func (m *Manager) Commit(id string, manifestBytes []byte) (VersionInfo, error) {
 
 // commit is Commit without the retention; policy reports whether the job
 // has a retention policy.
-func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, policy bool, err error) {
-	var t Txn
+func (m *Manager) commit(id string, manifestBytes []byte) (vi catalog.VersionInfo, policy bool, err error) {
+	var t catalog.Txn
 	err = m.db.View(func(tx *bolt.Tx) error {
 		var err error
 		t, err = m.getTxn(tx, id, m.now())
 		return err
 	})
 	if err != nil {
-		return VersionInfo{}, false, err
+		return catalog.VersionInfo{}, false, err
 	}
 	man, err := manifest.Unmarshal(manifestBytes)
 	if err != nil {
-		return VersionInfo{}, false, fmt.Errorf("%w: commit %s: %w", ErrInvalid, id, err)
+		return catalog.VersionInfo{}, false, fmt.Errorf("%w: commit %s: %w", catalog.ErrInvalid, id, err)
 	}
 	if man.Job != t.Job {
-		return VersionInfo{}, false, fmt.Errorf("%w: manifest is for job %q but transaction %s is for job %q", ErrConflict, man.Job, id, t.Job)
+		return catalog.VersionInfo{}, false, fmt.Errorf("%w: manifest is for job %q but transaction %s is for job %q", catalog.ErrConflict, man.Job, id, t.Job)
 	}
-	replicas, err := parseReplicas(man.Meta)
+	replicas, err := catalog.ParseReplicas(man.Meta)
 	if err != nil {
-		return VersionInfo{}, false, fmt.Errorf("commit %s: %w", id, err)
+		return catalog.VersionInfo{}, false, fmt.Errorf("commit %s: %w", id, err)
 	}
 	man.LogicalBytes = man.Size()
 	keys := manifestKeys(man)
 	place := placementOf(man)
-	vi = VersionInfo{
+	vi = catalog.VersionInfo{
 		Job: t.Job, Created: man.Created, Kind: man.Kind, Meta: man.Meta,
 		Objects: len(man.Objects()), Blocks: len(man.Blocks),
 		LogicalBytes: man.LogicalBytes, NewBytes: man.NewBytes, SentBytes: man.SentBytes,
-		Status: StatusCommitted, Replicas: replicas,
+		Status: catalog.StatusCommitted, Replicas: replicas,
 	}
 	// Encode outside the write transaction with the version it will most
 	// likely get; if another commit of the job takes it first, encode again.
@@ -301,12 +304,12 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, polic
 			next = rec.LastVersion + 1
 			return err
 		}); err != nil {
-			return VersionInfo{}, false, err
+			return catalog.VersionInfo{}, false, err
 		}
 		man.Version = next
 		data, err := manifest.Marshal(man)
 		if err != nil {
-			return VersionInfo{}, false, fmt.Errorf("manager: commit %s: %w", id, err)
+			return catalog.VersionInfo{}, false, fmt.Errorf("manager: commit %s: %w", id, err)
 		}
 		vi.Version, vi.ManifestBytes = next, int64(len(data))
 		raced := false
@@ -359,7 +362,7 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi VersionInfo, polic
 			return tx.Bucket(bucketTxns).Delete([]byte(id))
 		})
 		if err != nil {
-			return VersionInfo{}, false, fmt.Errorf("manager: commit %s of job %s: %w", id, t.Job, err)
+			return catalog.VersionInfo{}, false, fmt.Errorf("manager: commit %s of job %s: %w", id, t.Job, err)
 		}
 		if !raced {
 			alive, _ := m.aliveStores()
@@ -387,19 +390,19 @@ func readJob(tx *bolt.Tx, job string) (jobRecord, *bolt.Bucket, error) {
 }
 
 func (m *Manager) knownJob(tx *bolt.Tx, job string) (jobRecord, *bolt.Bucket, error) {
-	if err := ValidJobName(job); err != nil {
+	if err := catalog.ValidJobName(job); err != nil {
 		return jobRecord{}, nil, err
 	}
 	rec, jb, err := readJob(tx, job)
 	if err == nil && jb == nil {
-		err = fmt.Errorf("%w: no version of job %q was ever committed", ErrUnknownJob, job)
+		err = fmt.Errorf("%w: no version of job %q was ever committed", catalog.ErrUnknownJob, job)
 	}
 	return rec, jb, err
 }
 
 // Versions lists a job's committed versions, oldest first.
-func (m *Manager) Versions(job string) ([]VersionInfo, error) {
-	var out []VersionInfo
+func (m *Manager) Versions(job string) ([]catalog.VersionInfo, error) {
+	var out []catalog.VersionInfo
 	alive, _ := m.aliveStores()
 	err := m.db.View(func(tx *bolt.Tx) error {
 		_, jb, err := m.knownJob(tx, job)
@@ -411,7 +414,7 @@ func (m *Manager) Versions(job string) ([]VersionInfo, error) {
 			return nil
 		}
 		return vb.ForEach(func(k, v []byte) error {
-			var vi VersionInfo
+			var vi catalog.VersionInfo
 			if err := json.Unmarshal(v, &vi); err != nil {
 				return fmt.Errorf("manager: catalog: job %s version %x: %w", job, k, err)
 			}
@@ -432,21 +435,21 @@ func (m *Manager) resolve(tx *bolt.Tx, job string, v int64) (int64, *bolt.Bucket
 		return 0, nil, err
 	}
 	if rec.Versions == 0 {
-		return 0, nil, fmt.Errorf("%w: job %s has no committed versions", ErrNoVersions, job)
+		return 0, nil, fmt.Errorf("%w: job %s has no committed versions", catalog.ErrNoVersions, job)
 	}
 	if v == 0 {
 		v = rec.Latest
 	}
 	vb := jb.Bucket(bucketVersions)
 	if v < 0 || vb == nil || vb.Get(vkey(v)) == nil {
-		return 0, nil, fmt.Errorf("%w: job %s has no version %d (latest is %d)", ErrUnknownVersion, job, v, rec.Latest)
+		return 0, nil, fmt.Errorf("%w: job %s has no version %d (latest is %d)", catalog.ErrUnknownVersion, job, v, rec.Latest)
 	}
 	return v, jb, nil
 }
 
 // Version returns one version's info; v = 0 means the latest.
-func (m *Manager) Version(job string, v int64) (VersionInfo, error) {
-	var vi VersionInfo
+func (m *Manager) Version(job string, v int64) (catalog.VersionInfo, error) {
+	var vi catalog.VersionInfo
 	alive, _ := m.aliveStores()
 	err := m.db.View(func(tx *bolt.Tx) error {
 		v, jb, err := m.resolve(tx, job, v)
@@ -484,13 +487,13 @@ func (m *Manager) Manifest(job string, v int64) ([]byte, int64, error) {
 
 // Jobs lists the jobs with committed versions or transactions in flight,
 // ordered by name.
-func (m *Manager) Jobs() ([]JobInfo, error) {
-	var out []JobInfo
+func (m *Manager) Jobs() ([]catalog.JobInfo, error) {
+	var out []catalog.JobInfo
 	err := m.db.View(func(tx *bolt.Tx) error {
 		inflight := make(map[string]int)
 		now := m.now()
 		if err := tx.Bucket(bucketTxns).ForEach(func(k, v []byte) error {
-			var t Txn
+			var t catalog.Txn
 			if json.Unmarshal(v, &t) == nil && !now.After(t.Expires) {
 				inflight[t.Job]++
 			}
@@ -503,17 +506,20 @@ func (m *Manager) Jobs() ([]JobInfo, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, JobInfo{Name: rec.Name, Versions: rec.Versions, Latest: rec.Latest, Updated: rec.Updated, InFlight: inflight[rec.Name]})
+			out = append(out, catalog.JobInfo{Name: rec.Name, Versions: rec.Versions, Latest: rec.Latest, Updated: rec.Updated, InFlight: inflight[rec.Name]})
 			delete(inflight, rec.Name)
 			return nil
 		}); err != nil {
 			return err
 		}
 		for job, n := range inflight {
-			out = append(out, JobInfo{Name: job, InFlight: n})
+			out = append(out, catalog.JobInfo{Name: job, InFlight: n})
 		}
 		return nil
 	})
 	sortJobs(out)
 	return out, err
+}
+func sortJobs(js []catalog.JobInfo) {
+	slices.SortFunc(js, func(a, b catalog.JobInfo) int { return strings.Compare(a.Name, b.Name) })
 }

@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
 )
 
@@ -32,7 +34,7 @@ func serveTLS(t *testing.T, certs *tlsconftest.Certs) *httptest.Server {
 
 func wantClientErr(t *testing.T, err error, wants ...string) {
 	t.Helper()
-	if !errors.Is(err, ErrUnreachable) {
+	if !errors.Is(err, catalog.ErrUnreachable) {
 		t.Errorf("error %v does not match ErrUnreachable", err)
 	}
 	for _, w := range wants {
@@ -47,11 +49,11 @@ func TestClientOverHTTPS(t *testing.T) {
 	srv := serveTLS(t, certs)
 	addr := srv.Listener.Addr().String()
 	ctx := context.Background()
-	c := NewClient(addr, testToken, ClientOptions{TLS: certs.Client(t)})
+	c := catalog.NewClient(addr, testToken, catalog.ClientOptions{TLS: certs.Client(t)})
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("ping over HTTPS: %v", err)
 	}
-	hb := Heartbeat{ID: "store-1", Addr: "127.0.0.1:1", Quota: 1 << 30}
+	hb := catalog.Heartbeat{ID: "store-1", Addr: "127.0.0.1:1", Usage: storage.Usage{Quota: 1 << 30}}
 	if err := c.Heartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestClientOverHTTPS(t *testing.T) {
 	if err != nil || len(stores) != 1 || stores[0].ID != "store-1" {
 		t.Fatalf("stores over HTTPS = %+v, %v", stores, err)
 	}
-	if _, err := NewClient(addr, []byte("wrong"), ClientOptions{TLS: certs.Client(t)}).Stores(ctx); !strings.Contains(fmtErr(err), "refused the cluster token") {
+	if _, err := catalog.NewClient(addr, []byte("wrong"), catalog.ClientOptions{TLS: certs.Client(t)}).Stores(ctx); !strings.Contains(fmtErr(err), "refused the cluster token") {
 		t.Fatalf("wrong token over HTTPS: %v", err)
 	}
 }
@@ -77,15 +79,15 @@ func TestClientTLSMismatch(t *testing.T) {
 
 	tlsSrv := serveTLS(t, certs)
 	tlsAddr := tlsSrv.Listener.Addr().String()
-	err := NewClient(tlsAddr, testToken, ClientOptions{}).Ping(ctx)
+	err := catalog.NewClient(tlsAddr, testToken, catalog.ClientOptions{}).Ping(ctx)
 	wantClientErr(t, err, "manager "+tlsAddr+" expects TLS (it runs with --tls-cert)", "--tls-ca")
 
 	_, plainSrv, _ := serve(t, Options{})
 	plainAddr := plainSrv.Listener.Addr().String()
-	err = NewClient(plainAddr, testToken, ClientOptions{TLS: certs.Client(t)}).Ping(ctx)
+	err = catalog.NewClient(plainAddr, testToken, catalog.ClientOptions{TLS: certs.Client(t)}).Ping(ctx)
 	wantClientErr(t, err, "manager "+plainAddr+" does not speak TLS (started without --tls-cert?)")
 
 	other := tlsconftest.New(t)
-	err = NewClient(tlsAddr, testToken, ClientOptions{TLS: other.Client(t)}).Ping(ctx)
+	err = catalog.NewClient(tlsAddr, testToken, catalog.ClientOptions{TLS: other.Client(t)}).Ping(ctx)
 	wantClientErr(t, err, "manager "+tlsAddr+": its TLS certificate is not trusted (wrong --tls-ca / CKPT_TLS_CA?)")
 }

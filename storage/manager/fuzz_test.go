@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 func FuzzHeartbeat(f *testing.F) {
@@ -14,12 +16,12 @@ func FuzzHeartbeat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		hb, err := DecodeHeartbeat(body)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, catalog.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			return
 		}
-		if err := hb.validate(); err != nil {
+		if err := hb.Validate(); err != nil {
 			t.Fatalf("accepted an invalid heartbeat: %v", err)
 		}
 	})
@@ -33,15 +35,15 @@ func FuzzRetention(f *testing.F) {
 	f.Add([]byte(`{"keep_within":"-1.5d"}`))
 	f.Add([]byte(`{"keep_last":-1}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var r Retention
+		var r catalog.Retention
 		if err := decodeJSON(body, &r); err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, catalog.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			return
 		}
-		if err := r.validate(); err != nil {
-			if !errors.Is(err, ErrInvalid) {
+		if err := r.Validate(); err != nil {
+			if !errors.Is(err, catalog.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			return
@@ -50,7 +52,7 @@ func FuzzRetention(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back Retention
+		var back catalog.Retention
 		if err := decodeJSON(data, &back); err != nil || back != r {
 			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
 		}

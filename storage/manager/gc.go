@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/remote"
 )
 
@@ -46,64 +47,6 @@ type GCStore interface {
 	Close() error
 }
 
-// GCReport is the outcome of one garbage collection (POST /v1/gc).
-type GCReport struct {
-	Started time.Time `json:"started"`
-	// NotSince is the horizon T0: only blocks no store touched since then
-	// were deleted.
-	NotSince time.Time       `json:"not_since"`
-	Stores   []GCStoreReport `json:"stores"`
-	// Skipped lists the dead stores: their unreferenced blocks are
-	// collected by a garbage collection after they come back.
-	Skipped []StoreRef `json:"skipped"`
-	// FreedBytes and Unreferenced sum the stores' figures.
-	FreedBytes   int64    `json:"freed_bytes"`
-	Unreferenced int64    `json:"unreferenced"`
-	Took         Duration `json:"took"`
-}
-
-// Failed returns the stores whose sweep failed.
-func (r GCReport) Failed() []GCStoreReport {
-	var out []GCStoreReport
-	for _, s := range r.Stores {
-		if s.Error != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// GCStoreReport is one alive store's sweep.
-type GCStoreReport struct {
-	ID   string `json:"id"`
-	Addr string `json:"addr"`
-	// Listed counts the keys the store listed.
-	Listed int64 `json:"listed"`
-	// Unreferenced counts the listed keys no committed version names: the
-	// store was asked to delete them, and kept those touched since
-	// NotSince (written or reused by a checkpoint in flight).
-	Unreferenced int64 `json:"unreferenced"`
-	// FreedBytes is what the store reported freed.
-	FreedBytes int64 `json:"freed_bytes"`
-	// Error is why the sweep of this store stopped early ("" if it did
-	// not). Keys deleted before it stay deleted.
-	Error string `json:"error,omitempty"`
-}
-
-// StoreRef names a store.
-type StoreRef struct {
-	ID       string    `json:"id"`
-	Addr     string    `json:"addr"`
-	LastSeen time.Time `json:"last_seen"`
-}
-
-// GCStatus is the answer to GET /v1/gc.
-type GCStatus struct {
-	Running bool      `json:"running"`
-	Since   time.Time `json:"since,omitzero"` // start of the running one
-	Last    *GCReport `json:"last"`           // the last one finished; null if none since the manager started
-}
-
 // GC runs one garbage collection, mark and sweep, and returns its report.
 // The mark is the refs bucket: the keys of every committed version of
 // every job. The sweep walks every alive store's keys and asks the store
@@ -115,16 +58,16 @@ type GCStatus struct {
 // runs. A store that fails is reported in its GCStoreReport and the others
 // are swept still; the error is for a catalog failure, ErrGCRunning, or
 // ctx or the manager closing.
-func (m *Manager) GC(ctx context.Context) (GCReport, error) {
+func (m *Manager) GC(ctx context.Context) (catalog.GCReport, error) {
 	m.mu.Lock()
 	if m.mu.closed {
 		m.mu.Unlock()
-		return GCReport{}, storage.ErrClosed
+		return catalog.GCReport{}, storage.ErrClosed
 	}
 	if m.mu.gcRunning {
 		since := m.mu.gcSince
 		m.mu.Unlock()
-		return GCReport{}, fmt.Errorf("%w (started at %s); try again when it ends", ErrGCRunning, since.UTC().Format(time.RFC3339))
+		return catalog.GCReport{}, fmt.Errorf("%w (started at %s); try again when it ends", catalog.ErrGCRunning, since.UTC().Format(time.RFC3339))
 	}
 	m.mu.gcRunning = true
 	started := m.now()
@@ -141,35 +84,35 @@ func (m *Manager) GC(ctx context.Context) (GCReport, error) {
 }
 
 // GCStatus says whether a GC runs and returns the last report.
-func (m *Manager) GCStatus() GCStatus {
+func (m *Manager) GCStatus() catalog.GCStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := GCStatus{Running: m.mu.gcRunning, Last: m.mu.lastGC}
+	st := catalog.GCStatus{Running: m.mu.gcRunning, Last: m.mu.lastGC}
 	if st.Running {
 		st.Since = m.mu.gcSince
 	}
 	return st
 }
 
-func (m *Manager) gc(ctx context.Context, started time.Time) (GCReport, error) {
+func (m *Manager) gc(ctx context.Context, started time.Time) (catalog.GCReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(m.ctx, cancel)()
-	rep := GCReport{Started: started, Stores: []GCStoreReport{}, Skipped: []StoreRef{}}
+	rep := catalog.GCReport{Started: started, Stores: []catalog.GCStoreReport{}, Skipped: []catalog.StoreRef{}}
 	t0, err := m.gcHorizon()
 	if err != nil {
 		return rep, err
 	}
 	rep.NotSince = t0
-	var alive []StoreInfo
+	var alive []catalog.StoreInfo
 	for _, st := range m.Stores() {
 		if st.Alive {
 			alive = append(alive, st)
 		} else {
-			rep.Skipped = append(rep.Skipped, StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
+			rep.Skipped = append(rep.Skipped, catalog.StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
 		}
 	}
-	rep.Stores = make([]GCStoreReport, len(alive))
+	rep.Stores = make([]catalog.GCStoreReport, len(alive))
 	var g errgroup.Group
 	g.SetLimit(gcParallel)
 	for i, st := range alive {
@@ -183,7 +126,7 @@ func (m *Manager) gc(ctx context.Context, started time.Time) (GCReport, error) {
 		rep.FreedBytes += s.FreedBytes
 		rep.Unreferenced += s.Unreferenced
 	}
-	rep.Took = Duration(m.now().Sub(started))
+	rep.Took = catalog.Duration(m.now().Sub(started))
 	if err := ctx.Err(); err != nil {
 		if m.ctx.Err() != nil {
 			err = storage.ErrClosed
@@ -213,7 +156,7 @@ func (m *Manager) gcHorizon() (time.Time, error) {
 		now := m.now()
 		t0 = now
 		return tx.Bucket(bucketTxns).ForEach(func(k, v []byte) error {
-			var t Txn
+			var t catalog.Txn
 			if err := json.Unmarshal(v, &t); err != nil {
 				return nil // unreadable: it can never commit; the janitor removes it
 			}
@@ -251,8 +194,8 @@ func (m *Manager) storeHorizon(ctx context.Context, s GCStore, t0 time.Time) (ti
 
 // sweep walks one store's keys and deletes the unreferenced ones not
 // touched since t0.
-func (m *Manager) sweep(ctx context.Context, st StoreInfo, t0 time.Time) GCStoreReport {
-	rep := GCStoreReport{ID: st.ID, Addr: st.Addr}
+func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time) catalog.GCStoreReport {
+	rep := catalog.GCStoreReport{ID: st.ID, Addr: st.Addr}
 	s, err := m.opts.DialStore(ctx, st.ID, st.Addr)
 	if err != nil {
 		rep.Error = err.Error()

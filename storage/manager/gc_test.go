@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 // fakeStore is an in-memory GCStore that keeps a touch time per block from
@@ -169,18 +170,18 @@ func newGCEnv(t *testing.T, n int, opts Options) *gcEnv {
 func (e *gcEnv) beat(t *testing.T, extra ...string) {
 	t.Helper()
 	for i := range e.stores {
-		if err := e.m.Heartbeat(Heartbeat{ID: fmt.Sprintf("s%d", i+1), Addr: fmt.Sprintf("host-%d:7000", i+1)}); err != nil {
+		if err := e.m.Heartbeat(catalog.Heartbeat{ID: fmt.Sprintf("s%d", i+1), Addr: fmt.Sprintf("host-%d:7000", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, id := range extra {
-		if err := e.m.Heartbeat(Heartbeat{ID: id, Addr: id + ":7000"}); err != nil {
+		if err := e.m.Heartbeat(catalog.Heartbeat{ID: id, Addr: id + ":7000"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func (e *gcEnv) gc(t *testing.T) GCReport {
+func (e *gcEnv) gc(t *testing.T) catalog.GCReport {
 	t.Helper()
 	rep, err := e.m.GC(context.Background())
 	if err != nil {
@@ -352,7 +353,7 @@ func TestGCCollectsAbortedAndExpired(t *testing.T) {
 		t.Fatalf("once T0 passed: %+v, %d blocks left", rep, s.count())
 	}
 	_, err := e.m.Commit(b.ID, marshal(t, keysManifest("j", "expired")))
-	wantErr(t, err, ErrUnknownTxn, "expired")
+	wantErr(t, err, catalog.ErrUnknownTxn, "expired")
 }
 
 func TestGCStoreFailures(t *testing.T) {
@@ -418,7 +419,7 @@ func TestGCOneAtATime(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	_, err := e.m.GC(context.Background())
-	wantErr(t, err, ErrGCRunning, "try again when it ends")
+	wantErr(t, err, catalog.ErrGCRunning, "try again when it ends")
 	close(gate)
 	if err := <-done; err != nil {
 		t.Fatal(err)

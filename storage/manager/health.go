@@ -7,60 +7,21 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
-
-// HealthState is a version's state: the worst state of its blocks.
-type HealthState string
-
-// A block is healthy with at least its version's target of copies on
-// alive stores that hold it, degraded with fewer but at least one, lost
-// with none.
-const (
-	StateHealthy  HealthState = "healthy"
-	StateDegraded HealthState = "degraded"
-	StateLost     HealthState = "lost"
-)
-
-// VersionHealth is one version's state (GET /v1/jobs/{job}/health).
-type VersionHealth struct {
-	Version int64       `json:"version"`
-	State   HealthState `json:"state"`
-	Target  int         `json:"target"` // replication target (Meta "replicas")
-	// Blocks counts the manifest rows holding data; DegradedBlocks those
-	// with 1 to Target-1 live copies, LostBlocks those with none.
-	Blocks         int `json:"blocks"`
-	DegradedBlocks int `json:"degraded_blocks"`
-	LostBlocks     int `json:"lost_blocks"`
-	// MinCopies is the fewest live copies any of its blocks has (0 when it
-	// has no block holding data).
-	MinCopies int `json:"min_copies"`
-}
-
-// JobHealth is the answer to GET /v1/jobs/{job}/health.
-type JobHealth struct {
-	Job      string          `json:"job"`
-	Checked  time.Time       `json:"checked"`
-	Versions []VersionHealth `json:"versions"` // oldest first
-	// Stores lists the alive stores asked, with an error for those that
-	// did not answer: their copies were not counted.
-	Stores []RepairStoreReport `json:"stores"`
-	// Skipped lists the dead stores: their copies do not count.
-	Skipped []StoreRef `json:"skipped"`
-}
 
 // Health reports the state of a job's versions (all of them, or only
 // version v when v > 0) from the stores' own answers: one batched Has per
 // alive store over the blocks the manifests list on it. No block is read.
 // A store that does not answer is reported and its copies are not
 // counted. Has touches the blocks held, as a writer's reuse does.
-func (m *Manager) Health(ctx context.Context, job string, v int64) (JobHealth, error) {
+func (m *Manager) Health(ctx context.Context, job string, v int64) (catalog.JobHealth, error) {
 	alive, dead := m.aliveStores()
-	h := JobHealth{Job: job, Checked: m.now(), Versions: []VersionHealth{}, Skipped: dead}
+	h := catalog.JobHealth{Job: job, Checked: m.now(), Versions: []catalog.VersionHealth{}, Skipped: dead}
 	conns := newStoreConns(m, alive)
 	defer conns.Close()
 	sv, err := m.surveyJob(ctx, conns, job, v)
@@ -75,8 +36,8 @@ func (m *Manager) Health(ctx context.Context, job string, v int64) (JobHealth, e
 }
 
 // versionHealth classifies one surveyed version's blocks.
-func (sv *survey) versionHealth(svv surveyVersion) VersionHealth {
-	vh := VersionHealth{Version: svv.version, Target: svv.target, Blocks: len(svv.rows), State: StateHealthy}
+func (sv *survey) versionHealth(svv surveyVersion) catalog.VersionHealth {
+	vh := catalog.VersionHealth{Version: svv.version, Target: svv.target, Blocks: len(svv.rows), State: catalog.StateHealthy}
 	for i, k := range svv.rows {
 		n := len(sv.blocks[k].held)
 		if i == 0 || n < vh.MinCopies {
@@ -91,9 +52,9 @@ func (sv *survey) versionHealth(svv surveyVersion) VersionHealth {
 	}
 	switch {
 	case vh.LostBlocks > 0:
-		vh.State = StateLost
+		vh.State = catalog.StateLost
 	case vh.DegradedBlocks > 0:
-		vh.State = StateDegraded
+		vh.State = catalog.StateDegraded
 	}
 	return vh
 }
@@ -162,7 +123,7 @@ func placementOf(man *manifest.Manifest) placement {
 
 // protected reports whether every block is listed on at least target
 // alive stores.
-func (p placement) protected(target int, alive map[string]StoreInfo) bool {
+func (p placement) protected(target int, alive map[string]catalog.StoreInfo) bool {
 	if p.Blocks == 0 {
 		return true
 	}
@@ -220,8 +181,8 @@ func readPlacement(jb *bolt.Bucket, job string, v int64) (placement, error) {
 // withProtection fills the fields of vi computed when it is read: the
 // replication target and whether the catalog lists every block on that
 // many alive stores.
-func withProtection(jb *bolt.Bucket, vi *VersionInfo, alive map[string]StoreInfo) error {
-	vi.Replicas = replicasOf(vi.Meta)
+func withProtection(jb *bolt.Bucket, vi *catalog.VersionInfo, alive map[string]catalog.StoreInfo) error {
+	vi.Replicas = catalog.ReplicasOf(vi.Meta)
 	p, err := readPlacement(jb, vi.Job, vi.Version)
 	if err != nil {
 		return err

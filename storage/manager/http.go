@@ -16,90 +16,37 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 )
-
-// ManifestContentType is the media type of a manifest body.
-const ManifestContentType = "application/vnd.apache.arrow.stream"
-
-// HeaderVersion carries the resolved version number of a manifest response.
-const HeaderVersion = "X-Ckpt-Version"
-
-// errorBody is every error response.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// Error codes of errorBody, one per sentinel.
-const (
-	codeInvalid        = "invalid"
-	codeUnauthorized   = "unauthorized"
-	codeClockSkew      = "clock_skew"
-	codeUnknownJob     = "unknown_job"
-	codeUnknownVersion = "unknown_version"
-	codeNoVersions     = "no_versions"
-	codeUnknownTxn     = "unknown_txn"
-	codeConflict       = "conflict"
-	codeTooLarge       = "too_large"
-	codePinned         = "pinned"
-	codeGCRunning      = "gc_running"
-	codeNotFound       = "not_found"
-	codeClosed         = "closed"
-	codeInternal       = "internal"
-)
-
-// codes maps error codes to sentinels for the client.
-var codes = map[string]error{
-	codeInvalid:        ErrInvalid,
-	codeUnauthorized:   storage.ErrUnauthorized,
-	codeClockSkew:      ErrClockSkew,
-	codeUnknownJob:     ErrUnknownJob,
-	codeUnknownVersion: ErrUnknownVersion,
-	codeNoVersions:     ErrNoVersions,
-	codeUnknownTxn:     ErrUnknownTxn,
-	codeConflict:       ErrConflict,
-	codeTooLarge:       ErrTooLarge,
-	codePinned:         ErrPinned,
-	codeGCRunning:      ErrGCRunning,
-	codeClosed:         storage.ErrClosed,
-}
 
 func classify(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrClockSkew):
-		return http.StatusUnauthorized, codeClockSkew
-	case errors.As(err, new(*authError)):
-		return http.StatusUnauthorized, codeUnauthorized
-	case errors.Is(err, ErrInvalid):
-		return http.StatusBadRequest, codeInvalid
-	case errors.Is(err, ErrUnknownJob):
-		return http.StatusNotFound, codeUnknownJob
-	case errors.Is(err, ErrUnknownVersion):
-		return http.StatusNotFound, codeUnknownVersion
-	case errors.Is(err, ErrNoVersions):
-		return http.StatusNotFound, codeNoVersions
-	case errors.Is(err, ErrUnknownTxn):
-		return http.StatusNotFound, codeUnknownTxn
-	case errors.Is(err, ErrConflict):
-		return http.StatusConflict, codeConflict
-	case errors.Is(err, ErrPinned):
-		return http.StatusConflict, codePinned
-	case errors.Is(err, ErrGCRunning):
-		return http.StatusConflict, codeGCRunning
-	case errors.Is(err, ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, codeTooLarge
+	case errors.Is(err, catalog.ErrClockSkew):
+		return http.StatusUnauthorized, catalog.CodeClockSkew
+	case errors.As(err, new(*catalog.AuthError)):
+		return http.StatusUnauthorized, catalog.CodeUnauthorized
+	case errors.Is(err, catalog.ErrInvalid):
+		return http.StatusBadRequest, catalog.CodeInvalid
+	case errors.Is(err, catalog.ErrUnknownJob):
+		return http.StatusNotFound, catalog.CodeUnknownJob
+	case errors.Is(err, catalog.ErrUnknownVersion):
+		return http.StatusNotFound, catalog.CodeUnknownVersion
+	case errors.Is(err, catalog.ErrNoVersions):
+		return http.StatusNotFound, catalog.CodeNoVersions
+	case errors.Is(err, catalog.ErrUnknownTxn):
+		return http.StatusNotFound, catalog.CodeUnknownTxn
+	case errors.Is(err, catalog.ErrConflict):
+		return http.StatusConflict, catalog.CodeConflict
+	case errors.Is(err, catalog.ErrPinned):
+		return http.StatusConflict, catalog.CodePinned
+	case errors.Is(err, catalog.ErrGCRunning):
+		return http.StatusConflict, catalog.CodeGCRunning
+	case errors.Is(err, catalog.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, catalog.CodeTooLarge
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
-		return http.StatusServiceUnavailable, codeClosed
+		return http.StatusServiceUnavailable, catalog.CodeClosed
 	}
-	return http.StatusInternalServerError, codeInternal
-}
-
-// Pong is the answer to GET /v1/ping.
-type Pong struct {
-	OK         bool      `json:"ok"`
-	Time       time.Time `json:"time"`
-	DeadAfter  string    `json:"dead_after"`
-	TxnTimeout string    `json:"txn_timeout"`
+	return http.StatusInternalServerError, catalog.CodeInternal
 }
 
 // Handler returns the HTTP API (see the package documentation). Every
@@ -111,7 +58,7 @@ func (m *Manager) Handler() http.Handler {
 	m.route(mux, "POST /v1/heartbeat", j, m.serveHeartbeat)
 	m.route(mux, "GET /v1/stores", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		writeJSON(w, http.StatusOK, struct {
-			Stores []StoreInfo `json:"stores"`
+			Stores []catalog.StoreInfo `json:"stores"`
 		}{m.Stores()})
 		return nil
 	})
@@ -121,7 +68,7 @@ func (m *Manager) Handler() http.Handler {
 			return err
 		}
 		writeJSON(w, http.StatusOK, struct {
-			Jobs []JobInfo `json:"jobs"`
+			Jobs []catalog.JobInfo `json:"jobs"`
 		}{nonNil(jobs)})
 		return nil
 	})
@@ -151,7 +98,7 @@ func (m *Manager) Handler() http.Handler {
 			return err
 		}
 		writeJSON(w, http.StatusOK, struct {
-			Versions []VersionInfo `json:"versions"`
+			Versions []catalog.VersionInfo `json:"versions"`
 		}{nonNil(vs)})
 		return nil
 	})
@@ -205,7 +152,7 @@ func (m *Manager) Handler() http.Handler {
 		return nil
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: codeNotFound})
+		writeJSON(w, http.StatusNotFound, catalog.ErrorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: catalog.CodeNotFound})
 	})
 	return mux
 }
@@ -237,7 +184,7 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 		default:
 			m.log.Debug("request rejected", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		}
-		writeJSON(w, status, errorBody{Error: err.Error(), Code: code})
+		writeJSON(w, status, catalog.ErrorBody{Error: err.Error(), Code: code})
 	})
 }
 
@@ -251,17 +198,17 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h h
 	header := r.Header.Get("Authorization")
 	now := m.now()
 	// Check the header and the clock before spending time on the body.
-	if ts, _, ok := parseAuth(header); !ok || now.Sub(time.Unix(ts, 0)).Abs() > MaxClockSkew {
-		return verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, nil)
+	if ts, _, ok := catalog.ParseAuth(header); !ok || now.Sub(time.Unix(ts, 0)).Abs() > catalog.MaxClockSkew {
+		return catalog.Verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, nil)
 	}
 	if r.ContentLength > limit {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, limit)
+		return fmt.Errorf("%w: %d bytes, the limit is %d", catalog.ErrTooLarge, r.ContentLength, limit)
 	}
 	body, err := readBody(w, r, limit)
 	if err != nil {
 		return err
 	}
-	if err := verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, body); err != nil {
+	if err := catalog.Verify(m.opts.Token, header, r.Method, r.URL.RequestURI(), now, body); err != nil {
 		return err
 	}
 	return h(w, r, body)
@@ -276,9 +223,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if _, err := buf.ReadFrom(rd); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+			return nil, fmt.Errorf("%w: more than %d bytes", catalog.ErrTooLarge, limit)
 		}
-		return nil, fmt.Errorf("%w: reading the body: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: reading the body: %w", catalog.ErrInvalid, err)
 	}
 	return buf.Bytes(), nil
 }
@@ -295,30 +242,30 @@ func decodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: JSON body: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: JSON body: %w", catalog.ErrInvalid, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: JSON body: data after the value", ErrInvalid)
+		return fmt.Errorf("%w: JSON body: data after the value", catalog.ErrInvalid)
 	}
 	return nil
 }
 
 func emptyBody(body []byte) error {
 	if len(bytes.TrimSpace(body)) != 0 {
-		return fmt.Errorf("%w: this endpoint takes no body", ErrInvalid)
+		return fmt.Errorf("%w: this endpoint takes no body", catalog.ErrInvalid)
 	}
 	return nil
 }
 
 // DecodeHeartbeat decodes the body of POST /v1/heartbeat strictly and
 // validates it.
-func DecodeHeartbeat(body []byte) (Heartbeat, error) {
-	var hb Heartbeat
+func DecodeHeartbeat(body []byte) (catalog.Heartbeat, error) {
+	var hb catalog.Heartbeat
 	if err := decodeJSON(body, &hb); err != nil {
-		return Heartbeat{}, err
+		return catalog.Heartbeat{}, err
 	}
-	if err := hb.validate(); err != nil {
-		return Heartbeat{}, err
+	if err := hb.Validate(); err != nil {
+		return catalog.Heartbeat{}, err
 	}
 	return hb, nil
 }
@@ -329,13 +276,13 @@ func parseVersion(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%w: version %q: want a positive number or \"latest\"", ErrInvalid, s)
+		return 0, fmt.Errorf("%w: version %q: want a positive number or \"latest\"", catalog.ErrInvalid, s)
 	}
 	return v, nil
 }
 
 func (m *Manager) servePing(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	writeJSON(w, http.StatusOK, Pong{OK: true, Time: m.now().UTC(), DeadAfter: m.opts.DeadAfter.String(), TxnTimeout: m.opts.TxnTimeout.String()})
+	writeJSON(w, http.StatusOK, catalog.Pong{OK: true, Time: m.now().UTC(), DeadAfter: m.opts.DeadAfter.String(), TxnTimeout: m.opts.TxnTimeout.String()})
 	return nil
 }
 
@@ -367,8 +314,8 @@ func (m *Manager) serveBegin(w http.ResponseWriter, r *http.Request, body []byte
 
 func (m *Manager) serveCommit(w http.ResponseWriter, r *http.Request, body []byte) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != ManifestContentType {
-			return fmt.Errorf("%w: Content-Type %q, want %s", ErrInvalid, ct, ManifestContentType)
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != catalog.ManifestContentType {
+			return fmt.Errorf("%w: Content-Type %q, want %s", catalog.ErrInvalid, ct, catalog.ManifestContentType)
 		}
 	}
 	vi, err := m.Commit(r.PathValue("id"), body)
@@ -388,9 +335,9 @@ func (m *Manager) serveManifest(w http.ResponseWriter, r *http.Request, _ []byte
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", ManifestContentType)
+	w.Header().Set("Content-Type", catalog.ManifestContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	w.Header().Set(HeaderVersion, strconv.FormatInt(v, 10))
+	w.Header().Set(catalog.HeaderVersion, strconv.FormatInt(v, 10))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(data) // the client went away; nothing to do
 	return nil
@@ -403,7 +350,7 @@ func (m *Manager) serveDeleteVersion(w http.ResponseWriter, r *http.Request, bod
 	s := r.PathValue("v")
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v <= 0 {
-		return fmt.Errorf("%w: version %q: deleting takes a positive version number", ErrInvalid, s)
+		return fmt.Errorf("%w: version %q: deleting takes a positive version number", catalog.ErrInvalid, s)
 	}
 	vi, err := m.DeleteVersion(r.PathValue("job"), v)
 	if err != nil {
@@ -431,14 +378,8 @@ func (m *Manager) servePin(pinned bool) handlerFunc {
 	}
 }
 
-// RetentionResult is the answer to PUT /v1/jobs/{job}/retention.
-type RetentionResult struct {
-	Retention Retention `json:"retention"`
-	Deleted   []int64   `json:"deleted"` // versions the policy deleted, ascending
-}
-
 func (m *Manager) serveSetRetention(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var ret Retention
+	var ret catalog.Retention
 	if err := decodeJSON(body, &ret); err != nil {
 		return err
 	}
@@ -446,7 +387,7 @@ func (m *Manager) serveSetRetention(w http.ResponseWriter, r *http.Request, body
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, RetentionResult{Retention: ret, Deleted: nonNil(deleted)})
+	writeJSON(w, http.StatusOK, catalog.RetentionResult{Retention: ret, Deleted: nonNil(deleted)})
 	return nil
 }
 
@@ -482,7 +423,7 @@ func (m *Manager) serveRepair(w http.ResponseWriter, r *http.Request, body []byt
 	q := r.URL.Query()
 	for k := range q {
 		if k != "job" {
-			return fmt.Errorf("%w: unknown parameter %q (POST /v1/repair takes only job)", ErrInvalid, k)
+			return fmt.Errorf("%w: unknown parameter %q (POST /v1/repair takes only job)", catalog.ErrInvalid, k)
 		}
 	}
 	// The pass is the manager's: it finishes (and GET /v1/repair shows

@@ -16,11 +16,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
 // serve starts a manager (real clock) behind httptest and returns a client.
-func serve(t *testing.T, opts Options) (*Manager, *httptest.Server, *Client) {
+func serve(t *testing.T, opts Options) (*Manager, *httptest.Server, *catalog.Client) {
 	t.Helper()
 	opts.Token = testToken
 	opts.Logger = zaptest.NewLogger(t)
@@ -33,11 +34,11 @@ func serve(t *testing.T, opts Options) (*Manager, *httptest.Server, *Client) {
 		srv.Close()
 		m.Close()
 	})
-	return m, srv, NewClient(srv.Listener.Addr().String(), testToken, ClientOptions{})
+	return m, srv, catalog.NewClient(srv.Listener.Addr().String(), testToken, catalog.ClientOptions{})
 }
 
 // raw sends a request signed with token at time now.
-func raw(t *testing.T, srv *httptest.Server, token []byte, now time.Time, method, path, ctype string, body []byte) (int, errorBody) {
+func raw(t *testing.T, srv *httptest.Server, token []byte, now time.Time, method, path, ctype string, body []byte) (int, catalog.ErrorBody) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
 	if err != nil {
@@ -47,14 +48,14 @@ func raw(t *testing.T, srv *httptest.Server, token []byte, now time.Time, method
 		req.Header.Set("Content-Type", ctype)
 	}
 	if token != nil {
-		req.Header.Set("Authorization", Sign(token, method, req.URL.RequestURI(), now.Unix(), body))
+		req.Header.Set("Authorization", catalog.Sign(token, method, req.URL.RequestURI(), now.Unix(), body))
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb errorBody
+	var eb catalog.ErrorBody
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 400 {
 		if err := json.Unmarshal(data, &eb); err != nil {
@@ -70,7 +71,7 @@ func TestAPIRoundTrip(t *testing.T) {
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hb := Heartbeat{ID: "s1", Addr: "127.0.0.1:7001", Used: 5, Quota: 50, Blocks: 1, DiskFree: 500}
+	hb := catalog.Heartbeat{ID: "s1", Addr: "127.0.0.1:7001", Usage: storage.Usage{Used: 5, Quota: 50, Blocks: 1, DiskFree: 500}}
 	if err := c.Heartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +84,9 @@ func TestAPIRoundTrip(t *testing.T) {
 		t.Fatalf("jobs %#v, %v", jobs, err)
 	}
 	_, err = c.Versions(ctx, "heat")
-	wantErr(t, err, ErrUnknownJob, "heat")
+	wantErr(t, err, catalog.ErrUnknownJob, "heat")
 	_, err = c.Manifest(ctx, "heat", 0)
-	wantErr(t, err, ErrUnknownJob, "heat")
+	wantErr(t, err, catalog.ErrUnknownJob, "heat")
 
 	txn, err := c.Begin(ctx, "heat")
 	if err != nil || txn.Job != "heat" || len(txn.ID) != 32 || time.Until(txn.Expires) < 9*time.Minute {
@@ -114,11 +115,11 @@ func TestAPIRoundTrip(t *testing.T) {
 	if got, err = c.Manifest(ctx, "heat", 0); err != nil || got.Version != 2 {
 		t.Fatalf("manifest latest: %+v, %v", got, err)
 	}
-	if vi, err := c.Version(ctx, "heat", 0); err != nil || vi.Version != 2 || vi.Kind != "files" {
+	if vi, err := c.Version(ctx, "heat", 0); err != nil || vi.Version != 2 || vi.Kind != manifest.KindFiles {
 		t.Fatalf("version latest: %+v, %v", vi, err)
 	}
 	_, err = c.Manifest(ctx, "heat", 7)
-	wantErr(t, err, ErrUnknownVersion, "job heat has no version 7 (latest is 2)")
+	wantErr(t, err, catalog.ErrUnknownVersion, "job heat has no version 7 (latest is 2)")
 
 	txn3, _ := c.Begin(ctx, "heat")
 	if jobs, _ := c.Jobs(ctx); len(jobs) != 1 || jobs[0].InFlight != 1 || jobs[0].Versions != 2 {
@@ -127,15 +128,15 @@ func TestAPIRoundTrip(t *testing.T) {
 	if err := c.Abort(ctx, txn3.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, c.Abort(ctx, txn3.ID), ErrUnknownTxn, txn3.ID)
+	wantErr(t, c.Abort(ctx, txn3.ID), catalog.ErrUnknownTxn, txn3.ID)
 	_, err = c.Commit(ctx, txn3.ID, testManifest("heat", 1))
-	wantErr(t, err, ErrUnknownTxn, "")
-	wantErr(t, c.Renew(ctx, "nonsense"), ErrUnknownTxn, "nonsense")
+	wantErr(t, err, catalog.ErrUnknownTxn, "")
+	wantErr(t, c.Renew(ctx, "nonsense"), catalog.ErrUnknownTxn, "nonsense")
 	_, err = c.Begin(ctx, "bad/name")
-	wantErr(t, err, ErrInvalid, "job name")
+	wantErr(t, err, catalog.ErrInvalid, "job name")
 	txn4, _ := c.Begin(ctx, "heat")
 	_, err = c.Commit(ctx, txn4.ID, testManifest("cool", 1))
-	wantErr(t, err, ErrConflict, "cool")
+	wantErr(t, err, catalog.ErrConflict, "cool")
 }
 
 func TestAPIAuth(t *testing.T) {
@@ -143,7 +144,7 @@ func TestAPIAuth(t *testing.T) {
 	_, srv, _ := serve(t, Options{})
 	addr := srv.Listener.Addr().String()
 
-	bad := NewClient(addr, []byte("wrong"), ClientOptions{})
+	bad := catalog.NewClient(addr, []byte("wrong"), catalog.ClientOptions{})
 	err := bad.Ping(ctx)
 	wantErr(t, err, storage.ErrUnauthorized, "manager "+addr+" refused the cluster token (wrong CKPT_TOKEN / token file?)")
 	status, eb := raw(t, srv, []byte("wrong"), time.Now(), "GET", "/v1/ping", "", nil)
@@ -156,7 +157,7 @@ func TestAPIAuth(t *testing.T) {
 	}
 	// A signature over another body, path or method does not pass.
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/jobs/j/txns", nil)
-	req.Header.Set("Authorization", Sign(testToken, "GET", "/v1/jobs/j/txns", time.Now().Unix(), nil))
+	req.Header.Set("Authorization", catalog.Sign(testToken, "GET", "/v1/jobs/j/txns", time.Now().Unix(), nil))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -167,13 +168,13 @@ func TestAPIAuth(t *testing.T) {
 	}
 
 	for _, skew := range []time.Duration{-6 * time.Minute, 10 * time.Minute} {
-		c := NewClient(addr, testToken, ClientOptions{Now: func() time.Time { return time.Now().Add(skew) }})
+		c := catalog.NewClient(addr, testToken, catalog.ClientOptions{Now: func() time.Time { return time.Now().Add(skew) }})
 		err := c.Ping(ctx)
 		wantErr(t, err, storage.ErrUnauthorized, "clock skew")
-		wantErr(t, err, ErrClockSkew, "limit 5m0s")
+		wantErr(t, err, catalog.ErrClockSkew, "limit 5m0s")
 	}
 	// Within the window is fine.
-	c := NewClient(addr, testToken, ClientOptions{Now: func() time.Time { return time.Now().Add(4 * time.Minute) }})
+	c := catalog.NewClient(addr, testToken, catalog.ClientOptions{Now: func() time.Time { return time.Now().Add(4 * time.Minute) }})
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestAPIBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit := "/v1/txns/" + txn.ID + "/commit"
-	status, eb := raw(t, srv, testToken, now, "POST", commit, ManifestContentType, []byte("garbage, not arrow"))
+	status, eb := raw(t, srv, testToken, now, "POST", commit, catalog.ManifestContentType, []byte("garbage, not arrow"))
 	if status != 400 || !strings.Contains(eb.Error, "manifest: corrupt") {
 		t.Fatalf("garbage manifest: %d %+v", status, eb)
 	}
@@ -226,12 +227,12 @@ func TestAPIBadInput(t *testing.T) {
 	if status != 400 || !strings.Contains(eb.Error, "Content-Type") {
 		t.Fatalf("wrong content type: %d %+v", status, eb)
 	}
-	status, eb = raw(t, srv, testToken, now, "POST", commit, ManifestContentType, good[:len(good)-8])
+	status, eb = raw(t, srv, testToken, now, "POST", commit, catalog.ManifestContentType, good[:len(good)-8])
 	if status != 400 || !strings.Contains(eb.Error, "end-of-stream") {
 		t.Fatalf("truncated manifest: %d %+v", status, eb)
 	}
 	_, err = c.Commit(ctx, txn.ID, testManifest("j", 400))
-	wantErr(t, err, ErrTooLarge, "limit is 65536")
+	wantErr(t, err, catalog.ErrTooLarge, "limit is 65536")
 	// Still committable after the rejections.
 	if v, err := c.Commit(ctx, txn.ID, testManifest("j", 1)); err != nil || v != 1 {
 		t.Fatalf("commit: %d, %v", v, err)
@@ -245,10 +246,10 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c := NewClient(addr, testToken, ClientOptions{})
+	c := catalog.NewClient(addr, testToken, catalog.ClientOptions{})
 	start := time.Now()
 	err = c.Ping(context.Background())
-	if !errors.Is(err, ErrUnreachable) {
+	if !errors.Is(err, catalog.ErrUnreachable) {
 		t.Fatalf("error %v, want ErrUnreachable", err)
 	}
 	msg := err.Error()

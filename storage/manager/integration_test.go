@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
@@ -56,7 +56,7 @@ func used(t *testing.T, c *clustertest.Cluster, what string, ok func(int64) bool
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", "stores", "--json")
-		var stores []manager.StoreInfo
+		var stores []catalog.StoreInfo
 		if code != 0 || json.Unmarshal([]byte(out), &stores) != nil {
 			t.Fatalf("stores --json: code %d, %q, %s", code, out, errOut)
 		}
@@ -118,7 +118,7 @@ func TestRetainAndGCAgainstRealDaemons(t *testing.T) {
 
 	time.Sleep(100 * time.Millisecond) // past the GC's drift margin since the last put
 	out, errOut, code = c.Run(t, work, nil, "ckpt", "gc", "--json")
-	var rep manager.GCReport
+	var rep catalog.GCReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
 		t.Fatalf("gc --json: code %d, %q, %s", code, out, errOut)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 // Defaults for Options.
@@ -103,7 +104,7 @@ type Manager struct {
 		closed    bool
 		gcRunning bool
 		gcSince   time.Time // start of the running GC
-		lastGC    *GCReport
+		lastGC    *catalog.GCReport
 		repair    repairState
 	}
 }
@@ -111,16 +112,16 @@ type Manager struct {
 // repairState is the repair bookkeeping, guarded by Manager.mu.
 type repairState struct {
 	running  bool
-	since    time.Time     // start of the running pass
-	last     *RepairReport // the last pass finished
-	dirty    bool          // something changed since the last full pass
-	aliveSig string        // the alive stores at the last full pass
-	lastFull time.Time     // start of the last full pass
+	since    time.Time             // start of the running pass
+	last     *catalog.RepairReport // the last pass finished
+	dirty    bool                  // something changed since the last full pass
+	aliveSig string                // the alive stores at the last full pass
+	lastFull time.Time             // start of the last full pass
 }
 
 // storeState is a store's latest heartbeat, in memory.
 type storeState struct {
-	info      StoreInfo
+	info      catalog.StoreInfo
 	live      bool      // heartbeated since this manager started
 	persisted time.Time // when info was last written to the catalog
 }
@@ -175,7 +176,7 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s is locked by another ckpt-manager", ErrLocked, path)
+			return nil, fmt.Errorf("%w: %s is locked by another ckpt-manager", catalog.ErrLocked, path)
 		}
 		return nil, fmt.Errorf("manager: open %s: %w", path, err)
 	}
@@ -251,8 +252,8 @@ func (m *Manager) janitor(ctx context.Context) {
 }
 
 // Heartbeat registers a store or updates its figures, and marks it alive.
-func (m *Manager) Heartbeat(hb Heartbeat) error {
-	if err := hb.validate(); err != nil {
+func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
+	if err := hb.Validate(); err != nil {
 		return err
 	}
 	now := m.now()
@@ -263,7 +264,7 @@ func (m *Manager) Heartbeat(hb Heartbeat) error {
 	}
 	st, ok := m.mu.stores[hb.ID]
 	if !ok {
-		st = &storeState{info: StoreInfo{ID: hb.ID, FirstSeen: now}}
+		st = &storeState{info: catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: hb.ID}, FirstSeen: now}}
 		m.mu.stores[hb.ID] = st
 		m.log.Info("new store", zap.String("id", hb.ID), zap.String("addr", hb.Addr))
 	} else if !st.live {
@@ -275,7 +276,7 @@ func (m *Manager) Heartbeat(hb Heartbeat) error {
 		m.mu.repair.dirty = true
 	}
 	moved := st.info.Addr != hb.Addr
-	st.info.Addr, st.info.Used, st.info.Quota, st.info.Blocks, st.info.DiskFree = hb.Addr, hb.Used, hb.Quota, hb.Blocks, hb.DiskFree
+	st.info.Heartbeat = hb
 	st.info.LastSeen = now
 	st.live = true
 	persist := !ok || moved || now.Sub(st.persisted) >= storePersistEvery
@@ -292,17 +293,17 @@ func (m *Manager) Heartbeat(hb Heartbeat) error {
 
 // Stores returns every store the catalog knows, ordered by ID, with Alive
 // computed from the last heartbeat.
-func (m *Manager) Stores() []StoreInfo {
+func (m *Manager) Stores() []catalog.StoreInfo {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]StoreInfo, 0, len(m.mu.stores))
+	out := make([]catalog.StoreInfo, 0, len(m.mu.stores))
 	for _, st := range m.mu.stores {
 		info := st.info
 		info.Alive = st.live && now.Sub(info.LastSeen) <= m.opts.DeadAfter
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b StoreInfo) int {
+	slices.SortFunc(out, func(a, b catalog.StoreInfo) int {
 		switch {
 		case a.ID < b.ID:
 			return -1

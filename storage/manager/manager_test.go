@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -86,9 +87,9 @@ func TestCommitVisibleOnlyAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = m.Versions("heat")
-	wantErr(t, err, ErrUnknownJob, `"heat"`)
+	wantErr(t, err, catalog.ErrUnknownJob, `"heat"`)
 	_, _, err = m.Manifest("heat", 0)
-	wantErr(t, err, ErrUnknownJob, "heat")
+	wantErr(t, err, catalog.ErrUnknownJob, "heat")
 	jobs, err := m.Jobs()
 	if err != nil || len(jobs) != 1 || jobs[0].InFlight != 1 || jobs[0].Versions != 0 {
 		t.Fatalf("jobs %+v, %v", jobs, err)
@@ -99,7 +100,7 @@ func TestCommitVisibleOnlyAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if vi.Version != 1 || vi.Objects != 2 || vi.Blocks != 6 || vi.LogicalBytes != 600 || vi.NewBytes != 10 ||
-		vi.SentBytes != 20 || vi.Status != StatusCommitted || !vi.Committed.Equal(clock.Now()) || vi.Meta["host"] != "n1" {
+		vi.SentBytes != 20 || vi.Status != catalog.StatusCommitted || !vi.Committed.Equal(clock.Now()) || vi.Meta["host"] != "n1" {
 		t.Fatalf("version info %+v", vi)
 	}
 	vs, err := m.Versions("heat")
@@ -118,7 +119,7 @@ func TestCommitVisibleOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("stored manifest %+v", got)
 	}
 	_, err = m.Commit(txn.ID, marshal(t, testManifest("heat", 2)))
-	wantErr(t, err, ErrUnknownTxn, txn.ID)
+	wantErr(t, err, catalog.ErrUnknownTxn, txn.ID)
 	jobs, _ = m.Jobs()
 	if len(jobs) != 1 || jobs[0].InFlight != 0 || jobs[0].Versions != 1 || jobs[0].Latest != 1 {
 		t.Fatalf("jobs %+v", jobs)
@@ -132,15 +133,15 @@ func TestAbortAndExpiryLeaveNothing(t *testing.T) {
 	if err := m.Abort(a.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, m.Abort(a.ID), ErrUnknownTxn, a.ID)
+	wantErr(t, m.Abort(a.ID), catalog.ErrUnknownTxn, a.ID)
 	_, err := m.Commit(a.ID, marshal(t, testManifest("j", 1)))
-	wantErr(t, err, ErrUnknownTxn, "")
+	wantErr(t, err, catalog.ErrUnknownTxn, "")
 
 	// Expired before the janitor ran: the commit says so.
 	b, _ := m.Begin("j")
 	clock.Add(DefaultTxnTimeout + time.Second)
 	_, err = m.Commit(b.ID, marshal(t, testManifest("j", 1)))
-	wantErr(t, err, ErrUnknownTxn, "expired")
+	wantErr(t, err, catalog.ErrUnknownTxn, "expired")
 
 	// Removed by the janitor.
 	c, _ := m.Begin("j")
@@ -150,12 +151,12 @@ func TestAbortAndExpiryLeaveNothing(t *testing.T) {
 		t.Fatalf("expired %d, %v", n, err)
 	}
 	_, err = m.Renew(c.ID)
-	wantErr(t, err, ErrUnknownTxn, "not renewed within 10m0s")
+	wantErr(t, err, catalog.ErrUnknownTxn, "not renewed within 10m0s")
 	if jobs, _ := m.Jobs(); len(jobs) != 0 {
 		t.Fatalf("jobs %+v", jobs)
 	}
 	_, err = m.Versions("j")
-	wantErr(t, err, ErrUnknownJob, "")
+	wantErr(t, err, catalog.ErrUnknownJob, "")
 
 	// Renewing keeps a transaction alive past the first timeout.
 	d, _ := m.Begin("j")
@@ -232,7 +233,7 @@ func TestVersionsMonotonicAcrossReopen(t *testing.T) {
 		t.Fatalf("pending commit: %+v, %v", vi, err)
 	}
 	_, err := m.Version("a", 9)
-	wantErr(t, err, ErrUnknownVersion, "job a has no version 9 (latest is 5)")
+	wantErr(t, err, catalog.ErrUnknownVersion, "job a has no version 9 (latest is 5)")
 	vi, err := m.Version("a", 0)
 	if err != nil || vi.Version != 5 {
 		t.Fatalf("latest: %+v, %v", vi, err)
@@ -290,9 +291,9 @@ func TestCommitRejects(t *testing.T) {
 	m := open(t, t.TempDir(), newClock())
 	txn, _ := m.Begin("j")
 	_, err := m.Commit(txn.ID, marshal(t, testManifest("other", 1)))
-	wantErr(t, err, ErrConflict, `manifest is for job "other"`)
+	wantErr(t, err, catalog.ErrConflict, `manifest is for job "other"`)
 	_, err = m.Commit(txn.ID, []byte("not arrow"))
-	wantErr(t, err, ErrInvalid, "manifest")
+	wantErr(t, err, catalog.ErrInvalid, "manifest")
 	wantErr(t, err, manifest.ErrCorrupt, "")
 	bad := testManifest("j", 1)
 	bad.Blocks[1].Offset = 150
@@ -304,18 +305,18 @@ func TestCommitRejects(t *testing.T) {
 	}
 	for _, name := range []string{"", "a/b", "..", strings.Repeat("x", 129), "sp ace", "ü"} {
 		_, err := m.Begin(name)
-		wantErr(t, err, ErrInvalid, "job name")
+		wantErr(t, err, catalog.ErrInvalid, "job name")
 	}
 }
 
 func TestStoreLiveness(t *testing.T) {
 	dir, clock := t.TempDir(), newClock()
 	m := open(t, dir, clock)
-	hb := Heartbeat{ID: "s1", Addr: "10.0.0.1:7000", Used: 100, Quota: 1000, Blocks: 3, DiskFree: 5000}
+	hb := catalog.Heartbeat{ID: "s1", Addr: "10.0.0.1:7000", Usage: storage.Usage{Used: 100, Quota: 1000, Blocks: 3, DiskFree: 5000}}
 	if err := m.Heartbeat(hb); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Heartbeat(Heartbeat{ID: "s2", Addr: "10.0.0.2:7000"}); err != nil {
+	if err := m.Heartbeat(catalog.Heartbeat{ID: "s2", Addr: "10.0.0.2:7000"}); err != nil {
 		t.Fatal(err)
 	}
 	ss := m.Stores()
@@ -349,8 +350,8 @@ func TestStoreLiveness(t *testing.T) {
 	if ss = m.Stores(); !ss[0].Alive || ss[1].Alive {
 		t.Fatalf("after heartbeat: %+v", ss)
 	}
-	for _, bad := range []Heartbeat{{Addr: "h:1"}, {ID: "x", Addr: "nohost"}, {ID: "a b", Addr: "h:1"}, {ID: "x", Addr: "h:1", Used: -1}} {
-		wantErr(t, m.Heartbeat(bad), ErrInvalid, "heartbeat")
+	for _, bad := range []catalog.Heartbeat{{Addr: "h:1"}, {ID: "x", Addr: "nohost"}, {ID: "a b", Addr: "h:1"}, {ID: "x", Addr: "h:1", Usage: storage.Usage{Used: -1}}} {
+		wantErr(t, m.Heartbeat(bad), catalog.ErrInvalid, "heartbeat")
 	}
 }
 
@@ -358,7 +359,7 @@ func TestDataDirLocked(t *testing.T) {
 	dir := t.TempDir()
 	open(t, dir, newClock())
 	_, err := Open(dir, Options{Token: testToken})
-	wantErr(t, err, ErrLocked, "another ckpt-manager")
+	wantErr(t, err, catalog.ErrLocked, "another ckpt-manager")
 	_, err = Open(t.TempDir(), Options{})
 	if err == nil || !strings.Contains(err.Error(), "no cluster token") {
 		t.Fatalf("open without token: %v", err)

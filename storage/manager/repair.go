@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -33,83 +34,6 @@ const (
 	maxLostListed = 100
 )
 
-// RepairReport is the outcome of one repair pass (POST /v1/repair).
-type RepairReport struct {
-	Started time.Time `json:"started"`
-	Job     string    `json:"job,omitempty"` // the job repaired; empty: every job
-	// Versions and Blocks count the versions checked and their distinct
-	// blocks holding data (a block shared by versions counts once).
-	Versions int   `json:"versions"`
-	Blocks   int64 `json:"blocks"`
-	// Degraded counts the blocks found with fewer live copies than the
-	// highest target of the versions naming them, but at least one copy.
-	Degraded int64 `json:"degraded"`
-	// Stale counts the blocks an alive store was listed for but no longer
-	// held; their manifests were corrected.
-	Stale int64 `json:"stale"`
-	// Copies and CopiedBytes count the copies made (stored bytes).
-	Copies      int64 `json:"copies"`
-	CopiedBytes int64 `json:"copied_bytes"`
-	// Lost counts the blocks with no copy on an alive store: nothing to
-	// copy from. LostBlocks names up to 100 of them.
-	Lost       int64       `json:"lost"`
-	LostBlocks []LostBlock `json:"lost_blocks,omitempty"`
-	// Unrepaired counts the blocks still below target after the pass, with
-	// a live copy: no other alive store had room, or every copy failed.
-	Unrepaired int64 `json:"unrepaired"`
-	// Updated counts the manifests rewritten; Gone the versions deleted
-	// while the pass ran, left alone.
-	Updated int `json:"updated"`
-	Gone    int `json:"gone"`
-	// Stores reports each alive store the pass used; Skipped the dead ones.
-	Stores  []RepairStoreReport `json:"stores"`
-	Skipped []StoreRef          `json:"skipped"`
-	Took    Duration            `json:"took"`
-}
-
-// Failed returns the stores that reported an error.
-func (r RepairReport) Failed() []RepairStoreReport {
-	var out []RepairStoreReport
-	for _, s := range r.Stores {
-		if s.Error != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// RepairStoreReport is one alive store's part in a repair pass or a
-// health check.
-type RepairStoreReport struct {
-	ID   string `json:"id"`
-	Addr string `json:"addr"`
-	// Asked counts the blocks asked about (Has); Missing those it was
-	// listed for and did not hold.
-	Asked   int64 `json:"asked"`
-	Missing int64 `json:"missing"`
-	// Received and ReceivedBytes count the copies put on it.
-	Received      int64 `json:"received"`
-	ReceivedBytes int64 `json:"received_bytes"`
-	// Error is the store's first failure ("" if none): its copies were not
-	// counted, or a copy from or to it failed.
-	Error string `json:"error,omitempty"`
-}
-
-// LostBlock is a block with no copy on an alive store.
-type LostBlock struct {
-	Job      string       `json:"job"`
-	Key      storage.Hash `json:"key"`
-	Stores   []string     `json:"stores"`   // the stores its manifests list (dead, or alive without it)
-	Versions []int64      `json:"versions"` // the versions naming it
-}
-
-// RepairStatus is the answer to GET /v1/repair.
-type RepairStatus struct {
-	Running bool          `json:"running"`
-	Since   time.Time     `json:"since,omitzero"`
-	Last    *RepairReport `json:"last"` // the last pass finished; null if none since the manager started
-}
-
 // Repair runs one repair pass over every retained version of job (every
 // job when job is "") and returns its report. For each block with fewer
 // live copies than its target, or listed on an alive store that no longer
@@ -120,34 +44,34 @@ type RepairStatus struct {
 // dropped). A pass waits for one already running to end. The error is for
 // an unknown job, a catalog failure, or ctx or the manager closing; store
 // failures are in the report.
-func (m *Manager) Repair(ctx context.Context, job string) (RepairReport, error) {
+func (m *Manager) Repair(ctx context.Context, job string) (catalog.RepairReport, error) {
 	if job != "" {
-		if err := ValidJobName(job); err != nil {
-			return RepairReport{}, err
+		if err := catalog.ValidJobName(job); err != nil {
+			return catalog.RepairReport{}, err
 		}
 	}
 	m.mu.Lock()
 	closed := m.mu.closed
 	m.mu.Unlock()
 	if closed {
-		return RepairReport{}, storage.ErrClosed
+		return catalog.RepairReport{}, storage.ErrClosed
 	}
 	select {
 	case m.repairSem <- struct{}{}:
 	case <-ctx.Done():
-		return RepairReport{}, fmt.Errorf("manager: repair: waiting for the running pass: %w", ctx.Err())
+		return catalog.RepairReport{}, fmt.Errorf("manager: repair: waiting for the running pass: %w", ctx.Err())
 	case <-m.ctx.Done():
-		return RepairReport{}, storage.ErrClosed
+		return catalog.RepairReport{}, storage.ErrClosed
 	}
 	defer func() { <-m.repairSem }()
 	return m.runRepair(ctx, job)
 }
 
 // RepairStatus says whether a repair pass runs and returns the last report.
-func (m *Manager) RepairStatus() RepairStatus {
+func (m *Manager) RepairStatus() catalog.RepairStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := RepairStatus{Running: m.mu.repair.running, Last: m.mu.repair.last}
+	st := catalog.RepairStatus{Running: m.mu.repair.running, Last: m.mu.repair.last}
 	if st.Running {
 		st.Since = m.mu.repair.since
 	}
@@ -219,7 +143,7 @@ func (m *Manager) repairLoop(ctx context.Context) {
 }
 
 // runRepair is one pass; the caller holds repairSem.
-func (m *Manager) runRepair(ctx context.Context, job string) (RepairReport, error) {
+func (m *Manager) runRepair(ctx context.Context, job string) (catalog.RepairReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(m.ctx, cancel)()
@@ -274,9 +198,9 @@ func (m *Manager) runRepair(ctx context.Context, job string) (RepairReport, erro
 	return rep, nil
 }
 
-func (m *Manager) repair(ctx context.Context, job string, started time.Time) (RepairReport, error) {
+func (m *Manager) repair(ctx context.Context, job string, started time.Time) (catalog.RepairReport, error) {
 	alive, dead := m.aliveStores()
-	rep := RepairReport{Started: started, Job: job, Stores: []RepairStoreReport{}, Skipped: dead}
+	rep := catalog.RepairReport{Started: started, Job: job, Stores: []catalog.RepairStoreReport{}, Skipped: dead}
 	var jobs []string
 	if job != "" {
 		jobs = []string{job}
@@ -295,7 +219,7 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (Re
 	defer conns.Close()
 	pl := &destPicker{conns: conns, free: make(map[string]int64)}
 	for id, st := range alive {
-		pl.free[id] = storage.Stat{Used: st.Used, Quota: st.Quota, DiskFree: st.DiskFree}.Free()
+		pl.free[id] = st.Free()
 	}
 	for _, j := range jobs {
 		sv, err := m.surveyJob(ctx, conns, j, 0)
@@ -310,12 +234,12 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (Re
 		}
 	}
 	rep.Stores = conns.reports()
-	rep.Took = Duration(m.now().Sub(started))
+	rep.Took = catalog.Duration(m.now().Sub(started))
 	return rep, ctx.Err()
 }
 
 func errorsIsUnknown(err error) bool {
-	return errors.Is(err, ErrUnknownJob) || errors.Is(err, ErrNoVersions)
+	return errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions)
 }
 
 // destPicker chooses the stores new copies go to: alive, without an error
@@ -350,7 +274,7 @@ func (p *destPicker) pick(size int64, exclude []string) (string, bool) {
 
 // repairSurvey makes the copies one surveyed job needs and rewrites its
 // manifests.
-func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destPicker, sv *survey, rep *RepairReport) error {
+func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destPicker, sv *survey, rep *catalog.RepairReport) error {
 	rep.Versions += len(sv.versions)
 	rep.Blocks += int64(len(sv.blocks))
 	maxBytes := m.opts.RepairMaxBytes
@@ -455,7 +379,7 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 			if ctx.Err() != nil {
 				return nil
 			}
-			conns.report(id, func(*RepairStoreReport) {}, fmt.Errorf("get %s: %w", key.Short(), err))
+			conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("get %s: %w", key.Short(), err))
 			continue
 		}
 		data = d
@@ -480,17 +404,17 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 			if ctx.Err() != nil {
 				break
 			}
-			conns.report(id, func(*RepairStoreReport) {}, fmt.Errorf("put %s: %w", key.Short(), err))
+			conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("put %s: %w", key.Short(), err))
 			continue
 		}
-		conns.report(id, func(r *RepairStoreReport) { r.Received++; r.ReceivedBytes += bs.size }, nil)
+		conns.report(id, func(r *catalog.RepairStoreReport) { r.Received++; r.ReceivedBytes += bs.size }, nil)
 		added = append(added, id)
 	}
 	return added
 }
 
 // listLost names up to maxLostListed lost blocks in the report.
-func (m *Manager) listLost(sv *survey, lost []int32, rep *RepairReport) {
+func (m *Manager) listLost(sv *survey, lost []int32, rep *catalog.RepairReport) {
 	room := maxLostListed - len(rep.LostBlocks)
 	if len(lost) == 0 || room <= 0 {
 		return
@@ -499,7 +423,7 @@ func (m *Manager) listLost(sv *survey, lost []int32, rep *RepairReport) {
 	at := make(map[int32]int, len(lost))
 	for _, k := range lost {
 		at[k] = len(rep.LostBlocks)
-		rep.LostBlocks = append(rep.LostBlocks, LostBlock{Job: sv.job, Key: sv.keys[k], Stores: sv.blocks[k].listed, Versions: []int64{}})
+		rep.LostBlocks = append(rep.LostBlocks, catalog.LostBlock{Job: sv.job, Key: sv.keys[k], Stores: sv.blocks[k].listed, Versions: []int64{}})
 	}
 	for _, svv := range sv.versions {
 		for _, k := range svv.rows {
@@ -551,7 +475,7 @@ func (m *Manager) rewriteStores(sv *survey, v int64, finals map[int32][]string) 
 		if vb == nil || mb == nil || vb.Get(vkey(v)) == nil || !bytes.Equal(mb.Get(vkey(v)), old) {
 			return nil // deleted (or rewritten) meanwhile
 		}
-		var vi VersionInfo
+		var vi catalog.VersionInfo
 		if err := json.Unmarshal(vb.Get(vkey(v)), &vi); err != nil {
 			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
 		}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
@@ -75,10 +75,10 @@ func waitStore(t *testing.T, c *clustertest.Cluster, id string, alive bool) {
 }
 
 // verifyStates runs ckpt verify --json and returns each version's state.
-func verifyStates(t *testing.T, c *clustertest.Cluster, wantCode int, args ...string) []manager.VersionHealth {
+func verifyStates(t *testing.T, c *clustertest.Cluster, wantCode int, args ...string) []catalog.VersionHealth {
 	t.Helper()
 	out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", append([]string{"verify", "job", "--json"}, args...)...)
-	var vs []manager.VersionHealth
+	var vs []catalog.VersionHealth
 	if code != wantCode || json.Unmarshal([]byte(out), &vs) != nil {
 		t.Fatalf("verify --json %v: code %d (want %d), %q, %s", args, code, wantCode, out, errOut)
 	}
@@ -102,7 +102,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 	// Version 1: 1 MiB in 64 KiB blocks, each on stores 0 and 1.
 	const block = 64 << 10
 	data := writeRandom(t, filepath.Join(c.Dir, "data.bin"), 1<<20, 7)
-	man := &manifest.Manifest{Job: "job", Kind: "files", Created: time.Now(), Meta: map[string]string{manager.MetaReplicas: "2"}}
+	man := &manifest.Manifest{Job: "job", Kind: "files", Created: time.Now(), Meta: map[string]string{catalog.MetaReplicas: "2"}}
 	for _, i := range []int{0, 1} {
 		s, err := remote.Dial(ctx, c.Stores[i].Addr, c.Token, remote.Options{})
 		if err != nil {
@@ -130,10 +130,10 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 		t.Fatal(err)
 	}
 	nblocks := len(man.Blocks)
-	if vs := verifyStates(t, c, 0); len(vs) != 1 || vs[0].State != manager.StateHealthy || vs[0].Blocks != nblocks || vs[0].Target != 2 {
+	if vs := verifyStates(t, c, 0); len(vs) != 1 || vs[0].State != catalog.StateHealthy || vs[0].Blocks != nblocks || vs[0].Target != 2 {
 		t.Fatalf("verify before: %+v", vs)
 	}
-	if vs := verifyStates(t, c, 0, "--deep"); vs[0].State != manager.StateHealthy || vs[0].MinCopies != 2 {
+	if vs := verifyStates(t, c, 0, "--deep"); vs[0].State != catalog.StateHealthy || vs[0].MinCopies != 2 {
 		t.Fatalf("verify --deep before: %+v", vs)
 	}
 	protected := func() bool {
@@ -168,7 +168,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 		t.Fatalf("repair: code %d, %q, %s", code, out, errOut)
 	}
 	t.Logf("ckpt repair job:\n%s", out)
-	if vs := verifyStates(t, c, 0, "--deep"); vs[0].State != manager.StateHealthy || vs[0].MinCopies != 2 {
+	if vs := verifyStates(t, c, 0, "--deep"); vs[0].State != catalog.StateHealthy || vs[0].MinCopies != 2 {
 		t.Fatalf("verify --deep after repair: %+v", vs)
 	}
 	m, err := mc.Manifest(ctx, "job", 1)
@@ -207,7 +207,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 	// one, so the copies go there.
 	c.Stores[1].Kill()
 	waitStore(t, c, ids[1], false)
-	if vs := verifyStates(t, c, 0); vs[0].State != manager.StateDegraded || vs[0].DegradedBlocks != nblocks {
+	if vs := verifyStates(t, c, 0); vs[0].State != catalog.StateDegraded || vs[0].DegradedBlocks != nblocks {
 		t.Fatalf("verify after store 1 died: %+v", vs)
 	}
 	rep, err := mc.Repair(ctx, "")
@@ -219,7 +219,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 			t.Fatalf("the new store received %d copies: %+v", s.Received, rep.Stores)
 		}
 	}
-	if vs := verifyStates(t, c, 0); vs[0].State != manager.StateHealthy {
+	if vs := verifyStates(t, c, 0); vs[0].State != catalog.StateHealthy {
 		t.Fatalf("verify after the second repair: %+v", vs)
 	}
 	// Store 2 leaves too: the new store alone serves the version.
@@ -231,7 +231,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 	// non-zero.
 	p.Kill()
 	waitStore(t, c, fresh, false)
-	if vs := verifyStates(t, c, 1); vs[0].State != manager.StateLost || vs[0].LostBlocks != nblocks {
+	if vs := verifyStates(t, c, 1); vs[0].State != catalog.StateLost || vs[0].LostBlocks != nblocks {
 		t.Fatalf("verify with no store: %+v", vs)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -166,7 +167,7 @@ func (e *repairEnv) beat(t *testing.T) {
 		if e.down[i] {
 			continue
 		}
-		hb := Heartbeat{ID: fmt.Sprintf("s%d", i+1), Addr: fmt.Sprintf("host-%d:7000", i+1), DiskFree: e.free[i]}
+		hb := catalog.Heartbeat{ID: fmt.Sprintf("s%d", i+1), Addr: fmt.Sprintf("host-%d:7000", i+1), Usage: storage.Usage{DiskFree: e.free[i]}}
 		if err := e.m.Heartbeat(hb); err != nil {
 			t.Fatal(err)
 		}
@@ -190,9 +191,9 @@ type placed struct {
 
 // commitPlaced commits a version of job with target replicas naming the
 // blocks on the given stores, and puts them there.
-func (e *repairEnv) commitPlaced(t *testing.T, job string, replicas int, blocks ...placed) VersionInfo {
+func (e *repairEnv) commitPlaced(t *testing.T, job string, replicas int, blocks ...placed) catalog.VersionInfo {
 	t.Helper()
-	man := &manifest.Manifest{Job: job, Kind: "files", Created: e.clock.Now(), Meta: map[string]string{MetaReplicas: strconv.Itoa(replicas)}}
+	man := &manifest.Manifest{Job: job, Kind: "files", Created: e.clock.Now(), Meta: map[string]string{catalog.MetaReplicas: strconv.Itoa(replicas)}}
 	var off int64
 	for _, b := range blocks {
 		h := key(b.name)
@@ -217,7 +218,7 @@ func (e *repairEnv) commitPlaced(t *testing.T, job string, replicas int, blocks 
 	return vi
 }
 
-func (e *repairEnv) health(t *testing.T, job string) []VersionHealth {
+func (e *repairEnv) health(t *testing.T, job string) []catalog.VersionHealth {
 	t.Helper()
 	h, err := e.m.Health(context.Background(), job, 0)
 	if err != nil {
@@ -226,7 +227,7 @@ func (e *repairEnv) health(t *testing.T, job string) []VersionHealth {
 	return h.Versions
 }
 
-func (e *repairEnv) repair(t *testing.T, job string) RepairReport {
+func (e *repairEnv) repair(t *testing.T, job string) catalog.RepairReport {
 	t.Helper()
 	rep, err := e.m.Repair(context.Background(), job)
 	if err != nil {
@@ -253,7 +254,7 @@ func (e *repairEnv) storesOf(t *testing.T, job string, v int64) map[string][]str
 	return out
 }
 
-func wantStates(t *testing.T, got []VersionHealth, want ...HealthState) {
+func wantStates(t *testing.T, got []catalog.VersionHealth, want ...catalog.HealthState) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("health %+v, want %d versions", got, len(want))
@@ -287,14 +288,14 @@ func TestRepairDegradedToHealthy(t *testing.T) {
 	if vi.Replicas != 2 || !vi.Protected {
 		t.Fatalf("commit %+v", vi)
 	}
-	wantStates(t, e.health(t, "j"), StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy)
 	if rep := e.repair(t, "j"); rep.Copies != 0 || rep.Updated != 0 || rep.Blocks != 2 || rep.Versions != 1 {
 		t.Fatalf("repair of a healthy version %+v", rep)
 	}
 
 	e.kill(t, 1)
 	h := e.health(t, "j")
-	wantStates(t, h, StateDegraded)
+	wantStates(t, h, catalog.StateDegraded)
 	if h[0].DegradedBlocks != 2 || h[0].LostBlocks != 0 || h[0].MinCopies != 1 || h[0].Target != 2 || h[0].Blocks != 2 {
 		t.Fatalf("health %+v", h[0])
 	}
@@ -310,7 +311,7 @@ func TestRepairDegradedToHealthy(t *testing.T) {
 	if !e.stores[2].holds("alpha") || !e.stores[2].holds("beta") {
 		t.Fatal("the third store did not get the copies")
 	}
-	wantStates(t, e.health(t, "j"), StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy)
 	for b, ids := range e.storesOf(t, "j", 1) {
 		if !slices.Equal(ids, []string{"s1", "s3"}) {
 			t.Fatalf("block %s listed on %v, want [s1 s3]", b, ids)
@@ -336,7 +337,7 @@ func TestRepairLost(t *testing.T) {
 	e.commitPlaced(t, "j", 2, placed{"pair", []string{"s1", "s3"}})
 	e.kill(t, 0)
 	h := e.health(t, "j")
-	wantStates(t, h, StateLost, StateDegraded)
+	wantStates(t, h, catalog.StateLost, catalog.StateDegraded)
 	if h[0].LostBlocks != 1 || h[0].MinCopies != 0 {
 		t.Fatalf("health %+v", h[0])
 	}
@@ -348,11 +349,11 @@ func TestRepairLost(t *testing.T) {
 	if rep.Copies != 1 || !e.stores[1].holds("pair") {
 		t.Fatalf("the degraded block was not copied: %+v", rep)
 	}
-	wantStates(t, e.health(t, "j"), StateLost, StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateLost, catalog.StateHealthy)
 	// The lost block keeps its listing, so the store coming back revives it.
 	e.down[0] = false
 	e.beat(t)
-	wantStates(t, e.health(t, "j"), StateHealthy, StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy, catalog.StateHealthy)
 }
 
 // TestRepairStaleStore: a store that is alive but lost blocks (it came
@@ -367,12 +368,12 @@ func TestRepairStaleStore(t *testing.T) {
 	if p := protected(t, e.m, "j"); !p[0] {
 		t.Fatal("the catalog alone cannot see the stale store")
 	}
-	wantStates(t, e.health(t, "j"), StateDegraded)
+	wantStates(t, e.health(t, "j"), catalog.StateDegraded)
 	rep := e.repair(t, "j")
 	if rep.Copies != 2 || rep.Stale != 2 || rep.Updated != 1 {
 		t.Fatalf("repair %+v", rep)
 	}
-	var s2 RepairStoreReport
+	var s2 catalog.RepairStoreReport
 	for _, s := range rep.Stores {
 		if s.ID == "s2" {
 			s2 = s
@@ -386,7 +387,7 @@ func TestRepairStaleStore(t *testing.T) {
 			t.Fatalf("block %s listed on %v, want [s1 s3]", b, ids)
 		}
 	}
-	wantStates(t, e.health(t, "j"), StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy)
 }
 
 // TestRepairPlacement: copies go to the stores with the most free space,
@@ -412,7 +413,7 @@ func TestRepairPlacement(t *testing.T) {
 	if rep.Copies != 0 || rep.Unrepaired != 1 || rep.Degraded != 1 {
 		t.Fatalf("repair with no room %+v", rep)
 	}
-	wantStates(t, e.health(t, "j"), StateDegraded)
+	wantStates(t, e.health(t, "j"), catalog.StateDegraded)
 }
 
 // TestRepairSharedBlockCopiedOnce: a block named by three versions is
@@ -438,7 +439,7 @@ func TestRepairSharedBlockCopiedOnce(t *testing.T) {
 			}
 		}
 	}
-	wantStates(t, e.health(t, "j"), StateHealthy, StateHealthy, StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy, catalog.StateHealthy, catalog.StateHealthy)
 }
 
 // TestRepairConcurrentDelete: a version deleted while its blocks are being
@@ -452,7 +453,7 @@ func TestRepairConcurrentDelete(t *testing.T) {
 	e.stores[2].mu.Lock()
 	e.stores[2].mu.putGate = gate
 	e.stores[2].mu.Unlock()
-	done := make(chan RepairReport, 1)
+	done := make(chan catalog.RepairReport, 1)
 	go func() {
 		rep, err := e.m.Repair(context.Background(), "j")
 		if err != nil {
@@ -472,10 +473,10 @@ func TestRepairConcurrentDelete(t *testing.T) {
 	if rep.Copies != 2 || rep.Updated != 1 || rep.Gone != 1 {
 		t.Fatalf("repair %+v", rep)
 	}
-	if _, err := e.m.Version("j", 1); !errors.Is(err, ErrUnknownVersion) {
+	if _, err := e.m.Version("j", 1); !errors.Is(err, catalog.ErrUnknownVersion) {
 		t.Fatalf("deleted version 1 is back: %v", err)
 	}
-	if _, _, err := e.m.Manifest("j", 1); !errors.Is(err, ErrUnknownVersion) {
+	if _, _, err := e.m.Manifest("j", 1); !errors.Is(err, catalog.ErrUnknownVersion) {
 		t.Fatalf("deleted version 1's manifest is back: %v", err)
 	}
 	// Its references are gone with it: only b is referenced.
@@ -483,7 +484,7 @@ func TestRepairConcurrentDelete(t *testing.T) {
 	if err != nil || live[0] || !live[1] {
 		t.Fatalf("references %v, %v", live, err)
 	}
-	wantStates(t, e.health(t, "j"), StateHealthy)
+	wantStates(t, e.health(t, "j"), catalog.StateHealthy)
 }
 
 // TestRepairUnreachableStore: an alive store that does not answer Has is
@@ -496,7 +497,7 @@ func TestRepairUnreachableStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStates(t, h.Versions, StateDegraded)
+	wantStates(t, h.Versions, catalog.StateDegraded)
 	failed := 0
 	for _, s := range h.Stores {
 		if s.Error != "" {
@@ -591,10 +592,10 @@ func TestCommitReplicasMeta(t *testing.T) {
 	e := newRepairEnv(t, 1, Options{})
 	for _, bad := range []string{"0", "-1", "two", "17", ""} {
 		man := keysManifest("j", "a")
-		man.Meta = map[string]string{MetaReplicas: bad}
+		man.Meta = map[string]string{catalog.MetaReplicas: bad}
 		txn, _ := e.m.Begin("j")
 		_, err := e.m.Commit(txn.ID, marshal(t, man))
-		wantErr(t, err, ErrInvalid, "replicas")
+		wantErr(t, err, catalog.ErrInvalid, "replicas")
 	}
 	vi := commitKeys(t, e.m, "j", "a")
 	if vi.Replicas != 1 || !vi.Protected {
@@ -603,7 +604,7 @@ func TestCommitReplicasMeta(t *testing.T) {
 }
 
 func TestPlacementProtected(t *testing.T) {
-	alive := map[string]StoreInfo{"a": {}, "b": {}, "c": {}}
+	alive := map[string]catalog.StoreInfo{"a": {}, "b": {}, "c": {}}
 	man := &manifest.Manifest{}
 	add := func(stores ...string) {
 		man.Blocks = append(man.Blocks, manifest.Block{Length: 1, Key: key(fmt.Sprint(len(man.Blocks))), Stores: stores})
@@ -624,7 +625,7 @@ func TestPlacementProtected(t *testing.T) {
 	man.Blocks = nil
 	for i := range maxPlacementSets + 1 {
 		add("a", fmt.Sprint("s", i))
-		alive[fmt.Sprint("s", i)] = StoreInfo{}
+		alive[fmt.Sprint("s", i)] = catalog.StoreInfo{}
 	}
 	p = placementOf(man)
 	if p.Sets != nil || !p.protected(2, alive) {
@@ -646,12 +647,12 @@ func TestAPIHealthAndRepair(t *testing.T) {
 		return stores[id], nil
 	}})
 	for id := range stores {
-		if err := c.Heartbeat(ctx, Heartbeat{ID: id, Addr: "127.0.0.1:9", DiskFree: 1 << 30}); err != nil {
+		if err := c.Heartbeat(ctx, catalog.Heartbeat{ID: id, Addr: "127.0.0.1:9", Usage: storage.Usage{DiskFree: 1 << 30}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stores["s1"].store("a")
-	man := &manifest.Manifest{Job: "j", Kind: "files", Meta: map[string]string{MetaReplicas: "2"}, Blocks: []manifest.Block{{
+	man := &manifest.Manifest{Job: "j", Kind: "files", Meta: map[string]string{catalog.MetaReplicas: "2"}, Blocks: []manifest.Block{{
 		Object: "f", Rank: -1, Length: 1, Hash: key("a"), Key: key("a"), StoredLength: 1, Codec: manifest.CodecRaw, Stores: []string{"s1"}}}}
 	txn, _ := c.Begin(ctx, "j")
 	if _, err := c.Commit(ctx, txn.ID, man); err != nil {
@@ -661,18 +662,18 @@ func TestAPIHealthAndRepair(t *testing.T) {
 		t.Fatalf("versions %+v, %v", vs, err)
 	}
 	h, err := c.Health(ctx, "j", 0)
-	if err != nil || len(h.Versions) != 1 || h.Versions[0].State != StateDegraded || h.Job != "j" {
+	if err != nil || len(h.Versions) != 1 || h.Versions[0].State != catalog.StateDegraded || h.Job != "j" {
 		t.Fatalf("health %+v, %v", h, err)
 	}
 	if h, err := c.Health(ctx, "j", 1); err != nil || len(h.Versions) != 1 || h.Versions[0].Version != 1 {
 		t.Fatalf("health of version 1 %+v, %v", h, err)
 	}
 	_, err = c.Health(ctx, "j", 2)
-	wantErr(t, err, ErrUnknownVersion, "no version 2")
+	wantErr(t, err, catalog.ErrUnknownVersion, "no version 2")
 	_, err = c.Health(ctx, "nope", 0)
-	wantErr(t, err, ErrUnknownJob, "nope")
+	wantErr(t, err, catalog.ErrUnknownJob, "nope")
 	_, err = c.Repair(ctx, "nope")
-	wantErr(t, err, ErrUnknownJob, "nope")
+	wantErr(t, err, catalog.ErrUnknownJob, "nope")
 	rep, err := c.Repair(ctx, "j")
 	if err != nil || rep.Copies != 1 || rep.Job != "j" || !stores["s2"].holds("a") {
 		t.Fatalf("repair %+v, %v", rep, err)
@@ -699,7 +700,7 @@ func TestPlacementsBuiltForOldCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Heartbeat(Heartbeat{ID: "s1", Addr: "h:1"}); err != nil {
+	if err := m.Heartbeat(catalog.Heartbeat{ID: "s1", Addr: "h:1"}); err != nil {
 		t.Fatal(err)
 	}
 	commitKeys(t, m, "j", "a", "b")

@@ -4,136 +4,19 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
 var keyRetention = []byte("retention")
 
-// Retention is a job's retention policy. A zero field is a rule not set; a
-// policy with no rule set keeps every version (and is not stored). A
-// version is kept when any rule keeps it, when it is pinned, or when it is
-// the job's latest; every other version is deleted. The manager applies
-// the policy after each commit of the job and when it is set.
-type Retention struct {
-	// KeepLast keeps the KeepLast highest-numbered versions held.
-	KeepLast int `json:"keep_last"`
-	// KeepEvery keeps the versions whose number is a multiple of KeepEvery.
-	KeepEvery int64 `json:"keep_every"`
-	// KeepWithin keeps the versions committed at most KeepWithin ago.
-	KeepWithin Duration `json:"keep_within"`
-}
-
-// IsSet reports whether any rule is set.
-func (r Retention) IsSet() bool { return r.KeepLast != 0 || r.KeepEvery != 0 || r.KeepWithin != 0 }
-
-func (r Retention) validate() error {
-	if r.KeepLast < 0 || r.KeepEvery < 0 || r.KeepWithin < 0 {
-		return fmt.Errorf("%w: retention: keep_last, keep_every and keep_within must not be negative (0 = not set)", ErrInvalid)
-	}
-	return nil
-}
-
-// String describes the policy for people: "keep the last 3, every 10th,
-// those committed within 7d", or "keep everything".
-func (r Retention) String() string {
-	var rules []string
-	if r.KeepLast > 0 {
-		rules = append(rules, fmt.Sprintf("the last %d", r.KeepLast))
-	}
-	if r.KeepEvery > 0 {
-		rules = append(rules, fmt.Sprintf("every version numbered a multiple of %d", r.KeepEvery))
-	}
-	if r.KeepWithin > 0 {
-		rules = append(rules, "those committed within "+r.KeepWithin.String())
-	}
-	if len(rules) == 0 {
-		return "keep everything (no policy)"
-	}
-	return "keep " + strings.Join(rules, ", ") + ", the pinned ones and the latest"
-}
-
-// Select returns the numbers of the versions the policy deletes among vs,
-// at time now, in ascending order. The latest version (highest number) and
-// pinned versions are never selected; nothing is when no rule is set.
-func (r Retention) Select(vs []VersionInfo, now time.Time) []int64 {
-	if !r.IsSet() || len(vs) == 0 {
-		return nil
-	}
-	nums := make([]int64, len(vs))
-	for i, v := range vs {
-		nums[i] = v.Version
-	}
-	slices.Sort(nums)
-	keep := make(map[int64]bool)
-	keep[nums[len(nums)-1]] = true
-	if r.KeepLast > 0 {
-		for _, n := range nums[max(0, len(nums)-r.KeepLast):] {
-			keep[n] = true
-		}
-	}
-	var out []int64
-	for _, v := range vs {
-		switch {
-		case keep[v.Version], v.Pinned:
-		case r.KeepEvery > 0 && v.Version%r.KeepEvery == 0:
-		case r.KeepWithin > 0 && !v.Committed.Before(now.Add(-time.Duration(r.KeepWithin))):
-		default:
-			out = append(out, v.Version)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// Duration is a time.Duration that reads and writes as text in JSON:
-// "72h0m0s" out; Go durations ("90m", "1h30m") and whole days ("7d") in.
-type Duration time.Duration
-
-// ParseDuration parses a Go duration ("36h", "90m") or a number of days
-// ("7d", "1.5d").
-func ParseDuration(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		f, err := strconv.ParseFloat(days, 64)
-		if err == nil && f >= 0 && f < 1e5 {
-			return time.Duration(f * float64(24*time.Hour)), nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: want a Go duration like 36h or 90m, or days like 7d", s)
-	}
-	return d, nil
-}
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler; "" is zero.
-func (d *Duration) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*d = 0
-		return nil
-	}
-	v, err := ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // Retention returns a job's retention policy; the zero policy if none is
 // set.
-func (m *Manager) Retention(job string) (Retention, error) {
-	var r Retention
+func (m *Manager) Retention(job string) (catalog.Retention, error) {
+	var r catalog.Retention
 	err := m.db.View(func(tx *bolt.Tx) error {
 		_, jb, err := m.knownJob(tx, job)
 		if err != nil {
@@ -144,7 +27,7 @@ func (m *Manager) Retention(job string) (Retention, error) {
 	return r, err
 }
 
-func readRetention(jb *bolt.Bucket, job string, r *Retention) error {
+func readRetention(jb *bolt.Bucket, job string, r *catalog.Retention) error {
 	v := jb.Get(keyRetention)
 	if v == nil {
 		return nil
@@ -159,11 +42,11 @@ func readRetention(jb *bolt.Bucket, job string, r *Retention) error {
 // it) and applies it at once; it returns the versions deleted. A job that
 // never committed is created, so a policy can be set before the first
 // checkpoint.
-func (m *Manager) SetRetention(job string, r Retention) ([]int64, error) {
-	if err := ValidJobName(job); err != nil {
+func (m *Manager) SetRetention(job string, r catalog.Retention) ([]int64, error) {
+	if err := catalog.ValidJobName(job); err != nil {
 		return nil, err
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	var deleted []int64
@@ -223,7 +106,7 @@ func (m *Manager) applyRetentionTx(tx *bolt.Tx, job string, now time.Time) ([]in
 	if err != nil || jb == nil {
 		return nil, err
 	}
-	var r Retention
+	var r catalog.Retention
 	if err := readRetention(jb, job, &r); err != nil || !r.IsSet() {
 		return nil, err
 	}
@@ -243,14 +126,14 @@ func (m *Manager) applyRetentionTx(tx *bolt.Tx, job string, now time.Time) ([]in
 	return deleted, putJSON(jb, keyInfo, rec)
 }
 
-func readVersions(jb *bolt.Bucket, job string) ([]VersionInfo, error) {
-	var out []VersionInfo
+func readVersions(jb *bolt.Bucket, job string) ([]catalog.VersionInfo, error) {
+	var out []catalog.VersionInfo
 	vb := jb.Bucket(bucketVersions)
 	if vb == nil {
 		return nil, nil
 	}
 	err := vb.ForEach(func(k, v []byte) error {
-		var vi VersionInfo
+		var vi catalog.VersionInfo
 		if err := json.Unmarshal(v, &vi); err != nil {
 			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, binary.BigEndian.Uint64(k), err)
 		}
@@ -263,11 +146,11 @@ func readVersions(jb *bolt.Bucket, job string) ([]VersionInfo, error) {
 // deleteVersionTx removes version v (which must exist) of a job: its
 // VersionInfo, its manifest and its block references, and updates rec
 // (the caller stores it).
-func deleteVersionTx(jb *bolt.Bucket, tx *bolt.Tx, job string, rec *jobRecord, v int64) (VersionInfo, error) {
-	var vi VersionInfo
+func deleteVersionTx(jb *bolt.Bucket, tx *bolt.Tx, job string, rec *jobRecord, v int64) (catalog.VersionInfo, error) {
+	var vi catalog.VersionInfo
 	vb, mb := jb.Bucket(bucketVersions), jb.Bucket(bucketManifests)
 	if vb == nil || mb == nil || vb.Get(vkey(v)) == nil {
-		return vi, fmt.Errorf("%w: job %s has no version %d", ErrUnknownVersion, job, v)
+		return vi, fmt.Errorf("%w: job %s has no version %d", catalog.ErrUnknownVersion, job, v)
 	}
 	if err := json.Unmarshal(vb.Get(vkey(v)), &vi); err != nil {
 		return vi, fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
@@ -296,7 +179,7 @@ func deleteVersionTx(jb *bolt.Bucket, tx *bolt.Tx, job string, rec *jobRecord, v
 	if rec.Latest == v {
 		rec.Latest = 0
 		if k, raw := vb.Cursor().Last(); k != nil {
-			var latest VersionInfo
+			var latest catalog.VersionInfo
 			if err := json.Unmarshal(raw, &latest); err != nil {
 				return vi, fmt.Errorf("manager: catalog: job %s version %d: %w", job, binary.BigEndian.Uint64(k), err)
 			}
@@ -311,10 +194,10 @@ func deleteVersionTx(jb *bolt.Bucket, tx *bolt.Tx, job string, rec *jobRecord, v
 // manifest, info and block references go in one catalog transaction; its
 // number is never given again. The blocks only it referenced are freed by
 // the next garbage collection.
-func (m *Manager) DeleteVersion(job string, v int64) (VersionInfo, error) {
-	var vi VersionInfo
+func (m *Manager) DeleteVersion(job string, v int64) (catalog.VersionInfo, error) {
+	var vi catalog.VersionInfo
 	if v <= 0 {
-		return vi, fmt.Errorf("%w: version %d: deleting takes an explicit version number", ErrInvalid, v)
+		return vi, fmt.Errorf("%w: version %d: deleting takes an explicit version number", catalog.ErrInvalid, v)
 	}
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		v, jb, err := m.resolve(tx, job, v)
@@ -325,7 +208,7 @@ func (m *Manager) DeleteVersion(job string, v int64) (VersionInfo, error) {
 			return fmt.Errorf("manager: catalog: job %s version %d: %w", job, v, err)
 		}
 		if vi.Pinned {
-			return fmt.Errorf("%w: job %s version %d is pinned; unpin it first (ckpt unpin %s --version %d)", ErrPinned, job, v, job, v)
+			return fmt.Errorf("%w: job %s version %d is pinned; unpin it first (ckpt unpin %s --version %d)", catalog.ErrPinned, job, v, job, v)
 		}
 		rec, _, err := readJob(tx, job)
 		if err != nil {
@@ -337,7 +220,7 @@ func (m *Manager) DeleteVersion(job string, v int64) (VersionInfo, error) {
 		return putJSON(jb, keyInfo, rec)
 	})
 	if err != nil {
-		return VersionInfo{}, err
+		return catalog.VersionInfo{}, err
 	}
 	m.log.Info("version deleted", zap.String("job", job), zap.Int64("version", v))
 	return vi, nil
@@ -346,8 +229,8 @@ func (m *Manager) DeleteVersion(job string, v int64) (VersionInfo, error) {
 // Pin marks version v of a job (0 = the latest) pinned or not, and returns
 // its info. A pinned version is kept by every retention policy and refused
 // by DeleteVersion. Pinning twice is harmless.
-func (m *Manager) Pin(job string, v int64, pinned bool) (VersionInfo, error) {
-	var vi VersionInfo
+func (m *Manager) Pin(job string, v int64, pinned bool) (catalog.VersionInfo, error) {
+	var vi catalog.VersionInfo
 	alive, _ := m.aliveStores()
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		v, jb, err := m.resolve(tx, job, v)
@@ -365,7 +248,7 @@ func (m *Manager) Pin(job string, v int64, pinned bool) (VersionInfo, error) {
 		return withProtection(jb, &vi, alive)
 	})
 	if err != nil {
-		return VersionInfo{}, err
+		return catalog.VersionInfo{}, err
 	}
 	m.log.Info("pin", zap.String("job", job), zap.Int64("version", vi.Version), zap.Bool("pinned", pinned))
 	return vi, nil

@@ -7,18 +7,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 func TestAPIRetentionPinDelete(t *testing.T) {
 	ctx := context.Background()
 	_, srv, c := serve(t, Options{})
 	r, err := c.Retention(ctx, "heat")
-	wantErr(t, err, ErrUnknownJob, "heat")
-	deleted, err := c.SetRetention(ctx, "heat", Retention{KeepLast: 2, KeepWithin: Duration(time.Nanosecond)})
+	wantErr(t, err, catalog.ErrUnknownJob, "heat")
+	deleted, err := c.SetRetention(ctx, "heat", catalog.Retention{KeepLast: 2, KeepWithin: catalog.Duration(time.Nanosecond)})
 	if err != nil || len(deleted) != 0 {
 		t.Fatalf("set: %v, %v", deleted, err)
 	}
-	if r, err = c.Retention(ctx, "heat"); err != nil || r.KeepLast != 2 || r.KeepWithin != Duration(time.Nanosecond) {
+	if r, err = c.Retention(ctx, "heat"); err != nil || r.KeepLast != 2 || r.KeepWithin != catalog.Duration(time.Nanosecond) {
 		t.Fatalf("get: %+v, %v", r, err)
 	}
 	for i := range 4 {
@@ -40,11 +42,11 @@ func TestAPIRetentionPinDelete(t *testing.T) {
 		t.Fatalf("versions %+v, %v", vs, err)
 	}
 	_, err = c.DeleteVersion(ctx, "heat", 1)
-	wantErr(t, err, ErrPinned, "unpin it first")
+	wantErr(t, err, catalog.ErrPinned, "unpin it first")
 	if vi, err := c.Unpin(ctx, "heat", 1); err != nil || vi.Pinned {
 		t.Fatalf("unpin: %+v, %v", vi, err)
 	}
-	deleted, err = c.SetRetention(ctx, "heat", Retention{KeepLast: 1})
+	deleted, err = c.SetRetention(ctx, "heat", catalog.Retention{KeepLast: 1})
 	if err != nil || !slices.Equal(deleted, []int64{1, 3}) {
 		t.Fatalf("keep last 1: deleted %v, %v", deleted, err)
 	}
@@ -52,15 +54,15 @@ func TestAPIRetentionPinDelete(t *testing.T) {
 		t.Fatalf("delete: %+v, %v", vi, err)
 	}
 	_, err = c.Version(ctx, "heat", 0)
-	wantErr(t, err, ErrNoVersions, "")
+	wantErr(t, err, catalog.ErrNoVersions, "")
 	_, err = c.DeleteVersion(ctx, "heat", 4)
-	wantErr(t, err, ErrNoVersions, "")
+	wantErr(t, err, catalog.ErrNoVersions, "")
 	_, err = c.DeleteVersion(ctx, "heat", 0)
-	wantErr(t, err, ErrInvalid, "positive")
+	wantErr(t, err, catalog.ErrInvalid, "positive")
 	_, err = c.Pin(ctx, "nojob", 1)
-	wantErr(t, err, ErrUnknownJob, "nojob")
-	_, err = c.SetRetention(ctx, "heat", Retention{KeepEvery: -2})
-	wantErr(t, err, ErrInvalid, "negative")
+	wantErr(t, err, catalog.ErrUnknownJob, "nojob")
+	_, err = c.SetRetention(ctx, "heat", catalog.Retention{KeepEvery: -2})
+	wantErr(t, err, catalog.ErrInvalid, "negative")
 
 	now := time.Now()
 	for _, tt := range []struct {
@@ -89,7 +91,7 @@ func TestAPIGC(t *testing.T) {
 	_, srv, c := serve(t, Options{GCClockSkew: -1, GCEvery: -1, DialStore: func(ctx context.Context, id, addr string) (GCStore, error) {
 		return s, nil
 	}})
-	if err := c.Heartbeat(ctx, Heartbeat{ID: "s1", Addr: "127.0.0.1:9"}); err != nil {
+	if err := c.Heartbeat(ctx, catalog.Heartbeat{ID: "s1", Addr: "127.0.0.1:9"}); err != nil {
 		t.Fatal(err)
 	}
 	s.put("live", "orphan")
@@ -105,7 +107,7 @@ func TestAPIGC(t *testing.T) {
 	s.mu.Lock()
 	s.mu.gate = gate
 	s.mu.Unlock()
-	done := make(chan GCReport, 1)
+	done := make(chan catalog.GCReport, 1)
 	go func() {
 		rep, err := c.GC(ctx)
 		if err != nil {
@@ -120,8 +122,8 @@ func TestAPIGC(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	_, err = c.GC(ctx)
-	wantErr(t, err, ErrGCRunning, "already running")
-	if status, eb := raw(t, srv, testToken, time.Now(), "POST", "/v1/gc", "", nil); status != http.StatusConflict || eb.Code != codeGCRunning {
+	wantErr(t, err, catalog.ErrGCRunning, "already running")
+	if status, eb := raw(t, srv, testToken, time.Now(), "POST", "/v1/gc", "", nil); status != http.StatusConflict || eb.Code != catalog.CodeGCRunning {
 		t.Fatalf("second GC: HTTP %d %+v", status, eb)
 	}
 	close(gate)

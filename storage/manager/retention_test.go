@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -19,36 +20,36 @@ func TestRetentionSelect(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	// versions builds infos for the numbers given; version n was committed
 	// 11-n hours before now: version 10 an hour ago, version 1 ten hours.
-	versions := func(pinned []int64, nums ...int64) []VersionInfo {
-		var vs []VersionInfo
+	versions := func(pinned []int64, nums ...int64) []catalog.VersionInfo {
+		var vs []catalog.VersionInfo
 		for _, n := range nums {
-			vs = append(vs, VersionInfo{Version: n, Committed: now.Add(-time.Duration(11-n) * time.Hour), Pinned: slices.Contains(pinned, n)})
+			vs = append(vs, catalog.VersionInfo{Version: n, Committed: now.Add(-time.Duration(11-n) * time.Hour), Pinned: slices.Contains(pinned, n)})
 		}
 		return vs
 	}
 	all := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	tests := []struct {
 		name   string
-		r      Retention
-		vs     []VersionInfo
+		r      catalog.Retention
+		vs     []catalog.VersionInfo
 		delete []int64
 	}{
-		{"no policy keeps all", Retention{}, versions(nil, all...), nil},
-		{"keep last 3", Retention{KeepLast: 3}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7}},
-		{"keep last more than held", Retention{KeepLast: 20}, versions(nil, all...), nil},
-		{"keep last 1 is the latest", Retention{KeepLast: 1}, versions(nil, 1, 2), []int64{1}},
-		{"keep every 4 keeps the latest too", Retention{KeepEvery: 4}, versions(nil, all...), []int64{1, 2, 3, 5, 6, 7, 9}},
-		{"keep every 5 on the latest", Retention{KeepEvery: 5}, versions(nil, all...), []int64{1, 2, 3, 4, 6, 7, 8, 9}},
+		{"no policy keeps all", catalog.Retention{}, versions(nil, all...), nil},
+		{"keep last 3", catalog.Retention{KeepLast: 3}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7}},
+		{"keep last more than held", catalog.Retention{KeepLast: 20}, versions(nil, all...), nil},
+		{"keep last 1 is the latest", catalog.Retention{KeepLast: 1}, versions(nil, 1, 2), []int64{1}},
+		{"keep every 4 keeps the latest too", catalog.Retention{KeepEvery: 4}, versions(nil, all...), []int64{1, 2, 3, 5, 6, 7, 9}},
+		{"keep every 5 on the latest", catalog.Retention{KeepEvery: 5}, versions(nil, all...), []int64{1, 2, 3, 4, 6, 7, 8, 9}},
 		// Version n is 11-n hours old: within 3h are 8 (3h, the boundary), 9, 10.
-		{"keep within 3h", Retention{KeepWithin: Duration(3 * time.Hour)}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7}},
-		{"keep within nothing recent keeps the latest", Retention{KeepWithin: Duration(time.Minute)}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
-		{"union of rules", Retention{KeepLast: 2, KeepEvery: 3, KeepWithin: Duration(4 * time.Hour)}, versions(nil, all...), []int64{1, 2, 4, 5}},
-		{"pinned kept", Retention{KeepLast: 2}, versions([]int64{1, 5}, all...), []int64{2, 3, 4, 6, 7, 8}},
-		{"pinned do count in keep last", Retention{KeepLast: 2}, versions([]int64{10}, all...), []int64{1, 2, 3, 4, 5, 6, 7, 8}},
-		{"gaps in the numbers", Retention{KeepLast: 2}, versions(nil, 2, 5, 9), []int64{2}},
-		{"keep every over gaps", Retention{KeepEvery: 2}, versions(nil, 1, 3, 4, 7), []int64{1, 3}},
-		{"no versions", Retention{KeepLast: 1}, nil, nil},
-		{"one version is the latest", Retention{KeepEvery: 100}, versions(nil, 3), nil},
+		{"keep within 3h", catalog.Retention{KeepWithin: catalog.Duration(3 * time.Hour)}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7}},
+		{"keep within nothing recent keeps the latest", catalog.Retention{KeepWithin: catalog.Duration(time.Minute)}, versions(nil, all...), []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"union of rules", catalog.Retention{KeepLast: 2, KeepEvery: 3, KeepWithin: catalog.Duration(4 * time.Hour)}, versions(nil, all...), []int64{1, 2, 4, 5}},
+		{"pinned kept", catalog.Retention{KeepLast: 2}, versions([]int64{1, 5}, all...), []int64{2, 3, 4, 6, 7, 8}},
+		{"pinned do count in keep last", catalog.Retention{KeepLast: 2}, versions([]int64{10}, all...), []int64{1, 2, 3, 4, 5, 6, 7, 8}},
+		{"gaps in the numbers", catalog.Retention{KeepLast: 2}, versions(nil, 2, 5, 9), []int64{2}},
+		{"keep every over gaps", catalog.Retention{KeepEvery: 2}, versions(nil, 1, 3, 4, 7), []int64{1, 3}},
+		{"no versions", catalog.Retention{KeepLast: 1}, nil, nil},
+		{"one version is the latest", catalog.Retention{KeepEvery: 100}, versions(nil, 3), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +62,7 @@ func TestRetentionSelect(t *testing.T) {
 }
 
 func TestRetentionJSON(t *testing.T) {
-	var r Retention
+	var r catalog.Retention
 	if err := decodeJSON([]byte(`{"keep_last":3,"keep_within":"7d"}`), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -73,14 +74,14 @@ func TestRetentionJSON(t *testing.T) {
 		t.Fatalf("%s", out)
 	}
 	for _, bad := range []string{`{"keep_within":"soon"}`, `{"keep_within":36}`, `{"keep_last":"3"}`, `{"keep_all":true}`} {
-		wantErr(t, decodeJSON([]byte(bad), &r), ErrInvalid, "JSON body")
+		wantErr(t, decodeJSON([]byte(bad), &r), catalog.ErrInvalid, "JSON body")
 	}
 	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "1.5d": 36 * time.Hour, "0d": 0, "2h30m": 150 * time.Minute} {
-		if d, err := ParseDuration(in); err != nil || d != want {
+		if d, err := catalog.ParseDuration(in); err != nil || d != want {
 			t.Fatalf("ParseDuration(%q) = %v, %v", in, d, err)
 		}
 	}
-	if _, err := ParseDuration("-d"); err == nil {
+	if _, err := catalog.ParseDuration("-d"); err == nil {
 		t.Fatal("-d parsed")
 	}
 }
@@ -100,7 +101,7 @@ func keysManifest(job string, names ...string) *manifest.Manifest {
 func key(name string) storage.Hash { return storage.Sum([]byte(name)) }
 
 // commitKeys commits a version of job naming the given blocks.
-func commitKeys(t *testing.T, m *Manager, job string, names ...string) VersionInfo {
+func commitKeys(t *testing.T, m *Manager, job string, names ...string) catalog.VersionInfo {
 	t.Helper()
 	txn, err := m.Begin(job)
 	if err != nil {
@@ -163,7 +164,7 @@ func TestRetentionAppliedOnCommit(t *testing.T) {
 	clock := newClock()
 	m := open(t, t.TempDir(), clock)
 	// A policy can be set before the job's first commit.
-	deleted, err := m.SetRetention("j", Retention{KeepLast: 2})
+	deleted, err := m.SetRetention("j", catalog.Retention{KeepLast: 2})
 	if err != nil || len(deleted) != 0 {
 		t.Fatalf("set: %v, %v", deleted, err)
 	}
@@ -171,7 +172,7 @@ func TestRetentionAppliedOnCommit(t *testing.T) {
 		t.Fatalf("versions %v", got)
 	}
 	_, err = m.Version("j", 0)
-	wantErr(t, err, ErrNoVersions, "")
+	wantErr(t, err, catalog.ErrNoVersions, "")
 	commitKeys(t, m, "j", "a")
 	if _, err := m.Pin("j", 1, true); err != nil {
 		t.Fatal(err)
@@ -185,17 +186,17 @@ func TestRetentionAppliedOnCommit(t *testing.T) {
 	}
 	checkRefs(t, m, map[string]uint64{"a": 1, "shared": 2, "d": 1, "e": 1})
 	r, err := m.Retention("j")
-	if err != nil || r != (Retention{KeepLast: 2}) {
+	if err != nil || r != (catalog.Retention{KeepLast: 2}) {
 		t.Fatalf("policy %+v, %v", r, err)
 	}
 
 	// A stricter policy applies at once; the latest always stays.
-	deleted, err = m.SetRetention("j", Retention{KeepWithin: Duration(time.Minute)})
+	deleted, err = m.SetRetention("j", catalog.Retention{KeepWithin: catalog.Duration(time.Minute)})
 	if err != nil || !slices.Equal(deleted, []int64{4}) {
 		t.Fatalf("keep within: deleted %v, %v", deleted, err)
 	}
 	// Clearing the policy keeps what is there from now on.
-	if _, err := m.SetRetention("j", Retention{}); err != nil {
+	if _, err := m.SetRetention("j", catalog.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := m.Retention("j"); r.IsSet() {
@@ -211,12 +212,12 @@ func TestRetentionAppliedOnCommit(t *testing.T) {
 		t.Fatalf("jobs %+v", jobs)
 	}
 
-	_, err = m.SetRetention("j", Retention{KeepLast: -1})
-	wantErr(t, err, ErrInvalid, "negative")
-	_, err = m.SetRetention("bad/job", Retention{KeepLast: 1})
-	wantErr(t, err, ErrInvalid, "job name")
+	_, err = m.SetRetention("j", catalog.Retention{KeepLast: -1})
+	wantErr(t, err, catalog.ErrInvalid, "negative")
+	_, err = m.SetRetention("bad/job", catalog.Retention{KeepLast: 1})
+	wantErr(t, err, catalog.ErrInvalid, "job name")
 	_, err = m.Retention("nojob")
-	wantErr(t, err, ErrUnknownJob, "nojob")
+	wantErr(t, err, catalog.ErrUnknownJob, "nojob")
 }
 
 func TestDeleteAndPin(t *testing.T) {
@@ -236,17 +237,17 @@ func TestDeleteAndPin(t *testing.T) {
 		t.Fatal("pin not stored")
 	}
 	_, err = m.DeleteVersion("j", 2)
-	wantErr(t, err, ErrPinned, "job j version 2 is pinned; unpin it first (ckpt unpin j --version 2)")
+	wantErr(t, err, catalog.ErrPinned, "job j version 2 is pinned; unpin it first (ckpt unpin j --version 2)")
 	_, err = m.DeleteVersion("j", 9)
-	wantErr(t, err, ErrUnknownVersion, "no version 9 (latest is 3)")
+	wantErr(t, err, catalog.ErrUnknownVersion, "no version 9 (latest is 3)")
 	_, err = m.DeleteVersion("j", 0)
-	wantErr(t, err, ErrInvalid, "explicit version")
+	wantErr(t, err, catalog.ErrInvalid, "explicit version")
 	_, err = m.DeleteVersion("nojob", 1)
-	wantErr(t, err, ErrUnknownJob, "nojob")
+	wantErr(t, err, catalog.ErrUnknownJob, "nojob")
 	_, err = m.Pin("j", 7, true)
-	wantErr(t, err, ErrUnknownVersion, "no version 7")
+	wantErr(t, err, catalog.ErrUnknownVersion, "no version 7")
 	_, err = m.Pin("nojob", 1, true)
-	wantErr(t, err, ErrUnknownJob, "nojob")
+	wantErr(t, err, catalog.ErrUnknownJob, "nojob")
 
 	// The latest may be deleted explicitly; the previous one becomes latest.
 	if vi, err := m.DeleteVersion("j", 3); err != nil || vi.Version != 3 {
@@ -256,7 +257,7 @@ func TestDeleteAndPin(t *testing.T) {
 		t.Fatalf("latest after delete: %+v, %v", vi, err)
 	}
 	_, _, err = m.Manifest("j", 3)
-	wantErr(t, err, ErrUnknownVersion, "latest is 2")
+	wantErr(t, err, catalog.ErrUnknownVersion, "latest is 2")
 	checkRefs(t, m, map[string]uint64{"shared": 2, "a": 1, "b": 1})
 	if vi, err := m.Pin("j", 0, false); err != nil || vi.Pinned || vi.Version != 2 {
 		t.Fatalf("unpin latest: %+v, %v", vi, err)
@@ -271,7 +272,7 @@ func TestDeleteAndPin(t *testing.T) {
 		t.Fatalf("versions %v", got)
 	}
 	_, err = m.Version("j", 0)
-	wantErr(t, err, ErrNoVersions, "")
+	wantErr(t, err, catalog.ErrNoVersions, "")
 	jobs, _ := m.Jobs()
 	if len(jobs) != 1 || jobs[0].Versions != 0 || jobs[0].Latest != 0 {
 		t.Fatalf("jobs %+v", jobs)

@@ -7,44 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
-
-// MetaReplicas is the manifest Meta key holding a version's replication
-// target: how many copies, on distinct stores, each of its blocks should
-// have. A decimal from 1 to MaxReplicas; absent means 1.
-const MetaReplicas = "replicas"
-
-// MaxReplicas is the highest replication target a commit accepts.
-const MaxReplicas = 16
-
-// parseReplicas reads a version's replication target from its Meta.
-func parseReplicas(meta map[string]string) (int, error) {
-	s, ok := meta[MetaReplicas]
-	if !ok {
-		return 1, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxReplicas {
-		return 1, fmt.Errorf("%w: meta %q is %q: want a whole number from 1 to %d", ErrInvalid, MetaReplicas, s, MaxReplicas)
-	}
-	return n, nil
-}
-
-// replicasOf is parseReplicas for a committed version: commit refused bad
-// values, so an unreadable one (a catalog from before the check) counts
-// as 1.
-func replicasOf(meta map[string]string) int {
-	n, _ := parseReplicas(meta)
-	return n
-}
 
 // RepairStore is what health checks and repair need of a store, on top of
 // garbage collection's primitives: the batched Has (which also touches the
@@ -63,12 +34,12 @@ type RepairStore interface {
 // on first use, once each, and keeps a report per store.
 type storeConns struct {
 	m     *Manager
-	alive map[string]StoreInfo
+	alive map[string]catalog.StoreInfo
 
 	mu struct {
 		sync.Mutex
 		slots   map[string]*connSlot
-		reports map[string]*RepairStoreReport
+		reports map[string]*catalog.RepairStoreReport
 	}
 }
 
@@ -78,10 +49,10 @@ type connSlot struct {
 	err  error
 }
 
-func newStoreConns(m *Manager, alive map[string]StoreInfo) *storeConns {
+func newStoreConns(m *Manager, alive map[string]catalog.StoreInfo) *storeConns {
 	c := &storeConns{m: m, alive: alive}
 	c.mu.slots = make(map[string]*connSlot)
-	c.mu.reports = make(map[string]*RepairStoreReport)
+	c.mu.reports = make(map[string]*catalog.RepairStoreReport)
 	return c
 }
 
@@ -115,19 +86,19 @@ func (c *storeConns) get(ctx context.Context, id string) (RepairStore, error) {
 		slot.s = rs
 	})
 	if slot.err != nil {
-		c.report(id, func(r *RepairStoreReport) {}, slot.err)
+		c.report(id, func(r *catalog.RepairStoreReport) {}, slot.err)
 	}
 	return slot.s, slot.err
 }
 
 // report updates store id's report under the lock; a non-nil err is kept
 // when it is the store's first.
-func (c *storeConns) report(id string, f func(r *RepairStoreReport), err error) {
+func (c *storeConns) report(id string, f func(r *catalog.RepairStoreReport), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.mu.reports[id]
 	if !ok {
-		r = &RepairStoreReport{ID: id, Addr: c.alive[id].Addr}
+		r = &catalog.RepairStoreReport{ID: id, Addr: c.alive[id].Addr}
 		c.mu.reports[id] = r
 	}
 	f(r)
@@ -145,14 +116,14 @@ func (c *storeConns) failed(id string) bool {
 }
 
 // reports returns the stores' reports, ordered by ID.
-func (c *storeConns) reports() []RepairStoreReport {
+func (c *storeConns) reports() []catalog.RepairStoreReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]RepairStoreReport, 0, len(c.mu.reports))
+	out := make([]catalog.RepairStoreReport, 0, len(c.mu.reports))
 	for _, r := range c.mu.reports {
 		out = append(out, *r)
 	}
-	slices.SortFunc(out, func(a, b RepairStoreReport) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b catalog.RepairStoreReport) int { return cmpString(a.ID, b.ID) })
 	return out
 }
 
@@ -213,14 +184,14 @@ type survey struct {
 
 // aliveStores splits the stores the manager knows into alive ones (by ID)
 // and dead ones.
-func (m *Manager) aliveStores() (map[string]StoreInfo, []StoreRef) {
-	alive := make(map[string]StoreInfo)
-	dead := []StoreRef{}
+func (m *Manager) aliveStores() (map[string]catalog.StoreInfo, []catalog.StoreRef) {
+	alive := make(map[string]catalog.StoreInfo)
+	dead := []catalog.StoreRef{}
 	for _, st := range m.Stores() {
 		if st.Alive {
 			alive[st.ID] = st
 		} else {
-			dead = append(dead, StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
+			dead = append(dead, catalog.StoreRef{ID: st.ID, Addr: st.Addr, LastSeen: st.LastSeen})
 		}
 	}
 	return alive, dead
@@ -254,7 +225,7 @@ func (m *Manager) versionNumbers(job string, only int64) ([]int64, error) {
 
 // storedManifest returns a copy of a version's manifest bytes and its
 // info, or ok == false when the version is gone.
-func (m *Manager) storedManifest(job string, v int64) (data []byte, vi VersionInfo, ok bool, err error) {
+func (m *Manager) storedManifest(job string, v int64) (data []byte, vi catalog.VersionInfo, ok bool, err error) {
 	err = m.db.View(func(tx *bolt.Tx) error {
 		jb := tx.Bucket(bucketJobs).Bucket([]byte(job))
 		if jb == nil {
@@ -300,7 +271,7 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 		if err != nil {
 			return nil, fmt.Errorf("manager: catalog: manifest of job %s version %d: %w", job, v, err)
 		}
-		svv := surveyVersion{version: v, target: replicasOf(vi.Meta)}
+		svv := surveyVersion{version: v, target: catalog.ReplicasOf(vi.Meta)}
 		for i := range man.Blocks {
 			b := &man.Blocks[i]
 			if b.Length == 0 || b.Key.IsZero() {
@@ -389,7 +360,7 @@ func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys
 	}
 	if err != nil {
 		err = fmt.Errorf("has: %w", err)
-		conns.report(id, func(r *RepairStoreReport) { r.Asked += int64(len(hs)) }, err)
+		conns.report(id, func(r *catalog.RepairStoreReport) { r.Asked += int64(len(hs)) }, err)
 		return nil, err
 	}
 	missing := 0
@@ -398,6 +369,6 @@ func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys
 			missing++
 		}
 	}
-	conns.report(id, func(r *RepairStoreReport) { r.Asked += int64(len(hs)); r.Missing += int64(missing) }, nil)
+	conns.report(id, func(r *catalog.RepairStoreReport) { r.Asked += int64(len(hs)); r.Missing += int64(missing) }, nil)
 	return held, nil
 }

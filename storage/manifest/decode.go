@@ -154,7 +154,8 @@ func fromSchema(s *arrow.Schema) (*Manifest, error) {
 	}
 	m := &Manifest{}
 	m.Job, _ = get(MetaJob)
-	m.Kind, _ = get(MetaKind)
+	kind, _ := get(MetaKind)
+	m.Kind = Kind(kind)
 	for _, x := range []struct {
 		key string
 		dst *int64

@@ -66,7 +66,7 @@ func schemaMetadata(m *Manifest) (arrow.Metadata, error) {
 		FormatVersion,
 		m.Job,
 		strconv.FormatInt(m.Version, 10),
-		m.Kind,
+		string(m.Kind),
 		strconv.FormatInt(m.LogicalBytes, 10),
 		strconv.FormatInt(m.NewBytes, 10),
 		strconv.FormatInt(m.SentBytes, 10),

@@ -6,6 +6,14 @@ import (
 	"github.com/ckptio/ckptio/storage"
 )
 
+// Kind names what a version holds; it decides how it is restored.
+type Kind string
+
+const (
+	KindFiles Kind = "files" // files put with 'ckpt put'
+	KindMPI   Kind = "mpi"   // the regions of every rank of an MPI job
+)
+
 // Codec names how a block's stored bytes encode its logical bytes.
 type Codec string
 
@@ -37,8 +45,9 @@ type Manifest struct {
 	Job     string
 	Version int64     // assigned by the manager at commit; 0 before
 	Created time.Time // when the writer began the version
-	Kind    string    // "files" (ckpt put) or "mpi"
-	// Meta holds kind-specific fields (for "mpi": step, ranks, ...).
+	Kind    Kind      // KindFiles or KindMPI
+	// Meta holds kind-specific fields (for KindMPI: step, ranks, ...);
+	// storage/catalog names the keys.
 	Meta map[string]string
 
 	LogicalBytes int64 // sum of Length over all blocks

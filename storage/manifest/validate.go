@@ -84,7 +84,7 @@ func (m *Manifest) Validate() error {
 	if m.Job == "" {
 		return invalidf("no job name")
 	}
-	if !validUTF8(m.Job) || !validUTF8(m.Kind) {
+	if !validUTF8(m.Job) || !validUTF8(string(m.Kind)) {
 		return invalidf("job or kind is not valid UTF-8")
 	}
 	if m.Version < 0 || m.LogicalBytes < 0 || m.NewBytes < 0 || m.SentBytes < 0 {

@@ -231,8 +231,8 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 	if s.quota > 0 {
 		free = s.quota - s.mu.used
 	}
-	return storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota,
-		Blocks: int64(len(s.mu.blocks)), DiskFree: free, Now: time.Now()}, nil
+	return storage.Stat{ID: s.id, Usage: storage.Usage{Used: s.mu.used, Quota: s.quota,
+		Blocks: int64(len(s.mu.blocks)), DiskFree: free}, Now: time.Now()}, nil
 }
 
 // Close implements storage.BlockStore.

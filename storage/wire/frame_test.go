@@ -35,7 +35,7 @@ func TestFrameRoundTripEveryOp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	statJSON, err := EncodeStat(storage.Stat{ID: "s1", Used: 10, Quota: 100, Blocks: 1, DiskFree: 5})
+	statJSON, err := EncodeStat(storage.Stat{ID: "s1", Usage: storage.Usage{Used: 10, Quota: 100, Blocks: 1, DiskFree: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestPayloadCodecs(t *testing.T) {
 			t.Fatalf("created round trip %v = %v, %v", c, got, err)
 		}
 	}
-	st := storage.Stat{ID: "x", Used: 1, Quota: 2, Blocks: 3, DiskFree: 4}
+	st := storage.Stat{ID: "x", Usage: storage.Usage{Used: 1, Quota: 2, Blocks: 3, DiskFree: 4}}
 	sp, _ := EncodeStat(st)
 	if got, err := DecodeStat(sp); err != nil || got != st {
 		t.Fatalf("stat round trip = %+v, %v", got, err)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/memstore"
 )
@@ -55,24 +55,24 @@ type nopClose struct{ storage.BlockStore }
 func (nopClose) Close() error { return nil }
 
 // Stores implements client.Catalog; a store's address is its ID.
-func (c *Cluster) Stores(ctx context.Context) ([]manager.StoreInfo, error) {
-	var out []manager.StoreInfo
+func (c *Cluster) Stores(ctx context.Context) ([]catalog.StoreInfo, error) {
+	var out []catalog.StoreInfo
 	for id, s := range c.Mem {
 		st, _ := s.Stat(ctx)
-		out = append(out, manager.StoreInfo{ID: id, Addr: id, Alive: true, Used: st.Used, DiskFree: st.DiskFree, LastSeen: time.Now()})
+		out = append(out, catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: id, Addr: id, Usage: st.Usage}, Alive: true, LastSeen: time.Now()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
 // Begin implements client.Catalog.
-func (c *Cluster) Begin(ctx context.Context, job string) (manager.Txn, error) {
+func (c *Cluster) Begin(ctx context.Context, job string) (catalog.Txn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nextTxn++
 	id := fmt.Sprintf("txn-%d", c.nextTxn)
 	c.txns[id] = job
-	return manager.Txn{ID: id, Job: job}, nil
+	return catalog.Txn{ID: id, Job: job}, nil
 }
 
 // Renew implements client.Catalog.
@@ -80,7 +80,7 @@ func (c *Cluster) Renew(ctx context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.txns[id]; !ok {
-		return manager.ErrUnknownTxn
+		return catalog.ErrUnknownTxn
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func (c *Cluster) Commit(ctx context.Context, id string, m *manifest.Manifest) (
 	defer c.mu.Unlock()
 	job, ok := c.txns[id]
 	if !ok {
-		return 0, manager.ErrUnknownTxn
+		return 0, catalog.ErrUnknownTxn
 	}
 	delete(c.txns, id)
 	m2.Version = int64(len(c.versions[job]) + 1)
@@ -123,13 +123,13 @@ func (c *Cluster) Manifest(ctx context.Context, job string, v int64) (*manifest.
 	defer c.mu.Unlock()
 	vs := c.versions[job]
 	if len(vs) == 0 {
-		return nil, fmt.Errorf("job %s: %w", job, manager.ErrNoVersions)
+		return nil, fmt.Errorf("job %s: %w", job, catalog.ErrNoVersions)
 	}
 	if v == 0 {
 		v = int64(len(vs))
 	}
 	if v < 1 || v > int64(len(vs)) {
-		return nil, fmt.Errorf("job %s has no version %d: %w", job, v, manager.ErrUnknownVersion)
+		return nil, fmt.Errorf("job %s has no version %d: %w", job, v, catalog.ErrUnknownVersion)
 	}
 	return vs[v-1], nil
 }

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ckptio/ckptio/storage/manager"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/tlsconf"
 	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
 	"github.com/ckptio/ckptio/storage/token"
@@ -245,8 +245,8 @@ func (c *Cluster) ClientTLS() *tls.Config {
 }
 
 // Client returns a manager client for the cluster.
-func (c *Cluster) Client() *manager.Client {
-	return manager.NewClient(c.Manager.Addr, c.Token, manager.ClientOptions{TLS: c.ClientTLS()})
+func (c *Cluster) Client() *catalog.Client {
+	return catalog.NewClient(c.Manager.Addr, c.Token, catalog.ClientOptions{TLS: c.ClientTLS()})
 }
 
 // WaitAlive waits until the manager sees at least n stores alive.

@@ -1,4 +1,4 @@
-package manager
+package catalog
 
 import (
 	"crypto/hmac"
@@ -35,9 +35,9 @@ func signature(token []byte, method, requestURI string, ts int64, bodySum []byte
 	return mac.Sum(nil)
 }
 
-// parseAuth splits "CKPT-HMAC ts=...,sig=..." into its timestamp and
+// ParseAuth splits "CKPT-HMAC ts=...,sig=..." into its timestamp and
 // signature.
-func parseAuth(h string) (ts int64, sig []byte, ok bool) {
+func ParseAuth(h string) (ts int64, sig []byte, ok bool) {
 	rest, found := strings.CutPrefix(h, AuthScheme+" ")
 	if !found {
 		return 0, nil, false
@@ -57,12 +57,12 @@ func parseAuth(h string) (ts int64, sig []byte, ok bool) {
 	return ts, sig, tsOK && sigOK
 }
 
-// verify checks an Authorization header against the request. It returns
+// Verify checks an Authorization header against the request. It returns
 // ErrClockSkew (with the offset) or a plain "wrong cluster token" error.
-func verify(token []byte, header, method, requestURI string, now time.Time, body []byte) error {
-	ts, sig, ok := parseAuth(header)
+func Verify(token []byte, header, method, requestURI string, now time.Time, body []byte) error {
+	ts, sig, ok := ParseAuth(header)
 	if !ok {
-		return &authError{fmt.Sprintf("missing or malformed Authorization header (want %s ts=...,sig=...)", AuthScheme)}
+		return &AuthError{fmt.Sprintf("missing or malformed Authorization header (want %s ts=...,sig=...)", AuthScheme)}
 	}
 	skew := now.Sub(time.Unix(ts, 0))
 	if skew > MaxClockSkew || skew < -MaxClockSkew {
@@ -76,9 +76,9 @@ func verify(token []byte, header, method, requestURI string, now time.Time, body
 	return nil
 }
 
-// authError is a request refused for its Authorization header (401).
-type authError struct{ msg string }
+// AuthError is a request refused for its Authorization header (401).
+type AuthError struct{ msg string }
 
-func (e *authError) Error() string { return e.msg }
+func (e *AuthError) Error() string { return e.msg }
 
-var errWrongToken = &authError{"wrong cluster token"}
+var errWrongToken = &AuthError{"wrong cluster token"}

@@ -1,32 +1,27 @@
-package manager
+package catalog
 
 import (
 	"fmt"
 	"net"
 	"regexp"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
 )
 
 // Heartbeat is what a store reports every few seconds (POST /v1/heartbeat).
+// Its JSON is flat: {"id", "addr", "used", "quota", "blocks", "disk_free"}.
 type Heartbeat struct {
-	ID       string `json:"id"`        // stable store ID
-	Addr     string `json:"addr"`      // host:port clients dial
-	Used     int64  `json:"used"`      // bytes of blocks held
-	Quota    int64  `json:"quota"`     // bytes donated; 0 = no quota
-	Blocks   int64  `json:"blocks"`    // blocks held
-	DiskFree int64  `json:"disk_free"` // free bytes on the store's disk
+	ID   string `json:"id"`   // stable store ID
+	Addr string `json:"addr"` // host:port clients dial
+	storage.Usage
 }
 
-// StoreInfo is a store as the catalog knows it.
+// StoreInfo is a store as the catalog knows it: its last heartbeat, and
+// when the manager saw it.
 type StoreInfo struct {
-	ID        string    `json:"id"`
-	Addr      string    `json:"addr"`
-	Used      int64     `json:"used"`
-	Quota     int64     `json:"quota"`
-	Blocks    int64     `json:"blocks"`
-	DiskFree  int64     `json:"disk_free"`
+	Heartbeat
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	// Alive: the store heartbeated this manager within Options.DeadAfter.
@@ -63,7 +58,7 @@ type VersionInfo struct {
 	Version       int64             `json:"version"`
 	Created       time.Time         `json:"created"`   // when the writer began it (manifest)
 	Committed     time.Time         `json:"committed"` // when the manager committed it
-	Kind          string            `json:"kind"`
+	Kind          manifest.Kind     `json:"kind"`
 	Meta          map[string]string `json:"meta,omitempty"`
 	Objects       int               `json:"objects"`
 	Blocks        int               `json:"blocks"`
@@ -96,7 +91,7 @@ func ValidJobName(name string) error {
 	return nil
 }
 
-func (h *Heartbeat) validate() error {
+func (h *Heartbeat) Validate() error {
 	if h.ID == "" || len(h.ID) > 128 {
 		return fmt.Errorf("%w: heartbeat: store ID %q: want 1 to 128 printable characters", ErrInvalid, h.ID)
 	}
@@ -114,6 +109,16 @@ func (h *Heartbeat) validate() error {
 	return nil
 }
 
-func sortJobs(js []JobInfo) {
-	slices.SortFunc(js, func(a, b JobInfo) int { return strings.Compare(a.Name, b.Name) })
+// Pong is the answer to GET /v1/ping.
+type Pong struct {
+	OK         bool      `json:"ok"`
+	Time       time.Time `json:"time"`
+	DeadAfter  string    `json:"dead_after"`
+	TxnTimeout string    `json:"txn_timeout"`
+}
+
+// RetentionResult is the answer to PUT /v1/jobs/{job}/retention.
+type RetentionResult struct {
+	Retention Retention `json:"retention"`
+	Deleted   []int64   `json:"deleted"` // versions the policy deleted, ascending
 }

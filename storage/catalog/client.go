@@ -1,4 +1,4 @@
-package manager
+package catalog
 
 import (
 	"bytes"
@@ -172,7 +172,7 @@ func (c *Client) tlsErr(err error) error {
 const plainToTLS = "Client sent an HTTP request to an HTTPS server"
 
 func (c *Client) remoteErr(resp *http.Response) error {
-	var eb errorBody
+	var eb ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(raw), plainToTLS) {
 		return &remoteError{
@@ -185,12 +185,12 @@ func (c *Client) remoteErr(resp *http.Response) error {
 		eb.Error = strings.TrimSpace(string(raw))
 	}
 	switch eb.Code {
-	case codeUnauthorized:
+	case CodeUnauthorized:
 		return &remoteError{
 			msg:  fmt.Sprintf("manager %s refused the cluster token (wrong CKPT_TOKEN / token file?)", c.addr),
 			errs: []error{storage.ErrUnauthorized},
 		}
-	case codeClockSkew:
+	case CodeClockSkew:
 		return &remoteError{
 			msg:  fmt.Sprintf("manager %s refused the request: %s", c.addr, eb.Error),
 			errs: []error{ErrClockSkew, storage.ErrUnauthorized},

@@ -1,0 +1,181 @@
+package catalog
+
+import (
+	"time"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// GCReport is the outcome of one garbage collection (POST /v1/gc).
+type GCReport struct {
+	Started time.Time `json:"started"`
+	// NotSince is the horizon T0: only blocks no store touched since then
+	// were deleted.
+	NotSince time.Time       `json:"not_since"`
+	Stores   []GCStoreReport `json:"stores"`
+	// Skipped lists the dead stores: their unreferenced blocks are
+	// collected by a garbage collection after they come back.
+	Skipped []StoreRef `json:"skipped"`
+	// FreedBytes and Unreferenced sum the stores' figures.
+	FreedBytes   int64    `json:"freed_bytes"`
+	Unreferenced int64    `json:"unreferenced"`
+	Took         Duration `json:"took"`
+}
+
+// Failed returns the stores whose sweep failed.
+func (r GCReport) Failed() []GCStoreReport {
+	var out []GCStoreReport
+	for _, s := range r.Stores {
+		if s.Error != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// GCStoreReport is one alive store's sweep.
+type GCStoreReport struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	// Listed counts the keys the store listed.
+	Listed int64 `json:"listed"`
+	// Unreferenced counts the listed keys no committed version names: the
+	// store was asked to delete them, and kept those touched since
+	// NotSince (written or reused by a checkpoint in flight).
+	Unreferenced int64 `json:"unreferenced"`
+	// FreedBytes is what the store reported freed.
+	FreedBytes int64 `json:"freed_bytes"`
+	// Error is why the sweep of this store stopped early ("" if it did
+	// not). Keys deleted before it stay deleted.
+	Error string `json:"error,omitempty"`
+}
+
+// StoreRef names a store.
+type StoreRef struct {
+	ID       string    `json:"id"`
+	Addr     string    `json:"addr"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// GCStatus is the answer to GET /v1/gc.
+type GCStatus struct {
+	Running bool      `json:"running"`
+	Since   time.Time `json:"since,omitzero"` // start of the running one
+	Last    *GCReport `json:"last"`           // the last one finished; null if none since the manager started
+}
+
+// RepairReport is the outcome of one repair pass (POST /v1/repair).
+type RepairReport struct {
+	Started time.Time `json:"started"`
+	Job     string    `json:"job,omitempty"` // the job repaired; empty: every job
+	// Versions and Blocks count the versions checked and their distinct
+	// blocks holding data (a block shared by versions counts once).
+	Versions int   `json:"versions"`
+	Blocks   int64 `json:"blocks"`
+	// Degraded counts the blocks found with fewer live copies than the
+	// highest target of the versions naming them, but at least one copy.
+	Degraded int64 `json:"degraded"`
+	// Stale counts the blocks an alive store was listed for but no longer
+	// held; their manifests were corrected.
+	Stale int64 `json:"stale"`
+	// Copies and CopiedBytes count the copies made (stored bytes).
+	Copies      int64 `json:"copies"`
+	CopiedBytes int64 `json:"copied_bytes"`
+	// Lost counts the blocks with no copy on an alive store: nothing to
+	// copy from. LostBlocks names up to 100 of them.
+	Lost       int64       `json:"lost"`
+	LostBlocks []LostBlock `json:"lost_blocks,omitempty"`
+	// Unrepaired counts the blocks still below target after the pass, with
+	// a live copy: no other alive store had room, or every copy failed.
+	Unrepaired int64 `json:"unrepaired"`
+	// Updated counts the manifests rewritten; Gone the versions deleted
+	// while the pass ran, left alone.
+	Updated int `json:"updated"`
+	Gone    int `json:"gone"`
+	// Stores reports each alive store the pass used; Skipped the dead ones.
+	Stores  []RepairStoreReport `json:"stores"`
+	Skipped []StoreRef          `json:"skipped"`
+	Took    Duration            `json:"took"`
+}
+
+// Failed returns the stores that reported an error.
+func (r RepairReport) Failed() []RepairStoreReport {
+	var out []RepairStoreReport
+	for _, s := range r.Stores {
+		if s.Error != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RepairStoreReport is one alive store's part in a repair pass or a
+// health check.
+type RepairStoreReport struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	// Asked counts the blocks asked about (Has); Missing those it was
+	// listed for and did not hold.
+	Asked   int64 `json:"asked"`
+	Missing int64 `json:"missing"`
+	// Received and ReceivedBytes count the copies put on it.
+	Received      int64 `json:"received"`
+	ReceivedBytes int64 `json:"received_bytes"`
+	// Error is the store's first failure ("" if none): its copies were not
+	// counted, or a copy from or to it failed.
+	Error string `json:"error,omitempty"`
+}
+
+// LostBlock is a block with no copy on an alive store.
+type LostBlock struct {
+	Job      string       `json:"job"`
+	Key      storage.Hash `json:"key"`
+	Stores   []string     `json:"stores"`   // the stores its manifests list (dead, or alive without it)
+	Versions []int64      `json:"versions"` // the versions naming it
+}
+
+// RepairStatus is the answer to GET /v1/repair.
+type RepairStatus struct {
+	Running bool          `json:"running"`
+	Since   time.Time     `json:"since,omitzero"`
+	Last    *RepairReport `json:"last"` // the last pass finished; null if none since the manager started
+}
+
+// HealthState is a version's state: the worst state of its blocks.
+type HealthState string
+
+// A block is healthy with at least its version's target of copies on
+// alive stores that hold it, degraded with fewer but at least one, lost
+// with none.
+const (
+	StateHealthy  HealthState = "healthy"
+	StateDegraded HealthState = "degraded"
+	StateLost     HealthState = "lost"
+)
+
+// VersionHealth is one version's state (GET /v1/jobs/{job}/health).
+type VersionHealth struct {
+	Version int64       `json:"version"`
+	State   HealthState `json:"state"`
+	Target  int         `json:"target"` // replication target (Meta "replicas")
+	// Blocks counts the manifest rows holding data; DegradedBlocks those
+	// with 1 to Target-1 live copies, LostBlocks those with none.
+	Blocks         int `json:"blocks"`
+	DegradedBlocks int `json:"degraded_blocks"`
+	LostBlocks     int `json:"lost_blocks"`
+	// MinCopies is the fewest live copies any of its blocks has (0 when it
+	// has no block holding data).
+	MinCopies int `json:"min_copies"`
+}
+
+// JobHealth is the answer to GET /v1/jobs/{job}/health.
+type JobHealth struct {
+	Job      string          `json:"job"`
+	Checked  time.Time       `json:"checked"`
+	Versions []VersionHealth `json:"versions"` // oldest first
+	// Stores lists the alive stores asked, with an error for those that
+	// did not answer: their copies were not counted.
+	Stores []RepairStoreReport `json:"stores"`
+	// Skipped lists the dead stores: their copies do not count.
+	Skipped []StoreRef `json:"skipped"`
+}

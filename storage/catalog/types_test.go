@@ -1,0 +1,40 @@
+package catalog
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/ckptio/ckptio/storage"
+)
+
+// TestJSONShapes pins the JSON of the types stores and clients exchange
+// with the manager: Heartbeat, StoreInfo and storage.Stat embed
+// storage.Usage, and their JSON must stay flat, with the same fields as
+// before the embedding, so that stores and managers of either side of the
+// change understand each other.
+func TestJSONShapes(t *testing.T) {
+	u := storage.Usage{Used: 1, Quota: 2, Blocks: 3, DiskFree: 4}
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, `{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4}`},
+		{StoreInfo{Heartbeat: Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, FirstSeen: when, LastSeen: when, Alive: true},
+			`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4,"first_seen":"2026-01-02T03:04:05Z","last_seen":"2026-01-02T03:04:05Z","alive":true}`},
+		{storage.Stat{ID: "s1", Usage: u, Now: when}, `{"id":"s1","used":1,"quota":2,"blocks":3,"disk_free":4,"now":"2026-01-02T03:04:05Z"}`},
+	} {
+		got, err := json.Marshal(tc.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("%T:\n got %s\nwant %s", tc.v, got, tc.want)
+		}
+	}
+	var hb Heartbeat
+	if err := json.Unmarshal([]byte(`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4}`), &hb); err != nil || hb.Usage != u {
+		t.Fatalf("decoding a heartbeat: %+v, %v", hb, err)
+	}
+}
