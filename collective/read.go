@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -256,7 +257,7 @@ func checkRanks(m *manifest.Manifest, size int) error {
 	if m.Kind != manifest.KindMPI {
 		return fmt.Errorf("%s version %d holds files written by 'ckpt put', not an MPI checkpoint", m.Job, m.Version)
 	}
-	n, err := strconv.Atoi(m.Meta["ranks"])
+	n, err := strconv.Atoi(m.Meta[catalog.MetaRanks])
 	if err != nil {
 		return fmt.Errorf("%s version %d does not record its rank count", m.Job, m.Version)
 	}
@@ -297,7 +298,7 @@ func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.
 			idx, ok := objs[key{int32(meta.worldRank), name}]
 			if !ok {
 				problems = append(problems, fmt.Sprintf("rank %d region %q is not in version %d (it holds: %s)",
-					meta.worldRank, name, m.Version, m.Meta["regions"]))
+					meta.worldRank, name, m.Version, m.Meta[catalog.MetaRegions]))
 				continue
 			}
 			sort.Slice(idx, func(a, b int) bool { return m.Blocks[idx[a]].Offset < m.Blocks[idx[b]].Offset })

@@ -491,14 +491,14 @@ func (s *Session) commit(ctx context.Context, b Backend, txnID string, res clien
 		m.SentBytes += pm.SentBytes
 	}
 	sort.SliceStable(m.Blocks, func(i, j int) bool { return m.Blocks[i].Rank < m.Blocks[j].Rank })
-	m.Meta["ranks"] = strconv.Itoa(s.Size())
-	m.Meta["replicas"] = strconv.Itoa(max(1, res.Replicas))
-	m.Meta["leaders"] = strconv.Itoa(len(parts))
+	m.Meta[catalog.MetaRanks] = strconv.Itoa(s.Size())
+	m.Meta[catalog.MetaReplicas] = strconv.Itoa(max(1, res.Replicas))
+	m.Meta[catalog.MetaLeaders] = strconv.Itoa(len(parts))
 	names := make([]string, len(regions))
 	for i, r := range regions {
 		names[i] = r.Name
 	}
-	m.Meta["regions"] = strings.Join(names, ",")
+	m.Meta[catalog.MetaRegions] = strings.Join(names, ",")
 	v, err := b.Catalog.Commit(ctx, txnID, m)
 	if err != nil {
 		b.Catalog.Abort(context.WithoutCancel(ctx), txnID)

@@ -271,9 +271,9 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 }
 
 func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []collective.Region) (collective.Result, error) {
-	m := map[string]string{"step": strconv.FormatInt(meta.Step, 10)}
+	m := map[string]string{catalog.MetaStep: strconv.FormatInt(meta.Step, 10)}
 	for k, v := range meta.Labels {
-		m["label."+k] = v
+		m[catalog.MetaLabelPrefix+k] = v
 	}
 	cp.key.AddMeta(m)
 	r, err := cp.sess.Checkpoint(ctx, cp.backend, regions, m)

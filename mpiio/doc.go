@@ -29,7 +29,7 @@
 // OpenReader(ctx, version, rank, name), which is not collective and can read
 // any rank's data, so a job restarted with a different number of ranks can
 // redistribute: each new rank opens the old ranks' readers it needs (the
-// version's rank count is in Versions' Meta["ranks"]) and takes its share.
+// version's rank count is in Versions' Meta[catalog.MetaRanks]) and takes its share.
 // Restore itself refuses a version written by a different number of ranks.
 //
 // # Configuration

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ckptio/ckptio/mpiio/mpi/mpitest"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
@@ -38,7 +39,7 @@ func TestEncryptedRoundTripUnderMpirun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := crypt.Check(m, key); err != nil || m.Meta[crypt.MetaEncrypted] == "" {
+	if err := crypt.Check(m, key); err != nil || m.Meta[catalog.MetaEncrypted] == "" {
 		t.Fatalf("version meta %v: %v", m.Meta, err)
 	}
 	for _, b := range m.Blocks {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ckptio/ckptio/collective"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -82,7 +83,7 @@ func (cp *Checkpointer) OpenReader(ctx context.Context, v int64, rank int, name 
 	}
 	if len(blocks) == 0 {
 		return nil, fmt.Errorf("mpiio: %s version %d has no object %q of rank %d (ranks: %s, regions: %s)",
-			cp.cfg.Job, m.Version, name, rank, m.Meta["ranks"], m.Meta["regions"])
+			cp.cfg.Job, m.Version, name, rank, m.Meta[catalog.MetaRanks], m.Meta[catalog.MetaRegions])
 	}
 	r := client.NewReader(cp.pool.Resolve, cp.backend.Reader)
 	return client.NewObjectReader(ctx, r, blocks, 0)

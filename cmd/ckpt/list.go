@@ -84,9 +84,9 @@ func versionsCmd(g *globals) *cobra.Command {
 					dedup = fmt.Sprintf("%.1fx", r)
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
-					orDash(v.Meta["step"]), orDash(v.Meta["ranks"]), v.Objects,
+					orDash(v.Meta[catalog.MetaStep]), orDash(v.Meta[catalog.MetaRanks]), v.Objects,
 					storage.FormatSize(v.LogicalBytes), storage.FormatSize(v.SentBytes), storage.FormatSize(v.NewBytes),
-					dedup, copies, status, orDash(v.Meta["regions"]))
+					dedup, copies, status, orDash(v.Meta[catalog.MetaRegions]))
 			}
 			return tw.Flush()
 		},

@@ -5,10 +5,34 @@ import (
 	"strconv"
 )
 
-// MetaReplicas is the manifest Meta key holding a version's replication
-// target: how many copies, on distinct stores, each of its blocks should
-// have. A decimal from 1 to MaxReplicas; absent means 1.
-const MetaReplicas = "replicas"
+// Keys of a version's meta (manifest.Manifest.Meta, VersionInfo.Meta):
+// every key ckptio writes or reads is named here, so that writers, the
+// manager and the tools agree on them.
+const (
+	// MetaReplicas holds a version's replication target: how many copies,
+	// on distinct stores, each of its blocks should have. A decimal from 1
+	// to MaxReplicas; absent means 1. The version writer records it.
+	MetaReplicas = "replicas"
+	// MetaStep is the application's step of an MPI checkpoint (mpiio.Meta).
+	MetaStep = "step"
+	// MetaLabelPrefix starts the keys of an MPI checkpoint's free-form
+	// labels (mpiio.Meta.Labels): "label." + the label's name.
+	MetaLabelPrefix = "label."
+	// MetaRanks is the number of ranks that wrote an MPI checkpoint; a
+	// restore needs as many.
+	MetaRanks = "ranks"
+	// MetaLeaders is the number of I/O leaders that wrote it.
+	MetaLeaders = "leaders"
+	// MetaRegions lists the region names of an MPI checkpoint, in the
+	// order rank 0 protected them, comma-separated.
+	MetaRegions = "regions"
+	// MetaEncrypted names the scheme a version's blocks are sealed with
+	// (storage/crypt); absent when they are not encrypted.
+	MetaEncrypted = "encrypted"
+	// MetaFingerprint is the fingerprint of the key an encrypted version
+	// was written with.
+	MetaFingerprint = "key_fingerprint"
+)
 
 // MaxReplicas is the highest replication target a commit accepts.
 const MaxReplicas = 16

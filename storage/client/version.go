@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -53,7 +52,7 @@ func Begin(ctx context.Context, cat Catalog, pool *Pool, job string, kind manife
 		// stores from now on, which protects them from garbage collection.
 		prev, err := cat.Manifest(ctx, job, 0)
 		switch {
-		case err == nil && prev.Kind == kind && prev.Meta[crypt.MetaEncrypted] == "":
+		case err == nil && prev.Kind == kind && prev.Meta[catalog.MetaEncrypted] == "":
 			opts.Reuse = NewIndex(prev)
 		case err == nil, errors.Is(err, catalog.ErrNoVersions), errors.Is(err, catalog.ErrUnknownJob):
 		default:
@@ -108,7 +107,7 @@ func (v *Version) Commit(ctx context.Context, meta map[string]string) (int64, *m
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	meta["replicas"] = strconv.Itoa(res.Replicas)
+	meta[catalog.MetaReplicas] = strconv.Itoa(res.Replicas)
 	m := &manifest.Manifest{
 		Job: v.job, Created: v.created, Kind: v.kind, Meta: meta,
 		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes,

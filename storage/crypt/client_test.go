@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/client/clienttest"
 	"github.com/ckptio/ckptio/storage/codec"
@@ -148,7 +149,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		if !compress && codecs[manifest.CodecLZ4AESGCM] != 0 {
 			t.Fatalf("codecs %v without compression", codecs)
 		}
-		if m.Meta[crypt.MetaEncrypted] != "aesgcm" || m.Meta[crypt.MetaFingerprint] != key.Fingerprint() {
+		if m.Meta[catalog.MetaEncrypted] != "aesgcm" || m.Meta[catalog.MetaFingerprint] != key.Fingerprint() {
 			t.Fatalf("meta %v", m.Meta)
 		}
 		got, err := get(ctx, c, m, key)

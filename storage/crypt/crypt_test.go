@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -272,7 +273,7 @@ func TestCheck(t *testing.T) {
 	if Check(plain, nil) != nil || Check(plain, k1) != nil {
 		t.Fatal("an unencrypted version needs no key")
 	}
-	future := &manifest.Manifest{Job: "heat", Version: 4, Meta: map[string]string{MetaEncrypted: "xchacha"}}
+	future := &manifest.Manifest{Job: "heat", Version: 4, Meta: map[string]string{catalog.MetaEncrypted: "xchacha"}}
 	if err := Check(future, k1); err == nil || !strings.Contains(err.Error(), "does not know") {
 		t.Fatalf("unknown scheme: %v", err)
 	}
