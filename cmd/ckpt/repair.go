@@ -26,8 +26,8 @@ background (ckpt-manager --repair-every, 30s by default).
 For every block of every retained version with fewer copies on alive
 stores than its version's replication target, or listed on an alive store
 that no longer holds it, the manager reads a live copy, checks it against
-its hash, and puts new copies on other alive stores (most free space
-first, never two on one store); then every manifest naming the block lists
+its hash, and puts new copies on other alive stores with room, where a
+writer would place them (never two on one store); then every manifest naming the block lists
 its alive holders and the new copies. A block with no live copy is lost:
 it is listed and the command exits non-zero. 'ckpt verify JOB' shows the
 state of each version.`,

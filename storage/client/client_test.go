@@ -127,24 +127,6 @@ func blocksOf(m *manifest.Manifest, name string) []manifest.Block {
 	return out
 }
 
-func TestPlacementFollowsFreeSpace(t *testing.T) {
-	p := newPlacer([]string{"a", "b", "c"}, []int64{300, 100, 0})
-	count := make([]int, 3)
-	for i := 0; i < 4000; i++ {
-		count[p.pick(storage.Sum([]byte(fmt.Sprint(i))), 1, nil)[0]]++
-	}
-	// Weights 1, 1/3 (quantized to 5/16) and 1/64.
-	if count[0] < 2700 || count[1] < 700 || count[1] > 1200 || count[2] > 100 {
-		t.Fatalf("picks %v, want about 3:1 and almost none on the full store", count)
-	}
-	// The same key always goes to the same store, and distinct stores are
-	// returned for replicas.
-	k := storage.Sum([]byte("k"))
-	if a, b := p.pick(k, 2, nil), p.pick(k, 2, nil); fmt.Sprint(a) != fmt.Sprint(b) || a[0] == a[1] {
-		t.Fatalf("pick not deterministic or not distinct: %v %v", a, b)
-	}
-}
-
 func TestWriterMovesBlocksOffAFullStore(t *testing.T) {
 	ctx := context.Background()
 	targets, stores := memTargets(3, 0)

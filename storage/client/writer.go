@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/placement"
 )
 
 // DefaultBlockSize is the size a Writer cuts objects into when
@@ -127,10 +130,13 @@ type Writer struct {
 	byID    map[string]int
 	sems    []chan struct{}
 	budget  chan struct{} // one token per block buffered
-	place   *placer
-	log     *zap.Logger
-	bufs    sync.Pool
-	wg      sync.WaitGroup
+	place   *placement.Placer
+	// out marks the stores dropped after a failure (copy on write:
+	// readers load it without a lock).
+	out  atomic.Pointer[[]bool]
+	log  *zap.Logger
+	bufs sync.Pool
+	wg   sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
@@ -223,14 +229,15 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	if w.log == nil {
 		w.log = zap.NewNop()
 	}
-	ids := make([]string, len(targets))
-	free := make([]int64, len(targets))
+	stores := make([]placement.Store, len(targets))
 	for i, t := range targets {
-		ids[i], free[i] = t.ID, t.Free
+		stores[i] = placement.Store{ID: t.ID, Free: t.Free}
 		w.byID[t.ID] = i
 		w.sems = append(w.sems, make(chan struct{}, opts.Window))
 	}
-	w.place = newPlacer(ids, free)
+	w.place = placement.New(stores)
+	out := make([]bool, len(targets))
+	w.out.Store(&out)
 	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
 	w.mu.seen = map[storage.Hash]*slot{}
 	w.mu.blocks = make([]manifest.Block, 0, max(0, opts.ExpectBlocks))
@@ -550,7 +557,8 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	var holders []string
 	created := false
 	for need := w.copies(); need > 0; {
-		pick := w.place.pick(ref.Key, need, tried)
+		out := *w.out.Load()
+		pick := w.place.Pick(ref.Key, need, func(i int) bool { return out[i] || tried[i] })
 		if len(pick) == 0 {
 			w.fail(fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
 				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.copies(), w.exclusions()))
@@ -602,10 +610,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 				}
 				w.log.Warn("store refused a block; moving it to another store",
 					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
-				w.mu.Lock()
-				w.mu.excluded[o.i] = berr.Error()
-				w.mu.Unlock()
-				w.place.exclude(o.i)
+				w.exclude(o.i, berr.Error())
 			}
 		}
 	}
@@ -660,6 +665,16 @@ func (w *Writer) learn(ref manifest.Block, logical, stored int) {
 	default:
 		close(q.first)
 	}
+}
+
+// exclude stops placing blocks on store i for the rest of this writer.
+func (w *Writer) exclude(i int, why string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mu.excluded[i] = why
+	out := slices.Clone(*w.out.Load())
+	out[i] = true
+	w.out.Store(&out)
 }
 
 // exclusions says why each dropped store was dropped.

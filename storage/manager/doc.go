@@ -49,7 +49,8 @@
 // copies on alive stores that hold it, degraded with fewer, lost with
 // none; Health asks the alive stores with one batched Has each. Repair
 // copies blocks below target from a live holder to other alive stores
-// (most free space first, never two copies on one store) and rewrites
+// (where a writer would place them, by storage/placement; never two
+// copies on one store) and rewrites
 // the Stores lists of every manifest naming them, each in a bbolt update
 // that skips a version deleted meanwhile. It runs every
 // Options.RepairEvery when something changed, and on POST /v1/repair.

@@ -73,7 +73,8 @@ var (
 // maxPlacementSets bounds the store sets a placement keeps.
 const maxPlacementSets = 256
 
-type placement struct {
+// storeSets is a version's placement, in the sense above.
+type storeSets struct {
 	// Sets are the distinct sorted Stores lists of the blocks holding
 	// data; nil when there are more than maxPlacementSets.
 	Sets [][]string `json:"sets,omitempty"`
@@ -84,8 +85,8 @@ type placement struct {
 	Blocks    int      `json:"blocks"` // rows holding data
 }
 
-func placementOf(man *manifest.Manifest) placement {
-	var p placement
+func placementOf(man *manifest.Manifest) storeSets {
+	var p storeSets
 	sets := map[string][]string{}
 	union := map[string]bool{}
 	for i := range man.Blocks {
@@ -123,7 +124,7 @@ func placementOf(man *manifest.Manifest) placement {
 
 // protected reports whether every block is listed on at least target
 // alive stores.
-func (p placement) protected(target int, alive map[string]catalog.StoreInfo) bool {
+func (p storeSets) protected(target int, alive map[string]catalog.StoreInfo) bool {
 	if p.Blocks == 0 {
 		return true
 	}
@@ -147,7 +148,7 @@ func (p placement) protected(target int, alive map[string]catalog.StoreInfo) boo
 	return true
 }
 
-func putPlacement(jb *bolt.Bucket, v int64, p placement) error {
+func putPlacement(jb *bolt.Bucket, v int64, p storeSets) error {
 	pb, err := jb.CreateBucketIfNotExists(bucketPlacements)
 	if err != nil {
 		return err
@@ -157,8 +158,8 @@ func putPlacement(jb *bolt.Bucket, v int64, p placement) error {
 
 // readPlacement returns version v's placement, computing it from the
 // manifest when the catalog lacks it.
-func readPlacement(jb *bolt.Bucket, job string, v int64) (placement, error) {
-	var p placement
+func readPlacement(jb *bolt.Bucket, job string, v int64) (storeSets, error) {
+	var p storeSets
 	if pb := jb.Bucket(bucketPlacements); pb != nil {
 		if raw := pb.Get(vkey(v)); raw != nil {
 			if err := json.Unmarshal(raw, &p); err != nil {

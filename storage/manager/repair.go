@@ -19,6 +19,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/placement"
 )
 
 // Defaults for the repair Options.
@@ -38,8 +39,9 @@ const (
 // job when job is "") and returns its report. For each block with fewer
 // live copies than its target, or listed on an alive store that no longer
 // holds it, it reads a copy from an alive holder (checking it against its
-// key), puts copies on other alive stores, most free space first and never
-// two on one store, and rewrites the Stores lists of every manifest naming
+// key), puts copies on other alive stores with room where the writers'
+// placement puts them (storage/placement), never two on one store, and
+// rewrites the Stores lists of every manifest naming
 // the block: the alive holders plus the new copies (dead stores are
 // dropped). A pass waits for one already running to end. The error is for
 // an unknown job, a catalog failure, or ctx or the manager closing; store
@@ -217,10 +219,7 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (ca
 	}
 	conns := newStoreConns(m, alive)
 	defer conns.Close()
-	pl := &destPicker{conns: conns, free: make(map[string]int64)}
-	for id, st := range alive {
-		pl.free[id] = st.Free()
-	}
+	pl := newDestPicker(conns, alive)
 	for _, j := range jobs {
 		sv, err := m.surveyJob(ctx, conns, j, 0)
 		if err != nil {
@@ -242,34 +241,49 @@ func errorsIsUnknown(err error) bool {
 	return errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions)
 }
 
-// destPicker chooses the stores new copies go to: alive, without an error
-// in this pass, with room, most free space first (as projected from the
-// heartbeats minus the copies already placed).
+// destPicker chooses the stores new copies go to, by the writers'
+// placement (storage/placement) over the stores a writer would place on
+// now: alive, with room by their last heartbeat. A store is passed over
+// when it failed in this pass or its projected room (heartbeat minus the
+// copies this pass placed on it) is too small, and then the block's next
+// store in the same ranking gets the copy, as a writer's copy moves on
+// when a store refuses it.
 type destPicker struct {
 	conns *storeConns
+	place *placement.Placer
 	mu    sync.Mutex
-	free  map[string]int64
+	free  []int64 // projected room, by placer index
 }
 
-// pick returns the store with the most projected free space of at least
-// size that is not in exclude, and takes size from it.
-func (p *destPicker) pick(size int64, exclude []string) (string, bool) {
+func newDestPicker(conns *storeConns, alive map[string]catalog.StoreInfo) *destPicker {
+	var stores []placement.Store
+	for _, st := range alive {
+		if f := st.Free(); f > 0 {
+			stores = append(stores, placement.Store{ID: st.ID, Free: f})
+		}
+	}
+	slices.SortFunc(stores, func(a, b placement.Store) int { return cmpString(a.ID, b.ID) })
+	p := &destPicker{conns: conns, place: placement.New(stores), free: make([]int64, len(stores))}
+	for i, s := range stores {
+		p.free[i] = s.Free
+	}
+	return p
+}
+
+// pick returns the best store for key that is not in exclude and has size
+// bytes of room, and takes size from it.
+func (p *destPicker) pick(key storage.Hash, size int64, exclude []string) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	best := ""
-	for id, free := range p.free {
-		if free < size || slices.Contains(exclude, id) || p.conns.failed(id) {
-			continue
-		}
-		if best == "" || free > p.free[best] || free == p.free[best] && id < best {
-			best = id
-		}
-	}
-	if best == "" {
+	best := p.place.Pick(key, 1, func(i int) bool {
+		id := p.place.ID(i)
+		return p.free[i] < size || slices.Contains(exclude, id) || p.conns.failed(id)
+	})
+	if len(best) == 0 {
 		return "", false
 	}
-	p.free[best] -= size
-	return best, true
+	p.free[best[0]] -= size
+	return p.place.ID(best[0]), true
 }
 
 // repairSurvey makes the copies one surveyed job needs and rewrites its
@@ -391,7 +405,7 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 	exclude := slices.Clone(sources)
 	var added []string
 	for len(added) < need {
-		id, ok := pl.pick(bs.size, exclude)
+		id, ok := pl.pick(key, bs.size, exclude)
 		if !ok {
 			break
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/placement"
 )
 
 // repairStore is a fakeStore that also serves Has, Get and Put (a
@@ -390,8 +391,8 @@ func TestRepairStaleStore(t *testing.T) {
 	wantStates(t, e.health(t, "j"), catalog.StateHealthy)
 }
 
-// TestRepairPlacement: copies go to the stores with the most free space,
-// never two on one store nor onto a holder; with no room left the block
+// TestRepairPlacement: copies go to alive stores with room (here the only
+// two), never two on one store nor onto a holder; with no room left the block
 // stays below target and is reported.
 func TestRepairPlacement(t *testing.T) {
 	e := newRepairEnv(t, 5, Options{})
@@ -635,7 +636,7 @@ func TestPlacementProtected(t *testing.T) {
 	if p.protected(1, alive) {
 		t.Fatal("the fallback is not conservative")
 	}
-	if !(placement{}).protected(3, nil) {
+	if !(storeSets{}).protected(3, nil) {
 		t.Fatal("a version with no data is protected")
 	}
 }
@@ -721,7 +722,7 @@ func TestPlacementsBuiltForOldCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var p placement
+	var p storeSets
 	if err := m.db.View(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketJobs).Bucket([]byte("j")).Bucket(bucketPlacements)
 		if pb == nil || pb.Get(vkey(1)) == nil {
@@ -737,5 +738,39 @@ func TestPlacementsBuiltForOldCatalog(t *testing.T) {
 	// s1 has not heartbeated this manager: nothing is alive.
 	if p := protected(t, m, "j"); p[0] {
 		t.Fatal("protected with its store dead")
+	}
+}
+
+// TestRepairPlacesWhereTheWriterWould: a copy re-created by repair goes to
+// the store the writers' placement ranks first among the alive stores with
+// room that do not hold the block, so equal blocks keep meeting on the
+// same stores after a repair.
+func TestRepairPlacesWhereTheWriterWould(t *testing.T) {
+	e := newRepairEnv(t, 6, Options{})
+	var blocks []placed
+	for i := range 40 {
+		blocks = append(blocks, placed{fmt.Sprintf("block-%02d", i), []string{"s1", "s2"}})
+	}
+	e.commitPlaced(t, "j", 2, blocks...)
+	e.kill(t, 0)
+	if rep := e.repair(t, "j"); rep.Copies != 40 {
+		t.Fatalf("repair made %d copies, want 40: %+v", rep.Copies, rep)
+	}
+	var alive []placement.Store
+	for i := 1; i < 6; i++ {
+		alive = append(alive, placement.Store{ID: fmt.Sprintf("s%d", i+1), Free: e.free[i]})
+	}
+	p := placement.New(alive)
+	got := e.storesOf(t, "j", 1)
+	var off int64
+	for _, b := range blocks {
+		pick := p.Pick(key(b.name), 1, func(i int) bool { return p.ID(i) == "s2" })
+		want := []string{"s2", p.ID(pick[0])}
+		slices.Sort(want)
+		where := "f@" + strconv.FormatInt(off, 10)
+		if !slices.Equal(got[where], want) {
+			t.Fatalf("%s: repaired onto %v, the writers' placement says %v", b.name, got[where], want)
+		}
+		off += int64(len(b.name))
 	}
 }
