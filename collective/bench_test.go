@@ -9,6 +9,7 @@ import (
 	"github.com/ckptio/ckptio/collective/local"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/manager/managertest"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 // BenchmarkIncremental1Percent measures one checkpoint of 4 ranks x 16 MiB
@@ -29,7 +30,7 @@ func BenchmarkIncremental1Percent(b *testing.B) {
 			return err
 		}
 		defer s.Close()
-		be := collective.Backend{Job: "bench", Catalog: cl.Client, Pool: pool, Writer: client.WriterOptions{Replicas: 1}}
+		be := &version.Job{Name: "bench", Catalog: cl.Client, Pool: pool, Writer: client.WriterOptions{Replicas: 1}}
 		data := make([]byte, size)
 		rng := rand.New(rand.NewSource(int64(c.Rank())))
 		rng.Read(data)

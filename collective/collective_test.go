@@ -13,10 +13,12 @@ import (
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/collective/local"
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/client/clienttest"
 	"github.com/ckptio/ckptio/storage/memstore"
+	"github.com/ckptio/ckptio/storage/version"
+	"github.com/ckptio/ckptio/storage/version/versiontest"
 )
 
 // regionsFor gives rank r of a job deterministic regions with uneven sizes,
@@ -55,14 +57,14 @@ func TestCheckpointRestoreAcrossGroupings(t *testing.T) {
 		name := fmt.Sprintf("ranks=%d/perLeader=%d/perNode=%d/mem=%d", tc.ranks, tc.perLeader, tc.perNode, tc.leaderMem)
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			cl := clienttest.New(3)
+			cl := versiontest.New(3)
 			err := local.RunWith(tc.ranks, local.Options{RanksPerNode: tc.perNode}, func(c collective.Comm) error {
 				s, err := collective.NewSession(c, collective.Options{RanksPerLeader: tc.perLeader, LeaderMemory: tc.leaderMem, BlockSize: 4096})
 				if err != nil {
 					return err
 				}
 				defer s.Close()
-				b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+				b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}
 				orig := regionsFor(c.Rank(), 1)
 				live := clone(orig)
 				res, err := s.Checkpoint(ctx, b, live, map[string]string{"step": "1"})
@@ -95,7 +97,7 @@ func TestCheckpointRestoreAcrossGroupings(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := cl.Versions("j")[0]
-			if m.Meta["ranks"] != fmt.Sprint(tc.ranks) || m.Meta["step"] != "1" {
+			if m.Meta[catalog.MetaRanks] != fmt.Sprint(tc.ranks) || m.Meta[catalog.MetaStep] != "1" {
 				t.Fatalf("meta = %v", m.Meta)
 			}
 			objs := map[string]bool{}
@@ -111,14 +113,14 @@ func TestCheckpointRestoreAcrossGroupings(t *testing.T) {
 
 func TestFailedLeaderCommitsNothing(t *testing.T) {
 	ctx := context.Background()
-	cl := clienttest.New(2)
+	cl := versiontest.New(2)
 	err := local.Run(4, func(c collective.Comm) error {
 		s, err := collective.NewSession(c, collective.Options{RanksPerLeader: 2, BlockSize: 4096})
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}
 		regions := regionsFor(c.Rank(), 2)
 		if _, err := s.Checkpoint(ctx, b, regions, nil); err != nil {
 			return fmt.Errorf("first checkpoint: %w", err)
@@ -157,7 +159,7 @@ func TestFailedLeaderCommitsNothing(t *testing.T) {
 
 func TestRestoreRefusesOtherRankCountAndSizes(t *testing.T) {
 	ctx := context.Background()
-	cl := clienttest.New(2)
+	cl := versiontest.New(2)
 	write := func(n int, size int) error {
 		return local.Run(n, func(c collective.Comm) error {
 			s, err := collective.NewSession(c, collective.Options{BlockSize: 4096})
@@ -165,7 +167,7 @@ func TestRestoreRefusesOtherRankCountAndSizes(t *testing.T) {
 				return err
 			}
 			defer s.Close()
-			_, err = s.Checkpoint(ctx, collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()},
+			_, err = s.Checkpoint(ctx, &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()},
 				[]collective.Region{{Name: "x", Data: make([]byte, size)}}, nil)
 			return err
 		})
@@ -181,7 +183,7 @@ func TestRestoreRefusesOtherRankCountAndSizes(t *testing.T) {
 			}
 			defer s.Close()
 			data := bytes.Repeat([]byte{7}, size)
-			_, err = s.Restore(ctx, collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}, 1,
+			_, err = s.Restore(ctx, &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}, 1,
 				[]collective.Region{{Name: "x", Data: data}})
 			if err != nil && data[0] != 7 {
 				return errors.New("a refused restore touched the region")
@@ -207,7 +209,7 @@ func TestIncrementalCheckpoint(t *testing.T) {
 	for _, kind := range []chunk.Kind{chunk.KindFixed, chunk.KindCDC} {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
-			cl := clienttest.New(3)
+			cl := versiontest.New(3)
 			c, err := chunk.Options{Kind: kind, Size: 4096}.New()
 			if err != nil {
 				t.Fatal(err)
@@ -219,7 +221,7 @@ func TestIncrementalCheckpoint(t *testing.T) {
 					return err
 				}
 				defer s.Close()
-				b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool(), Writer: client.WriterOptions{Replicas: 1}}
+				b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool(), Writer: client.WriterOptions{Replicas: 1}}
 				static := make([]byte, 200_000)
 				rand.New(rand.NewSource(int64(comm.Rank()))).Read(static)
 				field := make([]byte, 300_000)
@@ -263,14 +265,14 @@ func TestIncrementalCheckpoint(t *testing.T) {
 // several rounds.
 func TestRestoreFailureReachesEveryRank(t *testing.T) {
 	ctx := context.Background()
-	cl := clienttest.New(2)
+	cl := versiontest.New(2)
 	err := local.RunWith(4, local.Options{RanksPerNode: 2}, func(c collective.Comm) error {
 		s, err := collective.NewSession(c, collective.Options{BlockSize: 4096, LeaderMemory: 1 << 14})
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}
 		regions := regionsFor(c.Rank(), 3)
 		if _, err := s.Checkpoint(ctx, b, regions, nil); err != nil {
 			return err
@@ -305,7 +307,7 @@ func TestRestoreFailureReachesEveryRank(t *testing.T) {
 // would find.
 func TestSlowStoresKeepTheirBlocks(t *testing.T) {
 	ctx := context.Background()
-	cl := clienttest.New(3)
+	cl := versiontest.New(3)
 	for _, m := range cl.Mem {
 		m.SetFaults(memstore.Faults{Put: func(storage.Hash) error {
 			time.Sleep(time.Duration(rand.Intn(2000)) * time.Microsecond)
@@ -319,7 +321,7 @@ func TestSlowStoresKeepTheirBlocks(t *testing.T) {
 			return err
 		}
 		defer s.Close()
-		b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool()}
+		b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}
 		rng := rand.New(rand.NewSource(int64(c.Rank())))
 		orig := []collective.Region{{Name: "field", Data: make([]byte, 40*4096+123)}}
 		rng.Read(orig[0].Data)

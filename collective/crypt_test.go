@@ -8,9 +8,10 @@ import (
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/collective/local"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/client/clienttest"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
+	"github.com/ckptio/ckptio/storage/version"
+	"github.com/ckptio/ckptio/storage/version/versiontest"
 )
 
 // TestReuseOnlyUnderTheSameKey: a checkpoint reuses the previous version's
@@ -18,7 +19,7 @@ import (
 // version restores with its own key.
 func TestReuseOnlyUnderTheSameKey(t *testing.T) {
 	ctx := context.Background()
-	cl := clienttest.New(3)
+	cl := versiontest.New(3)
 	k1, _ := crypt.NewKey()
 	k2, _ := crypt.NewKey()
 	err := local.RunWith(4, local.Options{}, func(c collective.Comm) error {
@@ -29,7 +30,7 @@ func TestReuseOnlyUnderTheSameKey(t *testing.T) {
 		defer s.Close()
 		regs := regionsFor(c.Rank(), 1)
 		for i, k := range []*crypt.Key{k1, k1, k2, nil, k2} {
-			b := collective.Backend{Job: "j", Catalog: cl, Pool: cl.Pool(),
+			b := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool(),
 				Writer: client.WriterOptions{Encode: codec.Encode}, Reader: client.ReaderOptions{Decode: k.Decode}}
 			if k != nil {
 				b.Writer.Seal = k.Seal

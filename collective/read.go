@@ -3,19 +3,14 @@ package collective
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/ckptio/ckptio/storage/version"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/manifest"
 )
 
 // Restore refills every rank's regions from version (0 = the latest) of
-// b.Job and returns the version restored. Collective over the world.
+// j and returns the version restored. Collective over the world.
 //
 // The checkpoint must have been written by the same number of ranks, and
 // every region a rank protects must exist in it for that rank with the same
@@ -23,34 +18,33 @@ import (
 // touched. Regions in the checkpoint that are not protected now are
 // ignored. If reading fails midway, regions may be partly overwritten and
 // every rank returns the error.
-func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions []Region) (int64, error) {
-	// 1. Rank 0 fetches the manifest and checks the rank count.
-	var m *manifest.Manifest
+func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions []Region) (int64, error) {
+	// 1. Rank 0 opens the version and checks the rank count.
+	var snap *version.Snapshot
 	if _, err := Share(s.world, func() ([]byte, error) {
 		var err error
-		if m, err = b.Catalog.Manifest(ctx, b.Job, version); err != nil {
+		if snap, err = j.Open(ctx, v); err != nil {
 			return nil, err
 		}
-		return nil, checkRanks(m, s.Size())
+		return nil, snap.CheckMPI(s.Size())
 	}); err != nil {
 		return 0, err
 	}
-	var err error
-	// 2. Leaders get the manifest from rank 0 (encoded only when there
-	// are other leaders: the encoding is as large as the manifest).
+	// 2. Leaders get the manifest from rank 0, as the manager sent it,
+	// when there are other leaders.
+	var local error
 	if s.leaders != nil && s.leaders.Size() > 1 {
 		var raw []byte
 		if s.Rank() == 0 {
-			if raw, err = manifest.Marshal(m); err != nil {
-				return 0, err
-			}
+			raw = snap.Bytes()
 		}
-		if raw, err = bcastBytes(s.leaders, 0, raw); err != nil {
+		raw, err := bcastBytes(s.leaders, 0, raw)
+		if err != nil {
 			return 0, err
 		}
 		if s.Rank() != 0 {
-			if m, err = manifest.Unmarshal(raw); err != nil {
-				return 0, err
+			if snap, err = version.ParseSnapshot(raw); err != nil {
+				local = fmt.Errorf("leader: the version's manifest: %w", err)
 			}
 		}
 	}
@@ -59,14 +53,13 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	if err != nil {
 		return 0, err
 	}
-	var plans [][][]manifest.Block
-	var local error
+	var plans [][][]version.Extent
 	c := s.chunk()
-	if s.IsLeader() {
-		plans, local = planRestore(m, metas, c)
+	if s.IsLeader() && local == nil {
+		plans, local = planRestore(snap, metas, c)
 	}
 	if err := agree(s.world, local); err != nil {
-		return 0, fmt.Errorf("restore of %s refused, no region touched: %w", b.Job, err)
+		return 0, fmt.Errorf("restore of %s refused, no region touched: %w", j.Name, err)
 	}
 	s.gc.check()
 	// 4. Each member learns its byte count per round, then rounds run.
@@ -95,7 +88,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	}
 	rounds = agreed[0]
 
-	reader := client.NewReader(b.Pool.Resolve, b.Reader)
+	reader := j.NewReader()
 	cur := &cursor{regions: regions}
 	size := s.group.Size()
 	// The leader fetches rounds into its slabs (the write's gather
@@ -140,7 +133,7 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 		buf = buf[:total]
 		go func() {
 			f := fetched{sl: sl, send: buf, counts: c, displs: d}
-			f.err = s.fetchRound(ctx, reader, plans, r, buf, d)
+			f.err = s.fetchRound(ctx, reader, snap, plans, r, buf, d)
 			ch <- f
 		}()
 	}
@@ -192,9 +185,9 @@ func (s *Session) Restore(ctx context.Context, b Backend, version int64, regions
 	}
 	drain(queue)
 	if err := agree(s.world, local); err != nil {
-		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", b.Job, err)
+		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", j.Name, err)
 	}
-	v, err := m0Version(s, m)
+	v, err = m0Version(s, snap)
 	s.gc.check()
 	return v, err
 }
@@ -217,10 +210,10 @@ func drain(queue []chan fetched) {
 }
 
 // m0Version broadcasts the restored version number from rank 0.
-func m0Version(s *Session, m *manifest.Manifest) (int64, error) {
+func m0Version(s *Session, snap *version.Snapshot) (int64, error) {
 	v := []int64{0}
 	if s.Rank() == 0 {
-		v[0] = m.Version
+		v[0] = snap.Version()
 	}
 	out := []int64{0}
 	if err := s.world.AllreduceInt64(v, out, OpMax); err != nil {
@@ -231,20 +224,20 @@ func m0Version(s *Session, m *manifest.Manifest) (int64, error) {
 
 // fetchRound reads the blocks of round r for every member in parallel into
 // send at the members' displacements.
-func (s *Session) fetchRound(ctx context.Context, reader *client.Reader, plans [][][]manifest.Block, r int, send []byte, displs []int) error {
+func (s *Session) fetchRound(ctx context.Context, reader *version.Reader, snap *version.Snapshot, plans [][][]version.Extent, r int, send []byte, displs []int) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(client.DefaultParallel)
+	g.SetLimit(fetchParallel)
 	for i, p := range plans {
 		if r >= len(p) {
 			continue
 		}
 		off := displs[i]
-		for _, bl := range p[r] {
-			dst := send[off : off+int(bl.Length)]
-			off += int(bl.Length)
+		for _, e := range p[r] {
+			dst := send[off : off+int(e.Length)]
+			off += int(e.Length)
 			g.Go(func() error {
-				if err := reader.ReadBlockInto(gctx, bl, dst); err != nil {
-					return fmt.Errorf("leader: rank %d region %s offset %d: %w", bl.Rank, bl.Object, bl.Offset, err)
+				if err := reader.ReadInto(gctx, snap, e, dst); err != nil {
+					return fmt.Errorf("leader: %w", err)
 				}
 				return nil
 			})
@@ -253,67 +246,40 @@ func (s *Session) fetchRound(ctx context.Context, reader *client.Reader, plans [
 	return g.Wait()
 }
 
-func checkRanks(m *manifest.Manifest, size int) error {
-	if m.Kind != manifest.KindMPI {
-		return fmt.Errorf("%s version %d holds files written by 'ckpt put', not an MPI checkpoint", m.Job, m.Version)
-	}
-	n, err := strconv.Atoi(m.Meta[catalog.MetaRanks])
-	if err != nil {
-		return fmt.Errorf("%s version %d does not record its rank count", m.Job, m.Version)
-	}
-	if n != size {
-		return fmt.Errorf("%s version %d was written by %d ranks, this job has %d: restart with -np %d, or read each rank's data with a per-rank reader and redistribute it",
-			m.Job, m.Version, n, size, n)
-	}
-	return nil
-}
+// fetchParallel is how many blocks a leader reads at once during a
+// restore.
+const fetchParallel = 16
 
-// planRestore matches each member's regions with the manifest and splits
+// planRestore matches each member's regions with the version and splits
 // the blocks to send into rounds of at most c bytes per member.
-func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.Block, error) {
-	type key struct {
-		rank int32
-		name string
-	}
-	// Blocks by object, as indexes into m.Blocks: a restore of many
-	// blocks copies no block record here.
-	objs := map[key][]int32{}
-	for i, b := range m.Blocks {
-		k := key{b.Rank, b.Object}
-		objs[k] = append(objs[k], int32(i))
-	}
-	var plans [][][]manifest.Block
+func planRestore(snap *version.Snapshot, metas [][]byte, c int64) ([][][]version.Extent, error) {
+	var plans [][][]version.Extent
 	var problems []string
 	for _, raw := range metas {
 		meta, err := decodeMeta(raw)
 		if err != nil {
 			return nil, err
 		}
-		n := 0
-		for _, name := range meta.names {
-			n += len(objs[key{int32(meta.worldRank), name}])
-		}
-		blocks := make([]manifest.Block, 0, n)
+		var blocks []version.Extent
 		for i, name := range meta.names {
-			idx, ok := objs[key{int32(meta.worldRank), name}]
+			ext, ok := snap.Extents(int32(meta.worldRank), name)
 			if !ok {
 				problems = append(problems, fmt.Sprintf("rank %d region %q is not in version %d (it holds: %s)",
-					meta.worldRank, name, m.Version, m.Meta[catalog.MetaRegions]))
+					meta.worldRank, name, snap.Version(), snap.Regions()))
 				continue
 			}
-			sort.Slice(idx, func(a, b int) bool { return m.Blocks[idx[a]].Offset < m.Blocks[idx[b]].Offset })
 			var size int64
-			for _, j := range idx {
-				size += m.Blocks[j].Length
+			for _, e := range ext {
+				size += e.Length
 			}
 			if size != meta.sizes[i] {
 				problems = append(problems, fmt.Sprintf("rank %d region %q: version %d holds %d bytes, the protected slice has %d",
-					meta.worldRank, name, m.Version, size, meta.sizes[i]))
+					meta.worldRank, name, snap.Version(), size, meta.sizes[i]))
 				continue
 			}
-			for _, j := range idx {
-				if m.Blocks[j].Length > 0 {
-					blocks = append(blocks, m.Blocks[j])
+			for _, e := range ext {
+				if e.Length > 0 {
+					blocks = append(blocks, e)
 				}
 			}
 		}
@@ -325,8 +291,8 @@ func planRestore(m *manifest.Manifest, metas [][]byte, c int64) ([][][]manifest.
 	return plans, nil
 }
 
-func roundsOfBlocks(blocks []manifest.Block, c int64) [][]manifest.Block {
-	var out [][]manifest.Block
+func roundsOfBlocks(blocks []version.Extent, c int64) [][]version.Extent {
+	var out [][]version.Extent
 	for len(blocks) > 0 {
 		n, sum := 0, int64(0)
 		for n < len(blocks) && (n == 0 || sum+blocks[n].Length <= c) {

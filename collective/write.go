@@ -3,22 +3,12 @@ package collective
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
+	"maps"
 	"sync/atomic"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/crypt"
-	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 // Region is a named piece of a rank's memory: what Protect registers.
@@ -29,16 +19,6 @@ type Region struct {
 	Data []byte
 }
 
-// Backend is the storage side of a checkpoint: the manager (used by world
-// rank 0 only) and the stores (used by leaders only).
-type Backend struct {
-	Job     string
-	Catalog client.Catalog
-	Pool    *client.Pool
-	Writer  client.WriterOptions // BlockSize and MaxBuffered are set by the session
-	Reader  client.ReaderOptions
-}
-
 // Result describes a committed checkpoint.
 type Result struct {
 	Version      int64
@@ -47,58 +27,46 @@ type Result struct {
 	SentBytes    int64
 }
 
-// Checkpoint writes every rank's regions as one new version of b.Job and
+// Checkpoint writes every rank's regions as one new version of j and
 // returns it. Collective over the world. The version commits only if every
 // rank succeeded; otherwise nothing is committed, the previous latest stays
 // latest, and every rank returns the same error naming the failed ranks.
-func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, meta map[string]string) (Result, error) {
-	// 1. Rank 0 opens the transaction; everyone learns whether it did.
-	var last *manifest.Manifest // the previous version, on rank 0
-	id, err := Share(s.world, func() ([]byte, error) {
-		txn, err := b.Catalog.Begin(ctx, b.Job)
-		if err != nil {
-			return nil, err
-		}
-		if last, err = previous(ctx, b, meta); err != nil {
-			b.Catalog.Abort(context.WithoutCancel(ctx), txn.ID)
-			return nil, err
-		}
-		return []byte(txn.ID), nil
-	})
-	if err != nil {
+//
+// World rank 0 holds the version's transaction (j.Catalog); the leaders
+// write (j.Pool). Everything about versions (the previous one, reuse,
+// renewing, committing) is storage/version's; this moves the bytes.
+func (s *Session) Checkpoint(ctx context.Context, j *version.Job, regions []Region, meta map[string]string) (Result, error) {
+	// 1. Rank 0 begins the version; everyone learns whether it did.
+	var txn *version.Txn
+	if _, err := Share(s.world, func() ([]byte, error) {
+		var err error
+		txn, err = j.Begin(ctx, version.MPI, meta)
+		return nil, err
+	}); err != nil {
 		return Result{}, err
 	}
-	txnID := string(id)
-	stopRenew := func() {}
-	if s.Rank() == 0 {
-		stopRenew = s.renew(b, txnID)
+	if txn != nil {
+		// Unless it commits: Abort after Commit does nothing.
+		defer txn.Abort(context.WithoutCancel(ctx))
 	}
 
 	// 2. Leaders learn the previous version; every rank moves the data
 	// that changed to its leader, which writes the blocks.
-	prev, err := s.shareManifest(last)
-	if err != nil {
-		return Result{}, err
-	}
-	last = nil
-	s.gc.check() // the previous manifest's decoding is garbage now
-	res, localErr := s.gatherAndWrite(ctx, b, regions, prev)
+	prev, local := s.sharePrevious(txn)
+	s.gc.check() // the previous version's encoding is garbage now
+	part, local := s.gatherAndWrite(ctx, j, regions, prev, local)
 
-	// 3. Agree, then rank 0 commits the union of the leaders' manifests.
-	if err := agree(s.world, localErr); err != nil {
-		stopRenew()
-		if s.Rank() == 0 {
-			b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
-		}
+	// 3. Agree, then rank 0 commits the leaders' parts.
+	if err := agree(s.world, local); err != nil {
 		return Result{}, fmt.Errorf("checkpoint discarded, nothing committed: %w", err)
 	}
 	s.gc.check()
-	version, commitErr := s.commit(ctx, b, txnID, res, regions, meta, stopRenew)
+	res, commitErr := s.commit(ctx, txn, part, regions, meta)
 	out, err := Share(s.world, func() ([]byte, error) {
 		if commitErr != nil {
 			return nil, commitErr
 		}
-		return json.Marshal(version)
+		return json.Marshal(res)
 	})
 	if err != nil {
 		return Result{}, err
@@ -111,132 +79,92 @@ func (s *Session) Checkpoint(ctx context.Context, b Backend, regions []Region, m
 	return r, nil
 }
 
-// previous returns the manifest of the job's latest version, or nil when
-// the job has none, or when its blocks cannot be reused in a version with
-// meta: encrypted with another key, or with a key when meta has none or
-// none when it has one.
-func previous(ctx context.Context, b Backend, meta map[string]string) (*manifest.Manifest, error) {
-	m, err := b.Catalog.Manifest(ctx, b.Job, 0)
-	if errors.Is(err, catalog.ErrNoVersions) || errors.Is(err, catalog.ErrUnknownJob) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the previous version of %s: %w", b.Job, err)
-	}
-	if m.Kind != manifest.KindMPI || !crypt.SameKey(m.Meta, meta) {
-		return nil, nil
-	}
-	return m, nil
-}
-
-// shareManifest gives the leaders rank 0's previous manifest (nil: none)
-// as an index of its blocks. Rank 0 indexes its own copy; the others
-// receive it encoded, when there are others.
-func (s *Session) shareManifest(last *manifest.Manifest) (client.Index, error) {
+// sharePrevious gives every leader the version the new one may reuse
+// (nil: none): rank 0's, as it is, from the transaction; the other leaders
+// its encoding, when there are other leaders. A leader that cannot read it
+// returns the error as its outcome and keeps taking part.
+func (s *Session) sharePrevious(txn *version.Txn) (*version.Previous, error) {
 	if s.leaders == nil {
 		return nil, nil
 	}
-	var raw []byte
-	if s.leaders.Rank() == 0 && last != nil && s.leaders.Size() > 1 {
-		var err error
-		if raw, err = manifest.Marshal(last); err != nil {
-			return nil, fmt.Errorf("collective: previous manifest: %w", err)
-		}
+	var prev *version.Previous
+	if txn != nil {
+		prev = txn.Previous()
 	}
-	raw, err := bcastBytes(s.leaders, 0, raw)
-	if err != nil {
-		return nil, err
+	if s.leaders.Size() == 1 {
+		return prev, nil
 	}
-	if s.leaders.Rank() == 0 {
-		if last == nil {
-			return client.Index{}, nil
-		}
-		return client.NewIndex(last), nil
+	raw, err := bcastBytes(s.leaders, 0, prev.Bytes())
+	if err != nil || s.leaders.Rank() == 0 {
+		return prev, err
 	}
-	if len(raw) == 0 {
-		return client.Index{}, nil
+	if prev, err = version.ParsePrevious(raw); err != nil {
+		return nil, fmt.Errorf("leader: the previous version: %w", err)
 	}
-	m, err := manifest.Unmarshal(raw)
-	if err != nil {
-		return nil, fmt.Errorf("collective: previous manifest: %w", err)
-	}
-	return client.NewIndex(m), nil
-}
-
-// renew keeps rank 0's transaction alive until the returned func is called.
-func (s *Session) renew(b Backend, txnID string) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(client.RenewEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := b.Catalog.Renew(ctx, txnID); err != nil && ctx.Err() == nil {
-					s.log.Warn("renewing the checkpoint's lease failed", zap.Error(err))
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+	return prev, nil
 }
 
 // gatherAndWrite runs the rounds of one group. Every rank cuts and hashes
 // its own regions, so hashing runs on all ranks in parallel and a block the
-// previous version already stored never crosses MPI: the leader compares
-// the hashes with prev, confirms the reusable blocks on their stores, and
-// gathers only the rest. A failing leader keeps taking part in every round
-// (so no rank blocks) and reports its error for the agreement.
-func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Region, prev client.Index) (client.Result, error) {
+// previous version already stored never crosses MPI: the leader's writer
+// decides from the hashes which blocks it needs (Writer.Plan), and the
+// leader gathers only those. A rank that fails (local, or any error here)
+// keeps taking part in every step up to the agreement, sending and writing
+// nothing, so no rank blocks; it returns its error for the agreement.
+func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []Region, prev *version.Previous, local error) (*version.Part, error) {
 	mine := s.cutRegions(regions)
 	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions, mine))
 	if err != nil {
-		return client.Result{}, err
+		return nil, err
 	}
-	var local error
 	var members []regionMeta
-	var w *client.Writer
+	var w *version.Writer
 	needed := make([][]byte, s.group.Size())
 	if s.IsLeader() {
 		segs := 0
 		for i, raw := range metas {
 			m, err := decodeMeta(raw)
+			if err != nil && local == nil {
+				local = fmt.Errorf("leader: group member %d: %w", i, err)
+			}
 			if err != nil {
-				return client.Result{}, fmt.Errorf("group member %d: %w", i, err)
+				m = regionMeta{} // nothing is asked of it
 			}
 			members = append(members, m)
 			segs += len(m.segs)
 		}
-		w, local = s.newWriter(ctx, b, prev, segs)
+		if local == nil {
+			w, local = s.newWriter(ctx, j, prev, segs)
+		}
 		for i, m := range members {
 			needed[i] = make([]byte, len(m.segs))
+			if local != nil {
+				continue // the checkpoint fails: move no data
+			}
 			for j := range needed[i] {
 				needed[i][j] = 1
 			}
 		}
-		if local == nil {
-			local = s.reuse(ctx, w, members, prev, needed)
+		if local == nil && prev != nil {
+			local = s.plan(ctx, w, members, needed)
 		}
 	}
 	s.gc.check()
 	// Each rank learns which of its segments the leader needs.
 	flags, err := scatterBytes(s.group, 0, needed)
 	if err != nil {
-		return client.Result{}, err
+		return nil, err
 	}
 	if len(flags) != len(mine) {
-		return client.Result{}, fmt.Errorf("collective: leader asked for %d segments, this rank cut %d", len(flags), len(mine))
+		if local == nil {
+			local = fmt.Errorf("collective: leader asked for %d segments, this rank cut %d", len(flags), len(mine))
+		}
+		flags = make([]byte, len(mine))
 	}
 	c := s.chunk()
 	agreed := make([]int64, 1)
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), c), agreed, OpMax); err != nil {
-		return client.Result{}, err
+		return nil, err
 	}
 	c = agreed[0]
 	myRounds := roundsOf(pick(mine, flags), c)
@@ -249,7 +177,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 		}
 	}
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), rounds), agreed, OpMax); err != nil {
-		return client.Result{}, err
+		return nil, err
 	}
 	rounds = agreed[0]
 
@@ -285,7 +213,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 			recv = sl.buf[:total]
 		}
 		if err := s.group.Gatherv(send, recv, counts, displs, 0); err != nil {
-			return client.Result{}, fmt.Errorf("gathering round %d: %w", r, err)
+			return nil, fmt.Errorf("gathering round %d: %w", r, err)
 		}
 		if !s.IsLeader() {
 			continue
@@ -300,10 +228,10 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 			for _, seg := range plans[m][r] {
 				data := recv[off : off+int(seg.len) : off+int(seg.len)]
 				off += int(seg.len)
-				ref := manifest.Block{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank),
-					Offset: seg.off, Hash: seg.hash}
+				ref := version.Ref{Object: members[m].names[seg.region], Rank: int32(members[m].worldRank),
+					Offset: seg.off, Length: seg.len, Hash: seg.hash}
 				sl.hold()
-				if err := w.PutBlock(ctx, ref, data, false, sl.release); err != nil {
+				if err := w.Put(ctx, ref, data, sl.release); err != nil {
 					local = fmt.Errorf("leader: %w", err)
 					break
 				}
@@ -313,13 +241,13 @@ func (s *Session) gatherAndWrite(ctx context.Context, b Backend, regions []Regio
 		s.gc.check()
 	}
 	if !s.IsLeader() || w == nil {
-		return client.Result{}, local
+		return nil, local
 	}
-	res, err := w.Close(ctx)
+	part, err := w.Close(ctx)
 	if local == nil && err != nil {
 		local = fmt.Errorf("leader: %w", err)
 	}
-	return res, local
+	return part, local
 }
 
 // cutRegions cuts this rank's regions into segments with the session's
@@ -352,65 +280,48 @@ func (s *Session) cutRegions(regions []Region) []segment {
 	return out
 }
 
-// newWriter opens the leader's striping writer.
-func (s *Session) newWriter(ctx context.Context, b Backend, prev client.Index, blocks int) (*client.Writer, error) {
-	wopts := b.Writer
-	wopts.ExpectBlocks = blocks
-	wopts.BlockSize = s.opts.BlockSize
+// newWriter opens the leader's writer.
+func (s *Session) newWriter(ctx context.Context, j *version.Job, prev *version.Previous, blocks int) (*version.Writer, error) {
+	h := version.Hints{BlockSize: s.opts.BlockSize, ExpectBlocks: blocks,
+		// The slabs bound the leader's memory; this only has to let all
+		// of them be in flight.
+		MaxBuffered: leaderSlabCount * s.chunk() * int64(s.group.Size())}
 	if s.opts.Chunker != nil {
-		wopts.BlockSize = max(wopts.BlockSize, s.opts.Chunker.Max())
+		h.BlockSize = max(h.BlockSize, s.opts.Chunker.Max())
 	}
-	// The slabs bound the leader's memory; this only has to let all of
-	// them be in flight.
-	wopts.MaxBuffered = leaderSlabCount * s.chunk() * int64(s.group.Size())
-	wopts.Reuse = prev
-	targets, err := b.Pool.Targets(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("leader: %w", err)
-	}
-	w, err := client.NewWriter(targets, wopts)
+	w, err := j.NewWriter(ctx, prev, h)
 	if err != nil {
 		return nil, fmt.Errorf("leader: %w", err)
 	}
 	return w, nil
 }
 
-// reuse references every segment of the group whose block the previous
-// version stored and a store confirms, clearing its needed flag.
-func (s *Session) reuse(ctx context.Context, w *client.Writer, members []regionMeta, prev client.Index, needed [][]byte) error {
-	if len(prev) == 0 {
-		return nil
-	}
-	type at struct{ m, j int }
+// plan asks the writer which of the group's segments it needs the data of
+// and clears the flags of the others.
+func (s *Session) plan(ctx context.Context, w *version.Writer, members []regionMeta, needed [][]byte) error {
 	n := 0
 	for _, meta := range members {
 		n += len(meta.segs)
 	}
-	cands := make([]manifest.Block, 0, n)
-	where := make([]at, 0, n)
-	for m, meta := range members {
-		for j, seg := range meta.segs {
-			if p, ok := prev[seg.hash]; ok && seg.len > 0 && p.Length == seg.len {
-				cands = append(cands, p)
-				where = append(where, at{m, j})
-			}
+	refs := make([]version.Ref, 0, n)
+	for _, meta := range members {
+		for _, seg := range meta.segs {
+			refs = append(refs, version.Ref{Object: meta.names[seg.region], Rank: int32(meta.worldRank),
+				Offset: seg.off, Length: seg.len, Hash: seg.hash})
 		}
 	}
-	if len(cands) == 0 {
-		return nil
-	}
-	held, err := w.Confirm(ctx, cands)
+	need, err := w.Plan(ctx, refs)
 	if err != nil {
-		return fmt.Errorf("leader: confirming unchanged blocks: %w", err)
+		return fmt.Errorf("leader: %w", err)
 	}
-	for i, ok := range held {
-		if !ok {
-			continue
+	i := 0
+	for m := range members {
+		for j := range needed[m] {
+			if !need[i] {
+				needed[m][j] = 0
+			}
+			i++
 		}
-		m, j := where[i].m, where[i].j
-		seg := members[m].segs[j]
-		w.Reference(cands[i], members[m].names[seg.region], int32(members[m].worldRank), seg.off)
-		needed[m][j] = 0
 	}
 	return nil
 }
@@ -443,68 +354,40 @@ func assemble(regions []Region, segs []segment, buf []byte) ([]byte, []byte) {
 	return buf, buf
 }
 
-// commit sends the leaders' blocks to rank 0, which commits them as one
-// manifest. It returns the result on rank 0 only.
-func (s *Session) commit(ctx context.Context, b Backend, txnID string, res client.Result,
-	regions []Region, meta map[string]string, stopRenew func()) (Result, error) {
+// commit sends the leaders' parts to rank 0, which commits them as the
+// version. It returns the result on rank 0 only.
+func (s *Session) commit(ctx context.Context, txn *version.Txn, part *version.Part, regions []Region, meta map[string]string) (Result, error) {
 	if s.leaders == nil {
 		return Result{}, nil
 	}
-	// Rank 0's own blocks stay as they are; the other leaders send theirs
-	// as Arrow. Encoding and decoding a block list costs allocations in
-	// proportion to the checkpoint's blocks, on the leader whose memory
-	// is bounded.
-	own := &manifest.Manifest{Job: b.Job, Kind: manifest.KindMPI, Blocks: res.Blocks,
-		LogicalBytes: res.Logical, NewBytes: res.NewBytes, SentBytes: res.SentBytes}
-	var part []byte
+	// Rank 0's own part stays as it is; the other leaders send theirs,
+	// encoded once by their writers and not decoded on the way.
+	var mine []byte
 	if s.Rank() != 0 {
-		var err error
-		if part, err = manifest.Marshal(own); err != nil {
-			return Result{}, err
-		}
+		mine = part.Bytes()
 	}
-	parts, err := gatherBytes(s.leaders, 0, part)
+	raws, err := gatherBytes(s.leaders, 0, mine)
 	if err != nil || s.Rank() != 0 {
 		return Result{}, err
 	}
-	defer stopRenew()
-	m := &manifest.Manifest{Job: b.Job, Kind: manifest.KindMPI, Created: time.Now().UTC(), Meta: map[string]string{}}
-	for k, v := range meta {
-		m.Meta[k] = v
-	}
-	partials := []*manifest.Manifest{own}
-	n := len(own.Blocks)
-	for i, p := range parts[1:] {
-		pm, err := manifest.Unmarshal(p)
+	parts := []*version.Part{part}
+	for i, raw := range raws[1:] {
+		p, err := version.ParsePart(raw)
 		if err != nil {
-			b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
 			return Result{}, fmt.Errorf("leader %d's blocks: %w", i+1, err)
 		}
-		partials = append(partials, pm)
-		n += len(pm.Blocks)
+		parts = append(parts, p)
 	}
-	m.Blocks = make([]manifest.Block, 0, n)
-	for _, pm := range partials {
-		m.Blocks = append(m.Blocks, pm.Blocks...)
-		m.LogicalBytes += pm.LogicalBytes
-		m.NewBytes += pm.NewBytes
-		m.SentBytes += pm.SentBytes
-	}
-	sort.SliceStable(m.Blocks, func(i, j int) bool { return m.Blocks[i].Rank < m.Blocks[j].Rank })
-	m.Meta[catalog.MetaRanks] = strconv.Itoa(s.Size())
-	m.Meta[catalog.MetaReplicas] = strconv.Itoa(max(1, res.Replicas))
-	m.Meta[catalog.MetaLeaders] = strconv.Itoa(len(parts))
 	names := make([]string, len(regions))
 	for i, r := range regions {
 		names[i] = r.Name
 	}
-	m.Meta[catalog.MetaRegions] = strings.Join(names, ",")
-	v, err := b.Catalog.Commit(ctx, txnID, m)
+	meta = version.Layout{Ranks: s.Size(), Leaders: len(parts), Regions: names}.AddMeta(maps.Clone(meta))
+	c, err := txn.Commit(ctx, meta, parts...)
 	if err != nil {
-		b.Catalog.Abort(context.WithoutCancel(ctx), txnID)
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
-	return Result{Version: v, LogicalBytes: m.LogicalBytes, NewBytes: m.NewBytes, SentBytes: m.SentBytes}, nil
+	return Result{Version: c.Version, LogicalBytes: c.LogicalBytes, NewBytes: c.NewBytes, SentBytes: c.SentBytes}, nil
 }
 
 // leaderOnly returns v on the leader and zeros elsewhere, for an

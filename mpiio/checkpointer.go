@@ -21,6 +21,7 @@ import (
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/tlsconf"
 	"github.com/ckptio/ckptio/storage/token"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 // Meta describes a checkpoint; it is recorded with the version.
@@ -35,23 +36,32 @@ var ErrClosed = errors.New("mpiio: checkpointer closed")
 // Checkpointer checkpoints the protected memory of every rank of a job.
 // Its methods must be called by one goroutine per rank.
 type Checkpointer struct {
-	cfg     Config
-	sess    *collective.Session
-	backend collective.Backend
-	mc      *catalog.Client
-	pool    *client.Pool
-	key     *crypt.Key // nil = not encrypted
+	cfg  Config
+	sess *collective.Session
+	job  *version.Job
+	cat  Catalog
+	pool *client.Pool
+	key  *crypt.Key // nil = not encrypted
 
 	regions []collective.Region
 	index   map[string]int
 
 	mu           sync.Mutex
 	closed       bool
-	manifest     map[int64]*manifestCache
+	snapshots    map[int64]*snapshotCache
 	pending      *pending          // an asynchronous checkpoint in flight
 	last         collective.Result // of the last completed checkpoint
 	stage        staging
 	fallbackOnce sync.Once
+}
+
+// Catalog is what a Checkpointer needs of the manager; *catalog.Client
+// implements it. Config.Catalog injects another (an in-process manager in
+// tests).
+type Catalog interface {
+	version.Catalog
+	client.StoreLister
+	Versions(ctx context.Context, job string) ([]catalog.VersionInfo, error)
 }
 
 // connInfo is what rank 0 tells the other ranks about the cluster.
@@ -69,7 +79,8 @@ type connInfo struct {
 
 // Open connects every rank of comm to the cluster and forms the aggregation
 // groups. Collective. With no manager configured, rank 0 starts (or reuses)
-// the embedded local cluster.
+// the embedded local cluster. With Config.Catalog and Config.Dial set,
+// every rank uses those instead and no cluster is looked for.
 func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer, error) {
 	// Every rank must take the same path, so a configuration error on any
 	// rank stops all of them.
@@ -88,9 +99,12 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		return nil, errors.New("mpiio: open: another rank's configuration is invalid (see its error)")
 	}
 	raw, err := collective.Share(comm, func() ([]byte, error) {
-		ci, err := resolveCluster(ctx, cfg)
-		if err != nil {
-			return nil, err
+		var ci connInfo
+		if cfg.Catalog == nil {
+			var err error
+			if ci, err = resolveCluster(ctx, cfg); err != nil {
+				return nil, err
+			}
 		}
 		if cfg.EncryptKeyFile != "" {
 			k, err := crypt.ReadKeyFile(cfg.EncryptKeyFile)
@@ -116,17 +130,21 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 			return nil, fmt.Errorf("mpiio: CKPT_TLS_CA: %w", err)
 		}
 	}
-	cp := &Checkpointer{cfg: cfg, index: map[string]int{}, manifest: map[int64]*manifestCache{}}
+	cp := &Checkpointer{cfg: cfg, index: map[string]int{}, snapshots: map[int64]*snapshotCache{}}
 	if ci.EncryptKey != "" {
 		if cp.key, err = crypt.ParseKey([]byte(ci.EncryptKey)); err != nil {
 			return nil, fmt.Errorf("mpiio: %w", err)
 		}
 	}
-	cp.mc = catalog.NewClient(ci.Manager, tok, catalog.ClientOptions{TLS: tlsConf})
 	log := cfg.Logger
-	cp.pool = client.NewPool(cp.mc, func(ctx context.Context, addr string) (storage.BlockStore, error) {
-		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
-	}, log)
+	dial := cfg.Dial
+	if cp.cat = cfg.Catalog; cp.cat == nil {
+		cp.cat = catalog.NewClient(ci.Manager, tok, catalog.ClientOptions{TLS: tlsConf})
+		dial = func(ctx context.Context, addr string) (storage.BlockStore, error) {
+			return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
+		}
+	}
+	cp.pool = client.NewPool(cp.cat, dial, log)
 	chunker, err := chunk.Options{Kind: cfg.Chunking, Size: cfg.BlockSize}.New()
 	if err != nil {
 		cp.pool.Close()
@@ -146,8 +164,8 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 	if cp.key != nil {
 		wopts.Seal = cp.key.Seal
 	}
-	cp.backend = collective.Backend{Job: cfg.Job, Catalog: cp.mc, Pool: cp.pool,
-		Writer: wopts, Reader: client.ReaderOptions{Logger: log, Decode: cp.key.Decode}}
+	cp.job = &version.Job{Name: cfg.Job, Catalog: cp.cat, Pool: cp.pool, Writer: wopts,
+		Reader: client.ReaderOptions{Logger: log, Decode: cp.key.Decode}, Logger: log}
 	return cp, nil
 }
 
@@ -276,7 +294,7 @@ func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []col
 		m[catalog.MetaLabelPrefix+k] = v
 	}
 	cp.key.AddMeta(m)
-	r, err := cp.sess.Checkpoint(ctx, cp.backend, regions, m)
+	r, err := cp.sess.Checkpoint(ctx, cp.job, regions, m)
 	if err != nil {
 		return r, fmt.Errorf("mpiio: checkpoint of %s: %w", cp.cfg.Job, err)
 	}
@@ -296,7 +314,7 @@ func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 		return 0, false, err
 	}
 	raw, err := collective.Share(cp.sess.World(), func() ([]byte, error) {
-		vs, err := cp.mc.Versions(ctx, cp.cfg.Job)
+		vs, err := cp.cat.Versions(ctx, cp.cfg.Job)
 		if errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions) {
 			return []byte("0"), nil
 		}
@@ -325,7 +343,7 @@ func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 	if _, err := cp.Wait(ctx); err != nil {
 		return err
 	}
-	if _, err := cp.sess.Restore(ctx, cp.backend, v, cp.regions); err != nil {
+	if _, err := cp.sess.Restore(ctx, cp.job, v, cp.regions); err != nil {
 		return fmt.Errorf("mpiio: %w", err)
 	}
 	return nil
@@ -353,7 +371,7 @@ func (cp *Checkpointer) Resume(ctx context.Context) (int64, bool, error) {
 
 // Versions lists the job's committed versions (not collective).
 func (cp *Checkpointer) Versions(ctx context.Context) ([]catalog.VersionInfo, error) {
-	return cp.mc.Versions(ctx, cp.cfg.Job)
+	return cp.cat.Versions(ctx, cp.cfg.Job)
 }
 
 // Close waits for a checkpoint draining in the background, then releases

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
+	"github.com/ckptio/ckptio/storage/client"
 )
 
 // Config configures Open. Zero fields are taken from the environment; see
@@ -54,7 +55,14 @@ type Config struct {
 	// (CKPT_ENCRYPT_KEY_FILE); "" = not encrypted. Rank 0 reads it and
 	// hands the key to the other ranks, as it does the token.
 	EncryptKeyFile string
-	Logger         *zap.Logger // nil = no logging
+	// Catalog and Dial, when Catalog is set, are the cluster every rank
+	// uses instead of the manager Manager names (or the local cluster):
+	// Dial connects to a store by the address the catalog lists. Tests
+	// inject an in-process manager and in-memory stores this way; a
+	// program never needs it.
+	Catalog Catalog
+	Dial    client.Dialer
+	Logger  *zap.Logger // nil = no logging
 }
 
 // fromEnv fills zero fields from the environment.
@@ -64,6 +72,9 @@ func (c *Config) fromEnv() error {
 	}
 	if c.Job == "" {
 		return fmt.Errorf("mpiio: no job name: set Config.Job or CKPT_JOB (ckptrun sets it)")
+	}
+	if c.Catalog != nil && c.Dial == nil {
+		return fmt.Errorf("mpiio: Config.Catalog is set without Config.Dial to reach its stores")
 	}
 	if c.Manager == "" {
 		c.Manager = os.Getenv("CKPT_MANAGER")

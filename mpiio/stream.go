@@ -8,9 +8,7 @@ import (
 	"sync"
 
 	"github.com/ckptio/ckptio/collective"
-	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 // Stream is a checkpoint written by a program that serializes itself: each
@@ -57,9 +55,9 @@ func (s *Stream) Commit(ctx context.Context, meta Meta) (int64, error) {
 	return r.Version, err
 }
 
-type manifestCache struct {
+type snapshotCache struct {
 	once sync.Once
-	m    *manifest.Manifest
+	s    *version.Snapshot
 	err  error
 }
 
@@ -71,35 +69,29 @@ func (cp *Checkpointer) OpenReader(ctx context.Context, v int64, rank int, name 
 	if err := cp.check(); err != nil {
 		return nil, err
 	}
-	m, err := cp.manifestOf(ctx, v)
+	s, err := cp.snapshot(ctx, v)
 	if err != nil {
 		return nil, err
 	}
-	var blocks []manifest.Block
-	for _, b := range m.Blocks {
-		if b.Rank == int32(rank) && b.Object == name {
-			blocks = append(blocks, b)
-		}
+	r, err := cp.job.NewReader().OpenObject(ctx, s, int32(rank), name)
+	if err != nil {
+		return nil, fmt.Errorf("mpiio: %w", err)
 	}
-	if len(blocks) == 0 {
-		return nil, fmt.Errorf("mpiio: %s version %d has no object %q of rank %d (ranks: %s, regions: %s)",
-			cp.cfg.Job, m.Version, name, rank, m.Meta[catalog.MetaRanks], m.Meta[catalog.MetaRegions])
-	}
-	r := client.NewReader(cp.pool.Resolve, cp.backend.Reader)
-	return client.NewObjectReader(ctx, r, blocks, 0)
+	return r, nil
 }
 
-func (cp *Checkpointer) manifestOf(ctx context.Context, v int64) (*manifest.Manifest, error) {
+// snapshot opens version v, once per version (0 = the latest, every time).
+func (cp *Checkpointer) snapshot(ctx context.Context, v int64) (*version.Snapshot, error) {
 	if v == 0 {
-		return cp.mc.Manifest(ctx, cp.cfg.Job, 0)
+		return cp.job.Open(ctx, 0)
 	}
 	cp.mu.Lock()
-	c, ok := cp.manifest[v]
+	c, ok := cp.snapshots[v]
 	if !ok {
-		c = &manifestCache{}
-		cp.manifest[v] = c
+		c = &snapshotCache{}
+		cp.snapshots[v] = c
 	}
 	cp.mu.Unlock()
-	c.once.Do(func() { c.m, c.err = cp.mc.Manifest(ctx, cp.cfg.Job, v) })
-	return c.m, c.err
+	c.once.Do(func() { c.s, c.err = cp.job.Open(ctx, v) })
+	return c.s, c.err
 }

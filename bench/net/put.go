@@ -15,9 +15,9 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 // PutRun is one version written through the striping client.
@@ -168,17 +168,15 @@ func putOnce(ctx context.Context, mc *catalog.Client, tok []byte, stores, window
 	job := fmt.Sprintf("netbench-s%d-w%d-r%d-%d", stores, window, replicas, time.Now().UnixNano())
 	opts := client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas}
 	start := time.Now()
-	v, err := client.Begin(ctx, mc, p, job, manifest.KindFiles, opts)
-	if err != nil {
-		return PutRun{}, err
-	}
-	n, err := v.Writer().WriteObject(ctx, "data", -1, data)
-	app := time.Since(start)
-	if err != nil {
-		v.Abort(context.WithoutCancel(ctx))
-		return PutRun{}, err
-	}
-	_, m, err := v.Commit(ctx, nil)
+	var n int64
+	var app time.Duration
+	j := &version.Job{Name: job, Catalog: mc, Pool: p, Writer: opts}
+	m, err := j.Write(ctx, version.Files, nil, func(w *version.Writer) error {
+		var err error
+		n, err = w.WriteObject(ctx, "data", -1, data)
+		app = time.Since(start)
+		return err
+	})
 	if err != nil {
 		return PutRun{}, err
 	}

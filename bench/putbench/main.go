@@ -26,9 +26,9 @@ import (
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/cluster"
-	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 func main() {
@@ -212,14 +212,11 @@ func putRate(dir string, size int64, bs, stores, window, replicas int, pool []by
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	v, err := client.Begin(ctx, mc, p, "putbench", manifest.KindFiles, client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := v.Writer().WriteObject(ctx, "data", -1, &uniqueReader{pool: pool, bs: bs, n: size}); err != nil {
-		return 0, err
-	}
-	_, m, err := v.Commit(ctx, nil)
+	j := &version.Job{Name: "putbench", Catalog: mc, Pool: p, Writer: client.WriterOptions{BlockSize: bs, Window: window, Replicas: replicas}}
+	m, err := j.Write(ctx, version.Files, nil, func(w *version.Writer) error {
+		_, err := w.WriteObject(ctx, "data", -1, &uniqueReader{pool: pool, bs: bs, n: size})
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -10,12 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/version"
 )
 
 func putCmd(g *globals) *cobra.Command {
@@ -123,7 +123,7 @@ func objectName(arg string) (string, error) {
 	return filepath.ToSlash(clean), nil
 }
 
-func put(ctx context.Context, g *globals, job string, files []string, opts client.WriterOptions, key *crypt.Key) error {
+func put(ctx context.Context, g *globals, jobName string, files []string, opts client.WriterOptions, key *crypt.Key) error {
 	names := make([]string, len(files))
 	seen := map[string]bool{}
 	for i, f := range files {
@@ -150,60 +150,30 @@ func put(ctx context.Context, g *globals, job string, files []string, opts clien
 	}
 	defer s.Close()
 	opts.Logger = s.log
-	meta := key.AddMeta(nil)
-	if key != nil {
-		// Begin reuses no encrypted blocks: reuse those of the previous
-		// version only if it was written with this key. The stores'
-		// answer to Has, after Begin, is what protects them from
-		// collection, so reading the manifest first is safe.
-		if opts.Reuse, err = reusable(ctx, s, job, meta); err != nil {
-			return err
+	job := &version.Job{Name: jobName, Catalog: s.mc, Pool: s.pool, Writer: opts, Logger: s.log}
+	// Blocks of the previous version are reused only if it holds files
+	// and was written with the same key (or none), as the meta says.
+	c, err := job.Write(ctx, version.Files, key.AddMeta(nil), func(w *version.Writer) error {
+		for i, f := range files {
+			fh, err := os.Open(f)
+			if err != nil {
+				return err
+			}
+			_, err = w.WriteObject(ctx, names[i], -1, fh)
+			fh.Close()
+			if err != nil {
+				return err
+			}
 		}
-	}
-	v, err := client.Begin(ctx, s.mc, s.pool, job, manifest.KindFiles, opts)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	for i, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			v.Abort(context.WithoutCancel(ctx))
-			return err
-		}
-		_, err = v.Writer().WriteObject(ctx, names[i], -1, fh)
-		fh.Close()
-		if err != nil {
-			v.Abort(context.WithoutCancel(ctx))
-			return err
-		}
-	}
-	n, m, err := v.Commit(ctx, meta)
-	if err != nil {
-		return err
-	}
-	stores := map[string]bool{}
-	for _, b := range m.Blocks {
-		for _, id := range b.Stores {
-			stores[id] = true
-		}
-	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s sent, %s new, on %d stores\n", job, n, len(files),
-		storage.FormatSize(m.LogicalBytes), storage.FormatSize(m.SentBytes), storage.FormatSize(m.NewBytes), len(stores))
-	fmt.Println(n)
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s sent, %s new, on %d stores\n", jobName, c.Version, len(files),
+		storage.FormatSize(c.LogicalBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
+	fmt.Println(c.Version)
 	return nil
-}
-
-// reusable indexes the blocks of job's latest version if it holds files
-// and was encrypted as meta says; an empty index otherwise.
-func reusable(ctx context.Context, s *session, job string, meta map[string]string) (client.Index, error) {
-	prev, err := s.mc.Manifest(ctx, job, 0)
-	switch {
-	case err == nil && prev.Kind == manifest.KindFiles && crypt.SameKey(prev.Meta, meta):
-		return client.NewIndex(prev), nil
-	case err == nil, errors.Is(err, catalog.ErrNoVersions), errors.Is(err, catalog.ErrUnknownJob):
-		return client.Index{}, nil
-	}
-	return nil, fmt.Errorf("reading the previous version of %s: %w", job, err)
 }
 
 func getCmd(g *globals) *cobra.Command {

@@ -271,13 +271,9 @@ func (c *Client) Renew(ctx context.Context, txnID string) error {
 	return err
 }
 
-// Commit sends the version's manifest and returns the version number the
-// manager assigned.
-func (c *Client) Commit(ctx context.Context, txnID string, m *manifest.Manifest) (int64, error) {
-	body, err := manifest.Marshal(m)
-	if err != nil {
-		return 0, err
-	}
+// Commit sends the version's manifest, encoded (manifest.Marshal or
+// manifest.Splice), and returns the version number the manager assigned.
+func (c *Client) Commit(ctx context.Context, txnID string, body []byte) (int64, error) {
 	var vi VersionInfo
 	if _, err := c.do(ctx, http.MethodPost, txnPath(txnID)+"/commit", ManifestContentType, body, &vi); err != nil {
 		return 0, err
@@ -338,20 +334,46 @@ func (c *Client) Version(ctx context.Context, job string, version int64) (Versio
 // Manifest fetches and decodes one version's manifest; version 0 means the
 // latest.
 func (c *Client) Manifest(ctx context.Context, job string, version int64) (*manifest.Manifest, error) {
-	p, err := versionPath(job, version)
+	data, v, err := c.ManifestBytes(ctx, job, version)
 	if err != nil {
 		return nil, err
+	}
+	m, err := manifest.Unmarshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: manifest of job %s version %d: %w", c.addr, job, v, err)
+	}
+	return m, nil
+}
+
+// ManifestBytes fetches one version's manifest as the manager stores it
+// (an Arrow IPC stream, not decoded: a writer forwards it to the other I/O
+// leaders as it is) and the version number it resolved; version 0 means
+// the latest. The bytes are at most manifest.MaxStreamBytes.
+func (c *Client) ManifestBytes(ctx context.Context, job string, version int64) ([]byte, int64, error) {
+	p, err := versionPath(job, version)
+	if err != nil {
+		return nil, 0, err
 	}
 	resp, err := c.do(ctx, http.MethodGet, p+"/manifest", "", nil, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	m, err := manifest.Decode(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("manager %s: manifest of job %s version %s: %w", c.addr, job, resp.Header.Get(HeaderVersion), err)
+	v, err := strconv.ParseInt(resp.Header.Get(HeaderVersion), 10, 64)
+	if err != nil || v <= 0 {
+		return nil, 0, fmt.Errorf("manager %s: manifest of job %s: the answer has no version number (%s %q)", c.addr, job, HeaderVersion, resp.Header.Get(HeaderVersion))
 	}
-	return m, nil
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 && resp.ContentLength <= manifest.MaxStreamBytes {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead) // ReadFrom wants room to see EOF
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, manifest.MaxStreamBytes+1)); err != nil {
+		return nil, 0, fmt.Errorf("manager %s: manifest of job %s version %d: %w", c.addr, job, v, err)
+	}
+	if buf.Len() > manifest.MaxStreamBytes {
+		return nil, 0, fmt.Errorf("manager %s: manifest of job %s version %d: %w: more than %d bytes", c.addr, job, v, manifest.ErrTooLarge, manifest.MaxStreamBytes)
+	}
+	return buf.Bytes(), v, nil
 }
 
 // Retention returns a job's retention policy (the zero policy when none is

@@ -14,10 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/memstore"
@@ -237,94 +235,6 @@ func TestWriterBoundsOutstandingPuts(t *testing.T) {
 	}
 }
 
-// TestIncrementalWrite: a second version of a file with a few blocks
-// changed sends only those; identical blocks within a version are stored
-// once; lz4 blocks read back exactly.
-func TestIncrementalWrite(t *testing.T) {
-	ctx := context.Background()
-	targets, stores := memTargets(3, 0)
-	data := randBytes(7, 64*4096)
-	copy(data[10*4096:], make([]byte, 8*4096)) // 8 zero blocks: one stored copy, compressible
-	write := func(d []byte, reuse Index) Result {
-		w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Reuse: reuse, Encode: codec.Encode, Replicas: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(d)); err != nil {
-			t.Fatal(err)
-		}
-		res, err := w.Close(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	v1 := write(data, nil)
-	if v1.Logical != int64(len(data)) || v1.SentBytes > int64(len(data))-7*4096 {
-		t.Fatalf("v1 sent %d of %d bytes; the 8 zero blocks should be sent once", v1.SentBytes, v1.Logical)
-	}
-	edited := append([]byte(nil), data...)
-	for _, blk := range []int{3, 40} {
-		edited[blk*4096+100] ^= 0xff
-	}
-	v2 := write(edited, NewIndex(&manifest.Manifest{Blocks: v1.Blocks}))
-	if v2.SentBytes != 2*4096 || v2.ReusedBytes != int64(len(data))-2*4096 {
-		t.Fatalf("v2 sent %d bytes, reused %d; want exactly the 2 changed blocks sent", v2.SentBytes, v2.ReusedBytes)
-	}
-	r := NewReader(storeFunc(stores), ReaderOptions{})
-	var out buf
-	if err := r.ReadObject(ctx, v2.Blocks, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.b, edited) {
-		t.Fatal("v2 differs after read")
-	}
-	// A reused block that its store lost is sent again, not referenced.
-	lost := v1.Blocks[0]
-	for _, s := range stores {
-		s.Delete(ctx, []storage.Hash{lost.Key}, time.Time{})
-	}
-	v3 := write(edited, NewIndex(&manifest.Manifest{Blocks: v2.Blocks}))
-	if v3.SentBytes != lost.StoredLength {
-		t.Fatalf("v3 sent %d bytes, want only the lost block (%d)", v3.SentBytes, lost.StoredLength)
-	}
-}
-
-func TestContentDefinedWriteObject(t *testing.T) {
-	ctx := context.Background()
-	targets, stores := memTargets(2, 0)
-	c, err := chunk.CDC(1024, 4096, 16384)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := randBytes(8, 1<<20)
-	w, _ := NewWriter(targets, WriterOptions{Chunker: c, Replicas: 1})
-	if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	v1, err := w.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shifted := append([]byte("inserted near the start"), data...)
-	w, _ = NewWriter(targets, WriterOptions{Chunker: c, Replicas: 1, Reuse: NewIndex(&manifest.Manifest{Blocks: v1.Blocks})})
-	if _, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(shifted)); err != nil {
-		t.Fatal(err)
-	}
-	v2, err := w.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v2.SentBytes > 3*16384 {
-		t.Fatalf("an insertion at the start re-sent %d bytes", v2.SentBytes)
-	}
-	r := NewReader(storeFunc(stores), ReaderOptions{})
-	var out buf
-	if err := r.ReadObject(ctx, v2.Blocks, &out); err != nil || !bytes.Equal(out.b, shifted) {
-		t.Fatalf("read back: %v", err)
-	}
-}
-
 // TestReplicasOnDistinctStores: with r=2 every block has two copies on two
 // different stores; a store that refuses moves its copy elsewhere; fewer
 // live stores than copies is refused unless optimistic.
@@ -476,7 +386,7 @@ func TestCompressedBlocksLeaveNoGarbage(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for i := 0; i < len(text); i += bs {
 		ref := manifest.Block{Object: "text", Offset: int64(i)}
-		if err := w.PutBlock(ctx, ref, text[i:i+bs], false, nil); err != nil {
+		if err := w.PutBlock(ctx, ref, text[i:i+bs], nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -493,47 +403,48 @@ func TestCompressedBlocksLeaveNoGarbage(t *testing.T) {
 	}
 }
 
-// TestConfirm: a block is confirmed when any of its stores holds it, and
-// its Stores then names exactly those that do.
-func TestConfirm(t *testing.T) {
+// TestPutBlockCountsHeldCopies: copies the caller says are held (an
+// earlier version's, confirmed) count toward the replicas when the block
+// encodes to the same key, and only the missing ones are put; a stale key
+// is ignored.
+func TestPutBlockCountsHeldCopies(t *testing.T) {
 	ctx := context.Background()
-	targets, mem := memTargets(3, 0)
-	w, err := NewWriter(targets, WriterOptions{Replicas: 1})
+	targets, stores := memTargets(4, 0)
+	data := randBytes(11, 4096)
+	h := storage.Sum(data)
+	if _, err := stores["st-0"].Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(targets, WriterOptions{BlockSize: 4096, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(seed int64, on ...string) manifest.Block {
-		data := randBytes(seed, 1000)
-		h := storage.Sum(data)
-		for _, id := range on {
-			if _, err := mem[id].Put(ctx, h, data); err != nil {
-				t.Fatal(err)
+	if err := w.PutBlock(ctx, manifest.Block{Object: "held", Rank: -1, Key: h, Stores: []string{"st-0"}}, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := randBytes(12, 4096)
+	stale := storage.Sum([]byte("another block"))
+	if err := w.PutBlock(ctx, manifest.Block{Object: "stale", Rank: -1, Key: stale, Stores: []string{"st-0"}}, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SentBytes != 4096+2*4096 {
+		t.Fatalf("sent %d bytes; want one copy of the held block and two of the other", res.SentBytes)
+	}
+	for _, b := range res.Blocks {
+		if len(b.Stores) != 2 {
+			t.Fatalf("%s: stores %v, want 2", b.Object, b.Stores)
+		}
+		if b.Object == "held" && !slices.Contains(b.Stores, "st-0") {
+			t.Fatalf("held block listed on %v, without the store that holds it", b.Stores)
+		}
+		for _, id := range b.Stores {
+			if has, _ := stores[id].Has(ctx, []storage.Hash{b.Key}); !has[0] {
+				t.Fatalf("%s listed on %s, which does not hold it", b.Object, id)
 			}
 		}
-		return manifest.Block{Hash: h, Key: h, Length: 1000, StoredLength: 1000}
-	}
-	all := put(1, "st-0", "st-1")
-	all.Stores = []string{"st-0", "st-1"}
-	lost := put(2, "st-0")
-	lost.Stores = []string{"st-0", "st-1"}
-	none := put(3)
-	none.Stores = []string{"st-2"}
-	gone := put(4, "st-1")
-	gone.Stores = []string{"st-1", "st-9"} // st-9 is not live
-	blocks := []manifest.Block{all, lost, none, gone}
-	held, err := w.Confirm(ctx, blocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []bool{true, true, false, true}; !slices.Equal(held, want) {
-		t.Fatalf("held %v, want %v", held, want)
-	}
-	for i, want := range [][]string{{"st-0", "st-1"}, {"st-0"}, {"st-2"}, {"st-1"}} {
-		if !slices.Equal(blocks[i].Stores, want) {
-			t.Fatalf("block %d: stores %v, want %v", i, blocks[i].Stores, want)
-		}
-	}
-	if &blocks[0].Stores[0] != &all.Stores[0] {
-		t.Fatal("a block confirmed on all its stores got a new Stores slice")
 	}
 }

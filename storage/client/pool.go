@@ -9,18 +9,12 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/manifest"
 )
 
-// Catalog is what the client needs of the manager; *catalog.Client
-// implements it. Every method may block on the network.
-type Catalog interface {
+// StoreLister is what a Pool needs of the manager: the stores it knows
+// (*catalog.Client implements it). It may block on the network.
+type StoreLister interface {
 	Stores(ctx context.Context) ([]catalog.StoreInfo, error)
-	Begin(ctx context.Context, job string) (catalog.Txn, error)
-	Renew(ctx context.Context, txnID string) error
-	Commit(ctx context.Context, txnID string, m *manifest.Manifest) (int64, error)
-	Abort(ctx context.Context, txnID string) error
-	Manifest(ctx context.Context, job string, version int64) (*manifest.Manifest, error)
 }
 
 // Dialer opens a connection to the store at addr.
@@ -30,7 +24,7 @@ type Dialer func(ctx context.Context, addr string) (storage.BlockStore, error)
 // IDs to addresses through the manager's store list. Safe for concurrent
 // use; Close closes every connection.
 type Pool struct {
-	cat  Catalog
+	cat  StoreLister
 	dial Dialer
 	log  *zap.Logger
 
@@ -42,7 +36,7 @@ type Pool struct {
 }
 
 // NewPool returns a Pool that learns stores from cat and dials with dial.
-func NewPool(cat Catalog, dial Dialer, log *zap.Logger) *Pool {
+func NewPool(cat StoreLister, dial Dialer, log *zap.Logger) *Pool {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -90,15 +84,29 @@ func (p *Pool) conn(ctx context.Context, addr string) (storage.BlockStore, error
 // space, and answering. Stores that cannot be dialed are skipped with a
 // warning. It fails when none is left.
 func (p *Pool) Targets(ctx context.Context) ([]Target, error) {
-	list, err := p.refresh(ctx)
+	targets, full, err := p.Live(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []Target
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("client: the manager knows %d alive stores but none has free space (see 'ckpt stores')", len(full))
+	}
+	return targets, nil
+}
+
+// Live returns the stores alive and answering, split into those with free
+// space (targets, as Targets returns them) and those without (full): a
+// writer places no block on a full store but may confirm the copies it
+// holds. Stores that cannot be dialed are skipped with a warning. It fails
+// when the manager cannot be asked or no alive store answers.
+func (p *Pool) Live(ctx context.Context) (targets, full []Target, err error) {
+	list, err := p.refresh(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	var skipped []string
 	for _, s := range list {
-		free := s.Free()
-		if !s.Alive || free <= 0 {
+		if !s.Alive {
 			continue
 		}
 		c, err := p.conn(ctx, s.Addr)
@@ -107,15 +115,20 @@ func (p *Pool) Targets(ctx context.Context) ([]Target, error) {
 			skipped = append(skipped, fmt.Sprintf("%s (%s): %v", s.ID, s.Addr, err))
 			continue
 		}
-		out = append(out, Target{ID: s.ID, Addr: s.Addr, Free: free, Store: c})
-	}
-	if len(out) == 0 {
-		if len(skipped) > 0 {
-			return nil, fmt.Errorf("client: no store reachable: %v", skipped)
+		t := Target{ID: s.ID, Addr: s.Addr, Free: s.Free(), Store: c}
+		if t.Free > 0 {
+			targets = append(targets, t)
+		} else {
+			full = append(full, t)
 		}
-		return nil, fmt.Errorf("client: the manager knows %d stores but none is alive with free space (see 'ckpt stores')", len(list))
 	}
-	return out, nil
+	if len(targets) == 0 && len(full) == 0 {
+		if len(skipped) > 0 {
+			return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
+		}
+		return nil, nil, fmt.Errorf("client: the manager knows %d stores but none is alive with free space (see 'ckpt stores')", len(list))
+	}
+	return targets, full, nil
 }
 
 // Resolve is a StoreFunc: it returns the connection to the store with the

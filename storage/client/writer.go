@@ -77,10 +77,6 @@ type WriterOptions struct {
 	// hold; the writer sizes its block list for it once instead of
 	// growing it.
 	ExpectBlocks int
-	// Reuse holds the blocks of the previous version: a block whose hash is
-	// in it, and which one of its stores still holds, is referenced instead
-	// of sent.
-	Reuse Index
 	// Replicas is the number of copies of each new block, on distinct
 	// stores; 0 = 2 when at least 2 stores are live, else 1.
 	Replicas int
@@ -99,25 +95,15 @@ type WriterOptions struct {
 	// client-side encryption (storage/crypt's Key.Seal). h is the hash of
 	// the block's logical bytes. Unlike Encode it is never skipped; an
 	// error fails the write.
-	Seal   func(h storage.Hash, c manifest.Codec, stored []byte) ([]byte, manifest.Codec, error)
+	Seal func(h storage.Hash, c manifest.Codec, stored []byte) ([]byte, manifest.Codec, error)
+	// Before, if set, is called for each block given to PutBlock, in the
+	// block's own goroutine, once b.Hash is known and before anything is
+	// stored. When it returns true the block is not stored: Before has
+	// recorded it (Reference). Otherwise it may set b.Key and b.Stores to
+	// copies already held, as PutBlock's caller may. storage/version sets
+	// it: it is where the version layer decides reuse.
+	Before func(ctx context.Context, b *manifest.Block) bool
 	Logger *zap.Logger // nil = no logging
-}
-
-// Index maps the logical hash of a block to a stored copy of it.
-type Index map[storage.Hash]manifest.Block
-
-// NewIndex indexes the blocks of m (nil m = empty index).
-func NewIndex(m *manifest.Manifest) Index {
-	if m == nil {
-		return Index{}
-	}
-	idx := make(Index, len(m.Blocks))
-	for _, b := range m.Blocks {
-		if b.Length > 0 && len(b.Stores) > 0 {
-			idx[b.Hash] = b
-		}
-	}
-	return idx
 }
 
 // Writer writes the blocks of one version over a set of stores. Its methods
@@ -248,6 +234,10 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	return w, nil
 }
 
+// Copies is how many copies of a block are durable before the block is
+// done: Replicas, or 1 for optimistic writes.
+func (w *Writer) Copies() int { return w.copies() }
+
 // copies is how many copies store() writes before a block is done.
 func (w *Writer) copies() int {
 	if w.opts.Optimistic {
@@ -271,9 +261,10 @@ func (w *Writer) fail(err error) {
 	}
 }
 
-// WriteObject cuts everything r yields into blocks and writes them,
-// referencing blocks the previous version already stored; it returns the
-// object's size. An empty object is recorded too.
+// WriteObject cuts everything r yields into blocks and puts each with
+// PutBlock; it returns the object's size. An empty object is recorded too.
+// It decides no reuse: storage/version's Writer, which does, cuts objects
+// itself.
 func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.Reader) (int64, error) {
 	if w.opts.Chunker != nil {
 		return w.writeCut(ctx, name, rank, r)
@@ -284,7 +275,7 @@ func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.
 		n, err := io.ReadFull(r, *bp)
 		if n > 0 || off == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 			ref := manifest.Block{Object: name, Rank: rank, Offset: off}
-			if perr := w.PutBlock(ctx, ref, (*bp)[:n], true, func() { w.bufs.Put(bp) }); perr != nil {
+			if perr := w.PutBlock(ctx, ref, (*bp)[:n], func() { w.bufs.Put(bp) }); perr != nil {
 				return off, perr
 			}
 			off += int64(n)
@@ -324,7 +315,7 @@ func (w *Writer) writeCut(ctx context.Context, name string, rank int32, r io.Rea
 		}
 		if len(buf) == 0 {
 			if off == 0 {
-				return 0, w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank}, nil, false, nil)
+				return 0, w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank}, nil, nil)
 			}
 			return off, nil
 		}
@@ -333,7 +324,7 @@ func (w *Writer) writeCut(ctx context.Context, name string, rank int32, r io.Rea
 			n := c.First(buf[used:])
 			bp := w.bufs.Get().(*[]byte)
 			data := append((*bp)[:0], buf[used:used+n]...)
-			if err := w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank, Offset: off}, data, true, func() { w.bufs.Put(bp) }); err != nil {
+			if err := w.PutBlock(ctx, manifest.Block{Object: name, Rank: rank, Offset: off}, data, func() { w.bufs.Put(bp) }); err != nil {
 				return off, err
 			}
 			used += n
@@ -344,14 +335,17 @@ func (w *Writer) writeCut(ctx context.Context, name string, rank int32, r io.Rea
 }
 
 // PutBlock writes one block of an object. ref names the object, rank and
-// offset; its other fields are filled in (a non-zero ref.Hash is trusted as
-// the hash of data). When reuse is true and the block is in the previous
-// version's index and one of its stores confirms it holds it, the block is
-// referenced instead of sent. A block whose hash another block of this
-// version already has is referenced too. data is owned by the writer until
-// release is called (release may be nil). PutBlock blocks while
-// MaxBuffered bytes are in flight. An empty data records an empty object.
-func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, reuse bool, release func()) error {
+// offset; a non-zero ref.Hash is trusted as the hash of data. ref.Key and
+// ref.Stores may name copies already held: stores that confirmed holding
+// the stored bytes ref.Key (an earlier version's copies, confirmed by the
+// caller, which protects them from garbage collection). When the block
+// encodes to that key, those copies count and only the missing ones are
+// put; otherwise they are ignored. The other fields are filled in. A block
+// whose hash another block of this version already has is referenced, not
+// stored again. data is owned by the writer until release is called
+// (release may be nil). PutBlock blocks while MaxBuffered bytes are in
+// flight. An empty data records an empty object.
+func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, release func()) error {
 	done := func() {
 		if release != nil {
 			release()
@@ -384,7 +378,7 @@ func (w *Writer) PutBlock(ctx context.Context, ref manifest.Block, data []byte, 
 		if ref.Hash.IsZero() {
 			ref.Hash = storage.Sum(data)
 		}
-		if reuse && w.reuse(ctx, ref) {
+		if w.opts.Before != nil && w.opts.Before(ctx, &ref) {
 			return
 		}
 		s, first := w.claim(ref.Hash)
@@ -419,102 +413,6 @@ func (w *Writer) claim(h storage.Hash) (*slot, bool) {
 	return s, true
 }
 
-// reuse references ref's block from the previous version if one of the
-// stores holding it confirms (and so protects) it.
-func (w *Writer) reuse(ctx context.Context, ref manifest.Block) bool {
-	prev, ok := w.opts.Reuse[ref.Hash]
-	if !ok || prev.Length != ref.Length {
-		return false
-	}
-	cands := []manifest.Block{prev}
-	held, err := w.Confirm(ctx, cands)
-	if err != nil || !held[0] {
-		return false
-	}
-	w.Reference(cands[0], ref.Object, ref.Rank, ref.Offset)
-	return true
-}
-
-// Confirm asks the stores listed in each block whether they hold it (which
-// also protects it from garbage collection while this version is written)
-// and reports, per block, whether at least one copy is held. It rewrites
-// each confirmed block's Stores to the stores that hold it. One batched Has
-// per store, stores in parallel.
-func (w *Writer) Confirm(ctx context.Context, blocks []manifest.Block) ([]bool, error) {
-	type ask struct {
-		idx []int
-		hs  []storage.Hash
-		has []bool // the store's answer
-	}
-	asks := map[int]*ask{}
-	for i, b := range blocks {
-		for _, id := range b.Stores {
-			t, ok := w.byID[id]
-			if !ok {
-				continue
-			}
-			a := asks[t]
-			if a == nil {
-				a = &ask{}
-				asks[t] = a
-			}
-			a.idx = append(a.idx, i)
-			a.hs = append(a.hs, b.Key)
-		}
-	}
-	// Per block, how many of its stores confirmed it. A block all of
-	// whose stores did keeps its Stores slice, so nothing is allocated per
-	// block; the others (rare) get the list of those that did.
-	count := make([]int32, len(blocks))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for t, a := range asks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			has, err := w.targets[t].Store.Has(ctx, a.hs)
-			if err != nil {
-				w.log.Warn("store did not answer which blocks it holds; sending them again",
-					zap.String("store", w.targets[t].ID), zap.Error(err))
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			a.has = has
-			for j, ok := range has {
-				if ok {
-					count[a.idx[j]]++
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]bool, len(blocks))
-	some := map[int][]string{}
-	for t, a := range asks {
-		for j, ok := range a.has {
-			if i := a.idx[j]; ok && int(count[i]) < len(blocks[i].Stores) {
-				some[i] = append(some[i], w.targets[t].ID)
-			}
-		}
-	}
-	for i := range blocks {
-		switch {
-		case count[i] == 0:
-		case int(count[i]) == len(blocks[i].Stores):
-			out[i] = true
-		default:
-			sort.Strings(some[i])
-			blocks[i].Stores = some[i]
-			out[i] = true
-		}
-	}
-	return out, nil
-}
-
 // Reference records prev, a block confirmed on its stores, as the block at
 // offset of object (rank) in this version. Nothing is sent.
 func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offset int64) {
@@ -529,6 +427,7 @@ func (w *Writer) Reference(prev manifest.Block, object string, rank int32, offse
 // chosen one refuses it. It records the block and returns its index in
 // the block list.
 func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (int, bool) {
+	heldKey, held := ref.Key, ref.Stores
 	stored, codec := data, manifest.CodecRaw
 	if w.opts.Encode != nil && w.tryCompress(ref) {
 		// The compressed bytes go to a recycled buffer, freed once
@@ -553,10 +452,21 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	}
 	// Put the copies on distinct stores, all at once; a store that refuses
 	// is dropped and the copy goes to the next store in the key's order.
+	// Copies already held of these very bytes count.
 	tried := map[int]bool{}
 	var holders []string
+	need := w.copies()
+	if heldKey == ref.Key && !heldKey.IsZero() {
+		for _, id := range held {
+			if i, ok := w.byID[id]; ok {
+				tried[i] = true
+			}
+			holders = append(holders, id)
+		}
+		need -= len(holders)
+	}
 	created := false
-	for need := w.copies(); need > 0; {
+	for need > 0 {
 		out := *w.out.Load()
 		pick := w.place.Pick(ref.Key, need, func(i int) bool { return out[i] || tried[i] })
 		if len(pick) == 0 {

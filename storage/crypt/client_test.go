@@ -12,10 +12,11 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
-	"github.com/ckptio/ckptio/storage/client/clienttest"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/version"
+	"github.com/ckptio/ckptio/storage/version/versiontest"
 )
 
 // secret is a pattern the checkpoints below hold in clear; no store may
@@ -52,9 +53,9 @@ func (w *buf) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// put writes objs as a version of job through client.Begin, encrypting
-// with key (nil = not) and reusing as ckpt put does.
-func put(t *testing.T, c *clienttest.Cluster, job string, key *crypt.Key, compress bool, objs map[string][]byte) *manifest.Manifest {
+// put writes objs as a version of job through the version layer, as ckpt
+// put does, encrypting with key (nil = not).
+func put(t *testing.T, c *versiontest.Cluster, job string, key *crypt.Key, compress bool, objs map[string][]byte) *manifest.Manifest {
 	t.Helper()
 	ctx := context.Background()
 	opts := client.WriterOptions{BlockSize: 4096, Replicas: 2}
@@ -64,23 +65,18 @@ func put(t *testing.T, c *clienttest.Cluster, job string, key *crypt.Key, compre
 	if key != nil {
 		opts.Seal = key.Seal
 	}
-	meta := key.AddMeta(nil)
-	if key != nil {
-		opts.Reuse = client.Index{}
-		if prev, err := c.Manifest(ctx, job, 0); err == nil && crypt.SameKey(prev.Meta, meta) {
-			opts.Reuse = client.NewIndex(prev)
+	done, err := c.Job(job, opts).Write(ctx, version.Files, key.AddMeta(nil), func(w *version.Writer) error {
+		for name, data := range objs {
+			if _, err := w.WriteObject(ctx, name, -1, bytes.NewReader(data)); err != nil {
+				return err
+			}
 		}
-	}
-	v, err := client.Begin(ctx, c, c.Pool(), job, "files", opts)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range objs {
-		if _, err := v.Writer().WriteObject(ctx, name, -1, bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, m, err := v.Commit(ctx, meta)
+	m, err := c.Manifest(ctx, job, done.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +84,7 @@ func put(t *testing.T, c *clienttest.Cluster, job string, key *crypt.Key, compre
 }
 
 // get reads every object of m back with key.
-func get(ctx context.Context, c *clienttest.Cluster, m *manifest.Manifest, key *crypt.Key) (map[string][]byte, error) {
+func get(ctx context.Context, c *versiontest.Cluster, m *manifest.Manifest, key *crypt.Key) (map[string][]byte, error) {
 	r := client.NewReader(c.Pool().Resolve, client.ReaderOptions{Decode: key.Decode})
 	out := map[string][]byte{}
 	for _, o := range m.Objects() {
@@ -110,7 +106,7 @@ func mustKey(t *testing.T) *crypt.Key {
 }
 
 // storedBytes returns every block the cluster's stores hold.
-func storedBytes(t *testing.T, c *clienttest.Cluster) [][]byte {
+func storedBytes(t *testing.T, c *versiontest.Cluster) [][]byte {
 	ctx := context.Background()
 	var out [][]byte
 	for _, s := range c.Mem {
@@ -132,7 +128,7 @@ func storedBytes(t *testing.T, c *clienttest.Cluster) [][]byte {
 func TestWriterReaderRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	for _, compress := range []bool{true, false} {
-		c := clienttest.New(3)
+		c := versiontest.New(3)
 		key := mustKey(t)
 		objs := objects()
 		m := put(t, c, "job", key, compress, objs)
@@ -170,7 +166,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 }
 
 func TestDedupKeptWithTheSameKey(t *testing.T) {
-	c := clienttest.New(3)
+	c := versiontest.New(3)
 	key := mustKey(t)
 	objs := objects()
 	m1 := put(t, c, "job", key, true, objs)
@@ -202,7 +198,7 @@ func TestDedupKeptWithTheSameKey(t *testing.T) {
 
 func TestNoReuseAcrossKeys(t *testing.T) {
 	ctx := context.Background()
-	c := clienttest.New(3)
+	c := versiontest.New(3)
 	k1, k2 := mustKey(t), mustKey(t)
 	objs := objects()
 	put(t, c, "job", k1, true, objs)
@@ -216,7 +212,7 @@ func TestNoReuseAcrossKeys(t *testing.T) {
 		t.Fatalf("reading with its own key: %v", err)
 	}
 
-	// No key: client.Begin does not reuse encrypted blocks either.
+	// No key: the version layer does not reuse encrypted blocks either.
 	v3 := put(t, c, "job", nil, true, objs)
 	if v3.NewBytes == 0 {
 		t.Fatal("an unencrypted version reused encrypted blocks")
@@ -242,7 +238,7 @@ func TestNoReuseAcrossKeys(t *testing.T) {
 
 func TestWrongKeyFailsNamingTheBlock(t *testing.T) {
 	ctx := context.Background()
-	c := clienttest.New(2)
+	c := versiontest.New(2)
 	m := put(t, c, "job", mustKey(t), true, objects())
 	_, err := get(ctx, c, m, mustKey(t))
 	if !errors.Is(err, crypt.ErrDecrypt) || !strings.Contains(err.Error(), "wrong encryption key or corrupt block") ||

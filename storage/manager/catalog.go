@@ -247,7 +247,8 @@ func (m *Manager) expireTxns() (int, error) {
 // the job's next version number, and stores the manifest and its
 // VersionInfo, adds its block references and removes the transaction in
 // one catalog transaction. The stored manifest carries the assigned
-// version and the computed logical bytes. When the job has a retention
+// version and the computed logical bytes in its version-level fields; its
+// blocks are stored as the writer encoded them. When the job has a retention
 // policy it is applied right after; a failure to apply it is logged, the
 // commit stands.
 func (m *Manager) Commit(id string, manifestBytes []byte) (catalog.VersionInfo, error) {
@@ -295,8 +296,12 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi catalog.VersionInf
 		LogicalBytes: man.LogicalBytes, NewBytes: man.NewBytes, SentBytes: man.SentBytes,
 		Status: catalog.StatusCommitted, Replicas: replicas,
 	}
-	// Encode outside the write transaction with the version it will most
-	// likely get; if another commit of the job takes it first, encode again.
+	// Stamp the version it will most likely get outside the write
+	// transaction; if another commit of the job takes it first, stamp
+	// again. Stamping encodes the version-level fields only: the blocks'
+	// batches are kept as the writer encoded them (manifest.Splice).
+	hdr := *man
+	hdr.Blocks = nil
 	for {
 		var next int64
 		if err := m.db.View(func(tx *bolt.Tx) error {
@@ -306,8 +311,8 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi catalog.VersionInf
 		}); err != nil {
 			return catalog.VersionInfo{}, false, err
 		}
-		man.Version = next
-		data, err := manifest.Marshal(man)
+		hdr.Version = next
+		data, err := manifest.Splice(&hdr, manifestBytes)
 		if err != nil {
 			return catalog.VersionInfo{}, false, fmt.Errorf("manager: commit %s: %w", id, err)
 		}

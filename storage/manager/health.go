@@ -85,18 +85,32 @@ type storeSets struct {
 	Blocks    int      `json:"blocks"` // rows holding data
 }
 
+// sortedDistinct reports whether ids is in increasing order.
+func sortedDistinct(ids []string) bool {
+	for i := 1; i < len(ids); i++ {
+		if ids[i-1] >= ids[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func placementOf(man *manifest.Manifest) storeSets {
 	var p storeSets
 	sets := map[string][]string{}
 	union := map[string]bool{}
+	var key []byte
 	for i := range man.Blocks {
 		b := &man.Blocks[i]
 		if b.Length == 0 || b.Key.IsZero() {
 			continue
 		}
-		ids := slices.Clone(b.Stores)
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+		// Writers list stores sorted and distinct; only other lists are
+		// copied to be put in order.
+		ids := b.Stores
+		if !sortedDistinct(ids) {
+			ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+		}
 		if p.Blocks == 0 || len(ids) < p.MinListed {
 			p.MinListed = len(ids)
 		}
@@ -105,7 +119,13 @@ func placementOf(man *manifest.Manifest) storeSets {
 			union[id] = true
 		}
 		if len(sets) <= maxPlacementSets {
-			sets[strings.Join(ids, "\x00")] = ids
+			key = key[:0]
+			for _, id := range ids {
+				key = append(append(key, id...), 0)
+			}
+			if _, ok := sets[string(key)]; !ok {
+				sets[string(key)] = ids
+			}
 		}
 	}
 	for id := range union {

@@ -218,7 +218,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // ReadFrom wants room to see EOF
 	}
 	if _, err := buf.ReadFrom(rd); err != nil {
 		var mbe *http.MaxBytesError

@@ -96,12 +96,12 @@ func TestAPIRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := testManifest("heat", 4)
-	v, err := c.Commit(ctx, txn.ID, want)
+	v, err := c.Commit(ctx, txn.ID, marshal(t, want))
 	if err != nil || v != 1 {
 		t.Fatalf("commit: %d, %v", v, err)
 	}
 	txn2, _ := c.Begin(ctx, "heat")
-	if v, err := c.Commit(ctx, txn2.ID, testManifest("heat", 1)); err != nil || v != 2 {
+	if v, err := c.Commit(ctx, txn2.ID, marshal(t, testManifest("heat", 1))); err != nil || v != 2 {
 		t.Fatalf("commit 2: %d, %v", v, err)
 	}
 	vs, err := c.Versions(ctx, "heat")
@@ -129,13 +129,13 @@ func TestAPIRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantErr(t, c.Abort(ctx, txn3.ID), catalog.ErrUnknownTxn, txn3.ID)
-	_, err = c.Commit(ctx, txn3.ID, testManifest("heat", 1))
+	_, err = c.Commit(ctx, txn3.ID, marshal(t, testManifest("heat", 1)))
 	wantErr(t, err, catalog.ErrUnknownTxn, "")
 	wantErr(t, c.Renew(ctx, "nonsense"), catalog.ErrUnknownTxn, "nonsense")
 	_, err = c.Begin(ctx, "bad/name")
 	wantErr(t, err, catalog.ErrInvalid, "job name")
 	txn4, _ := c.Begin(ctx, "heat")
-	_, err = c.Commit(ctx, txn4.ID, testManifest("cool", 1))
+	_, err = c.Commit(ctx, txn4.ID, marshal(t, testManifest("cool", 1)))
 	wantErr(t, err, catalog.ErrConflict, "cool")
 }
 
@@ -231,10 +231,10 @@ func TestAPIBadInput(t *testing.T) {
 	if status != 400 || !strings.Contains(eb.Error, "end-of-stream") {
 		t.Fatalf("truncated manifest: %d %+v", status, eb)
 	}
-	_, err = c.Commit(ctx, txn.ID, testManifest("j", 400))
+	_, err = c.Commit(ctx, txn.ID, marshal(t, testManifest("j", 400)))
 	wantErr(t, err, catalog.ErrTooLarge, "limit is 65536")
 	// Still committable after the rejections.
-	if v, err := c.Commit(ctx, txn.ID, testManifest("j", 1)); err != nil || v != 1 {
+	if v, err := c.Commit(ctx, txn.ID, marshal(t, testManifest("j", 1))); err != nil || v != 1 {
 		t.Fatalf("commit: %d, %v", v, err)
 	}
 }
@@ -289,7 +289,7 @@ func TestManifestRoundTripLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Commit(ctx, txn.ID, m); err != nil {
+	if _, err := c.Commit(ctx, txn.ID, marshal(t, m)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Manifest(ctx, "big", 0)

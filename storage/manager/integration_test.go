@@ -211,7 +211,7 @@ func TestGCSparesInFlightCheckpointOnRealStores(t *testing.T) {
 	m := &manifest.Manifest{Job: "live", Kind: "files", Created: time.Now(), Blocks: []manifest.Block{{
 		Object: "f", Rank: -1, Length: 35, Hash: h, Key: h, StoredLength: 35, Codec: manifest.CodecRaw, Stores: []string{stat.ID},
 	}}}
-	if _, err := mc.Commit(ctx, txn.ID, m); err != nil {
+	if _, err := mc.Commit(ctx, txn.ID, mustMarshal(t, m)); err != nil {
 		t.Fatal(err)
 	}
 	// No transaction in flight now: T0 is the GC's start, after both puts
@@ -224,4 +224,13 @@ func TestGCSparesInFlightCheckpointOnRealStores(t *testing.T) {
 	if !held(h) || held(orphan) {
 		t.Fatalf("after commit and gc: committed block held %v, aborted one held %v", held(h), held(orphan))
 	}
+}
+
+func mustMarshal(t *testing.T, m *manifest.Manifest) []byte {
+	t.Helper()
+	b, err := manifest.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -126,7 +126,7 @@ func TestRepairAgainstRealDaemons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mc.Commit(ctx, txn.ID, man); err != nil {
+	if _, err := mc.Commit(ctx, txn.ID, mustMarshal(t, man)); err != nil {
 		t.Fatal(err)
 	}
 	nblocks := len(man.Blocks)

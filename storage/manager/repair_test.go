@@ -656,7 +656,7 @@ func TestAPIHealthAndRepair(t *testing.T) {
 	man := &manifest.Manifest{Job: "j", Kind: "files", Meta: map[string]string{catalog.MetaReplicas: "2"}, Blocks: []manifest.Block{{
 		Object: "f", Rank: -1, Length: 1, Hash: key("a"), Key: key("a"), StoredLength: 1, Codec: manifest.CodecRaw, Stores: []string{"s1"}}}}
 	txn, _ := c.Begin(ctx, "j")
-	if _, err := c.Commit(ctx, txn.ID, man); err != nil {
+	if _, err := c.Commit(ctx, txn.ID, marshal(t, man)); err != nil {
 		t.Fatal(err)
 	}
 	if vs, err := c.Versions(ctx, "j"); err != nil || vs[0].Replicas != 2 || vs[0].Protected {

@@ -28,7 +28,7 @@ func TestAPIRetentionPinDelete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Commit(ctx, txn.ID, testManifest("heat", i+1)); err != nil {
+		if _, err := c.Commit(ctx, txn.ID, marshal(t, testManifest("heat", i+1))); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
@@ -96,7 +96,7 @@ func TestAPIGC(t *testing.T) {
 	}
 	s.put("live", "orphan")
 	txn, _ := c.Begin(ctx, "j")
-	if _, err := c.Commit(ctx, txn.ID, keysManifest("j", "live")); err != nil {
+	if _, err := c.Commit(ctx, txn.ID, marshal(t, keysManifest("j", "live"))); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * gcDriftMargin) // the orphan is older than the horizon on the store's clock

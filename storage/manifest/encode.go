@@ -16,9 +16,10 @@ import (
 
 // Marshal returns the Arrow IPC stream encoding of m.
 func Marshal(m *Manifest) ([]byte, error) {
-	// About 100 bytes a block: grown by doubling instead, the buffer
-	// would leave as much garbage as the manifest's size.
-	buf := bytes.NewBuffer(make([]byte, 0, 4096+100*len(m.Blocks)))
+	// 115-130 bytes a block (one to three stores): grown by doubling
+	// instead of sized up front, the buffer would leave as much garbage
+	// as the manifest's size.
+	buf := bytes.NewBuffer(make([]byte, 0, 4096+136*len(m.Blocks)))
 	if err := Encode(buf, m); err != nil {
 		return nil, err
 	}
