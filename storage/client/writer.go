@@ -17,6 +17,7 @@ import (
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/placement"
+	"github.com/ckptio/ckptio/storage/wire"
 )
 
 // DefaultBlockSize is the size a Writer cuts objects into when
@@ -32,25 +33,22 @@ const DefaultBlockSize = 1 << 20
 // made the 4x64 MiB full checkpoint 20% faster than at 16 (median of 5:
 // 0.88 s against 1.10 s), since a store's group commit then syncs 4 MiB at
 // a time instead of 1.
-const DefaultWindow = 16
+const DefaultWindow = DefaultWindowBytes / DefaultBlockSize
 
 // DefaultWindowBytes is the bytes a Writer keeps in flight per store when
-// WriterOptions.Window is zero, within MinWindow and MaxWindow puts.
+// WriterOptions.Window is zero, within MinWindow and wire.Window puts.
 const DefaultWindowBytes = 16 << 20
 
-// Bounds of the default window in puts. MaxWindow is the stores' own
-// bound on the requests of one connection (store.DefaultMaxInFlight).
-const (
-	MinWindow = 16
-	MaxWindow = 64
-)
+// MinWindow is the smallest default window in puts; the largest is
+// wire.Window, the requests a store runs per connection.
+const MinWindow = 16
 
 // WindowFor returns the default window for blocks of blockSize bytes.
 func WindowFor(blockSize int) int {
 	if blockSize <= 0 {
 		return DefaultWindow
 	}
-	return min(MaxWindow, max(MinWindow, DefaultWindowBytes/blockSize))
+	return min(wire.Window, max(MinWindow, DefaultWindowBytes/blockSize))
 }
 
 // Target is a store a Writer may place blocks on.

@@ -17,7 +17,6 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultWindow        = 64 // as many as a store runs per connection (store.DefaultMaxInFlight)
 	DefaultDialTimeout   = 3 * time.Second
 	DefaultWriteTimeout  = time.Minute
 	DefaultRedialBackoff = time.Second
@@ -28,7 +27,7 @@ type Options struct {
 	// Logger receives connection events; nil logs nothing.
 	Logger *zap.Logger
 	// Window bounds the requests outstanding on the connection; 0 means
-	// DefaultWindow.
+	// wire.Window, as many as a store runs per connection.
 	Window int
 	// DialTimeout bounds connecting and the handshake; 0 means
 	// DefaultDialTimeout.
@@ -84,7 +83,7 @@ func Dial(ctx context.Context, addr string, token []byte, opts Options) (*Store,
 		opts.Logger = zap.NewNop()
 	}
 	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
+		opts.Window = wire.Window
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = DefaultDialTimeout

@@ -19,7 +19,6 @@ import (
 // Defaults for Options fields left zero.
 const (
 	DefaultMaxConns     = 256
-	DefaultMaxInFlight  = 64
 	DefaultIdleTimeout  = 10 * time.Minute
 	DefaultWriteTimeout = time.Minute
 )
@@ -36,7 +35,7 @@ type Options struct {
 	// closed.
 	MaxConns int
 	// MaxInFlight bounds the requests of one connection handled at once;
-	// 0 means DefaultMaxInFlight. Memory per connection is about
+	// 0 means wire.Window. Memory per connection is about
 	// MaxInFlight times the largest frame.
 	MaxInFlight int
 	// IdleTimeout closes a connection that has sent nothing and has no
@@ -88,7 +87,7 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 		opts.MaxConns = DefaultMaxConns
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = DefaultMaxInFlight
+		opts.MaxInFlight = wire.Window
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout

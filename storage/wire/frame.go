@@ -24,6 +24,13 @@ const (
 	// MaxMessage is the longest error message a reply carries; longer ones
 	// are cut.
 	MaxMessage = 4096
+	// Window is how many requests one connection carries at once by
+	// default: a store runs this many per connection
+	// (store.Options.MaxInFlight), a client keeps at most this many
+	// outstanding (remote.Options.Window), and a writer's window per store
+	// is at most this (client.WindowFor). More would only queue at the
+	// store.
+	Window = 64
 )
 
 // growFrom is the payload size up to which ReadFrame allocates the whole
