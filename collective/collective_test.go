@@ -342,3 +342,46 @@ func TestSlowStoresKeepTheirBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMalformedMemberFailsEveryRank: a leader that cannot read a member's
+// region description fails the checkpoint on every rank (naming the
+// member) instead of returning early and leaving its members blocked in
+// the rounds; nothing is committed.
+func TestMalformedMemberFailsEveryRank(t *testing.T) {
+	ctx := context.Background()
+	cl := versiontest.New(2)
+	done := make(chan error, 1)
+	go func() {
+		done <- local.Run(4, func(c collective.Comm) error {
+			s, err := collective.NewSession(c, collective.Options{RanksPerLeader: 2, BlockSize: 4096})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			j := &version.Job{Name: "j", Catalog: cl, Pool: cl.Pool()}
+			regions := regionsFor(c.Rank(), 4)
+			if _, err := s.Checkpoint(ctx, j, regions, nil); err != nil {
+				return fmt.Errorf("first checkpoint: %w", err)
+			}
+			if c.Rank() == 3 {
+				collective.SetMetaHook(s, func(b []byte) []byte { return b[:len(b)-5] })
+			}
+			_, err = s.Checkpoint(ctx, j, regions, nil)
+			if err == nil || !strings.Contains(err.Error(), "group member 1") || !strings.Contains(err.Error(), "nothing committed") {
+				return fmt.Errorf("rank %d: checkpoint with a malformed member description: %v", c.Rank(), err)
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("ranks still blocked after 2 minutes: a rank left the checkpoint early")
+	}
+	if n := len(cl.Versions("j")); n != 1 || cl.Aborts() != 1 {
+		t.Fatalf("%d versions, %d aborts; want only the first, the second aborted", n, cl.Aborts())
+	}
+}

@@ -70,6 +70,9 @@ type Session struct {
 	sendBuf []byte    // a rank's send buffer of a write round
 	recvBuf []byte    // a rank's receive buffer of a restore round
 	gc      *collector
+	// metaHook, set by tests only, rewrites the region description this
+	// rank sends its leader (to make a malformed one).
+	metaHook func([]byte) []byte
 }
 
 // NewSession forms the aggregation groups. It is collective over world and

@@ -113,7 +113,11 @@ func (s *Session) sharePrevious(txn *version.Txn) (*version.Previous, error) {
 // nothing, so no rank blocks; it returns its error for the agreement.
 func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []Region, prev *version.Previous, local error) (*version.Part, error) {
 	mine := s.cutRegions(regions)
-	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions, mine))
+	desc := encodeMeta(s.Rank(), regions, mine)
+	if s.metaHook != nil {
+		desc = s.metaHook(desc)
+	}
+	metas, err := gatherBytes(s.group, 0, desc)
 	if err != nil {
 		return nil, err
 	}
