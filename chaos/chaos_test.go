@@ -274,7 +274,7 @@ func TestChaos(t *testing.T) {
 		t.Logf("known issue 1 (docs/availability.md, Known issues): %d versions of %s list a block on fewer than 2 alive stores "+
 			"although at least 2 running stores hold it; ckpt verify counts them healthy and ckpt repair leaves them, "+
 			"ckpt verify --deep does not; %d of them list no alive store for a block and cannot be restored: %v; "+
-			"all: %v (not a failure unless CKPT_CHAOS_STRICT=1)", len(versions), job, len(unreadable), unreadable, versions)
+			"all: %v (a failure unless CKPT_CHAOS_STRICT=0)", len(versions), job, len(unreadable), unreadable, versions)
 	}
 
 	// The versions restore to the grid of their step, but for the ones
@@ -433,8 +433,9 @@ type knownCase struct {
 // and the versions at fault. A version the manager counts healthy that
 // --deep does not, because a block is listed on fewer alive stores than
 // its target while at least that many running stores hold it, is known
-// issue 1 (docs/availability.md): it is returned in known and is not an
-// error unless CKPT_CHAOS_STRICT is set.
+// issue 1 (docs/availability.md, now fixed): it is an error, unless
+// CKPT_CHAOS_STRICT=0, which returns it in known instead (the old,
+// lenient counting).
 func (f *clusterFleet) checkJob(t *testing.T, job string) (known map[int64]knownCase, failed []int64, bad string) {
 	plain, plainErr := verify(t, f.c, job, false)
 	deep, deepErr := verify(t, f.c, job, true)

@@ -20,8 +20,9 @@ import (
 // that reuses a block while one of its two holders is away lists the
 // other only; once that one's disk is lost, the version cannot be read,
 // although three stores hold the block, and neither ckpt verify nor ckpt
-// repair notices. The test skips while the issue stands (fails with
-// CKPT_CHAOS_STRICT=1) and passes once it is fixed.
+// repair notices. The issue is fixed (the version writer writes the
+// missing copy, and repair rewrites short rows): the test fails if it
+// comes back, or skips with CKPT_CHAOS_STRICT=0.
 func TestKnownIssue1(t *testing.T) {
 	c := clustertest.NewCluster(t, clustertest.Options{Stores: 4})
 	c.RestartManager(t, "--dead-after", "2s", "--repair-every", "0", "--gc-every", "0")

@@ -1,11 +1,14 @@
 // Package mpiio is what an MPI Go program calls to checkpoint its state
 // collectively onto a ckptio cluster and to restart from any saved version.
 //
-//	cp, err := mpiio.Open(ctx, mpi.World(), mpiio.Config{Job: "heat"})
-//	cp.Protect("temperature", grid)       // a []float64 the program updates in place
-//	v, err := cp.Checkpoint(ctx, mpiio.Meta{Step: step})
-//	v, restored, err := cp.Resume(ctx)    // CKPT_RESTART_VERSION, else the latest
+//	cp, err := mpiio.Open(ctx, mpicomm.Wrap(mpi.World()), mpiio.Config{Job: "heat"})
+//	cp.Protect("temperature", grid)            // a []float64 the program updates in place
+//	_, restored, err := cp.Resume(ctx)         // CKPT_RESTART_VERSION, else the latest
+//	_, err = cp.Checkpoint(ctx, mpiio.Meta{Step: step}) // asynchronous: returns once copied
+//	v, err := cp.Wait(ctx)                     // the version, once durable
 //	err = cp.Close(ctx)
+//
+// The package example (Example) is a whole program that compiles.
 //
 // Every method except OpenReader is collective: all ranks call it, in the
 // same order. A checkpoint commits only when every rank succeeded; otherwise
