@@ -15,6 +15,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
+	"github.com/ckptio/ckptio/storage/manager"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
@@ -116,7 +117,7 @@ func TestRetainAndGCAgainstRealDaemons(t *testing.T) {
 		t.Fatalf("retain --show: %q", out)
 	}
 
-	time.Sleep(100 * time.Millisecond) // past the GC's drift margin since the last put
+	c.WaitStoreClocks(t, time.Now().Add(2*manager.GCDriftMargin)) // the last put is older than the GC's horizon
 	out, errOut, code = c.Run(t, work, nil, "ckpt", "gc", "--json")
 	var rep catalog.GCReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
@@ -215,8 +216,8 @@ func TestGCSparesInFlightCheckpointOnRealStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No transaction in flight now: T0 is the GC's start, after both puts
-	// (by more than the drift margin).
-	time.Sleep(100 * time.Millisecond)
+	// by more than the drift margin.
+	c.WaitStoreClocks(t, time.Now().Add(2*manager.GCDriftMargin))
 	rep, err = mc.GC(ctx)
 	if err != nil || rep.Unreferenced != 1 || rep.FreedBytes != int64(len("written by a checkpoint that aborts")) {
 		t.Fatalf("gc after commit: %+v, %v", rep, err)

@@ -86,9 +86,12 @@ func TestAPIRetentionPinDelete(t *testing.T) {
 
 func TestAPIGC(t *testing.T) {
 	ctx := context.Background()
-	s := newFakeStore(time.Now)
+	// One clock for the manager and the store, near the real one (requests
+	// are signed with the real one).
+	clock := &fakeClock{t: time.Now()}
+	s := newFakeStore(clock.Now)
 	gate := make(chan struct{})
-	_, srv, c := serve(t, Options{GCClockSkew: -1, GCEvery: -1, DialStore: func(ctx context.Context, id, addr string) (GCStore, error) {
+	_, srv, c := serve(t, Options{Now: clock.Now, GCClockSkew: -1, GCEvery: -1, DialStore: func(ctx context.Context, id, addr string) (GCStore, error) {
 		return s, nil
 	}})
 	if err := c.Heartbeat(ctx, catalog.Heartbeat{ID: "s1", Addr: "127.0.0.1:9"}); err != nil {
@@ -99,7 +102,7 @@ func TestAPIGC(t *testing.T) {
 	if _, err := c.Commit(ctx, txn.ID, marshal(t, keysManifest("j", "live"))); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * gcDriftMargin) // the orphan is older than the horizon on the store's clock
+	clock.Add(2 * gcDriftMargin) // the orphan is older than the horizon on the store's clock
 	st, err := c.GCStatus(ctx)
 	if err != nil || st.Running || st.Last != nil {
 		t.Fatalf("status before: %+v, %v", st, err)
@@ -126,6 +129,7 @@ func TestAPIGC(t *testing.T) {
 	if status, eb := raw(t, srv, testToken, time.Now(), "POST", "/v1/gc", "", nil); status != http.StatusConflict || eb.Code != catalog.CodeGCRunning {
 		t.Fatalf("second GC: HTTP %d %+v", status, eb)
 	}
+	clock.Add(time.Millisecond) // the collection takes that long
 	close(gate)
 	rep := <-done
 	if len(rep.Stores) != 1 || rep.Stores[0].Listed != 2 || rep.FreedBytes != fakeBlockSize || rep.Unreferenced != 1 || rep.Took <= 0 {

@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
+	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/tlsconf"
 	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
 	"github.com/ckptio/ckptio/storage/token"
@@ -302,4 +304,53 @@ func (c *Cluster) Run(t testing.TB, dir string, env []string, name string, args 
 		t.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// StoreStats asks every running store of the cluster for its usage
+// directly (not through the manager, whose figures are a heartbeat old),
+// in the order they were started. A store that was killed is skipped.
+func (c *Cluster) StoreStats(t testing.TB) []storage.Stat {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []storage.Stat
+	for _, p := range c.Stores {
+		select {
+		case <-p.done:
+			continue // exited
+		default:
+		}
+		s, err := remote.Dial(ctx, p.Addr, c.Token, remote.Options{TLS: c.ClientTLS()})
+		if err != nil {
+			t.Fatalf("dialing store %s: %v", p.Addr, err)
+		}
+		st, err := s.Stat(ctx)
+		s.Close()
+		if err != nil {
+			t.Fatalf("stat of store %s: %v", p.Addr, err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// WaitStoreClocks waits until every running store's clock (Stat.Now, the
+// clock its block touch times are on) is past t0: then a block last
+// touched before t0 is older than a horizon taken after it.
+func (c *Cluster) WaitStoreClocks(t testing.TB, t0 time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		past := true
+		for _, st := range c.StoreStats(t) {
+			past = past && st.Now.After(t0)
+		}
+		if past {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store clocks not past %s after a minute", t0)
+		}
+		time.Sleep(time.Until(t0) + time.Millisecond)
+	}
 }

@@ -1,0 +1,4 @@
+package manager
+
+// GCDriftMargin is gcDriftMargin, for the external tests.
+const GCDriftMargin = gcDriftMargin
