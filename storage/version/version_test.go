@@ -493,3 +493,19 @@ func TestConfirm(t *testing.T) {
 		t.Fatal("a block confirmed on all its stores got a new Stores slice")
 	}
 }
+
+// TestFullStoresSaySo: when every alive store is full, a write fails
+// saying so, not that no store runs.
+func TestFullStoresSaySo(t *testing.T) {
+	cl := versiontest.New(0)
+	for _, id := range []string{"st-0", "st-1"} {
+		cl.Mem[id] = memstore.New(id, 1) // a quota of one byte
+		if _, err := cl.Mem[id].Put(context.Background(), storage.Sum([]byte("x")), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := cl.Job("j", client.WriterOptions{}).Write(context.Background(), version.Files, nil, func(*version.Writer) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "no free space") {
+		t.Fatalf("write to full stores: %v", err)
+	}
+}

@@ -66,6 +66,9 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 	if err != nil {
 		return nil, err
 	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("version: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses)", len(full))
+	}
 	opts := j.Writer
 	if h.BlockSize > 0 {
 		opts.BlockSize = h.BlockSize
