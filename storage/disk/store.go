@@ -63,6 +63,11 @@ type Options struct {
 	// MaxBatch is the most puts (or deletes) that share one group commit.
 	// 0 means 64.
 	MaxBatch int
+	// Now is the store's clock: touch times, the time of Open (which
+	// touches every block held) and Stat.Now are read from it. nil means
+	// time.Now. Tests give a fake clock so that touches differ without
+	// waiting for the real one to move.
+	Now func() time.Time
 
 	// syncer replaces the fsyncs, for fault-injection tests. nil means the
 	// real ones.
@@ -95,6 +100,7 @@ type Store struct {
 	log    *zap.Logger
 	lock   *os.File
 	impl   layoutImpl
+	now    func() time.Time // Options.Now
 
 	ops sync.WaitGroup // operations inside impl; Close waits for them
 
@@ -134,6 +140,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.syncer != nil {
 		sy = *opts.syncer
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.PackSize <= 0 {
 		opts.PackSize = defaultPackSize
 	}
@@ -158,7 +167,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), lock: lk}
+	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), lock: lk, now: opts.Now}
 	s.mu.blocks = make(map[storage.Hash]block)
 	s.mu.busy = make(map[storage.Hash]chan struct{})
 	if err := s.openMeta(sy, opts.Layout); err != nil {
@@ -167,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// Every block held counts as touched now: touches are not kept on
 	// disk, and a block a writer relied on before a restart must stay.
-	opened := time.Now().UnixNano()
+	opened := s.now().UnixNano()
 	add := func(h storage.Hash, size int64) {
 		s.mu.blocks[h] = block{size: size, touched: opened}
 		s.mu.used += size
@@ -272,7 +281,7 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 			return false, fmt.Errorf("disk: put %s: %w", h.Short(), storage.ErrClosed)
 		}
 		if b, ok := s.mu.blocks[h]; ok {
-			b.touched = time.Now().UnixNano()
+			b.touched = s.now().UnixNano()
 			s.mu.blocks[h] = b
 			s.mu.Unlock()
 			return false, nil
@@ -305,7 +314,7 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 	s.mu.reserved -= n
 	delete(s.mu.busy, h)
 	if err == nil {
-		s.addLocked(h, block{size: n, touched: time.Now().UnixNano()})
+		s.addLocked(h, block{size: n, touched: s.now().UnixNano()})
 	}
 	s.mu.Unlock()
 	close(done)
@@ -360,7 +369,7 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if s.mu.closed {
 		return nil, fmt.Errorf("disk: has: %w", storage.ErrClosed)
 	}
-	now := time.Now().UnixNano()
+	now := s.now().UnixNano()
 	out := make([]bool, len(hs))
 	for i, h := range hs {
 		if b, ok := s.mu.blocks[h]; ok {
@@ -483,7 +492,7 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 		s.mu.Unlock()
 		return storage.Stat{}, fmt.Errorf("disk: stat: %w", storage.ErrClosed)
 	}
-	st := storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks)), Now: time.Now()}
+	st := storage.Stat{ID: s.id, Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks)), Now: s.now()}
 	s.mu.Unlock()
 	free, err := diskFree(s.dir)
 	if err != nil {
