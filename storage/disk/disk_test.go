@@ -55,9 +55,9 @@ func TestConformance(t *testing.T) {
 		{"files", Options{Layout: LayoutFiles}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
+			storetest.RunWithClock(t, func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore {
 				opts := tc.opts
-				opts.Quota = quota
+				opts.Quota, opts.Now = quota, now
 				return openT(t, t.TempDir(), opts)
 			})
 		})
@@ -570,16 +570,17 @@ func TestOpenTouchesEveryBlock(t *testing.T) {
 	for _, layout := range layouts {
 		t.Run(string(layout), func(t *testing.T) {
 			dir := t.TempDir()
-			s := openT(t, dir, Options{Layout: layout})
+			clk := storetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			s := openT(t, dir, Options{Layout: layout, Now: clk.Now})
 			_, ha := put(t, s, 1, 1000)
 			_, hb := put(t, s, 2, 2000)
-			time.Sleep(2 * time.Millisecond)
-			t0 := time.Now()
-			time.Sleep(2 * time.Millisecond)
+			clk.Advance(time.Millisecond)
+			t0 := clk.Now()
+			clk.Advance(time.Millisecond)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s = openT(t, dir, Options{})
+			s = openT(t, dir, Options{Now: clk.Now})
 			defer s.Close()
 			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, t0); err != nil || freed != 0 {
 				t.Fatalf("delete not since before the reopen: freed=%d err=%v, want 0", freed, err)
@@ -588,8 +589,8 @@ func TestOpenTouchesEveryBlock(t *testing.T) {
 			if err != nil || len(hs) != 2 {
 				t.Fatalf("list after reopen = %d hashes, %v; want 2", len(hs), err)
 			}
-			time.Sleep(2 * time.Millisecond)
-			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, time.Now()); err != nil || freed != 3000 {
+			clk.Advance(time.Millisecond)
+			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, clk.Now()); err != nil || freed != 3000 {
 				t.Fatalf("delete not since after the reopen: freed=%d err=%v, want 3000", freed, err)
 			}
 		})

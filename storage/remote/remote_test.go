@@ -58,8 +58,8 @@ func dial(t testing.TB, addr string, opts remote.Options) *remote.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
-		addr, _ := serve(t, memstore.New("mem-"+t.Name(), quota), nil, store.Options{Logger: zaptest.NewLogger(t)})
+	storetest.RunWithClock(t, func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore {
+		addr, _ := serve(t, memstore.NewWithClock("mem-"+t.Name(), quota, now), nil, store.Options{Logger: zaptest.NewLogger(t)})
 		s, err := remote.Dial(context.Background(), addr, token, remote.Options{Logger: zaptest.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)

@@ -20,8 +20,8 @@ import (
 
 func TestConformanceTLS(t *testing.T) {
 	certs := tlsconftest.New(t)
-	storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
-		addr, _ := serve(t, memstore.New("mem-"+t.Name(), quota), nil,
+	storetest.RunWithClock(t, func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore {
+		addr, _ := serve(t, memstore.NewWithClock("mem-"+t.Name(), quota, now), nil,
 			store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
 		s, err := remote.Dial(context.Background(), addr, token,
 			remote.Options{Logger: zaptest.NewLogger(t), TLS: certs.Client(t)})
