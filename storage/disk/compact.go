@@ -3,7 +3,6 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"go.uber.org/zap"
@@ -145,10 +144,10 @@ func (p *pack) compact(pf *packFile) error {
 	delete(p.mu.packs, pf.seq)
 	pf.dead = true
 	p.mu.Unlock()
-	if err := os.Remove(pf.path); err != nil {
+	if err := p.fsys.Remove(pf.path); err != nil {
 		return err
 	}
-	if err := p.sy.dir(p.dir); err != nil {
+	if err := p.fsys.SyncDir(p.dir); err != nil {
 		return err
 	}
 	p.log.Info("compacted pack", zap.String("pack", pf.path), zap.Int64("size", size),

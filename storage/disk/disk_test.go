@@ -255,8 +255,10 @@ func tmpFiles(t *testing.T, dir string) []string {
 	return out
 }
 
-// faultySyncer fails file syncs (or directory syncs) with err while on.
-type faultySyncer struct {
+// faultyFS wraps a file system and, while on, fails its file syncs (or
+// its directory syncs) with err. It counts the syncs either way.
+type faultyFS struct {
+	fileSystem
 	on        atomic.Bool
 	dirs      bool // fail directory syncs instead of file syncs
 	err       error
@@ -264,23 +266,44 @@ type faultySyncer struct {
 	dirSyncs  atomic.Int64
 }
 
-func (f *faultySyncer) syncer() *syncer {
-	return &syncer{
-		file: func(fl *os.File) error {
-			f.fileSyncs.Add(1)
-			if f.on.Load() && !f.dirs {
-				return &os.PathError{Op: "fdatasync", Path: fl.Name(), Err: f.err}
-			}
-			return fdatasync(fl)
-		},
-		dir: func(path string) error {
-			f.dirSyncs.Add(1)
-			if f.on.Load() && f.dirs {
-				return &os.PathError{Op: "fsync", Path: path, Err: f.err}
-			}
-			return syncDir(path)
-		},
+func newFaultyFS(dirs bool, err error) *faultyFS {
+	return &faultyFS{fileSystem: osFS{}, dirs: dirs, err: err}
+}
+
+func (f *faultyFS) Create(name string) (fsFile, error) {
+	return f.wrap(f.fileSystem.Create(name))
+}
+
+func (f *faultyFS) OpenReadWrite(name string) (fsFile, error) {
+	return f.wrap(f.fileSystem.OpenReadWrite(name))
+}
+
+func (f *faultyFS) wrap(fl fsFile, err error) (fsFile, error) {
+	if err != nil {
+		return nil, err
 	}
+	return faultyFile{fl, f}, nil
+}
+
+func (f *faultyFS) SyncDir(name string) error {
+	f.dirSyncs.Add(1)
+	if f.on.Load() && f.dirs {
+		return &os.PathError{Op: "fsync", Path: name, Err: f.err}
+	}
+	return f.fileSystem.SyncDir(name)
+}
+
+type faultyFile struct {
+	fsFile
+	fs *faultyFS
+}
+
+func (f faultyFile) SyncData() error {
+	f.fs.fileSyncs.Add(1)
+	if f.fs.on.Load() && !f.fs.dirs {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: f.fs.err}
+	}
+	return f.fsFile.SyncData()
 }
 
 func TestFailedSyncIsNotAcknowledged(t *testing.T) {
@@ -300,12 +323,12 @@ func TestFailedSyncIsNotAcknowledged(t *testing.T) {
 		name := fmt.Sprintf("%s/dirs=%v/%v", tc.layout, tc.dirs, tc.err)
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			fs := &faultySyncer{dirs: tc.dirs, err: tc.err}
-			s := openT(t, dir, Options{Layout: tc.layout, Quota: 10 << 20, syncer: fs.syncer()})
+			ffs := newFaultyFS(tc.dirs, tc.err)
+			s := openT(t, dir, Options{Layout: tc.layout, Quota: 10 << 20, fs: ffs})
 			kept, hk := put(t, s, 1, 5000)
 			before, _ := s.Stat(ctx)
 
-			fs.on.Store(true)
+			ffs.on.Store(true)
 			var wg sync.WaitGroup
 			var failed []storage.Hash
 			var mu sync.Mutex
@@ -328,7 +351,7 @@ func TestFailedSyncIsNotAcknowledged(t *testing.T) {
 				}(i)
 			}
 			wg.Wait()
-			fs.on.Store(false)
+			ffs.on.Store(false)
 
 			after, _ := s.Stat(ctx)
 			if after.Used != before.Used || after.Blocks != before.Blocks {
@@ -368,10 +391,10 @@ func TestPutsShareSyncs(t *testing.T) {
 	ctx := context.Background()
 	for _, layout := range layouts {
 		t.Run(string(layout), func(t *testing.T) {
-			fs := &faultySyncer{}
-			s := openT(t, t.TempDir(), Options{Layout: layout, syncer: fs.syncer()})
+			ffs := newFaultyFS(false, nil)
+			s := openT(t, t.TempDir(), Options{Layout: layout, fs: ffs})
 			defer s.Close()
-			f0, d0 := fs.fileSyncs.Load(), fs.dirSyncs.Load()
+			f0, d0 := ffs.fileSyncs.Load(), ffs.dirSyncs.Load()
 			batches := func() int64 {
 				switch impl := s.impl.(type) {
 				case *pack:
@@ -397,7 +420,7 @@ func TestPutsShareSyncs(t *testing.T) {
 				}(g)
 			}
 			wg.Wait()
-			files, dirs, nb := fs.fileSyncs.Load()-f0, fs.dirSyncs.Load()-d0, batches()-b0
+			files, dirs, nb := ffs.fileSyncs.Load()-f0, ffs.dirSyncs.Load()-d0, batches()-b0
 			t.Logf("%d puts: %d batches, %d file syncs, %d directory syncs", n, nb, files, dirs)
 			if nb >= n/2 {
 				t.Fatalf("%d puts took %d batches: little group commit", n, nb)
