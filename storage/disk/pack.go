@@ -34,8 +34,9 @@ type pack struct {
 	packSize int64
 
 	c        *committer[*packReq]
-	compactq chan struct{} // wakes the compactor
-	quit     chan struct{} // stops the compactor
+	compactq chan struct{}      // wakes the compactor
+	passq    chan chan struct{} // compactPass's requests
+	quit     chan struct{}      // stops the compactor
 	wg       sync.WaitGroup
 
 	// Touched only by the committer goroutine.
@@ -104,6 +105,7 @@ func openPack(fsys fileSystem, dir string, opts Options, log *zap.Logger, add fu
 		log:      log,
 		packSize: opts.PackSize,
 		compactq: make(chan struct{}, 1),
+		passq:    make(chan chan struct{}),
 		quit:     make(chan struct{}),
 	}
 	p.mu.index = make(map[storage.Hash]loc)
