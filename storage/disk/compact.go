@@ -3,7 +3,6 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"go.uber.org/zap"
@@ -16,33 +15,62 @@ import (
 const compactChunk = 8 << 20
 
 // compactor runs compactions until quit closes. It wakes when a batch freed
-// space or a pack was sealed, and compacts the emptiest sealed pack while
-// one is more than half dead.
+// space or a pack was sealed (compactq), or compactPass asks (passq), and
+// compacts the emptiest sealed pack while one is more than half dead.
 func (p *pack) compactor() {
 	defer p.wg.Done()
 	for {
+		var done chan struct{}
 		select {
 		case <-p.compactq:
+		case done = <-p.passq:
 		case <-p.quit:
 			return
 		}
-		for {
-			select {
-			case <-p.quit:
-				return
-			default:
-			}
-			pf := p.pickCompaction()
-			if pf == nil {
-				break
-			}
-			if err := p.compact(pf); err != nil {
-				if !errors.Is(err, storage.ErrClosed) {
-					p.log.Warn("compaction failed", zap.String("pack", pf.path), zap.Error(err))
-				}
-				break
-			}
+		p.compactAll()
+		if done != nil {
+			close(done)
 		}
+	}
+}
+
+// compactAll compacts sealed packs, the emptiest first, until none is more
+// than half dead, a compaction fails, or quit closes.
+func (p *pack) compactAll() {
+	for {
+		select {
+		case <-p.quit:
+			return
+		default:
+		}
+		pf := p.pickCompaction()
+		if pf == nil {
+			return
+		}
+		if err := p.compact(pf); err != nil {
+			if !errors.Is(err, storage.ErrClosed) {
+				p.log.Warn("compaction failed", zap.String("pack", pf.path), zap.Error(err))
+			}
+			return
+		}
+	}
+}
+
+// compactPass has the compactor run compactAll now and returns once it is
+// done (or the store is closing): the packs more than half dead when it
+// was called are then compacted, unless a compaction failed. It is for
+// tests, which need compaction to have happened rather than wait for it to
+// by the clock.
+func (p *pack) compactPass() {
+	done := make(chan struct{})
+	select {
+	case p.passq <- done:
+	case <-p.quit:
+		return
+	}
+	select {
+	case <-done:
+	case <-p.quit:
 	}
 }
 
@@ -145,10 +173,10 @@ func (p *pack) compact(pf *packFile) error {
 	delete(p.mu.packs, pf.seq)
 	pf.dead = true
 	p.mu.Unlock()
-	if err := os.Remove(pf.path); err != nil {
+	if err := p.fsys.Remove(pf.path); err != nil {
 		return err
 	}
-	if err := p.sy.dir(p.dir); err != nil {
+	if err := p.fsys.SyncDir(p.dir); err != nil {
 		return err
 	}
 	p.log.Info("compacted pack", zap.String("pack", pf.path), zap.Int64("size", size),

@@ -55,9 +55,9 @@ func TestConformance(t *testing.T) {
 		{"files", Options{Layout: LayoutFiles}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
+			storetest.RunWithClock(t, func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore {
 				opts := tc.opts
-				opts.Quota = quota
+				opts.Quota, opts.Now = quota, now
 				return openT(t, t.TempDir(), opts)
 			})
 		})
@@ -255,8 +255,10 @@ func tmpFiles(t *testing.T, dir string) []string {
 	return out
 }
 
-// faultySyncer fails file syncs (or directory syncs) with err while on.
-type faultySyncer struct {
+// faultyFS wraps a file system and, while on, fails its file syncs (or
+// its directory syncs) with err. It counts the syncs either way.
+type faultyFS struct {
+	fileSystem
 	on        atomic.Bool
 	dirs      bool // fail directory syncs instead of file syncs
 	err       error
@@ -264,23 +266,44 @@ type faultySyncer struct {
 	dirSyncs  atomic.Int64
 }
 
-func (f *faultySyncer) syncer() *syncer {
-	return &syncer{
-		file: func(fl *os.File) error {
-			f.fileSyncs.Add(1)
-			if f.on.Load() && !f.dirs {
-				return &os.PathError{Op: "fdatasync", Path: fl.Name(), Err: f.err}
-			}
-			return fdatasync(fl)
-		},
-		dir: func(path string) error {
-			f.dirSyncs.Add(1)
-			if f.on.Load() && f.dirs {
-				return &os.PathError{Op: "fsync", Path: path, Err: f.err}
-			}
-			return syncDir(path)
-		},
+func newFaultyFS(dirs bool, err error) *faultyFS {
+	return &faultyFS{fileSystem: osFS{}, dirs: dirs, err: err}
+}
+
+func (f *faultyFS) Create(name string) (fsFile, error) {
+	return f.wrap(f.fileSystem.Create(name))
+}
+
+func (f *faultyFS) OpenReadWrite(name string) (fsFile, error) {
+	return f.wrap(f.fileSystem.OpenReadWrite(name))
+}
+
+func (f *faultyFS) wrap(fl fsFile, err error) (fsFile, error) {
+	if err != nil {
+		return nil, err
 	}
+	return faultyFile{fl, f}, nil
+}
+
+func (f *faultyFS) SyncDir(name string) error {
+	f.dirSyncs.Add(1)
+	if f.on.Load() && f.dirs {
+		return &os.PathError{Op: "fsync", Path: name, Err: f.err}
+	}
+	return f.fileSystem.SyncDir(name)
+}
+
+type faultyFile struct {
+	fsFile
+	fs *faultyFS
+}
+
+func (f faultyFile) SyncData() error {
+	f.fs.fileSyncs.Add(1)
+	if f.fs.on.Load() && !f.fs.dirs {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: f.fs.err}
+	}
+	return f.fsFile.SyncData()
 }
 
 func TestFailedSyncIsNotAcknowledged(t *testing.T) {
@@ -300,12 +323,12 @@ func TestFailedSyncIsNotAcknowledged(t *testing.T) {
 		name := fmt.Sprintf("%s/dirs=%v/%v", tc.layout, tc.dirs, tc.err)
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			fs := &faultySyncer{dirs: tc.dirs, err: tc.err}
-			s := openT(t, dir, Options{Layout: tc.layout, Quota: 10 << 20, syncer: fs.syncer()})
+			ffs := newFaultyFS(tc.dirs, tc.err)
+			s := openT(t, dir, Options{Layout: tc.layout, Quota: 10 << 20, fs: ffs})
 			kept, hk := put(t, s, 1, 5000)
 			before, _ := s.Stat(ctx)
 
-			fs.on.Store(true)
+			ffs.on.Store(true)
 			var wg sync.WaitGroup
 			var failed []storage.Hash
 			var mu sync.Mutex
@@ -328,7 +351,7 @@ func TestFailedSyncIsNotAcknowledged(t *testing.T) {
 				}(i)
 			}
 			wg.Wait()
-			fs.on.Store(false)
+			ffs.on.Store(false)
 
 			after, _ := s.Stat(ctx)
 			if after.Used != before.Used || after.Blocks != before.Blocks {
@@ -368,10 +391,10 @@ func TestPutsShareSyncs(t *testing.T) {
 	ctx := context.Background()
 	for _, layout := range layouts {
 		t.Run(string(layout), func(t *testing.T) {
-			fs := &faultySyncer{}
-			s := openT(t, t.TempDir(), Options{Layout: layout, syncer: fs.syncer()})
+			ffs := newFaultyFS(false, nil)
+			s := openT(t, t.TempDir(), Options{Layout: layout, fs: ffs})
 			defer s.Close()
-			f0, d0 := fs.fileSyncs.Load(), fs.dirSyncs.Load()
+			f0, d0 := ffs.fileSyncs.Load(), ffs.dirSyncs.Load()
 			batches := func() int64 {
 				switch impl := s.impl.(type) {
 				case *pack:
@@ -397,7 +420,7 @@ func TestPutsShareSyncs(t *testing.T) {
 				}(g)
 			}
 			wg.Wait()
-			files, dirs, nb := fs.fileSyncs.Load()-f0, fs.dirSyncs.Load()-d0, batches()-b0
+			files, dirs, nb := ffs.fileSyncs.Load()-f0, ffs.dirSyncs.Load()-d0, batches()-b0
 			t.Logf("%d puts: %d batches, %d file syncs, %d directory syncs", n, nb, files, dirs)
 			if nb >= n/2 {
 				t.Fatalf("%d puts took %d batches: little group commit", n, nb)
@@ -482,16 +505,9 @@ func TestCompactionReclaimsSpace(t *testing.T) {
 	if st, _ := s.Stat(ctx); st.Used != int64(len(keep))*(16<<10) {
 		t.Fatalf("used after delete = %d", st.Used)
 	}
-	// Compaction runs in the background.
-	deadline := time.Now().Add(10 * time.Second)
-	var now int64
-	for {
-		now, _ = packBytes(t, dir)
-		if now < full/3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Compaction runs in the background; have it run now, and wait for it.
+	s.impl.(*pack).compactPass()
+	now, _ := packBytes(t, dir)
 	t.Logf("packs: %d bytes in %d files before delete, %d after", full, packs, now)
 	if now >= full/3 {
 		t.Fatalf("compaction left %d of %d bytes", now, full)
@@ -570,16 +586,17 @@ func TestOpenTouchesEveryBlock(t *testing.T) {
 	for _, layout := range layouts {
 		t.Run(string(layout), func(t *testing.T) {
 			dir := t.TempDir()
-			s := openT(t, dir, Options{Layout: layout})
+			clk := storetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			s := openT(t, dir, Options{Layout: layout, Now: clk.Now})
 			_, ha := put(t, s, 1, 1000)
 			_, hb := put(t, s, 2, 2000)
-			time.Sleep(2 * time.Millisecond)
-			t0 := time.Now()
-			time.Sleep(2 * time.Millisecond)
+			clk.Advance(time.Millisecond)
+			t0 := clk.Now()
+			clk.Advance(time.Millisecond)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s = openT(t, dir, Options{})
+			s = openT(t, dir, Options{Now: clk.Now})
 			defer s.Close()
 			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, t0); err != nil || freed != 0 {
 				t.Fatalf("delete not since before the reopen: freed=%d err=%v, want 0", freed, err)
@@ -588,8 +605,8 @@ func TestOpenTouchesEveryBlock(t *testing.T) {
 			if err != nil || len(hs) != 2 {
 				t.Fatalf("list after reopen = %d hashes, %v; want 2", len(hs), err)
 			}
-			time.Sleep(2 * time.Millisecond)
-			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, time.Now()); err != nil || freed != 3000 {
+			clk.Advance(time.Millisecond)
+			if freed, err := s.Delete(ctx, []storage.Hash{ha, hb}, clk.Now()); err != nil || freed != 3000 {
 				t.Fatalf("delete not since after the reopen: freed=%d err=%v, want 3000", freed, err)
 			}
 		})

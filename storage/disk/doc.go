@@ -75,10 +75,33 @@
 // DIR/STORE is written by the classic sequence: write STORE.tmp-R, fsync,
 // rename to STORE, fsync DIR.
 //
+// # Testing durability
+//
+// The store reaches the file system only through fileSystem (fs.go): the
+// calls it makes, fdatasync (fsFile.SyncData) and the directory fsync
+// (SyncDir) among them. osFS, the operating system's, is the default and
+// costs the put path nothing. The tests swap in two others:
+//
+//   - memFS (memfs_test.go), after pebble's strict MemFS, keeps files in
+//     memory and remembers what each sync made durable: a file's contents
+//     as of its last SyncData, a directory's entries as of its last
+//     SyncDir. Its crashClone is a power cut: a copy holding only that
+//     (or, torn, also a random prefix of the writes since).
+//     TestPowerCutKeepsAcknowledged runs concurrent puts and deletes in
+//     both layouts, cuts the power between phases and in the middle of
+//     batches, reopens the store on what is left and checks that every
+//     acknowledged put reads back, every acknowledged delete stays
+//     deleted and nothing held is damaged. Leaving out any sync the
+//     sequences above rely on makes it (or, for STORE's, the test of
+//     writeFileDurable) fail; its comment says which two it does not need.
+//   - faultyFS (disk_test.go) fails SyncData or SyncDir:
+//     TestFailedSyncIsNotAcknowledged checks that no put is then
+//     acknowledged and nothing is left.
+//
 // TestCrashKeepsAcknowledgedBlocks kills a store process with SIGKILL in a
-// stream of puts and deletes and checks that every acknowledged put reads
-// back; TestFailedSyncIsNotAcknowledged makes fdatasync (or the directory
-// fsync) fail and checks that no put is acknowledged and nothing is left.
+// stream of puts and deletes, on the real file system, and checks that
+// every acknowledged put reads back (a killed process keeps the page
+// cache, so this checks the sequences, not the syncs).
 //
 // # Open
 //
@@ -109,8 +132,9 @@
 // # Touches and List
 //
 // The store keeps in memory, for each block held, its size and the time Put
-// or Has last touched it (storage.BlockStore), in Unix nanoseconds of the
-// machine's clock; nothing of it is on disk. Open counts every block as
+// or Has last touched it (storage.BlockStore), in Unix nanoseconds of its
+// clock (Options.Now, the machine's unless a test gives another); nothing
+// of it is on disk. Open counts every block as
 // touched at that moment. Delete compares notSince with the touch time and
 // takes the block out of the index under the store's lock, so no Has or Put
 // can confirm the block between the check and the removal. Deleting is

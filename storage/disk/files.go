@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ import (
 // file of its batch and fsyncs each fan-out directory it touched once.
 type files struct {
 	root string // DIR/blocks
-	sy   syncer
+	fsys fileSystem
 	log  *zap.Logger
 	c    *committer[*fileReq]
 }
@@ -33,8 +32,8 @@ type fileReq struct {
 	done            chan error
 }
 
-func openFiles(dir string, sy syncer, maxBatch int, log *zap.Logger, add func(storage.Hash, int64)) (*files, error) {
-	l := &files{root: filepath.Join(dir, "blocks"), sy: sy, log: log}
+func openFiles(fsys fileSystem, dir string, maxBatch int, log *zap.Logger, add func(storage.Hash, int64)) (*files, error) {
+	l := &files{root: filepath.Join(dir, "blocks"), fsys: fsys, log: log}
 	if err := l.mkdirs(); err != nil {
 		return nil, err
 	}
@@ -48,13 +47,13 @@ func openFiles(dir string, sy syncer, maxBatch int, log *zap.Logger, add func(st
 // mkdirs creates DIR/blocks and its 256 fan-out directories, durably.
 func (l *files) mkdirs() error {
 	created := false
-	if err := os.Mkdir(l.root, 0o755); err == nil {
+	if err := l.fsys.Mkdir(l.root); err == nil {
 		created = true
 	} else if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("disk: %w", err)
 	}
 	for i := 0; i < 256; i++ {
-		err := os.Mkdir(filepath.Join(l.root, fmt.Sprintf("%02x", i)), 0o755)
+		err := l.fsys.Mkdir(filepath.Join(l.root, fmt.Sprintf("%02x", i)))
 		if err == nil {
 			created = true
 		} else if !errors.Is(err, fs.ErrExist) {
@@ -62,10 +61,10 @@ func (l *files) mkdirs() error {
 		}
 	}
 	if created {
-		if err := l.sy.dir(l.root); err != nil {
+		if err := l.fsys.SyncDir(l.root); err != nil {
 			return fmt.Errorf("disk: %w", err)
 		}
-		if err := l.sy.dir(filepath.Dir(l.root)); err != nil {
+		if err := l.fsys.SyncDir(filepath.Dir(l.root)); err != nil {
 			return fmt.Errorf("disk: %w", err)
 		}
 	}
@@ -78,14 +77,14 @@ func (l *files) mkdirs() error {
 func (l *files) scan(add func(storage.Hash, int64)) error {
 	for i := 0; i < 256; i++ {
 		sub := filepath.Join(l.root, fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(sub)
+		ents, err := l.fsys.ReadDir(sub)
 		if err != nil {
 			return fmt.Errorf("disk: scan: %w", err)
 		}
 		for _, e := range ents {
 			name := e.Name()
 			if strings.Contains(name, tmpMarker) {
-				if err := os.Remove(filepath.Join(sub, name)); err != nil {
+				if err := l.fsys.Remove(filepath.Join(sub, name)); err != nil {
 					return fmt.Errorf("disk: remove leftover: %w", err)
 				}
 				l.log.Info("removed leftover temporary file", zap.String("file", name))
@@ -115,24 +114,24 @@ func (l *files) path(h storage.Hash) (dir, file string) {
 func (l *files) put(h storage.Hash, data []byte) error {
 	dir, final := l.path(h)
 	tmp := final + tmpMarker + randHex(4)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := l.fsys.Create(tmp)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = l.sy.file(f)
+		err = f.SyncData()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
+		l.fsys.Remove(tmp)
 		return err
 	}
 	r := &fileReq{tmp: tmp, final: final, dir: dir, done: make(chan error, 1)}
 	if err := l.c.submit(r); err != nil {
-		os.Remove(tmp)
+		l.fsys.Remove(tmp)
 		return err
 	}
 	return l.c.wait(r.done)
@@ -145,8 +144,8 @@ func (l *files) commit(batch []*fileReq) {
 	dirs := make(map[string]error)
 	errs := make([]error, len(batch))
 	for i, r := range batch {
-		if errs[i] = os.Rename(r.tmp, r.final); errs[i] != nil {
-			os.Remove(r.tmp)
+		if errs[i] = l.fsys.Rename(r.tmp, r.final); errs[i] != nil {
+			l.fsys.Remove(r.tmp)
 			continue
 		}
 		dirs[r.dir] = nil
@@ -165,7 +164,7 @@ func (l *files) commit(batch []*fileReq) {
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			derrs[i] = l.sy.dir(d)
+			derrs[i] = l.fsys.SyncDir(d)
 			<-sem
 		}()
 	}
@@ -176,7 +175,7 @@ func (l *files) commit(batch []*fileReq) {
 	for i, r := range batch {
 		if errs[i] == nil {
 			if errs[i] = dirs[r.dir]; errs[i] != nil {
-				os.Remove(r.final)
+				l.fsys.Remove(r.final)
 			}
 		}
 		r.done <- errs[i]
@@ -185,7 +184,7 @@ func (l *files) commit(batch []*fileReq) {
 
 func (l *files) get(h storage.Hash, size int64) ([]byte, string, error) {
 	_, path := l.path(h)
-	f, err := os.Open(path)
+	f, err := l.fsys.Open(path)
 	if err != nil {
 		return nil, path, err
 	}
@@ -206,7 +205,7 @@ func (l *files) del(hs []storage.Hash) (int, error) {
 	n := 0
 	for _, h := range hs {
 		dir, path := l.path(h)
-		if err = os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err = l.fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		err = nil
@@ -214,7 +213,7 @@ func (l *files) del(hs []storage.Hash) (int, error) {
 		n++
 	}
 	for d := range dirs {
-		if serr := l.sy.dir(d); serr != nil {
+		if serr := l.fsys.SyncDir(d); serr != nil {
 			// The unlinks happened; only their durability is in doubt. A
 			// crash may bring the blocks back, and a later delete removes
 			// them again.

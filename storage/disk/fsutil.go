@@ -5,74 +5,29 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ckptio/ckptio/storage"
 )
 
-// syncer makes files and directories durable. The store's layouts call it
-// for every fsync they rely on, so tests can make a sync fail and check that
-// nothing is acknowledged.
-type syncer struct {
-	// file flushes a file's data and the metadata needed to read it back
-	// (fdatasync).
-	file func(f *os.File) error
-	// dir flushes a directory's entries (fsync of the directory).
-	dir func(path string) error
-}
-
-func defaultSyncer() syncer {
-	return syncer{file: fdatasync, dir: syncDir}
-}
-
-// fdatasync flushes f's data and size to stable storage.
-func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-		}
-		return nil
-	}
-}
-
-// syncDir makes the entries of the directory at path durable: the creates,
-// renames and unlinks done in it before the call survive a crash.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // writeFileDurable replaces path with data: write a temporary file beside it,
-// fsync it, rename it over path, fsync the directory.
-func writeFileDurable(sy syncer, path string, data []byte) (err error) {
+// fdatasync it, rename it over path, fsync the directory.
+func writeFileDurable(fsys fileSystem, path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	tmp := path + tmpMarker + randHex(4)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := fsys.Create(tmp)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(tmp)
+			fsys.Remove(tmp)
 		}
 	}()
 	if _, err = f.Write(data); err == nil {
-		err = sy.file(f)
+		err = f.SyncData()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -80,10 +35,10 @@ func writeFileDurable(sy syncer, path string, data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err = fsys.Rename(tmp, path); err != nil {
 		return err
 	}
-	return sy.dir(dir)
+	return fsys.SyncDir(dir)
 }
 
 // tmpMarker is part of the name of every temporary file the store writes;
@@ -112,36 +67,20 @@ func mapErr(err error) error {
 	return err
 }
 
-// diskFree returns the bytes an unprivileged user may still write on the
-// filesystem holding dir.
-func diskFree(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("disk: statfs %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
-}
+// errLocked: the lock file is held by another holder (fileSystem.Lock).
+var errLocked = errors.New("locked")
 
-// lockDir takes an exclusive, non-blocking flock on DIR/LOCK. The lock goes
-// with the process: a crashed daemon does not leave the directory locked.
-func lockDir(dir string) (*os.File, error) {
+// lockDir takes an exclusive, non-blocking lock on DIR/LOCK. On the
+// operating system's file system it is an flock, which goes with the
+// process: a crashed daemon does not leave the directory locked.
+func lockDir(fsys fileSystem, dir string) (io.Closer, error) {
 	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("disk: lock %s: %w", dir, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err != unix.EINTR {
-			break
-		}
+	lk, err := fsys.Lock(path)
+	if errors.Is(err, errLocked) {
+		return nil, fmt.Errorf("disk: store directory %s: another ckpt-store is using it (%s is locked)", dir, path)
 	}
 	if err != nil {
-		f.Close()
-		if err == unix.EWOULDBLOCK {
-			return nil, fmt.Errorf("disk: store directory %s: another ckpt-store is using it (%s is locked)", dir, path)
-		}
 		return nil, fmt.Errorf("disk: lock %s: %w", path, err)
 	}
-	return f, nil
+	return lk, nil
 }

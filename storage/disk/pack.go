@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -30,13 +29,14 @@ import (
 // the active pack through the committer, then removes the old pack file.
 type pack struct {
 	dir      string // DIR/packs
-	sy       syncer
+	fsys     fileSystem
 	log      *zap.Logger
 	packSize int64
 
 	c        *committer[*packReq]
-	compactq chan struct{} // wakes the compactor
-	quit     chan struct{} // stops the compactor
+	compactq chan struct{}      // wakes the compactor
+	passq    chan chan struct{} // compactPass's requests
+	quit     chan struct{}      // stops the compactor
 	wg       sync.WaitGroup
 
 	// Touched only by the committer goroutine.
@@ -67,7 +67,7 @@ type tomb struct {
 type packFile struct {
 	seq   uint32
 	path  string
-	f     *os.File
+	f     fsFile
 	size  int64  // bytes of records
 	live  int64  // bytes of the live put records, headers included
 	tombs []tomb // the delete records it holds
@@ -98,19 +98,20 @@ func packName(seq uint32) string { return fmt.Sprintf("%08x.pack", seq) }
 
 func recordSize(n int64) int64 { return recHeaderSize + n }
 
-func openPack(dir string, sy syncer, opts Options, log *zap.Logger, add func(storage.Hash, int64)) (*pack, error) {
+func openPack(fsys fileSystem, dir string, opts Options, log *zap.Logger, add func(storage.Hash, int64)) (*pack, error) {
 	p := &pack{
 		dir:      filepath.Join(dir, "packs"),
-		sy:       sy,
+		fsys:     fsys,
 		log:      log,
 		packSize: opts.PackSize,
 		compactq: make(chan struct{}, 1),
+		passq:    make(chan chan struct{}),
 		quit:     make(chan struct{}),
 	}
 	p.mu.index = make(map[storage.Hash]loc)
 	p.mu.packs = make(map[uint32]*packFile)
-	if err := os.Mkdir(p.dir, 0o755); err == nil {
-		if err := sy.dir(dir); err != nil {
+	if err := fsys.Mkdir(p.dir); err == nil {
+		if err := fsys.SyncDir(dir); err != nil {
 			return nil, fmt.Errorf("disk: %w", err)
 		}
 	} else if !errors.Is(err, fs.ErrExist) {
@@ -135,7 +136,7 @@ func openPack(dir string, sy syncer, opts Options, log *zap.Logger, add func(sto
 // active pack, whose tail a crash may have left half written, is read whole
 // and its data checksummed, and cut after its last good record.
 func (p *pack) load() error {
-	ents, err := os.ReadDir(p.dir)
+	ents, err := p.fsys.ReadDir(p.dir)
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
@@ -162,7 +163,7 @@ func (p *pack) load() error {
 
 func (p *pack) loadPack(seq uint32, active bool) error {
 	path := filepath.Join(p.dir, packName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := p.fsys.OpenReadWrite(path)
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
@@ -208,7 +209,7 @@ func (p *pack) loadPack(seq uint32, active bool) error {
 			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("disk: cut %s: %w", path, err)
 			}
-			if err := p.sy.file(f); err != nil {
+			if err := f.SyncData(); err != nil {
 				return fmt.Errorf("disk: cut %s: %w", path, err)
 			}
 			pf.size = off
@@ -238,13 +239,13 @@ func (p *pack) loadPack(seq uint32, active bool) error {
 // newPack creates pack seq, durably, and makes it the active pack.
 func (p *pack) newPack(seq uint32) error {
 	path := filepath.Join(p.dir, packName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := p.fsys.Create(path)
 	if err != nil {
 		return fmt.Errorf("disk: new pack: %w", err)
 	}
-	if err := p.sy.dir(p.dir); err != nil {
+	if err := p.fsys.SyncDir(p.dir); err != nil {
 		f.Close()
-		os.Remove(path)
+		p.fsys.Remove(path)
 		return fmt.Errorf("disk: new pack: %w", err)
 	}
 	pf := &packFile{seq: seq, path: path, f: f}
@@ -438,7 +439,7 @@ func (p *pack) commit(batch []*packReq) {
 	}
 	err := writeAll(pf.f, bufs, start)
 	if err == nil {
-		err = p.sy.file(pf.f)
+		err = pf.f.SyncData()
 		if err != nil {
 			// After a failed fsync the page cache of this file cannot be
 			// trusted: continue in a new pack.
@@ -476,7 +477,7 @@ func (p *pack) commit(batch []*packReq) {
 }
 
 // writeAll writes bufs one after the other at off.
-func writeAll(f *os.File, bufs [][]byte, off int64) error {
+func writeAll(f fsFile, bufs [][]byte, off int64) error {
 	for _, b := range bufs {
 		if _, err := f.WriteAt(b, off); err != nil {
 			return err

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,10 +63,15 @@ type Options struct {
 	// MaxBatch is the most puts (or deletes) that share one group commit.
 	// 0 means 64.
 	MaxBatch int
+	// Now is the store's clock: touch times, the time of Open (which
+	// touches every block held) and Stat.Now are read from it. nil means
+	// time.Now. Tests give a fake clock so that touches differ without
+	// waiting for the real one to move.
+	Now func() time.Time
 
-	// syncer replaces the fsyncs, for fault-injection tests. nil means the
-	// real ones.
-	syncer *syncer
+	// fs replaces the operating system's file system, for the crash and
+	// fault-injection tests (fs.go). nil means osFS.
+	fs fileSystem
 }
 
 // layoutImpl is what Store asks of a layout. Store serializes the operations
@@ -93,8 +98,10 @@ type Store struct {
 	quota  int64
 	layout Layout
 	log    *zap.Logger
-	lock   *os.File
+	fsys   fileSystem
+	lock   io.Closer
 	impl   layoutImpl
+	now    func() time.Time // Options.Now
 
 	ops sync.WaitGroup // operations inside impl; Close waits for them
 
@@ -130,9 +137,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	sy := defaultSyncer()
-	if opts.syncer != nil {
-		sy = *opts.syncer
+	fsys := opts.fs
+	if fsys == nil {
+		fsys = osFS{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.PackSize <= 0 {
 		opts.PackSize = defaultPackSize
@@ -146,37 +156,37 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("disk: unknown layout %q", opts.Layout)
 	}
 	dir = filepath.Clean(dir)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := fsys.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("disk: create store directory: %w", err)
 		}
-		if err := sy.dir(filepath.Dir(dir)); err != nil {
+		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, fmt.Errorf("disk: create store directory: %w", err)
 		}
 	}
-	lk, err := lockDir(dir)
+	lk, err := lockDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), lock: lk}
+	s := &Store{dir: dir, quota: opts.Quota, log: log.With(zap.String("dir", dir)), fsys: fsys, lock: lk, now: opts.Now}
 	s.mu.blocks = make(map[storage.Hash]block)
 	s.mu.busy = make(map[storage.Hash]chan struct{})
-	if err := s.openMeta(sy, opts.Layout); err != nil {
+	if err := s.openMeta(opts.Layout); err != nil {
 		lk.Close()
 		return nil, err
 	}
 	// Every block held counts as touched now: touches are not kept on
 	// disk, and a block a writer relied on before a restart must stay.
-	opened := time.Now().UnixNano()
+	opened := s.now().UnixNano()
 	add := func(h storage.Hash, size int64) {
 		s.mu.blocks[h] = block{size: size, touched: opened}
 		s.mu.used += size
 	}
 	switch s.layout {
 	case LayoutFiles:
-		s.impl, err = openFiles(dir, sy, opts.MaxBatch, s.log, add)
+		s.impl, err = openFiles(fsys, dir, opts.MaxBatch, s.log, add)
 	default:
-		s.impl, err = openPack(dir, sy, opts, s.log, add)
+		s.impl, err = openPack(fsys, dir, opts, s.log, add)
 	}
 	if err != nil {
 		lk.Close()
@@ -193,10 +203,10 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // openMeta reads DIR/STORE, or writes it durably for a new store.
-func (s *Store) openMeta(sy syncer, want Layout) error {
+func (s *Store) openMeta(want Layout) error {
 	path := filepath.Join(s.dir, metaName)
-	removeTmp(s.log, s.dir, metaName+tmpMarker)
-	b, err := os.ReadFile(path)
+	removeTmp(s.fsys, s.log, s.dir, metaName+tmpMarker)
+	b, err := readFile(s.fsys, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.id = "st-" + randHex(6)
 		s.layout = want
@@ -204,7 +214,7 @@ func (s *Store) openMeta(sy syncer, want Layout) error {
 			s.layout = DefaultLayout
 		}
 		meta := fmt.Sprintf("%s\nid %s\nlayout %s\n", metaMagic, s.id, s.layout)
-		if err := writeFileDurable(sy, path, []byte(meta)); err != nil {
+		if err := writeFileDurable(s.fsys, path, []byte(meta)); err != nil {
 			return fmt.Errorf("disk: write %s: %w", path, err)
 		}
 		return nil
@@ -230,11 +240,11 @@ func (s *Store) openMeta(sy syncer, want Layout) error {
 
 // removeTmp removes the files of dir whose names start with prefix and
 // contain tmpMarker: temporary files a crash left behind.
-func removeTmp(log *zap.Logger, dir, prefix string) {
-	ents, _ := os.ReadDir(dir)
+func removeTmp(fsys fileSystem, log *zap.Logger, dir, prefix string) {
+	ents, _ := fsys.ReadDir(dir)
 	for _, e := range ents {
 		if n := e.Name(); strings.HasPrefix(n, prefix) && strings.Contains(n, tmpMarker) {
-			if err := os.Remove(filepath.Join(dir, n)); err == nil {
+			if err := fsys.Remove(filepath.Join(dir, n)); err == nil {
 				log.Info("removed leftover temporary file", zap.String("file", n))
 			}
 		}
@@ -272,7 +282,7 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 			return false, fmt.Errorf("disk: put %s: %w", h.Short(), storage.ErrClosed)
 		}
 		if b, ok := s.mu.blocks[h]; ok {
-			b.touched = time.Now().UnixNano()
+			b.touched = s.now().UnixNano()
 			s.mu.blocks[h] = b
 			s.mu.Unlock()
 			return false, nil
@@ -305,7 +315,7 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 	s.mu.reserved -= n
 	delete(s.mu.busy, h)
 	if err == nil {
-		s.addLocked(h, block{size: n, touched: time.Now().UnixNano()})
+		s.addLocked(h, block{size: n, touched: s.now().UnixNano()})
 	}
 	s.mu.Unlock()
 	close(done)
@@ -360,7 +370,7 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if s.mu.closed {
 		return nil, fmt.Errorf("disk: has: %w", storage.ErrClosed)
 	}
-	now := time.Now().UnixNano()
+	now := s.now().UnixNano()
 	out := make([]bool, len(hs))
 	for i, h := range hs {
 		if b, ok := s.mu.blocks[h]; ok {
@@ -483,11 +493,11 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 		s.mu.Unlock()
 		return storage.Stat{}, fmt.Errorf("disk: stat: %w", storage.ErrClosed)
 	}
-	st := storage.Stat{ID: s.id, Usage: storage.Usage{Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks))}, Now: time.Now()}
+	st := storage.Stat{ID: s.id, Usage: storage.Usage{Used: s.mu.used, Quota: s.quota, Blocks: int64(len(s.mu.blocks))}, Now: s.now()}
 	s.mu.Unlock()
-	free, err := diskFree(s.dir)
+	free, err := s.fsys.DiskFree(s.dir)
 	if err != nil {
-		return storage.Stat{}, err
+		return storage.Stat{}, fmt.Errorf("disk: %w", err)
 	}
 	st.DiskFree = free
 	return st, nil

@@ -32,6 +32,7 @@ type Faults struct {
 type Store struct {
 	id    string
 	quota int64
+	now   func() time.Time // the clock of touch times and Stat.Now
 
 	mu struct {
 		sync.Mutex
@@ -48,9 +49,20 @@ type block struct {
 	touched time.Time
 }
 
-// New returns an empty store with the given identity and quota (0 = none).
+// New returns an empty store with the given identity and quota (0 = none),
+// whose clock is time.Now.
 func New(id string, quota int64) *Store {
-	s := &Store{id: id, quota: quota}
+	return NewWithClock(id, quota, nil)
+}
+
+// NewWithClock is New with the clock touch times and Stat.Now are read
+// from; nil means time.Now. Tests give a fake clock (storetest.Clock) so
+// that touches differ without waiting for the real one to move.
+func NewWithClock(id string, quota int64, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{id: id, quota: quota, now: now}
 	s.mu.blocks = make(map[storage.Hash]*block)
 	return s
 }
@@ -104,14 +116,14 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 		}
 	}
 	if b, ok := s.mu.blocks[h]; ok {
-		b.touched = time.Now()
+		b.touched = s.now()
 		return false, nil
 	}
 	if s.quota > 0 && s.mu.used+int64(len(data)) > s.quota {
 		return false, fmt.Errorf("memstore: put %s (%d bytes, %d of %d used): %w",
 			h.Short(), len(data), s.mu.used, s.quota, storage.ErrQuotaExceeded)
 	}
-	s.mu.blocks[h] = &block{data: append([]byte(nil), data...), touched: time.Now()}
+	s.mu.blocks[h] = &block{data: append([]byte(nil), data...), touched: s.now()}
 	s.mu.used += int64(len(data))
 	return true, nil
 }
@@ -151,7 +163,7 @@ func (s *Store) Has(ctx context.Context, hs []storage.Hash) ([]bool, error) {
 	if err := s.checkLocked(); err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := s.now()
 	out := make([]bool, len(hs))
 	for i, h := range hs {
 		if b, ok := s.mu.blocks[h]; ok {
@@ -232,7 +244,7 @@ func (s *Store) Stat(ctx context.Context) (storage.Stat, error) {
 		free = s.quota - s.mu.used
 	}
 	return storage.Stat{ID: s.id, Usage: storage.Usage{Used: s.mu.used, Quota: s.quota,
-		Blocks: int64(len(s.mu.blocks)), DiskFree: free}, Now: time.Now()}, nil
+		Blocks: int64(len(s.mu.blocks)), DiskFree: free}, Now: s.now()}, nil
 }
 
 // Close implements storage.BlockStore.

@@ -22,6 +22,7 @@ type conn struct {
 	window       chan struct{} // the Store's; a pending call holds one slot
 	writeTimeout time.Duration
 	maxPayload   int
+	sent         func() // Options.sent
 
 	wlock  chan struct{} // serializes frame writes; a channel so waiting honours ctx
 	nextID atomic.Uint64
@@ -66,6 +67,7 @@ func newConn(nc net.Conn, window chan struct{}, opts Options) *conn {
 		window:       window,
 		writeTimeout: opts.WriteTimeout,
 		maxPayload:   opts.MaxPayload,
+		sent:         opts.sent,
 		wlock:        make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
@@ -116,6 +118,8 @@ func (c *conn) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts 
 	<-c.wlock
 	if err != nil {
 		c.fail(fmt.Errorf("%w: sending %s request: %w", ErrConnLost, op, err))
+	} else if c.sent != nil {
+		c.sent()
 	}
 
 	select {

@@ -50,6 +50,10 @@ type Options struct {
 	// inside TLS. An empty ServerName means the host of the address
 	// dialed. Nil connects in clear.
 	TLS *tls.Config
+
+	// sent, set by tests (export_test.go), is called each time a request
+	// has been written to the connection.
+	sent func()
 }
 
 // Store is a BlockStore on a store server, reached over TCP. Create it with

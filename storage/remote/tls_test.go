@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -16,12 +17,13 @@ import (
 	"github.com/ckptio/ckptio/storage/store"
 	"github.com/ckptio/ckptio/storage/storetest"
 	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
+	"github.com/ckptio/ckptio/storage/wire"
 )
 
 func TestConformanceTLS(t *testing.T) {
 	certs := tlsconftest.New(t)
-	storetest.Run(t, func(t *testing.T, quota int64) storage.BlockStore {
-		addr, _ := serve(t, memstore.New("mem-"+t.Name(), quota), nil,
+	storetest.RunWithClock(t, func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore {
+		addr, _ := serve(t, memstore.NewWithClock("mem-"+t.Name(), quota, now), nil,
 			store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
 		s, err := remote.Dial(context.Background(), addr, token,
 			remote.Options{Logger: zaptest.NewLogger(t), TLS: certs.Client(t)})
@@ -94,7 +96,11 @@ func TestTLSClientOfBusyPlainStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.Close()
-	time.Sleep(50 * time.Millisecond) // let the store count it
+	// The store counts a connection before it sends its hello.
+	_ = hold.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := wire.ReadFrame(hold, 0); err != nil {
+		t.Fatalf("hello on the connection that fills the store: %v", err)
+	}
 	_, err = remote.Dial(context.Background(), addr, token, remote.Options{TLS: certs.Client(t)})
 	wantErr(t, err, fmt.Sprintf("store %s refused the connection", addr), "store busy")
 }
@@ -111,7 +117,9 @@ func TestTLSRedialAfterStoreRestart(t *testing.T) {
 	srv := store.NewServer(ms, token, store.Options{Logger: zaptest.NewLogger(t), TLS: certs.Server(t)})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ln) }()
-	s := dial(t, addr, remote.Options{TLS: certs.Client(t), RedialBackoff: time.Millisecond})
+	// A failed dial would fail the calls after it for an hour: the second
+	// ping below dials once, whenever it runs.
+	s := dial(t, addr, remote.Options{TLS: certs.Client(t), RedialBackoff: time.Hour})
 	ctx := context.Background()
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
@@ -124,16 +132,15 @@ func TestTLSRedialAfterStoreRestart(t *testing.T) {
 	if addr2 != addr {
 		t.Fatalf("restarted on %s, want %s", addr2, addr)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := s.Ping(ctx)
-		if err == nil {
-			break
+	// The first call may still see the old connection fail; the next
+	// dials the restarted store, with TLS.
+	if err := s.Ping(ctx); err != nil {
+		if !errors.Is(err, remote.ErrConnLost) {
+			t.Fatalf("first ping after restart: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ping after restart: %v", err)
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("second ping after restart: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -69,6 +69,12 @@ type Server struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup // one per connection goroutine
 
+	// Set by tests (export_test.go), before Serve. connDone, when set, is
+	// called each time a connection has ended and given back its MaxConns
+	// slot; plainWait replaces PlainClientWait when not 0.
+	connDone  func()
+	plainWait time.Duration
+
 	mu struct {
 		sync.Mutex
 		closed    bool
@@ -185,6 +191,9 @@ func (s *Server) accept(nc net.Conn) {
 		s.mu.Lock()
 		delete(s.mu.conns, c)
 		s.mu.Unlock()
+		if s.connDone != nil {
+			s.connDone()
+		}
 	}()
 }
 

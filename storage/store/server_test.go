@@ -28,14 +28,26 @@ var token = []byte("test-cluster-token")
 // serve starts a server of bs on a loopback port and returns its address.
 func serve(t *testing.T, bs storage.BlockStore, opts store.Options) (string, *store.Server) {
 	t.Helper()
+	return serveWith(t, bs, opts, nil, nil)
+}
+
+// serveWith is serve with ln as the listener (a fresh loopback port if
+// nil) and setup, if not nil, called on the server before it serves.
+func serveWith(t *testing.T, bs storage.BlockStore, opts store.Options, ln net.Listener, setup func(*store.Server)) (string, *store.Server) {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv := store.NewServer(bs, token, opts)
+	if setup != nil {
+		setup(srv)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
@@ -293,7 +305,10 @@ func TestWrongTokenRefused(t *testing.T) {
 // the connections already open keep working.
 func TestConnectionFloodRefused(t *testing.T) {
 	const maxConns = 4
-	addr, _ := serve(t, memstore.New("m", 0), store.Options{MaxConns: maxConns})
+	connDone := make(chan struct{}, maxConns)
+	addr, _ := serveWith(t, memstore.New("m", 0), store.Options{MaxConns: maxConns}, nil, func(srv *store.Server) {
+		store.SetConnDone(srv, func() { connDone <- struct{}{} })
+	})
 	var open []net.Conn
 	for range maxConns {
 		open = append(open, rawConn(t, addr))
@@ -312,23 +327,21 @@ func TestConnectionFloodRefused(t *testing.T) {
 	for i, nc := range open {
 		ping(t, nc, uint64(i+1))
 	}
-	// A slot freed is a slot taken.
+	// A slot freed is a slot taken: once the store has seen the close,
+	// the next connection gets in.
 	open[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = wire.ClientHandshake(context.Background(), nc, token)
-		nc.Close()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no connection accepted after one closed: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-connDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the store did not end a connection its client closed")
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := wire.ClientHandshake(context.Background(), nc, token); err != nil {
+		t.Fatalf("connection after one closed: %v", err)
 	}
 }
 

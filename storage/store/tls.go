@@ -67,7 +67,11 @@ func (c *conn) handshake() error {
 // startTLS runs the server side of the TLS handshake under c.stop, after
 // waiting PlainClientWait for the client's first byte.
 func (c *conn) startTLS(tc *tls.Conn) error {
-	_ = tc.SetReadDeadline(time.Now().Add(PlainClientWait))
+	wait := PlainClientWait
+	if c.s.plainWait != 0 {
+		wait = c.s.plainWait
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(wait))
 	// Checked after setting the deadline, as in deadlineReader.
 	if err := c.stop.Err(); err != nil {
 		return err
@@ -79,7 +83,7 @@ func (c *conn) startTLS(tc *tls.Conn) error {
 		return c.stop.Err()
 	case isTimeout(err):
 		c.log.Warn("client sent nothing, as a client without TLS does; told it this store expects TLS and closed",
-			zap.Duration("waited", PlainClientWait))
+			zap.Duration("waited", wait))
 		_ = tc.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = wire.WriteError(c.peek.Conn, 0, wire.OpHello, wire.StatusBadRequest, ExpectsTLSMessage)
 		return errors.New("store: client does not speak TLS")

@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,19 +107,68 @@ func TestPlainStoreTellsTLSClient(t *testing.T) {
 	ping(t, rawConn(t, addr), 1)
 }
 
-// Close interrupts a TLS store's wait for a silent client.
+// Close interrupts a TLS store's wait for a silent client. The store here
+// waits an hour for the client's first byte: Close returns at once, or
+// the wait was not interrupted.
 func TestTLSStoreCloseDuringWait(t *testing.T) {
 	certs := tlsconftest.New(t)
-	addr, srv := serve(t, memstore.New("m", 0), store.Options{TLS: certs.Server(t)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &readingListener{Listener: ln, reading: make(chan struct{})}
+	addr, srv := serveWith(t, memstore.New("m", 0), store.Options{TLS: certs.Server(t)}, rl, func(srv *store.Server) {
+		store.SetPlainClientWait(srv, time.Hour)
+	})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	time.Sleep(50 * time.Millisecond) // let the store start waiting
-	start := time.Now()
-	srv.Close()
-	if d := time.Since(start); d > store.PlainClientWait/2 {
-		t.Fatalf("Close took %v with a silent client", d)
+	select {
+	case <-rl.reading: // the store waits for the client's first byte
+	case <-time.After(20 * time.Second):
+		t.Fatal("the store did not start reading the connection")
 	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		srv.Close()
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not interrupt the store's wait for a silent client")
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b := make([]byte, 256)
+	if n, err := nc.Read(b); n > 0 || (!errors.Is(err, io.EOF) && !isReset(err)) {
+		t.Fatalf("read after Close: %q, %v; want the connection closed", b[:n], err)
+	}
+}
+
+// readingListener is a listener whose connections close reading when the
+// server first reads one of them.
+type readingListener struct {
+	net.Listener
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (l *readingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readingConn{Conn: nc, l: l}, nil
+}
+
+type readingConn struct {
+	net.Conn
+	l *readingListener
+}
+
+func (c *readingConn) Read(b []byte) (int, error) {
+	c.l.once.Do(func() { close(c.l.reading) })
+	return c.Conn.Read(b)
 }

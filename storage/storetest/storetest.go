@@ -20,6 +20,10 @@ import (
 // at most quota plus one block (0 = unlimited). Run closes it.
 type Factory func(t *testing.T, quota int64) storage.BlockStore
 
+// ClockFactory is a Factory for a store whose touch times and Stat.Now are
+// read from now, the suite's fake clock (a Clock). RunWithClock closes it.
+type ClockFactory func(t *testing.T, quota int64, now func() time.Time) storage.BlockStore
+
 // Block returns n deterministic pseudo-random bytes and their hash.
 func Block(seed int64, n int) ([]byte, storage.Hash) {
 	b := make([]byte, n)
@@ -27,8 +31,24 @@ func Block(seed int64, n int) ([]byte, storage.Hash) {
 	return b, storage.Sum(b)
 }
 
-// Run runs the conformance suite against stores made by newStore.
+// Run runs the conformance suite against stores made by newStore, which
+// read the real clock: the touch tests wait for it to move on (no sleep;
+// on a coarse clock, up to one of its ticks).
 func Run(t *testing.T, newStore Factory) {
+	run(t, newStore, wallClock{})
+}
+
+// RunWithClock runs the conformance suite against stores made by newStore,
+// all given the Now of one Clock, which the touch tests advance. Every
+// store that can take a clock should be run this way.
+func RunWithClock(t *testing.T, newStore ClockFactory) {
+	clk := NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	run(t, func(t *testing.T, quota int64) storage.BlockStore {
+		return newStore(t, quota, clk.Now)
+	}, fakeClock{clk})
+}
+
+func run(t *testing.T, newStore Factory, clk clock) {
 	ctx := context.Background()
 	open := func(t *testing.T, quota int64) storage.BlockStore {
 		s := newStore(t, quota)
@@ -284,6 +304,6 @@ func Run(t *testing.T, newStore Factory) {
 		}
 	})
 
-	runTouch(t, open)
+	runTouch(t, open, clk)
 	runList(t, open)
 }

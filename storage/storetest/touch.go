@@ -11,23 +11,11 @@ import (
 	"github.com/ckptio/ckptio/storage"
 )
 
-// tick separates two moments the suite compares touch times against, so
-// that a coarse clock cannot make them equal.
-const tick = 2 * time.Millisecond
-
-// moment returns a time strictly after everything the store did before the
-// call and strictly before everything it does after the call returns.
-func moment() time.Time {
-	time.Sleep(tick)
-	m := time.Now()
-	time.Sleep(tick)
-	return m
-}
-
 // runTouch checks the touch semantics of Has and Put against Delete's
-// notSince.
-func runTouch(t *testing.T, open func(*testing.T, int64) storage.BlockStore) {
+// notSince, with moments taken from the store's clock.
+func runTouch(t *testing.T, open func(*testing.T, int64) storage.BlockStore, clk clock) {
 	ctx := context.Background()
+	moment := clk.moment
 
 	t.Run("HasTouches", func(t *testing.T) {
 		s := open(t, 0)
@@ -107,7 +95,7 @@ func runTouch(t *testing.T, open func(*testing.T, int64) storage.BlockStore) {
 		s := open(t, 0)
 		a, ha := Block(26, 100)
 		put(t, s, ha, a)
-		if freed, err := s.Delete(ctx, []storage.Hash{ha}, time.Now().Add(-time.Hour)); err != nil || freed != 0 {
+		if freed, err := s.Delete(ctx, []storage.Hash{ha}, clk.now().Add(-time.Hour)); err != nil || freed != 0 {
 			t.Fatalf("delete not since an hour ago: freed=%d err=%v, want 0", freed, err)
 		}
 		// The zero time deletes whatever the touch.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,12 +167,30 @@ func TestHandshakeSilentPeer(t *testing.T) {
 		t.Fatalf("handshake took %v", time.Since(start))
 	}
 
+	// Cancelled while it waits for the server's hello, which never comes.
 	cs2, cc2 := net.Pipe()
 	defer cs2.Close()
 	defer cc2.Close()
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { time.Sleep(20 * time.Millisecond); cancel2() }()
-	if err := ClientHandshake(ctx2, cc2, []byte("tok")); !errors.Is(err, context.Canceled) {
+	defer cancel2()
+	rc := &readingConn{Conn: cc2, reading: make(chan struct{})}
+	go func() {
+		<-rc.reading
+		cancel2()
+	}()
+	if err := ClientHandshake(ctx2, rc, []byte("tok")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled handshake: %v", err)
 	}
+}
+
+// readingConn closes reading when Read is first called.
+type readingConn struct {
+	net.Conn
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *readingConn) Read(b []byte) (int, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.Conn.Read(b)
 }
