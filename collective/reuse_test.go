@@ -2,7 +2,6 @@ package collective_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -69,6 +68,6 @@ func TestReuseWritesMissingCopies(t *testing.T) {
 		}
 	}
 	if v2.SentBytes == 0 {
-		t.Fatal(fmt.Sprint("the second checkpoint sent nothing: the missing copies were not written"))
+		t.Fatal("the second checkpoint sent nothing: the missing copies were not written")
 	}
 }
