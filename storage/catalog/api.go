@@ -1,6 +1,9 @@
 package catalog
 
 import (
+	"errors"
+	"net/http"
+
 	"github.com/ckptio/ckptio/storage"
 )
 
@@ -34,18 +37,48 @@ const (
 	CodeInternal       = "internal"
 )
 
-// codes maps error codes to sentinels for the client.
-var codes = map[string]error{
-	CodeInvalid:        ErrInvalid,
-	CodeUnauthorized:   storage.ErrUnauthorized,
-	CodeClockSkew:      ErrClockSkew,
-	CodeUnknownJob:     ErrUnknownJob,
-	CodeUnknownVersion: ErrUnknownVersion,
-	CodeNoVersions:     ErrNoVersions,
-	CodeUnknownTxn:     ErrUnknownTxn,
-	CodeConflict:       ErrConflict,
-	CodeTooLarge:       ErrTooLarge,
-	CodePinned:         ErrPinned,
-	CodeGCRunning:      ErrGCRunning,
-	CodeClosed:         storage.ErrClosed,
+// apiErrors pairs each sentinel with its code and HTTP status, in the
+// order Classify tries them: the server answers with it, the client maps
+// codes back to the sentinels with it. A refused token (AuthError,
+// CodeUnauthorized) is handled apart: the client names the token.
+var apiErrors = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{ErrClockSkew, CodeClockSkew, http.StatusUnauthorized},
+	{ErrInvalid, CodeInvalid, http.StatusBadRequest},
+	{ErrUnknownJob, CodeUnknownJob, http.StatusNotFound},
+	{ErrUnknownVersion, CodeUnknownVersion, http.StatusNotFound},
+	{ErrNoVersions, CodeNoVersions, http.StatusNotFound},
+	{ErrUnknownTxn, CodeUnknownTxn, http.StatusNotFound},
+	{ErrConflict, CodeConflict, http.StatusConflict},
+	{ErrPinned, CodePinned, http.StatusConflict},
+	{ErrGCRunning, CodeGCRunning, http.StatusConflict},
+	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{storage.ErrClosed, CodeClosed, http.StatusServiceUnavailable},
+}
+
+// Classify returns the HTTP status and code the API answers err with:
+// the first sentinel err wraps, 401 for an AuthError, else 500 internal.
+func Classify(err error) (status int, code string) {
+	if errors.As(err, new(*AuthError)) && !errors.Is(err, ErrClockSkew) {
+		return http.StatusUnauthorized, CodeUnauthorized
+	}
+	for _, e := range apiErrors {
+		if errors.Is(err, e.err) {
+			return e.status, e.code
+		}
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// sentinelOf returns the sentinel of an error code, nil if none.
+func sentinelOf(code string) error {
+	for _, e := range apiErrors {
+		if e.code == code {
+			return e.err
+		}
+	}
+	return nil
 }

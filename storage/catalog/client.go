@@ -196,7 +196,7 @@ func (c *Client) remoteErr(resp *http.Response) error {
 			errs: []error{ErrClockSkew, storage.ErrUnauthorized},
 		}
 	}
-	if s, ok := codes[eb.Code]; ok {
+	if s := sentinelOf(eb.Code); s != nil {
 		return &remoteError{msg: eb.Error, errs: []error{s}}
 	}
 	if resp.StatusCode == http.StatusUnauthorized {

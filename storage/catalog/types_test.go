@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,5 +38,22 @@ func TestJSONShapes(t *testing.T) {
 	var hb Heartbeat
 	if err := json.Unmarshal([]byte(`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4}`), &hb); err != nil || hb.Usage != u {
 		t.Fatalf("decoding a heartbeat: %+v, %v", hb, err)
+	}
+}
+
+// TestErrorCodesRoundTrip: every sentinel the API carries classifies to a
+// code that maps back to it, so errors.Is works across the wire.
+func TestErrorCodesRoundTrip(t *testing.T) {
+	for _, e := range apiErrors {
+		status, code := Classify(fmt.Errorf("wrapped: %w", e.err))
+		if status != e.status || code != e.code || sentinelOf(code) != e.err {
+			t.Errorf("%v: status %d code %q maps back to %v", e.err, status, code, sentinelOf(code))
+		}
+	}
+	if s, c := Classify(&AuthError{"wrong cluster token"}); s != 401 || c != CodeUnauthorized {
+		t.Errorf("AuthError: %d %q", s, c)
+	}
+	if s, c := Classify(errors.New("disk on fire")); s != 500 || c != CodeInternal || sentinelOf(c) != nil {
+		t.Errorf("other error: %d %q", s, c)
 	}
 }

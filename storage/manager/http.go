@@ -19,34 +19,13 @@ import (
 	"github.com/ckptio/ckptio/storage/catalog"
 )
 
+// classify is catalog.Classify, with the catalog file closed under a
+// request counted as the manager closing.
 func classify(err error) (int, string) {
-	switch {
-	case errors.Is(err, catalog.ErrClockSkew):
-		return http.StatusUnauthorized, catalog.CodeClockSkew
-	case errors.As(err, new(*catalog.AuthError)):
-		return http.StatusUnauthorized, catalog.CodeUnauthorized
-	case errors.Is(err, catalog.ErrInvalid):
-		return http.StatusBadRequest, catalog.CodeInvalid
-	case errors.Is(err, catalog.ErrUnknownJob):
-		return http.StatusNotFound, catalog.CodeUnknownJob
-	case errors.Is(err, catalog.ErrUnknownVersion):
-		return http.StatusNotFound, catalog.CodeUnknownVersion
-	case errors.Is(err, catalog.ErrNoVersions):
-		return http.StatusNotFound, catalog.CodeNoVersions
-	case errors.Is(err, catalog.ErrUnknownTxn):
-		return http.StatusNotFound, catalog.CodeUnknownTxn
-	case errors.Is(err, catalog.ErrConflict):
-		return http.StatusConflict, catalog.CodeConflict
-	case errors.Is(err, catalog.ErrPinned):
-		return http.StatusConflict, catalog.CodePinned
-	case errors.Is(err, catalog.ErrGCRunning):
-		return http.StatusConflict, catalog.CodeGCRunning
-	case errors.Is(err, catalog.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, catalog.CodeTooLarge
-	case errors.Is(err, storage.ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return http.StatusServiceUnavailable, catalog.CodeClosed
 	}
-	return http.StatusInternalServerError, catalog.CodeInternal
+	return catalog.Classify(err)
 }
 
 // Handler returns the HTTP API (see the package documentation). Every
