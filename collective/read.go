@@ -226,7 +226,7 @@ func m0Version(s *Session, snap *version.Snapshot) (int64, error) {
 // send at the members' displacements.
 func (s *Session) fetchRound(ctx context.Context, reader *version.Reader, snap *version.Snapshot, plans [][][]version.Extent, r int, send []byte, displs []int) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(fetchParallel)
+	g.SetLimit(version.ReadParallel)
 	for i, p := range plans {
 		if r >= len(p) {
 			continue
@@ -245,10 +245,6 @@ func (s *Session) fetchRound(ctx context.Context, reader *version.Reader, snap *
 	}
 	return g.Wait()
 }
-
-// fetchParallel is how many blocks a leader reads at once during a
-// restore.
-const fetchParallel = 16
 
 // planRestore matches each member's regions with the version and splits
 // the blocks to send into rounds of at most c bytes per member.

@@ -128,11 +128,11 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 		segs := 0
 		for i, raw := range metas {
 			m, err := decodeMeta(raw)
-			if err != nil && local == nil {
-				local = fmt.Errorf("leader: group member %d: %w", i, err)
-			}
 			if err != nil {
 				m = regionMeta{} // nothing is asked of it
+				if local == nil {
+					local = fmt.Errorf("leader: group member %d: %w", i, err)
+				}
 			}
 			members = append(members, m)
 			segs += len(m.segs)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,18 +56,6 @@ func field(r, s int) []float64 {
 	return f
 }
 
-func equal(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // TestAsyncCheckpointKeepsTheStateOfItsCall: an asynchronous Checkpoint
 // returns before the version is written and the program overwrites its
 // state at once; the version holds the state as of the call, Wait returns
@@ -94,7 +83,7 @@ func TestAsyncCheckpointKeepsTheStateOfItsCall(t *testing.T) {
 		if err := cp.Restore(ctx, 1); err != nil {
 			return err
 		}
-		if !equal(f, field(r, 1)) {
+		if !slices.Equal(f, field(r, 1)) {
 			return fmt.Errorf("rank %d restored another state than the one checkpointed", r)
 		}
 		if res := cp.LastResult(); res.Version != 1 || res.LogicalBytes == 0 {
@@ -197,7 +186,7 @@ func TestResumeAndRestartVersion(t *testing.T) {
 			}
 		}
 		copy(f, field(c.Rank(), 9))
-		if v, restored, err := cp.Resume(ctx); err != nil || !restored || v != 3 || !equal(f, field(c.Rank(), 3)) {
+		if v, restored, err := cp.Resume(ctx); err != nil || !restored || v != 3 || !slices.Equal(f, field(c.Rank(), 3)) {
 			return fmt.Errorf("resume: version %d, %v, %v", v, restored, err)
 		}
 		return nil
@@ -206,7 +195,7 @@ func TestResumeAndRestartVersion(t *testing.T) {
 	run(t, cl, 2, mpiio.Config{Job: "resume", Sync: true}, func(cp *mpiio.Checkpointer, c collective.Comm) error {
 		f := make([]float64, len(field(c.Rank(), 0)))
 		cp.Protect("f", f)
-		if v, restored, err := cp.Resume(context.Background()); err != nil || !restored || v != 2 || !equal(f, field(c.Rank(), 2)) {
+		if v, restored, err := cp.Resume(context.Background()); err != nil || !restored || v != 2 || !slices.Equal(f, field(c.Rank(), 2)) {
 			return fmt.Errorf("resume with CKPT_RESTART_VERSION=2: version %d, %v, %v", v, restored, err)
 		}
 		return nil

@@ -158,7 +158,7 @@ func putOnce(ctx context.Context, mc *catalog.Client, tok []byte, stores, window
 		return remote.Dial(ctx, addr, tok, remote.Options{Window: window, NoVerify: true})
 	}, nil)
 	defer p.Close()
-	targets, err := p.Targets(ctx)
+	targets, _, err := p.Targets(ctx)
 	if err != nil {
 		return PutRun{}, err
 	}

@@ -197,7 +197,7 @@ func putRate(dir string, size int64, bs, stores, window, replicas int, pool []by
 	}, nil)
 	defer p.Close()
 	// Warm the connections so dialing is not timed.
-	if _, err := p.Targets(ctx); err != nil {
+	if _, _, err := p.Targets(ctx); err != nil {
 		return 0, err
 	}
 	if profDir != "" {

@@ -80,26 +80,12 @@ func (p *Pool) conn(ctx context.Context, addr string) (storage.BlockStore, error
 	return c, nil
 }
 
-// Targets returns the stores a Writer can place blocks on: alive, with free
-// space, and answering. Stores that cannot be dialed are skipped with a
-// warning. It fails when none is left.
-func (p *Pool) Targets(ctx context.Context) ([]Target, error) {
-	targets, full, err := p.Live(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(targets) == 0 {
-		return nil, fmt.Errorf("client: the manager knows %d alive stores but none has free space (see 'ckpt stores')", len(full))
-	}
-	return targets, nil
-}
-
-// Live returns the stores alive and answering, split into those with free
-// space (targets, as Targets returns them) and those without (full): a
-// writer places no block on a full store but may confirm the copies it
-// holds. Stores that cannot be dialed are skipped with a warning. It fails
-// when the manager cannot be asked or no alive store answers.
-func (p *Pool) Live(ctx context.Context) (targets, full []Target, err error) {
+// Targets returns the stores a Writer can place blocks on (alive,
+// answering, with free space) and, in full, those alive and answering
+// without room: a writer places no block there but may confirm the copies
+// they hold. Stores that cannot be dialed are skipped with a warning. It
+// fails when the manager cannot be asked or no alive store has room.
+func (p *Pool) Targets(ctx context.Context) (targets, full []Target, err error) {
 	list, err := p.refresh(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -122,13 +108,15 @@ func (p *Pool) Live(ctx context.Context) (targets, full []Target, err error) {
 			full = append(full, t)
 		}
 	}
-	if len(targets) == 0 && len(full) == 0 {
-		if len(skipped) > 0 {
-			return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
-		}
-		return nil, nil, fmt.Errorf("client: the manager knows %d stores but none is alive with free space (see 'ckpt stores')", len(list))
+	switch {
+	case len(targets) > 0:
+		return targets, full, nil
+	case len(full) > 0:
+		return nil, nil, fmt.Errorf("client: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses)", len(full))
+	case len(skipped) > 0:
+		return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
 	}
-	return targets, full, nil
+	return nil, nil, fmt.Errorf("client: the manager knows %d stores but none is alive (see 'ckpt stores')", len(list))
 }
 
 // Resolve is a StoreFunc: it returns the connection to the store with the

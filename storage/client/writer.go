@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -115,12 +114,9 @@ type Writer struct {
 	sems    []chan struct{}
 	budget  chan struct{} // one token per block buffered
 	place   *placement.Placer
-	// out marks the stores dropped after a failure (copy on write:
-	// readers load it without a lock).
-	out  atomic.Pointer[[]bool]
-	log  *zap.Logger
-	bufs sync.Pool
-	wg   sync.WaitGroup
+	log     *zap.Logger
+	bufs    sync.Pool
+	wg      sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
@@ -220,8 +216,6 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 		w.sems = append(w.sems, make(chan struct{}, opts.Window))
 	}
 	w.place = placement.New(stores)
-	out := make([]bool, len(targets))
-	w.out.Store(&out)
 	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
 	w.mu.seen = map[storage.Hash]*slot{}
 	w.mu.blocks = make([]manifest.Block, 0, max(0, opts.ExpectBlocks))
@@ -234,10 +228,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 
 // Copies is how many copies of a block are durable before the block is
 // done: Replicas, or 1 for optimistic writes.
-func (w *Writer) Copies() int { return w.copies() }
-
-// copies is how many copies store() writes before a block is done.
-func (w *Writer) copies() int {
+func (w *Writer) Copies() int {
 	if w.opts.Optimistic {
 		return 1
 	}
@@ -453,7 +444,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	// Copies already held of these very bytes count.
 	tried := map[int]bool{}
 	var holders []string
-	need := w.copies()
+	need := w.Copies()
 	if heldKey == ref.Key && !heldKey.IsZero() {
 		for _, id := range held {
 			if i, ok := w.byID[id]; ok {
@@ -465,11 +456,11 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	}
 	created := false
 	for need > 0 {
-		out := *w.out.Load()
-		pick := w.place.Pick(ref.Key, need, func(i int) bool { return out[i] || tried[i] })
+		dropped := w.dropped()
+		pick := w.place.Pick(ref.Key, need, func(i int) bool { return dropped[i] != "" || tried[i] })
 		if len(pick) == 0 {
 			w.fail(fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
-				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.copies(), w.exclusions()))
+				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.Copies(), w.exclusions()))
 			return 0, false
 		}
 		type outcome struct {
@@ -580,9 +571,17 @@ func (w *Writer) exclude(i int, why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mu.excluded[i] = why
-	out := slices.Clone(*w.out.Load())
-	out[i] = true
-	w.out.Store(&out)
+}
+
+// dropped returns the stores excluded so far, with why, for use without
+// the lock: nil when none was (the common case costs nothing), else a copy.
+func (w *Writer) dropped() map[int]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.mu.excluded) == 0 {
+		return nil
+	}
+	return maps.Clone(w.mu.excluded)
 }
 
 // exclusions says why each dropped store was dropped.

@@ -137,6 +137,10 @@ func (s *Snapshot) CheckMPI(ranks int) error {
 // Regions is the version's list of region names, as recorded ("" if none).
 func (s *Snapshot) Regions() string { return s.m.Meta[catalog.MetaRegions] }
 
+// ReadParallel is how many blocks a restore reads at once, as a Reader
+// does by default.
+const ReadParallel = client.DefaultParallel
+
 // Reader reads the blocks of snapshots from the job's stores, verifying
 // every one. Safe for concurrent use.
 type Reader struct {

@@ -125,7 +125,6 @@ type Committed struct {
 	NewBytes     int64 // stored bytes no store held before, counted once
 	SentBytes    int64 // stored bytes sent to stores, every copy
 	Replicas     int   // the replication target recorded
-	Blocks       int   // rows of the manifest
 	// Stores counts the distinct stores the blocks of the parts written in
 	// this process are on; 0 when every part came from elsewhere.
 	Stores int
@@ -154,7 +153,6 @@ func (t *Txn) Commit(ctx context.Context, meta map[string]string, parts ...*Part
 		hdr.NewBytes += p.hdr.NewBytes
 		hdr.SentBytes += p.hdr.SentBytes
 		c.Replicas = max(c.Replicas, p.replicas)
-		c.Blocks += p.blocks
 		for _, id := range p.stores {
 			stores[id] = true
 		}
@@ -250,7 +248,6 @@ type Part struct {
 	data     []byte
 	hdr      *manifest.Manifest // the part's figures; no blocks
 	replicas int
-	blocks   int
 	stores   []string // known only where the part was written
 }
 
@@ -268,21 +265,13 @@ func ParsePart(data []byte) (*Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("version: a writer's blocks: %w", err)
 	}
-	n, err := strconv.Atoi(hdr.Meta[metaPartBlocks])
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("version: a writer's blocks: no block count (%q)", hdr.Meta[metaPartBlocks])
-	}
-	return &Part{data: data, hdr: hdr, replicas: r, blocks: n}, nil
+	return &Part{data: data, hdr: hdr, replicas: r}, nil
 }
-
-// metaPartBlocks is the meta key of a part's block count. It lives only in
-// parts: Commit writes the version's own meta.
-const metaPartBlocks = "part_blocks"
 
 // newPart encodes a writer's blocks as a part.
 func newPart(job string, blocks []manifest.Block, logical, newBytes, sent int64, replicas int) (*Part, error) {
 	m := &manifest.Manifest{Job: job, LogicalBytes: logical, NewBytes: newBytes, SentBytes: sent, Blocks: blocks,
-		Meta: map[string]string{catalog.MetaReplicas: strconv.Itoa(max(1, replicas)), metaPartBlocks: strconv.Itoa(len(blocks))}}
+		Meta: map[string]string{catalog.MetaReplicas: strconv.Itoa(max(1, replicas))}}
 	data, err := manifest.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("version: encoding a writer's blocks: %w", err)
@@ -299,7 +288,7 @@ func newPart(job string, blocks []manifest.Block, logical, newBytes, sent int64,
 	}
 	slices.Sort(stores)
 	m.Blocks = nil
-	return &Part{data: data, hdr: m, replicas: max(1, replicas), blocks: len(blocks), stores: stores}, nil
+	return &Part{data: data, hdr: m, replicas: max(1, replicas), stores: stores}, nil
 }
 
 // Write writes a whole version in this process: Begin, one Writer over

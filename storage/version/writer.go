@@ -62,12 +62,9 @@ type held struct {
 // NewWriter opens a writer over the live stores that reuses blocks of prev
 // (nil: none).
 func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, error) {
-	targets, full, err := j.Pool.Live(ctx)
+	targets, full, err := j.Pool.Targets(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if len(targets) == 0 {
-		return nil, fmt.Errorf("version: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses)", len(full))
 	}
 	opts := j.Writer
 	if h.BlockSize > 0 {
@@ -122,14 +119,12 @@ func (w *Writer) Plan(ctx context.Context, refs []Ref) ([]bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for k, i := range where {
-		b := w.prev.m.Blocks[rows[k]]
-		if len(confirmed[k]) >= w.copies {
-			b.Stores = confirmed[k]
-			w.w.Reference(b, refs[i].Object, refs[i].Rank, refs[i].Offset)
+		r := refs[i]
+		if h, reused := w.reuse(rows[k], confirmed[k], r.Object, r.Rank, r.Offset); reused {
 			need[i] = false
-			continue
+		} else {
+			w.mu.planned[r.Hash] = h
 		}
-		w.mu.planned[refs[i].Hash] = held{key: b.Key, stores: confirmed[k]}
 	}
 	return need, nil
 }
@@ -149,9 +144,6 @@ func (w *Writer) Put(ctx context.Context, ref Ref, data []byte, release func()) 
 func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.Reader) (int64, error) {
 	return w.w.WriteObject(ctx, name, rank, r)
 }
-
-// Err returns the writer's sticky error, if any.
-func (w *Writer) Err() error { return w.w.Err() }
 
 // Close waits for every block and returns the writer's blocks as a Part.
 func (w *Writer) Close(ctx context.Context) (*Part, error) {
@@ -177,22 +169,33 @@ func (w *Writer) decide(ctx context.Context, b *manifest.Block) bool {
 		if err != nil {
 			return false
 		}
-		prev := w.prev.m.Blocks[row]
-		if len(confirmed[0]) >= w.copies {
-			prev.Stores = confirmed[0]
-			w.w.Reference(prev, b.Object, b.Rank, b.Offset)
+		var reused bool
+		if h, reused = w.reuse(row, confirmed[0], b.Object, b.Rank, b.Offset); reused {
 			return true
 		}
-		h = held{key: prev.Key, stores: confirmed[0]}
 	}
 	b.Key, b.Stores = h.key, h.stores
 	return false
 }
 
+// reuse is the reuse rule (doc.go) for the previous version's block at
+// row, confirmed on the stores in confirmed: with enough copies it is
+// referenced as the block at offset of object (rank) and reuse reports
+// true; otherwise it returns the copies a write of the block counts.
+func (w *Writer) reuse(row int32, confirmed []string, object string, rank int32, offset int64) (held, bool) {
+	b := w.prev.m.Blocks[row]
+	if len(confirmed) < w.copies {
+		return held{key: b.Key, stores: confirmed}, false
+	}
+	b.Stores = confirmed
+	w.w.Reference(b, object, rank, offset)
+	return held{}, true
+}
+
 // confirm asks the stores listed for each block (rows of the previous
-// manifest) whether they hold it
-// (which also touches it, protecting it from garbage collection while this
-// version is written) and returns, per block, the stores that do. A block
+// manifest) whether they hold it, which also touches it, protecting it
+// from garbage collection while this version is written, and returns, per
+// block, the stores that do. A block
 // that every listed store confirmed keeps its Stores slice, so nothing is
 // allocated per block in the common case. A store that does not answer
 // confirms nothing (its blocks are sent again); only ctx ending is an
