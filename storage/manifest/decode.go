@@ -75,11 +75,11 @@ func decode(r io.Reader) (m *Manifest, n int64, err error) {
 		return nil, mr.n, readError(alloc, mr, err)
 	}
 	defer rd.Release()
-	m, err = fromSchema(rd.Schema())
+	m, _, err = fromSchema(rd.Schema())
 	if err != nil {
 		return nil, mr.n, err
 	}
-	d := decoder{m: m, intern: make(map[string]string)}
+	d := decoder{m: m, intern: make(map[string]string), entries: len(rd.Schema().Fields()) == numCols}
 	for rd.Next() {
 		if err := d.record(rd.Record()); err != nil {
 			return nil, mr.n, err
@@ -130,12 +130,9 @@ func tooLarge(alloc *budgetAllocator, mr *messageReader) error {
 
 // fromSchema checks the schema and reads the version-level fields from its
 // metadata.
-func fromSchema(s *arrow.Schema) (*Manifest, error) {
+func fromSchema(s *arrow.Schema) (*Manifest, string, error) {
 	if s == nil {
-		return nil, corruptf("no schema")
-	}
-	if err := checkSchema(s); err != nil {
-		return nil, err
+		return nil, "", corruptf("no schema")
 	}
 	md := s.Metadata()
 	get := func(k string) (string, bool) {
@@ -147,10 +144,13 @@ func fromSchema(s *arrow.Schema) (*Manifest, error) {
 	}
 	f, ok := get(MetaFormat)
 	if !ok {
-		return nil, corruptf("schema metadata lacks %s (not a ckptio manifest?)", MetaFormat)
+		return nil, "", corruptf("schema metadata lacks %s (not a ckptio manifest?)", MetaFormat)
 	}
-	if f != FormatVersion {
-		return nil, corruptf("format version %q, this build reads %q", f, FormatVersion)
+	if f != FormatVersion && f != formatV1 {
+		return nil, "", corruptf("format version %q, this build reads %q and %q (written by a newer ckptio?)", f, formatV1, FormatVersion)
+	}
+	if err := checkSchema(s, f); err != nil {
+		return nil, "", err
 	}
 	m := &Manifest{}
 	m.Job, _ = get(MetaJob)
@@ -166,31 +166,32 @@ func fromSchema(s *arrow.Schema) (*Manifest, error) {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return nil, corruptf("%s %q: not an integer", x.key, v)
+			return nil, "", corruptf("%s %q: not an integer", x.key, v)
 		}
 		*x.dst = n
 	}
 	if v, ok := get(MetaCreated); ok && v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return nil, corruptf("%s %q: not an RFC 3339 time", MetaCreated, v)
+			return nil, "", corruptf("%s %q: not an RFC 3339 time", MetaCreated, v)
 		}
 		m.Created = t
 	}
 	if v, ok := get(MetaMeta); ok && v != "" {
 		if err := json.Unmarshal([]byte(v), &m.Meta); err != nil {
-			return nil, corruptf("%s: not a JSON object of strings: %v", MetaMeta, err)
+			return nil, "", corruptf("%s: not a JSON object of strings: %v", MetaMeta, err)
 		}
 	}
-	return m, nil
+	return m, f, nil
 }
 
 // decoder turns record batches into Blocks, interning the strings so a name
 // repeated on every block of an object is held once.
 type decoder struct {
-	m      *Manifest
-	intern map[string]string
-	row    int64 // rows decoded so far, for messages
+	m       *Manifest
+	intern  map[string]string
+	row     int64 // rows decoded so far, for messages
+	entries bool  // the stream has the entry columns (format 2)
 }
 
 func (d *decoder) str(s string) string {
@@ -215,7 +216,7 @@ func (d *decoder) record(rec arrow.Record) error {
 			return corruptf("column %q has %d nulls", rec.ColumnName(i), c.NullN())
 		}
 	}
-	objects, err := d.objectNames(rec.Column(colObject))
+	objects, err := d.strings(ColObject, rec.Column(colObject))
 	if err != nil {
 		return err
 	}
@@ -239,6 +240,12 @@ func (d *decoder) record(rec arrow.Record) error {
 	}
 	if storeVals.NullN() != 0 {
 		return corruptf("column %q has null store IDs", ColStores)
+	}
+	var ents *entryCols
+	if d.entries {
+		if ents, err = d.entryColumns(rec); err != nil {
+			return err
+		}
 	}
 	prevEnd := int64(-1)
 	d.m.Blocks = slices.Grow(d.m.Blocks, rows)
@@ -276,55 +283,114 @@ func (d *decoder) record(rec arrow.Record) error {
 				b.Stores = append(b.Stores, d.str(s))
 			}
 		}
+		if ents != nil {
+			if err := ents.row(d, i, &b); err != nil {
+				return err
+			}
+		}
 		d.m.Blocks = append(d.m.Blocks, b)
 		d.row++
 	}
 	return nil
 }
 
-// objectNames returns a function giving the object name of row i, for a
-// plain utf8 column or a dictionary of utf8.
-func (d *decoder) objectNames(col arrow.Array) (func(int) string, error) {
+// entryCols are the entry columns of one record batch.
+type entryCols struct {
+	typ          func(int) string
+	mode         *array.Uint32
+	mtime, ctime *array.Int64
+	inode        *array.Uint64
+	target       *array.String
+}
+
+func (d *decoder) entryColumns(rec arrow.Record) (*entryCols, error) {
+	typ, err := d.strings(ColType, rec.Column(colType))
+	if err != nil {
+		return nil, err
+	}
+	target := rec.Column(colTarget).(*array.String)
+	if err := checkOffsets(ColTarget, target); err != nil {
+		return nil, err
+	}
+	return &entryCols{
+		typ:    typ,
+		mode:   rec.Column(colMode).(*array.Uint32),
+		mtime:  rec.Column(colMTime).(*array.Int64),
+		ctime:  rec.Column(colCTime).(*array.Int64),
+		inode:  rec.Column(colInode).(*array.Uint64),
+		target: target,
+	}, nil
+}
+
+// row adds the entry of row i, whose block is b, if it has one.
+func (c *entryCols) row(d *decoder, i int, b *Block) error {
+	t := c.typ(i)
+	if t == "" {
+		if c.mode.Value(i) != 0 || c.mtime.Value(i) != 0 || c.ctime.Value(i) != 0 || c.inode.Value(i) != 0 || c.target.Value(i) != "" {
+			return corruptf("row %d: entry fields without a type", d.row)
+		}
+		return nil
+	}
+	if b.Offset != 0 {
+		return corruptf("row %d: entry of %q on the block at offset %d, not 0", d.row, b.Object, b.Offset)
+	}
+	target := c.target.Value(i)
+	if len(target) > maxStringLen {
+		return corruptf("row %d: symlink target of %d bytes", d.row, len(target))
+	}
+	d.m.Entries = append(d.m.Entries, Entry{
+		Object: b.Object, Rank: b.Rank, Type: EntryType(t),
+		Mode: c.mode.Value(i), MTime: c.mtime.Value(i), CTime: c.ctime.Value(i), Inode: c.inode.Value(i),
+		Target: strings.Clone(target),
+	})
+	return nil
+}
+
+// strings returns a function giving the string of row i of the column
+// name, for a plain utf8 column or a dictionary of utf8; it panics (which
+// decode recovers as ErrCorrupt) on a value the format refuses.
+func (d *decoder) strings(name string, col arrow.Array) (func(int) string, error) {
 	switch a := col.(type) {
 	case *array.String:
-		if err := checkOffsets(ColObject, a); err != nil {
+		if err := checkOffsets(name, a); err != nil {
 			return nil, err
 		}
 		return func(i int) string {
 			s := a.Value(i)
 			if len(s) > maxStringLen {
-				panic(fmt.Sprintf("row %d: object name of %d bytes", d.row, len(s)))
+				panic(fmt.Sprintf("row %d: %s of %d bytes", d.row, name, len(s)))
 			}
 			return d.str(s)
 		}, nil
 	case *array.Dictionary:
 		dict, ok := a.Dictionary().(*array.String)
 		if !ok {
-			return nil, corruptf("column %q: dictionary of %s, want utf8", ColObject, a.Dictionary().DataType())
+			return nil, corruptf("column %q: dictionary of %s, want utf8", name, a.Dictionary().DataType())
 		}
-		if err := checkOffsets(ColObject, dict); err != nil {
+		if err := checkOffsets(name, dict); err != nil {
 			return nil, err
 		}
 		names := make([]string, dict.Len())
+		done := make([]bool, dict.Len())
 		return func(i int) string {
 			idx := a.GetValueIndex(i)
 			if idx < 0 || idx >= dict.Len() {
-				panic(fmt.Sprintf("row %d: object dictionary index %d out of range [0, %d)", d.row, idx, dict.Len()))
+				panic(fmt.Sprintf("row %d: %s dictionary index %d out of range [0, %d)", d.row, name, idx, dict.Len()))
 			}
-			if names[idx] == "" {
+			if !done[idx] {
 				if dict.IsNull(idx) {
-					panic(fmt.Sprintf("row %d: null object name", d.row))
+					panic(fmt.Sprintf("row %d: null %s", d.row, name))
 				}
 				s := dict.Value(idx)
 				if len(s) > maxStringLen {
-					panic(fmt.Sprintf("row %d: object name of %d bytes", d.row, len(s)))
+					panic(fmt.Sprintf("row %d: %s of %d bytes", d.row, name, len(s)))
 				}
-				names[idx] = d.str(s)
+				names[idx], done[idx] = d.str(s), true
 			}
 			return names[idx]
 		}, nil
 	}
-	return nil, corruptf("column %q has type %s", ColObject, col.DataType())
+	return nil, corruptf("column %q has type %s", name, col.DataType())
 }
 
 // checkOffsets refuses a string array whose offsets go backwards or past

@@ -21,13 +21,46 @@
 //	| stored_length | int64                              | bytes held on each store                          |
 //	| codec         | utf8                               | "raw", "lz4", "aesgcm" or "lz4+aesgcm" (below)    |
 //	| stores        | list<utf8>                         | IDs of the stores holding a copy                  |
+//	| type          | dictionary<int8, utf8> (or utf8)   | entry: "file", "dir", "symlink"; "" (see below)   |
+//	| mode          | uint32                             | entry: permission bits, setuid/setgid/sticky      |
+//	| mtime_ns      | int64                              | entry: modification time, ns since the epoch      |
+//	| ctime_ns      | int64                              | entry: status change time when read; 0 unknown    |
+//	| inode         | uint64                             | entry: inode number when read; 0 unknown          |
+//	| target        | utf8                               | entry: a symlink's target, never followed         |
 //
-// The encoder writes every column non-nullable and the object column as a
-// dictionary with int32 indices, one dictionary per record batch (emitted as
-// a replacement dictionary ahead of each batch). The decoder also accepts a
-// plain utf8 object column, any signed integer dictionary index, and
-// nullable fields as long as no value is null, so a manifest rewritten by
-// pyarrow still reads.
+// The encoder writes every column non-nullable and the object and type
+// columns as dictionaries (int32 and int8 indices), one dictionary per
+// record batch (emitted as a replacement dictionary ahead of each batch).
+// The decoder also accepts plain utf8 for either, any signed integer
+// dictionary index, and nullable fields as long as no value is null, so a
+// manifest rewritten by pyarrow still reads.
+//
+// # Entries: files, directories and symlinks
+//
+// The last six columns (format 2) make a version a file tree. An object
+// that is a file, a directory or a symlink has an entry: its type and
+// metadata, set on the object's row at offset 0; every other row (the
+// rest of a file's blocks, and all the rows of an MPI region) has "" and
+// zeros there. A directory and a symlink are one empty row (length 0,
+// zero key, no stores), like an empty file; their sizes are 0. A file's
+// size is the sum of its block lengths. Entry paths are relative,
+// slash-separated and clean: no "", ".", ".." element, no leading slash,
+// backslash or NUL (CheckPath), and nothing lies inside an entry that is
+// not a directory. Directories are listed even when empty; a parent
+// without an entry is made with mode 0755 on extraction. Owners are not
+// kept. ctime_ns and inode let the next capture of the same tree reference
+// a file whose size, mtime, ctime and inode are unchanged without reading
+// it (restic's parent-snapshot rule).
+//
+// In a files version ('ckpt put') entries have rank -1. In an MPI version
+// the files a rank protects (mpiio ProtectFiles) have that rank, beside
+// its regions, which have no entry.
+//
+// Format "1" has only the first nine columns and no entries; it still
+// reads: in a files version of format 1 every object is a regular file of
+// mode 0644 with an unknown mtime (Manifest.Tree). Splice keeps the
+// format of its parts, which must share it, so a manager of this build
+// stamps the version of an older writer in format 1.
 //
 // Codecs: "raw" stores the logical bytes, "lz4" one LZ4 block of them;
 // "aesgcm" and "lz4+aesgcm" are the same encrypted by the client
@@ -40,7 +73,7 @@
 //
 //	| key                  | value                                                  |
 //	|----------------------|--------------------------------------------------------|
-//	| ckptio.format        | format version, "1" (required)                         |
+//	| ckptio.format        | format version, "2" ("1" still reads) (required)       |
 //	| ckptio.job           | job name                                               |
 //	| ckptio.version       | version number, decimal; 0 until the manager commits   |
 //	| ckptio.created       | RFC 3339 time with nanoseconds, UTC; absent if unknown |
@@ -62,7 +95,7 @@
 // rank) tile it from offset 0 with no gap and no overlap; offsets, lengths
 // and byte counts are non-negative; a raw block stores exactly its length;
 // an empty object is a single row of length 0 (zero key, no stores);
-// logical_bytes is 0 or the sum of the lengths.
+// logical_bytes is 0 or the sum of the lengths; and the entry rules above.
 //
 // # Decoding untrusted bytes
 //

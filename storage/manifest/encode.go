@@ -34,16 +34,21 @@ func Encode(w io.Writer, m *Manifest) error {
 	if m == nil {
 		return fmt.Errorf("manifest: encode: nil manifest")
 	}
-	md, err := schemaMetadata(m)
+	md, err := schemaMetadata(m, FormatVersion)
 	if err != nil {
 		return err
 	}
 	schema := arrow.NewSchema(fields(), &md)
 	mem := memory.NewGoAllocator()
 	wr := ipc.NewWriter(w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	entries, err := entryIndex(m)
+	if err != nil {
+		wr.Close()
+		return err
+	}
 	for start := 0; start < len(m.Blocks); start += BatchRows {
 		end := min(start+BatchRows, len(m.Blocks))
-		rec, err := buildRecord(mem, schema, m.Blocks[start:end])
+		rec, err := buildRecord(mem, schema, m.Blocks[start:end], entries)
 		if err != nil {
 			wr.Close()
 			return err
@@ -61,10 +66,13 @@ func Encode(w io.Writer, m *Manifest) error {
 	return nil
 }
 
-func schemaMetadata(m *Manifest) (arrow.Metadata, error) {
+func schemaMetadata(m *Manifest, format string) (arrow.Metadata, error) {
+	if format == formatV1 && len(m.Entries) > 0 {
+		return arrow.Metadata{}, fmt.Errorf("manifest: encode: format %s cannot hold entries", formatV1)
+	}
 	keys := []string{MetaFormat, MetaJob, MetaVersion, MetaKind, MetaLogicalBytes, MetaNewBytes, MetaSentBytes}
 	vals := []string{
-		FormatVersion,
+		format,
 		m.Job,
 		strconv.FormatInt(m.Version, 10),
 		string(m.Kind),
@@ -90,7 +98,7 @@ func schemaMetadata(m *Manifest) (arrow.Metadata, error) {
 // buildRecord builds one record batch. A fresh builder per batch keeps each
 // batch's object dictionary to the names that batch uses; the IPC writer
 // emits it as a replacement dictionary ahead of the batch.
-func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block) (arrow.Record, error) {
+func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block, entries map[objectKey]*Entry) (arrow.Record, error) {
 	rb := array.NewRecordBuilder(mem, schema)
 	defer rb.Release()
 	rb.Reserve(len(blocks))
@@ -104,6 +112,13 @@ func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block) (ar
 	codec := rb.Field(colCodec).(*array.StringBuilder)
 	stores := rb.Field(colStores).(*array.ListBuilder)
 	storeVals := stores.ValueBuilder().(*array.StringBuilder)
+	typ := rb.Field(colType).(*array.BinaryDictionaryBuilder)
+	mode := rb.Field(colMode).(*array.Uint32Builder)
+	mtime := rb.Field(colMTime).(*array.Int64Builder)
+	ctime := rb.Field(colCTime).(*array.Int64Builder)
+	inode := rb.Field(colInode).(*array.Uint64Builder)
+	target := rb.Field(colTarget).(*array.StringBuilder)
+	none := &Entry{}
 	for i := range blocks {
 		b := &blocks[i]
 		if err := obj.AppendString(b.Object); err != nil {
@@ -120,6 +135,57 @@ func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block) (ar
 		for _, s := range b.Stores {
 			storeVals.Append(s)
 		}
+		e := none
+		if b.Offset == 0 && entries != nil {
+			if x := entries[objectKey{b.Object, b.Rank}]; x != nil {
+				e = x
+			}
+		}
+		if err := typ.AppendString(string(e.Type)); err != nil {
+			return nil, fmt.Errorf("manifest: encode type of %q: %w", b.Object, err)
+		}
+		mode.Append(e.Mode)
+		mtime.Append(e.MTime)
+		ctime.Append(e.CTime)
+		inode.Append(e.Inode)
+		target.Append(e.Target)
 	}
 	return rb.NewRecord(), nil
+}
+
+// objectKey names an object: its name and owning rank.
+type objectKey struct {
+	name string
+	rank int32
+}
+
+// entryIndex maps each entry's object to it, nil when there are none. An
+// entry whose object has no row, or two entries of one object, is an
+// error: the encoding could not say it.
+func entryIndex(m *Manifest) (map[objectKey]*Entry, error) {
+	if len(m.Entries) == 0 {
+		return nil, nil
+	}
+	idx := make(map[objectKey]*Entry, len(m.Entries))
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		k := objectKey{e.Object, e.Rank}
+		if idx[k] != nil {
+			return nil, fmt.Errorf("manifest: encode: two entries for %q rank %d", e.Object, e.Rank)
+		}
+		if e.Type == "" {
+			return nil, fmt.Errorf("manifest: encode: entry %q rank %d has no type", e.Object, e.Rank)
+		}
+		idx[k] = e
+	}
+	found := 0
+	for i := range m.Blocks {
+		if b := &m.Blocks[i]; b.Offset == 0 && idx[objectKey{b.Object, b.Rank}] != nil {
+			found++
+		}
+	}
+	if found != len(idx) {
+		return nil, fmt.Errorf("manifest: encode: %d of %d entries have no row at offset 0", len(idx)-found, len(idx))
+	}
+	return idx, nil
 }

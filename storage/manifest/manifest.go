@@ -55,4 +55,36 @@ type Manifest struct {
 	SentBytes    int64 // stored bytes sent to stores (>= NewBytes)
 
 	Blocks []Block
+	// Entries describe the objects that are files, directories and
+	// symlinks (a file tree), one per object, with their metadata; an
+	// object without an entry is an MPI region, or, in a files version
+	// written before format 2, a regular file (Tree).
+	Entries []Entry
+}
+
+// EntryType is what kind of file an entry is.
+type EntryType string
+
+// The types of entries.
+const (
+	TypeFile    EntryType = "file"
+	TypeDir     EntryType = "dir"
+	TypeSymlink EntryType = "symlink"
+)
+
+// Entry is the metadata of one file, directory or symlink of a version.
+// Its data are the blocks of the object of the same name and rank; a
+// directory or a symlink has a single empty row.
+type Entry struct {
+	Object string // slash-separated path, relative to the tree's root
+	Rank   int32  // -1 for 'ckpt put'; the owning rank for an MPI job's files
+	Type   EntryType
+	Mode   uint32 // permission bits with setuid, setgid and sticky (07777)
+	MTime  int64  // modification time, nanoseconds since the Unix epoch
+	// CTime and Inode are the file's status-change time and inode number
+	// when it was read: a later capture references a file whose size,
+	// mtime, ctime and inode still match without reading it. 0 = unknown.
+	CTime  int64
+	Inode  uint64
+	Target string // a symlink's target, as stored (never followed)
 }

@@ -192,13 +192,15 @@ func TestSchema(t *testing.T) {
 		"rank:int32", "offset:int64", "length:int64",
 		"hash:fixed_size_binary[32]", "key:fixed_size_binary[32]",
 		"stored_length:int64", "codec:utf8", "stores:list<item: utf8, nullable>",
+		"type:dictionary<values=utf8, indices=int8, ordered=false>",
+		"mode:uint32", "mtime_ns:int64", "ctime_ns:int64", "inode:uint64", "target:utf8",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("schema\n got %q\nwant %q", got, want)
 	}
 	md := rd.Schema().Metadata()
 	wantMD := map[string]string{
-		MetaFormat: "1", MetaJob: "heat", MetaVersion: "3", MetaKind: "mpi",
+		MetaFormat: FormatVersion, MetaJob: "heat", MetaVersion: "3", MetaKind: "mpi",
 		MetaCreated:      "2025-03-01T12:00:00.123456789Z",
 		MetaLogicalBytes: fmt.Sprint(sample().Size()), MetaNewBytes: "1000", MetaSentBytes: "2000",
 		MetaMeta: `{"ranks":"4","step":"400"}`,
@@ -231,10 +233,16 @@ func writeStream(t *testing.T, fs []arrow.Field, md map[string]string, fill func
 }
 
 // pyarrowFields is the schema pyarrow produces for a table built from
-// Python lists: nullable fields, plain utf8 object names.
+// Python lists: nullable fields, plain utf8 object names, in format 1
+// (pyarrowFields2: format 2).
 func pyarrowFields(hashWidth int) []arrow.Field {
+	return pyarrowFields2(hashWidth)[:numColsV1]
+}
+
+func pyarrowFields2(hashWidth int) []arrow.Field {
 	fs := fields()
 	fs[colObject].Type = arrow.BinaryTypes.String
+	fs[colType].Type = arrow.BinaryTypes.String
 	fs[colHash].Type = &arrow.FixedSizeBinaryType{ByteWidth: hashWidth}
 	for i := range fs {
 		fs[i].Nullable = true
@@ -243,6 +251,16 @@ func pyarrowFields(hashWidth int) []arrow.Field {
 }
 
 func fillRow(rb *array.RecordBuilder, obj string, off, n int64, hash []byte, null bool) {
+	typ := ""
+	if off == 0 {
+		typ = string(TypeFile)
+	}
+	fillRowTyped(rb, obj, off, n, hash, null, typ, 0)
+}
+
+// fillRowTyped is fillRow with the entry columns (if the schema has them)
+// given.
+func fillRowTyped(rb *array.RecordBuilder, obj string, off, n int64, hash []byte, null bool, typ string, mode uint32) {
 	rb.Field(colObject).(*array.StringBuilder).Append(obj)
 	rb.Field(colRank).(*array.Int32Builder).Append(-1)
 	rb.Field(colOffset).(*array.Int64Builder).Append(off)
@@ -258,6 +276,28 @@ func fillRow(rb *array.RecordBuilder, obj string, off, n int64, hash []byte, nul
 	lb := rb.Field(colStores).(*array.ListBuilder)
 	lb.Append(true)
 	lb.ValueBuilder().(*array.StringBuilder).Append("s1")
+	if rb.Schema().NumFields() == numCols {
+		rb.Field(colType).(*array.StringBuilder).Append(typ)
+		rb.Field(colMode).(*array.Uint32Builder).Append(mode)
+		rb.Field(colMTime).(*array.Int64Builder).Append(0)
+		rb.Field(colCTime).(*array.Int64Builder).Append(0)
+		rb.Field(colInode).(*array.Uint64Builder).Append(0)
+		rb.Field(colTarget).(*array.StringBuilder).Append("")
+	}
+}
+
+func TestDecodePlainUTF8Format2(t *testing.T) {
+	b := writeStream(t, pyarrowFields2(32), map[string]string{MetaFormat: FormatVersion, MetaJob: "j", MetaKind: "files"}, func(rb *array.RecordBuilder) {
+		fillRow(rb, "f", 0, 10, make([]byte, 32), false)
+		fillRow(rb, "f", 10, 5, make([]byte, 32), false)
+	})
+	m, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Entries) != 1 || m.Entries[0].Type != TypeFile || m.Entries[0].Object != "f" {
+		t.Fatalf("entries %+v", m.Entries)
+	}
 }
 
 func TestDecodePlainUTF8(t *testing.T) {

@@ -4,9 +4,13 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 )
 
-// FormatVersion is the manifest format this package writes and reads,
-// stored in the schema metadata under MetaFormat.
-const FormatVersion = "1"
+// FormatVersion is the manifest format this package writes, stored in the
+// schema metadata under MetaFormat. It also reads format "1", which has
+// no entry columns.
+const FormatVersion = "2"
+
+// formatV1 is the first format: the block columns only.
+const formatV1 = "1"
 
 // Schema metadata keys (see the package documentation).
 const (
@@ -32,6 +36,14 @@ const (
 	ColStoredLength = "stored_length"
 	ColCodec        = "codec"
 	ColStores       = "stores"
+	// Entry columns (format 2): set on the row at offset 0 of an object
+	// that is a file, directory or symlink; zero ("" and 0) elsewhere.
+	ColType   = "type"
+	ColMode   = "mode"
+	ColMTime  = "mtime_ns"
+	ColCTime  = "ctime_ns"
+	ColInode  = "inode"
+	ColTarget = "target"
 )
 
 // Column indices, in schema order.
@@ -45,14 +57,27 @@ const (
 	colStoredLength
 	colCodec
 	colStores
+	colType
+	colMode
+	colMTime
+	colCTime
+	colInode
+	colTarget
 	numCols
 )
+
+// numColsV1 is the number of columns of format 1: the block columns.
+const numColsV1 = colType
 
 // BatchRows is the number of blocks per record batch the encoder writes, so
 // a huge manifest streams in pieces of bounded size.
 const BatchRows = 1 << 16
 
 var hashType = &arrow.FixedSizeBinaryType{ByteWidth: 32}
+
+// typeType is the type of the type column: a dictionary with int8 indices
+// (four values at most).
+var typeType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
 
 // objectType is the type the encoder writes for the object column: strings
 // dictionary-encoded with int32 indices (one dictionary per record batch).
@@ -70,7 +95,21 @@ func fields() []arrow.Field {
 		{Name: ColStoredLength, Type: arrow.PrimitiveTypes.Int64},
 		{Name: ColCodec, Type: arrow.BinaryTypes.String},
 		{Name: ColStores, Type: arrow.ListOf(arrow.BinaryTypes.String)},
+		{Name: ColType, Type: typeType},
+		{Name: ColMode, Type: arrow.PrimitiveTypes.Uint32},
+		{Name: ColMTime, Type: arrow.PrimitiveTypes.Int64},
+		{Name: ColCTime, Type: arrow.PrimitiveTypes.Int64},
+		{Name: ColInode, Type: arrow.PrimitiveTypes.Uint64},
+		{Name: ColTarget, Type: arrow.BinaryTypes.String},
 	}
+}
+
+// fieldsOf returns the columns of a format.
+func fieldsOf(format string) []arrow.Field {
+	if format == formatV1 {
+		return fields()[:numColsV1]
+	}
+	return fields()
 }
 
 // checkSchema reports whether s has the manifest columns with acceptable
@@ -78,12 +117,12 @@ func fields() []arrow.Field {
 // nullable fields by default); nulls are refused row by row instead. The
 // object column may be plain utf8 or a dictionary of utf8 with integer
 // indices.
-func checkSchema(s *arrow.Schema) error {
+func checkSchema(s *arrow.Schema, format string) error {
 	fs := s.Fields()
-	if len(fs) != numCols {
-		return corruptf("schema has %d columns, want %d (%s)", len(fs), numCols, columnList())
+	want := fieldsOf(format)
+	if len(fs) != len(want) {
+		return corruptf("schema of format %s has %d columns, want %d (%s)", format, len(fs), len(want), columnList(want))
 	}
-	want := fields()
 	for i, f := range fs {
 		if f.Name != want[i].Name {
 			return corruptf("column %d is %q, want %q", i, f.Name, want[i].Name)
@@ -97,7 +136,7 @@ func checkSchema(s *arrow.Schema) error {
 
 func typeOK(col int, t arrow.DataType) bool {
 	switch col {
-	case colObject:
+	case colObject, colType:
 		if t.ID() == arrow.STRING {
 			return true
 		}
@@ -117,8 +156,14 @@ func typeOK(col int, t arrow.DataType) bool {
 	case colHash, colKey:
 		f, ok := t.(*arrow.FixedSizeBinaryType)
 		return ok && f.ByteWidth == 32
-	case colCodec:
+	case colCodec, colTarget:
 		return t.ID() == arrow.STRING
+	case colMode:
+		return t.ID() == arrow.UINT32
+	case colMTime, colCTime:
+		return t.ID() == arrow.INT64
+	case colInode:
+		return t.ID() == arrow.UINT64
 	case colStores:
 		l, ok := t.(*arrow.ListType)
 		return ok && l.Elem().ID() == arrow.STRING
@@ -126,9 +171,9 @@ func typeOK(col int, t arrow.DataType) bool {
 	return false
 }
 
-func columnList() string {
+func columnList(fs []arrow.Field) string {
 	s := ""
-	for i, f := range fields() {
+	for i, f := range fs {
 		if i > 0 {
 			s += ", "
 		}

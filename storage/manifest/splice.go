@@ -28,20 +28,34 @@ import (
 // so a part whose batches are corrupt makes a corrupt result: whoever
 // trusts it decodes it first (the manager does, at commit).
 func Splice(hdr *Manifest, parts ...[]byte) ([]byte, error) {
-	head, err := schemaMessage(hdr)
-	if err != nil {
-		return nil, err
-	}
-	size := len(head) + len(eos)
+	// The parts' batches keep their columns: the result is in their
+	// format, which they must share (a part by an older writer is in
+	// format 1).
+	format := FormatVersion
+	size := len(eos)
 	spans := make([][2]int, len(parts))
 	for i, p := range parts {
 		first, end, err := batches(p)
 		if err != nil {
 			return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
 		}
+		_, f, err := header(p)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
+		}
+		if i == 0 {
+			format = f
+		} else if f != format {
+			return nil, fmt.Errorf("%w: splice: part %d is in format %s, part 0 in %s", ErrInvalid, i, f, format)
+		}
 		spans[i] = [2]int{first, end}
 		size += end - first
 	}
+	head, err := schemaMessage(hdr, format)
+	if err != nil {
+		return nil, err
+	}
+	size += len(head)
 	if int64(size) > MaxStreamBytes {
 		return nil, fmt.Errorf("%w: spliced manifest of %d bytes (limit %d)", ErrTooLarge, size, int64(MaxStreamBytes))
 	}
@@ -57,23 +71,29 @@ func Splice(hdr *Manifest, parts ...[]byte) ([]byte, error) {
 // schema message only, not its blocks (Blocks is nil). It is what a
 // writer reads of a part to sum the figures of a version.
 func Header(data []byte) (*Manifest, error) {
+	m, _, err := header(data)
+	return m, err
+}
+
+// header is Header that also returns the format.
+func header(data []byte) (*Manifest, string, error) {
 	mr := &messageReader{r: bytes.NewReader(data), limit: MaxStreamBytes, refs: 1}
 	msg, err := mr.Message()
 	if err != nil {
 		if mr.err != nil || mr.tooLarge != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return nil, corruptf("no schema message")
+		return nil, "", corruptf("no schema message")
 	}
 	if msg.Type() != ipc.MessageSchema {
-		return nil, corruptf("the stream starts with a %s message, not a schema", msg.Type())
+		return nil, "", corruptf("the stream starts with a %s message, not a schema", msg.Type())
 	}
 	// A schema message on its own, then an end-of-stream marker, is a
 	// manifest without blocks: the ipc reader decodes its schema.
 	head := data[:mr.n]
 	rd, err := ipc.NewReader(bytes.NewReader(append(head[:len(head):len(head)], eos...)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	defer rd.Release()
 	return fromSchema(rd.Schema())
@@ -83,13 +103,13 @@ func Header(data []byte) (*Manifest, error) {
 var eos = []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 
 // schemaMessage encodes the schema message of m's version-level fields.
-func schemaMessage(m *Manifest) ([]byte, error) {
-	md, err := schemaMetadata(m)
+func schemaMessage(m *Manifest, format string) ([]byte, error) {
+	md, err := schemaMetadata(m, format)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	wr := ipc.NewWriter(&buf, ipc.WithSchema(arrow.NewSchema(fields(), &md)), ipc.WithAllocator(memory.NewGoAllocator()))
+	wr := ipc.NewWriter(&buf, ipc.WithSchema(arrow.NewSchema(fieldsOf(format), &md)), ipc.WithAllocator(memory.NewGoAllocator()))
 	if err := wr.Close(); err != nil {
 		return nil, fmt.Errorf("manifest: encode: %w", err)
 	}

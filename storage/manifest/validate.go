@@ -80,6 +80,10 @@ func (m *Manifest) Size() int64 {
 //     offset, the first starts at 0 and each starts where the previous one
 //     ends, with no gap and no overlap.
 //   - A zero-length block is the only block of its (empty) object.
+//   - Entries: one per object at most, each for an object with blocks, a
+//     clean relative path (CheckPath), a known type, mode <= MaxMode; a
+//     directory or symlink is one empty row; a symlink has a target; no
+//     entry is inside an entry that is not a directory.
 func (m *Manifest) Validate() error {
 	if m.Job == "" {
 		return invalidf("no job name")
@@ -145,7 +149,7 @@ func (m *Manifest) Validate() error {
 	if m.LogicalBytes != 0 && m.LogicalBytes != total {
 		return invalidf("logical_bytes is %d but the blocks add up to %d", m.LogicalBytes, total)
 	}
-	return nil
+	return m.validateEntries()
 }
 
 func sameObject(a, b *Block) bool { return a.Object == b.Object && a.Rank == b.Rank }

@@ -269,8 +269,8 @@ func ParsePart(data []byte) (*Part, error) {
 }
 
 // newPart encodes a writer's blocks as a part.
-func newPart(job string, blocks []manifest.Block, logical, newBytes, sent int64, replicas int) (*Part, error) {
-	m := &manifest.Manifest{Job: job, LogicalBytes: logical, NewBytes: newBytes, SentBytes: sent, Blocks: blocks,
+func newPart(job string, blocks []manifest.Block, entries []manifest.Entry, logical, newBytes, sent int64, replicas int) (*Part, error) {
+	m := &manifest.Manifest{Job: job, LogicalBytes: logical, NewBytes: newBytes, SentBytes: sent, Blocks: blocks, Entries: entries,
 		Meta: map[string]string{catalog.MetaReplicas: strconv.Itoa(max(1, replicas))}}
 	data, err := manifest.Marshal(m)
 	if err != nil {
@@ -287,7 +287,7 @@ func newPart(job string, blocks []manifest.Block, logical, newBytes, sent int64,
 		}
 	}
 	slices.Sort(stores)
-	m.Blocks = nil
+	m.Blocks, m.Entries = nil, nil
 	return &Part{data: data, hdr: m, replicas: max(1, replicas), stores: stores}, nil
 }
 

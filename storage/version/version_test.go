@@ -507,3 +507,49 @@ func TestFullStoresSaySo(t *testing.T) {
 		t.Fatalf("write to full stores: %v", err)
 	}
 }
+
+// TestEntries: a writer's entries reach the version: a directory and a
+// symlink get their empty row, a file's entry sits on its first block,
+// and a second entry for the same path is refused.
+func TestEntries(t *testing.T) {
+	ctx := context.Background()
+	cl := versiontest.New(2)
+	j := cl.Job("tree", client.WriterOptions{BlockSize: 4096, Replicas: 1})
+	data := randBytes(3, 3*4096+5)
+	c, err := j.Write(ctx, version.Files, nil, func(w *version.Writer) error {
+		for _, e := range []manifest.Entry{
+			{Object: "d", Rank: -1, Type: manifest.TypeDir, Mode: 0o750, MTime: 11},
+			{Object: "d/f", Rank: -1, Type: manifest.TypeFile, Mode: 0o600, MTime: 12, Inode: 99},
+			{Object: "l", Rank: -1, Type: manifest.TypeSymlink, Mode: 0o777, MTime: 13, Target: "d/f"},
+		} {
+			if err := w.AddEntry(e); err != nil {
+				return err
+			}
+		}
+		if err := w.AddEntry(manifest.Entry{Object: "d", Rank: -1, Type: manifest.TypeDir}); err == nil {
+			return errors.New("a second entry for d was taken")
+		}
+		if err := w.AddEntry(manifest.Entry{Object: "../x", Rank: -1, Type: manifest.TypeFile}); err == nil {
+			return errors.New("an entry ../x was taken")
+		}
+		_, err := w.WriteObject(ctx, "d/f", -1, bytes.NewReader(data))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := j.Open(ctx, c.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := s.Manifest().Tree(-1)
+	if len(tree) != 3 {
+		t.Fatalf("tree %+v", tree)
+	}
+	if f := tree[1]; f.Object != "d/f" || f.Size != int64(len(data)) || f.Mode != 0o600 || f.Inode != 99 || len(f.Blocks) != 4 {
+		t.Fatalf("file %+v", f)
+	}
+	if d, l := tree[0], tree[2]; d.Type != manifest.TypeDir || d.Mode != 0o750 || l.Target != "d/f" || l.Size != 0 {
+		t.Fatalf("dir %+v link %+v", d, l)
+	}
+}

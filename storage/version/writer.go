@@ -50,7 +50,14 @@ type Writer struct {
 		// planned: blocks Plan found in the previous version and left to
 		// be written, with the copies of them confirmed (maybe none).
 		planned map[storage.Hash]held
+		entries []manifest.Entry
+		names   map[entryKey]bool
 	}
+}
+
+type entryKey struct {
+	name string
+	rank int32
 }
 
 // held is a block's stored key and the stores that confirmed a copy.
@@ -145,13 +152,45 @@ func (w *Writer) WriteObject(ctx context.Context, name string, rank int32, r io.
 	return w.w.WriteObject(ctx, name, rank, r)
 }
 
-// Close waits for every block and returns the writer's blocks as a Part.
+// AddEntry records the metadata of a file, directory or symlink the
+// version holds (the entries of storage/manifest). A file's data are
+// written under the same name and rank with WriteObject, Put or Plan; a
+// directory or a symlink has none: the writer records its empty row.
+func (w *Writer) AddEntry(e manifest.Entry) error {
+	if err := manifest.CheckPath(e.Object); err != nil {
+		return fmt.Errorf("version: entry: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := entryKey{e.Object, e.Rank}
+	if w.mu.names[k] {
+		return fmt.Errorf("version: entry %q rank %d given twice", e.Object, e.Rank)
+	}
+	if w.mu.names == nil {
+		w.mu.names = map[entryKey]bool{}
+	}
+	w.mu.names[k] = true
+	w.mu.entries = append(w.mu.entries, e)
+	return nil
+}
+
+// Close waits for every block and returns the writer's blocks and
+// entries as a Part.
 func (w *Writer) Close(ctx context.Context) (*Part, error) {
 	res, err := w.w.Close(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return newPart(w.job, res.Blocks, res.Logical, res.NewBytes, res.SentBytes, res.Replicas)
+	w.mu.Lock()
+	entries := w.mu.entries
+	w.mu.Unlock()
+	blocks := res.Blocks
+	for _, e := range entries {
+		if e.Type == manifest.TypeDir || e.Type == manifest.TypeSymlink {
+			blocks = append(blocks, manifest.Block{Object: e.Object, Rank: e.Rank})
+		}
+	}
+	return newPart(w.job, blocks, entries, res.Logical, res.NewBytes, res.SentBytes, res.Replicas)
 }
 
 // decide is the striping writer's Before hook: the reuse rule for a block
