@@ -48,6 +48,7 @@ func TestLayering(t *testing.T) {
 		"./placement":   {"storage"},
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},
+		"./tree":        {"storage", "storage/manifest", "storage/version"},
 	}
 	for p, ok := range allowed {
 		for _, imp := range golist(t, `{{join .Imports "\n"}}`, p) {

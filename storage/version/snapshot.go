@@ -163,6 +163,18 @@ func (r *Reader) ReadInto(ctx context.Context, s *Snapshot, e Extent, dst []byte
 	return nil
 }
 
+// ReadBlockInto reads block b, of exactly len(dst) bytes, into dst from
+// any copy that verifies.
+func (r *Reader) ReadBlockInto(ctx context.Context, b manifest.Block, dst []byte) error {
+	return r.r.ReadBlockInto(ctx, b, dst)
+}
+
+// ReadObject reads an object's blocks (in any order) into w at their
+// offsets, verifying each, with ReadParallel blocks in flight.
+func (r *Reader) ReadObject(ctx context.Context, blocks []manifest.Block, w io.WriterAt) error {
+	return r.r.ReadObject(ctx, blocks, w)
+}
+
 // OpenObject reads rank's object name of s as a stream.
 func (r *Reader) OpenObject(ctx context.Context, s *Snapshot, rank int32, name string) (io.ReadCloser, error) {
 	ext, ok := s.Extents(rank, name)

@@ -1,0 +1,247 @@
+package tree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// Reader reads a version's blocks, verifying each; *version.Reader and
+// *client.Reader are ones.
+type Reader interface {
+	ReadBlockInto(ctx context.Context, b manifest.Block, dst []byte) error
+	ReadObject(ctx context.Context, blocks []manifest.Block, w io.WriterAt) error
+}
+
+// ExtractOptions control Extract.
+type ExtractOptions struct {
+	// Overwrite replaces what already exists at an entry's path (a file,
+	// a symlink, or a directory when the entry is not one). Without it,
+	// Extract refuses before it writes anything.
+	Overwrite bool
+	// Progress, if set, is told of every file written and its size.
+	Progress func(path string, size int64)
+}
+
+// ErrExists is wrapped by Extract's error when paths exist and
+// ExtractOptions.Overwrite is not set.
+var ErrExists = errors.New("already exists")
+
+// Extract writes files (manifest.Tree) under dir, which it creates if
+// needed. No name leads outside dir (package doc). On an error, files
+// already written stay, each complete; none is left half-written under
+// its name.
+func Extract(ctx context.Context, r Reader, files []manifest.File, dir string, opts ExtractOptions) error {
+	for _, f := range files {
+		if err := manifest.CheckPath(f.Object); err != nil {
+			return fmt.Errorf("tree: refusing to extract %q: %w", f.Object, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if !opts.Overwrite {
+		var exist []string
+		for _, f := range files {
+			fi, err := root.Lstat(f.Object)
+			if err == nil && !(f.Type == manifest.TypeDir && fi.IsDir()) {
+				exist = append(exist, f.Object)
+			}
+		}
+		if len(exist) > 0 {
+			more := ""
+			if len(exist) > 5 {
+				more = fmt.Sprintf(" and %d more", len(exist)-5)
+				exist = exist[:5]
+			}
+			return fmt.Errorf("tree: %s%s %w under %s; nothing was written (choose another directory, or overwrite)", strings.Join(exist, ", "), more, ErrExists, dir)
+		}
+	}
+	x := extractor{root: root, base: dir, r: r}
+	ordered := slices.Clone(files)
+	slices.SortFunc(ordered, func(a, b manifest.File) int { return comparePaths(a.Object, b.Object) })
+	// Directories and files first, symlinks last, so that no symlink the
+	// tree holds is ever on the way to something written.
+	for _, f := range ordered {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch f.Type {
+		case manifest.TypeDir:
+			err = x.dir(f)
+		case manifest.TypeFile:
+			err = x.file(ctx, f)
+			if err == nil && opts.Progress != nil {
+				opts.Progress(f.Object, f.Size)
+			}
+		case manifest.TypeSymlink:
+			continue
+		default:
+			err = fmt.Errorf("unknown type %q", f.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("tree: extracting %s: %w", f.Object, err)
+		}
+	}
+	for _, f := range ordered {
+		if f.Type == manifest.TypeSymlink {
+			if err := x.symlink(f); err != nil {
+				return fmt.Errorf("tree: extracting %s: %w", f.Object, err)
+			}
+		}
+	}
+	return x.finishDirs(ordered)
+}
+
+type extractor struct {
+	root *os.Root
+	base string // root's name, for lutimes
+	r    Reader
+}
+
+// clear removes what is at name unless it is already what keep accepts.
+func (x *extractor) clear(name string, keep func(fs.FileInfo) bool) error {
+	fi, err := x.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if keep != nil && keep(fi) {
+		return nil
+	}
+	return x.root.RemoveAll(name)
+}
+
+func (x *extractor) parents(name string) error {
+	if d := path.Dir(name); d != "." {
+		return x.root.MkdirAll(d, 0o755)
+	}
+	return nil
+}
+
+func (x *extractor) dir(f manifest.File) error {
+	if err := x.parents(f.Object); err != nil {
+		return err
+	}
+	if err := x.clear(f.Object, fs.FileInfo.IsDir); err != nil {
+		return err
+	}
+	// Owner-writable until finishDirs sets the stored mode, so that
+	// what the directory holds can be written into it.
+	err := x.root.Mkdir(f.Object, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		err = x.root.Chmod(f.Object, 0o700|fileMode(f.Mode))
+	}
+	return err
+}
+
+func (x *extractor) file(ctx context.Context, f manifest.File) error {
+	if err := x.parents(f.Object); err != nil {
+		return err
+	}
+	tmpName := path.Join(path.Dir(f.Object), fmt.Sprintf(".%s.ckpt-%d", path.Base(f.Object), time.Now().UnixNano()))
+	tmp, err := x.root.OpenFile(tmpName, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			x.root.Remove(tmpName)
+		}
+	}()
+	if err := tmp.Truncate(f.Size); err != nil {
+		return err
+	}
+	if err := x.r.ReadObject(ctx, f.Blocks, tmp); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(fileMode(f.Mode)); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := x.clear(f.Object, func(fi fs.FileInfo) bool { return !fi.IsDir() }); err != nil {
+		return err
+	}
+	if err := x.root.Rename(tmpName, f.Object); err != nil {
+		return err
+	}
+	ok = true
+	return setTimes(x.root, x.base, f)
+}
+
+func (x *extractor) symlink(f manifest.File) error {
+	if err := x.parents(f.Object); err != nil {
+		return err
+	}
+	if err := x.clear(f.Object, nil); err != nil {
+		return err
+	}
+	if err := x.root.Symlink(f.Target, f.Object); err != nil {
+		return err
+	}
+	return setTimes(x.root, x.base, f)
+}
+
+// finishDirs sets the directories' modes and mtimes, deepest first, after
+// everything inside them is written.
+func (x *extractor) finishDirs(ordered []manifest.File) error {
+	for i := len(ordered) - 1; i >= 0; i-- {
+		f := ordered[i]
+		if f.Type != manifest.TypeDir {
+			continue
+		}
+		if err := x.root.Chmod(f.Object, fileMode(f.Mode)); err != nil {
+			return fmt.Errorf("tree: extracting %s: %w", f.Object, err)
+		}
+		if err := setTimes(x.root, x.base, f); err != nil {
+			return fmt.Errorf("tree: extracting %s: %w", f.Object, err)
+		}
+	}
+	return nil
+}
+
+// setTimes sets f's mtime (and atime to it) on what is at its path,
+// without following a symlink. An unknown mtime (0) is left as it is.
+func setTimes(root *os.Root, dir string, f manifest.File) error {
+	if f.MTime == 0 {
+		return nil
+	}
+	if f.Type != manifest.TypeSymlink {
+		t := time.Unix(0, f.MTime)
+		return root.Chtimes(f.Object, t, t)
+	}
+	// os.Root has no lutimes. The symlink was just made under parents
+	// made or checked through root; its path is resolved again here but
+	// the last element is not followed.
+	if fi, err := root.Lstat(f.Object); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return fmt.Errorf("symlink vanished before its mtime was set")
+	}
+	ts := unix.NsecToTimespec(f.MTime)
+	return unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, filepath.FromSlash(f.Object)), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}

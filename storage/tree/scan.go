@@ -1,0 +1,232 @@
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+
+	"github.com/ckptio/ckptio/storage/manifest"
+)
+
+// Options control a capture.
+type Options struct {
+	Rank int32 // the entries' rank: -1 for 'ckpt put', the owner's for an MPI job
+	// ForceRead reads every file, even those whose stat matches the
+	// previous version.
+	ForceRead bool
+	// AllowMissing lets a path given to ScanPaths not exist: the version
+	// then holds nothing for it (and a rollback to it removes it).
+	AllowMissing bool
+	// Warn is told of what the capture skips (special files, files that
+	// vanished while it walked); nil = silent.
+	Warn func(path, reason string)
+}
+
+// Item is one file, directory or symlink a Scan found.
+type Item struct {
+	manifest.Entry
+	Size int64
+	// Prev is the previous version's file when this one is unchanged:
+	// Write references its blocks instead of reading.
+	Prev *manifest.File
+	src  string // where Write reads the data: the file, or its frozen copy
+}
+
+// Scan is a tree as found on disk, ready to be written into a version.
+type Scan struct {
+	Items   []Item
+	Skipped int    // special files and files that vanished
+	root    string // directory the names are relative to
+	frozen  string // Freeze's directory; "" = none
+}
+
+// Counts tallies a scan: regular files by what changed since the
+// previous version, and the other entries.
+type Counts struct {
+	New, Changed, Unchanged int
+	Dirs, Symlinks, Skipped int
+	Bytes                   int64 // logical bytes of the files
+	ReadBytes               int64 // bytes of the files Write reads (new and changed)
+}
+
+func (c Counts) String() string {
+	return fmt.Sprintf("%d files (%d new, %d changed, %d unchanged), %d directories, %d symlinks",
+		c.New+c.Changed+c.Unchanged, c.New, c.Changed, c.Unchanged, c.Dirs, c.Symlinks)
+}
+
+// ScanPaths walks paths (clean, slash-separated, relative to root; a
+// directory is walked recursively) without following symlinks and
+// compares every regular file with prev, the previous version's tree for
+// opts.Rank (manifest.Tree). A path that does not exist is an error;
+// a file that vanishes during the walk is skipped with a warning.
+func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) (*Scan, error) {
+	s := &Scan{root: root}
+	byPath := make(map[string]*manifest.File, len(prev))
+	for i := range prev {
+		byPath[prev[i].Object] = &prev[i]
+	}
+	seen := map[string]bool{}
+	warn := func(p, reason string) {
+		s.Skipped++
+		if opts.Warn != nil {
+			opts.Warn(p, reason)
+		}
+	}
+	var walk func(name string, fi os.FileInfo) error
+	walk = func(name string, fi os.FileInfo) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		disk := filepath.Join(root, filepath.FromSlash(name))
+		st := statOf(fi)
+		e := manifest.Entry{Object: name, Rank: opts.Rank, Mode: entryMode(fi.Mode()), MTime: st.mtime, CTime: st.ctime, Inode: st.inode}
+		switch {
+		case fi.Mode().IsRegular():
+			e.Type = manifest.TypeFile
+			it := Item{Entry: e, Size: fi.Size(), src: disk}
+			if !opts.ForceRead && unchanged(byPath[name], fi) {
+				it.Prev = byPath[name]
+			}
+			s.Items = append(s.Items, it)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(disk)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					warn(disk, "vanished while scanned")
+					return nil
+				}
+				return err
+			}
+			if target == "" {
+				warn(disk, "symlink with an empty target")
+				return nil
+			}
+			e.Type, e.Target = manifest.TypeSymlink, target
+			s.Items = append(s.Items, Item{Entry: e})
+		case fi.IsDir():
+			e.Type = manifest.TypeDir
+			s.Items = append(s.Items, Item{Entry: e})
+			des, err := os.ReadDir(disk)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					warn(disk, "vanished while scanned")
+					return nil
+				}
+				return err
+			}
+			for _, de := range des {
+				child := path.Join(name, de.Name())
+				if err := manifest.CheckPath(child); err != nil {
+					warn(filepath.Join(disk, de.Name()), err.Error())
+					continue
+				}
+				cfi, err := de.Info()
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						warn(filepath.Join(disk, de.Name()), "vanished while scanned")
+						continue
+					}
+					return err
+				}
+				if err := walk(child, cfi); err != nil {
+					return err
+				}
+			}
+		default:
+			warn(disk, fmt.Sprintf("is a %s, not a file, directory or symlink: skipped", kindOf(fi.Mode())))
+		}
+		return nil
+	}
+	for _, p := range paths {
+		if err := manifest.CheckPath(p); err != nil {
+			return nil, err
+		}
+		disk := filepath.Join(root, filepath.FromSlash(p))
+		fi, err := os.Lstat(disk)
+		if opts.AllowMissing && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := walk(p, fi); err != nil {
+			return nil, err
+		}
+	}
+	// Parents first: Extract and Rollback rely on it.
+	slices.SortFunc(s.Items, func(a, b Item) int { return comparePaths(a.Object, b.Object) })
+	return s, nil
+}
+
+// comparePaths orders paths so that a directory comes right before what
+// it holds.
+func comparePaths(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		if ca < cb {
+			return -1
+		}
+		return 1
+	}
+	return len(a) - len(b)
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// Counts tallies the scan.
+func (s *Scan) Counts(prev []manifest.File) Counts {
+	had := make(map[string]bool, len(prev))
+	for _, f := range prev {
+		if f.Type == manifest.TypeFile {
+			had[f.Object] = true
+		}
+	}
+	c := Counts{Skipped: s.Skipped}
+	for _, it := range s.Items {
+		switch it.Type {
+		case manifest.TypeDir:
+			c.Dirs++
+		case manifest.TypeSymlink:
+			c.Symlinks++
+		case manifest.TypeFile:
+			c.Bytes += it.Size
+			switch {
+			case it.Prev != nil:
+				c.Unchanged++
+			case had[it.Object]:
+				c.Changed++
+				c.ReadBytes += it.Size
+			default:
+				c.New++
+				c.ReadBytes += it.Size
+			}
+		}
+	}
+	return c
+}
