@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -15,27 +16,35 @@ import (
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/tree"
 	"github.com/ckptio/ckptio/storage/version"
 )
 
 func putCmd(g *globals) *cobra.Command {
 	var blockSize, chunking, mode, keyFile string
-	var noCompress, newKey bool
+	var noCompress, newKey, forceRead bool
 	var replicas int
 	c := &cobra.Command{
-		Use:   "put JOB FILE...",
-		Short: "Store files as a new version of JOB and print its version number",
-		Long: `Stores the files as one new version of JOB, striped over the live stores.
-Names are kept as given and must be relative paths inside the current
-directory (they are where 'ckpt get' writes them back). The version is
-committed atomically: if anything fails, no version is created.
+		Use:   "put JOB PATH...",
+		Short: "Store files and directory trees as a new version of JOB and print its version number",
+		Long: `Stores the files, directories (recursively) and symlinks as one new version
+of JOB, striped over the live stores, with their modes, mtimes and symlink
+targets. Symlinks are stored as symlinks, never followed; empty directories
+are kept; special files (sockets, devices, FIFOs) are skipped with a
+warning. Names are kept as given and must be relative paths inside the
+current directory (they are where 'ckpt get' writes them back). The
+version is committed atomically: if anything fails, no version is created.
 Prints the version number on stdout.
 
-Files are cut into blocks (fixed-size, or content-defined with
+A file whose size, mtime, ctime, inode and mode match the job's previous
+version is referenced without being read (--force-read reads every file).
+Other files are cut into blocks (fixed-size, or content-defined with
 --chunking cdc, so bytes inserted near the start do not change every block
-after them); blocks the job's previous version already stored are
-referenced, not sent again, and new blocks are lz4-compressed when that
-shrinks them. 'ckpt versions' shows what each version added.
+after them); blocks the previous version already stored are referenced,
+not sent again, so a file that only grew sends only its new blocks; new
+blocks are lz4-compressed when that shrinks them. The last line says how
+many files were new, changed and unchanged. 'ckpt versions' shows what
+each version added, 'ckpt diff' what changed between two.
 
 With --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE) every block is
 encrypted before it leaves this machine, with a key derived from the key in
@@ -81,7 +90,7 @@ previous version written with the same key. --new-key creates F first
 			if key != nil {
 				opts.Seal = key.Seal
 			}
-			return put(cmd.Context(), g, args[0], args[1:], opts, key)
+			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead)
 		},
 	}
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
@@ -91,6 +100,7 @@ previous version written with the same key. --new-key creates F first
 	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")
+	c.Flags().BoolVar(&forceRead, "force-read", false, "read every file, even those whose size, mtime, ctime and inode match the previous version")
 	return c
 }
 
@@ -114,35 +124,42 @@ func putKey(file string, newKey bool) (*crypt.Key, error) {
 	return k, nil
 }
 
-// objectName checks a FILE argument and returns the name it is stored under.
+// objectName checks a PATH argument and returns the name it is stored under.
 func objectName(arg string) (string, error) {
 	clean := filepath.Clean(arg)
 	if !filepath.IsLocal(clean) {
 		return "", fmt.Errorf("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
 	}
-	return filepath.ToSlash(clean), nil
+	name := filepath.ToSlash(clean)
+	if err := manifest.CheckPath(name); err != nil {
+		return "", fmt.Errorf("%q: %w", arg, err)
+	}
+	return name, nil
 }
 
-func put(ctx context.Context, g *globals, jobName string, files []string, opts client.WriterOptions, key *crypt.Key) error {
-	names := make([]string, len(files))
+func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool) error {
+	names := make([]string, len(args))
 	seen := map[string]bool{}
-	for i, f := range files {
-		n, err := objectName(f)
+	for i, a := range args {
+		n, err := objectName(a)
 		if err != nil {
 			return err
 		}
 		if seen[n] {
-			return fmt.Errorf("%q is given twice", f)
+			return fmt.Errorf("%q is given twice", a)
 		}
 		seen[n] = true
-		st, err := os.Stat(f)
-		if err != nil {
+		if _, err := os.Lstat(a); err != nil {
 			return err
 		}
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%q is not a regular file", f)
-		}
 		names[i] = n
+	}
+	for _, n := range names {
+		for d := path.Dir(n); d != "."; d = path.Dir(d) {
+			if seen[d] {
+				return fmt.Errorf("%q is inside %q, which is given too; give it once", n, d)
+			}
+		}
 	}
 	s, err := g.connect(ctx)
 	if err != nil {
@@ -153,36 +170,109 @@ func put(ctx context.Context, g *globals, jobName string, files []string, opts c
 	job := &version.Job{Name: jobName, Catalog: s.mc, Pool: s.pool, Writer: opts, Logger: s.log}
 	// Blocks of the previous version are reused only if it holds files
 	// and was written with the same key (or none), as the meta says.
-	c, err := job.Write(ctx, version.Files, key.AddMeta(nil), func(w *version.Writer) error {
-		for i, f := range files {
-			fh, err := os.Open(f)
-			if err != nil {
-				return err
-			}
-			_, err = w.WriteObject(ctx, names[i], -1, fh)
-			fh.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	meta := key.AddMeta(nil)
+	txn, err := job.Begin(ctx, version.Files, meta)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d files, %s, %s sent, %s new, on %d stores\n", jobName, c.Version, len(files),
-		storage.FormatSize(c.LogicalBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
+	defer txn.Abort(context.WithoutCancel(ctx)) // unless committed
+	var prevTree []manifest.File
+	if p := txn.Previous(); p != nil {
+		snap, err := version.ParseSnapshot(p.Bytes())
+		if err != nil {
+			return err
+		}
+		prevTree = snap.Manifest().Tree(-1)
+	}
+	scan, err := tree.ScanPaths(".", names, prevTree, tree.Options{Rank: -1, ForceRead: forceRead, Warn: func(p, reason string) {
+		fmt.Fprintf(os.Stderr, "ckpt: warning: %s %s\n", p, reason)
+	}})
+	if err != nil {
+		return err
+	}
+	counts := scan.Counts(prevTree)
+	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{})
+	if err != nil {
+		return err
+	}
+	werr := scan.Write(ctx, w)
+	part, err := w.Close(ctx)
+	if werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	c, err := txn.Commit(ctx, meta, part)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores\n", jobName, c.Version, counts,
+		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
 	fmt.Println(c.Version)
 	return nil
 }
 
 func getCmd(g *globals) *cobra.Command {
-	return writeOutCmd(g, "get", "Write the files of a version of JOB into DIR", `Writes back the files of one version of JOB (default: the latest) under
-DIR, with the names they were put with. Every block is verified against its
-hash. Each file is written to a temporary name and renamed when complete, so
-a failed get leaves no partial file under its real name. An encrypted
-version needs the key it was put with (--encrypt-key-file or
-CKPT_ENCRYPT_KEY_FILE).`, true)
+	var ver int64
+	var to, keyFile string
+	var overwrite bool
+	c := &cobra.Command{
+		Use:   "get JOB --to DIR [--version N] [--overwrite]",
+		Short: "Write the files of a version of JOB into DIR",
+		Long: `Writes back the files, directories and symlinks of one version of JOB
+(default: the latest) under DIR, with the names they were put with, their
+modes (setuid, setgid and sticky included) and mtimes. Every block is
+verified against its hash. Nothing is written outside DIR: names with
+"..", absolute names and symlinks on the way out are refused; symlinks are
+made last. Each file is written to a temporary name, fsynced and renamed
+when complete, so a failed get leaves no partial file under its real name.
+Existing files are not replaced unless --overwrite is given; without it,
+get checks every name first and writes nothing if one exists. An
+encrypted version needs the key it was put with (--encrypt-key-file or
+CKPT_ENCRYPT_KEY_FILE).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("--to DIR is required")
+			}
+			key, err := crypt.Resolve(keyFile)
+			if err != nil {
+				return err
+			}
+			return get(cmd.Context(), g, args[0], ver, to, key, overwrite)
+		},
+	}
+	c.Flags().Int64Var(&ver, "version", 0, "version to get (default: latest)")
+	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
+	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
+	return c
+}
+
+func get(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite bool) error {
+	s, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	m, err := s.mc.Manifest(ctx, job, ver)
+	if err != nil {
+		return err
+	}
+	if m.Kind != manifest.KindFiles {
+		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
+	}
+	if err := crypt.Check(m, key); err != nil {
+		return err
+	}
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
+	files := m.Tree(-1)
+	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
+		return overwriteHint(err)
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d entries, %s written under %s\n", job, m.Version, len(files), storage.FormatSize(m.LogicalBytes), to)
+	return nil
 }
 
 // writeFile restores one object to path through a temporary file, fsynced

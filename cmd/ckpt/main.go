@@ -54,7 +54,7 @@ stores on 127.0.0.1, started on demand and kept running until
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager and stores with, for a cluster run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 
-	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
+	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), lsCmd(g), diffCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
 	root.AddCommand(retentionCmds(g)...)
 	root.AddCommand(repairCmd(g))
 	ctx, stop := cli.SignalContext()

@@ -20,6 +20,7 @@ import (
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/tree"
 )
 
 // RankDir is the directory 'ckpt restore' writes a rank's regions into,
@@ -27,28 +28,25 @@ import (
 func rankDir(rank int32) string { return fmt.Sprintf("rank-%05d", rank) }
 
 func restoreCmd(g *globals) *cobra.Command {
-	return writeOutCmd(g, "restore", "Write every object of a version of JOB into DIR (MPI: one file per rank and region)", `Writes out one version of JOB (default: the latest) under DIR, verifying
+	var ver int64
+	var to, keyFile string
+	var overwrite bool
+	c := &cobra.Command{
+		Use:   "restore JOB --to DIR [--version N]",
+		Short: "Write every object of a version of JOB into DIR (MPI: one file per rank and region)",
+		Long: `Writes out one version of JOB (default: the latest) under DIR, verifying
 every block. For an MPI checkpoint each rank's region becomes a file named
 rank-NNNNN/REGION (rank number zero-padded to 5 digits), holding the
 region's bytes exactly as they were in memory; concatenating one region's
-files in rank order gives the global array for a row-split program. For
-files put with 'ckpt put' it is the same as 'ckpt get'. An encrypted
-version needs its key (--encrypt-key-file or CKPT_ENCRYPT_KEY_FILE).
+files in rank order gives the global array for a row-split program. The
+files a rank protected (ProtectFiles) go under rank-NNNNN/files/, by their
+absolute paths. For files put with 'ckpt put' it is the same as 'ckpt get'.
+Existing files are replaced only with --overwrite. An encrypted version
+needs its key (--encrypt-key-file or CKPT_ENCRYPT_KEY_FILE).
 
 To restart a job from this version instead, run
-  ckptrun --restart-version N ... PROGRAM`, false)
-}
-
-// writeOutCmd is 'ckpt restore' (filesOnly false) or 'ckpt get' (true):
-// one code path, restore, with the same flags.
-func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Command {
-	var version int64
-	var to, keyFile string
-	c := &cobra.Command{
-		Use:   name + " JOB --to DIR [--version N]",
-		Short: short,
-		Long:  long,
-		Args:  cobra.ExactArgs(1),
+  ckptrun --restart-version N ... PROGRAM`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return errors.New("--to DIR is required")
@@ -57,53 +55,66 @@ func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Co
 			if err != nil {
 				return err
 			}
-			return restore(cmd.Context(), g, args[0], version, to, key, filesOnly)
+			return restore(cmd.Context(), g, args[0], ver, to, key, overwrite)
 		},
 	}
-	c.Flags().Int64Var(&version, "version", 0, "version to "+name+" (default: latest)")
+	c.Flags().Int64Var(&ver, "version", 0, "version to restore (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
 	return c
 }
 
-// restore writes the objects of a version under to: files by the names they
-// were put with, MPI regions as rank-NNNNN/REGION. filesOnly ('ckpt get')
-// refuses an MPI checkpoint.
-func restore(ctx context.Context, g *globals, job string, version int64, to string, key *crypt.Key, filesOnly bool) error {
+// restore writes the objects of a version under to: files by the names
+// they were put with, MPI regions as rank-NNNNN/REGION and a rank's
+// protected files under rank-NNNNN/files/.
+func restore(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite bool) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	m, err := s.mc.Manifest(ctx, job, version)
+	m, err := s.mc.Manifest(ctx, job, ver)
 	if err != nil {
 		return err
 	}
-	if filesOnly && m.Kind != manifest.KindFiles {
-		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
-	}
 	if err := crypt.Check(m, key); err != nil {
 		return err
+	}
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
+	xopts := tree.ExtractOptions{Overwrite: overwrite}
+	if m.Kind != manifest.KindMPI {
+		files := m.Tree(-1)
+		if err := tree.Extract(ctx, r, files, to, xopts); err != nil {
+			return overwriteHint(err)
+		}
+		fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d entries, %s written under %s\n", job, m.Version, len(files), storage.FormatSize(m.LogicalBytes), to)
+		return nil
 	}
 	type obj struct {
 		path   string
 		blocks []manifest.Block
 	}
+	type key2 struct {
+		name string
+		rank int32
+	}
+	isEntry := map[key2]bool{}
+	ranks := map[int32]bool{}
+	for _, e := range m.Entries {
+		isEntry[key2{e.Object, e.Rank}] = true
+		ranks[e.Rank] = true
+	}
 	objs := map[string]*obj{}
 	var order []string
 	for _, b := range m.Blocks {
-		var rel string
-		if m.Kind == manifest.KindMPI {
-			if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {
-				return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, b.Object, b.Rank)
-			}
-			rel = filepath.Join(rankDir(b.Rank), b.Object)
-		} else {
-			if !filepath.IsLocal(filepath.FromSlash(b.Object)) || strings.Contains(b.Object, `\`) {
-				return fmt.Errorf("%s version %d names a file %q outside the target directory; refusing to write it", job, m.Version, b.Object)
-			}
-			rel = filepath.FromSlash(b.Object)
+		if isEntry[key2{b.Object, b.Rank}] {
+			continue
 		}
+		if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {
+			return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, b.Object, b.Rank)
+		}
+		rel := filepath.Join(rankDir(b.Rank), b.Object)
 		o, ok := objs[rel]
 		if !ok {
 			o = &obj{path: filepath.Join(to, rel)}
@@ -112,7 +123,13 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 		}
 		o.blocks = append(o.blocks, b)
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
+	if !overwrite {
+		for _, rel := range order {
+			if _, err := os.Lstat(objs[rel].path); err == nil {
+				return overwriteHint(fmt.Errorf("%s %w under %s; nothing was written", rel, tree.ErrExists, to))
+			}
+		}
+	}
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(4)
 	for _, rel := range order {
@@ -122,8 +139,24 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	if err := grp.Wait(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d objects, %s written under %s\n", job, m.Version, len(order), storage.FormatSize(m.LogicalBytes), to)
+	nfiles := 0
+	for rank := range ranks {
+		files := m.Tree(rank)
+		nfiles += len(files)
+		if err := tree.Extract(ctx, r, files, filepath.Join(to, rankDir(rank), "files"), xopts); err != nil {
+			return overwriteHint(err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d regions and %d protected files of %d ranks, %s written under %s\n",
+		job, m.Version, len(order), nfiles, len(ranks), storage.FormatSize(m.LogicalBytes), to)
 	return nil
+}
+
+func overwriteHint(err error) error {
+	if errors.Is(err, tree.ErrExists) {
+		return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
+	}
+	return err
 }
 
 func verifyCmd(g *globals) *cobra.Command {

@@ -37,7 +37,7 @@ type ExtractOptions struct {
 
 // ErrExists is wrapped by Extract's error when paths exist and
 // ExtractOptions.Overwrite is not set.
-var ErrExists = errors.New("already exists")
+var ErrExists = errors.New("exist already")
 
 // Extract writes files (manifest.Tree) under dir, which it creates if
 // needed. No name leads outside dir (package doc). On an error, files
@@ -71,7 +71,7 @@ func Extract(ctx context.Context, r Reader, files []manifest.File, dir string, o
 				more = fmt.Sprintf(" and %d more", len(exist)-5)
 				exist = exist[:5]
 			}
-			return fmt.Errorf("tree: %s%s %w under %s; nothing was written (choose another directory, or overwrite)", strings.Join(exist, ", "), more, ErrExists, dir)
+			return fmt.Errorf("%s%s %w under %s; nothing was written", strings.Join(exist, ", "), more, ErrExists, dir)
 		}
 	}
 	x := extractor{root: root, base: dir, r: r}

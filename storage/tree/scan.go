@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -54,8 +55,18 @@ type Counts struct {
 }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("%d files (%d new, %d changed, %d unchanged), %d directories, %d symlinks",
-		c.New+c.Changed+c.Unchanged, c.New, c.Changed, c.Unchanged, c.Dirs, c.Symlinks)
+	return fmt.Sprintf("%s (%d new, %d changed, %d unchanged), %s, %s",
+		plural(c.New+c.Changed+c.Unchanged, "file"), c.New, c.Changed, c.Unchanged, plural(c.Dirs, "directory"), plural(c.Symlinks, "symlink"))
+}
+
+func plural(n int, what string) string {
+	switch {
+	case n == 1:
+		return "1 " + what
+	case strings.HasSuffix(what, "y"):
+		return fmt.Sprintf("%d %sies", n, what[:len(what)-1])
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // ScanPaths walks paths (clean, slash-separated, relative to root; a

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/tree"
+)
+
+// listed is one line of 'ckpt ls': an entry of a version's tree, or an
+// MPI region, under the path 'ckpt restore' writes it to.
+type listed struct {
+	Path   string             `json:"path"`
+	Type   manifest.EntryType `json:"type"` // file, dir, symlink, or region
+	Mode   string             `json:"mode"` // octal, "0755"; "" for a region
+	Size   int64              `json:"size"`
+	MTime  *time.Time         `json:"mtime,omitempty"` // absent when unknown
+	Target string             `json:"target,omitempty"`
+	Rank   *int32             `json:"rank,omitempty"` // MPI versions only
+	Blocks int                `json:"blocks"`
+}
+
+const typeRegion manifest.EntryType = "region"
+
+// treeOf returns a version's tree as 'ckpt ls' and 'ckpt diff' show it:
+// for files, the tree as put; for an MPI checkpoint, each rank's regions
+// and protected files under rank-NNNNN/ and rank-NNNNN/files/, as 'ckpt
+// restore' writes them.
+func treeOf(m *manifest.Manifest) []manifest.File {
+	if m.Kind != manifest.KindMPI {
+		return m.Tree(-1)
+	}
+	type key struct {
+		name string
+		rank int32
+	}
+	entry := map[key]bool{}
+	ranks := map[int32]bool{}
+	for _, e := range m.Entries {
+		entry[key{e.Object, e.Rank}] = true
+	}
+	regions := map[key]*manifest.File{}
+	var out []manifest.File
+	for _, b := range m.Blocks {
+		ranks[b.Rank] = true
+		if entry[key{b.Object, b.Rank}] {
+			continue
+		}
+		k := key{b.Object, b.Rank}
+		r := regions[k]
+		if r == nil {
+			r = &manifest.File{Entry: manifest.Entry{Object: path.Join(rankDir(b.Rank), b.Object), Rank: b.Rank, Type: typeRegion}}
+			regions[k] = r
+		}
+		r.Size += b.Length
+		r.Blocks = append(r.Blocks, b)
+	}
+	for _, r := range regions {
+		out = append(out, *r)
+	}
+	for rank := range ranks {
+		for _, f := range m.Tree(rank) {
+			f.Object = path.Join(rankDir(rank), "files", f.Object)
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b manifest.File) int { return strings.Compare(a.Object, b.Object) })
+	return out
+}
+
+// modeString is ls -l's mode column.
+func modeString(f manifest.File) string {
+	if f.Type == typeRegion {
+		return "r---------"
+	}
+	b := []byte("----------")
+	switch f.Type {
+	case manifest.TypeDir:
+		b[0] = 'd'
+	case manifest.TypeSymlink:
+		b[0] = 'l'
+	}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if f.Mode&(1<<(8-i)) != 0 {
+			b[1+i] = rwx[i]
+		}
+	}
+	special := func(bit uint32, at int, set, noExec byte) {
+		if f.Mode&bit != 0 {
+			if b[at] == 'x' {
+				b[at] = set
+			} else {
+				b[at] = noExec
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
+}
+
+func lsCmd(g *globals) *cobra.Command {
+	var ver int64
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "ls JOB [PATH] [--version N] [--json]",
+		Short: "List the files of a version of JOB, like ls -l",
+		Long: `Lists the files, directories and symlinks of one version of JOB (default:
+the latest), one per line like 'ls -lR': mode, size, mtime, path, and a
+symlink's target. With PATH, only that entry and what it holds. For an MPI
+checkpoint each rank's regions are listed as rank-NNNNN/REGION and its
+protected files under rank-NNNNN/files/, where 'ckpt restore' writes them.
+--json prints an array of {path, type, mode, size, mtime, target, rank,
+blocks}.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := g.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			m, err := s.mc.Manifest(ctx, args[0], ver)
+			if err != nil {
+				return err
+			}
+			files := treeOf(m)
+			if len(args) == 2 {
+				p := strings.TrimSuffix(path.Clean(args[1]), "/")
+				files = slices.DeleteFunc(files, func(f manifest.File) bool {
+					return f.Object != p && !strings.HasPrefix(f.Object, p+"/")
+				})
+				if len(files) == 0 {
+					return fmt.Errorf("%s version %d holds nothing at %q ('ckpt ls %s --version %d' lists it)", args[0], m.Version, args[1], args[0], m.Version)
+				}
+			}
+			if asJSON {
+				out := make([]listed, 0, len(files))
+				for _, f := range files {
+					l := listed{Path: f.Object, Type: f.Type, Size: f.Size, Target: f.Target, Blocks: len(f.Blocks)}
+					if f.Type != typeRegion {
+						l.Mode = fmt.Sprintf("%04o", f.Mode)
+					}
+					if f.MTime != 0 {
+						t := time.Unix(0, f.MTime).UTC()
+						l.MTime = &t
+					}
+					if m.Kind == manifest.KindMPI {
+						r := f.Rank
+						l.Rank = &r
+					}
+					out = append(out, l)
+				}
+				return printJSON(out)
+			}
+			width := 1
+			for _, f := range files {
+				width = max(width, len(fmt.Sprint(f.Size)))
+			}
+			for _, f := range files {
+				when := "-"
+				if f.MTime != 0 {
+					when = time.Unix(0, f.MTime).Local().Format("2006-01-02 15:04:05")
+				}
+				name := f.Object
+				if f.Type == manifest.TypeSymlink {
+					name += " -> " + f.Target
+				}
+				fmt.Printf("%s %*d %s %s\n", modeString(f), width, f.Size, when, name)
+			}
+			return nil
+		},
+	}
+	c.Flags().Int64Var(&ver, "version", 0, "version to list (default: latest)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func diffCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "diff JOB A B [--json]",
+		Short: "Show the files added, removed and changed from version A to version B of JOB",
+		Long: `Compares two versions of JOB entry by entry and prints one line per
+difference, sorted by path:
+
+  + PATH  (SIZE)                    added in B
+  - PATH  (SIZE)                    removed in B
+  M PATH  SIZE_A -> SIZE_B, N changed: what      content changed
+  M PATH  what                               only metadata changed
+
+where N counts the bytes of B's blocks that A does not hold at the same
+offset, and "what" lists content, mode, mtime, type, target. A last line
+sums them. Nothing is read from the stores: the manifests say it all.
+--json prints an array of {path, change, type, old_size, new_size,
+changed_bytes, what}.`,
+		Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var vs [2]int64
+			for i, a := range args[1:] {
+				if _, err := fmt.Sscan(a, &vs[i]); err != nil || vs[i] < 1 {
+					return fmt.Errorf("version %q: want a version number (see 'ckpt versions %s')", a, args[0])
+				}
+			}
+			s, err := g.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var trees [2][]manifest.File
+			for i, v := range vs {
+				m, err := s.mc.Manifest(ctx, args[0], v)
+				if err != nil {
+					return err
+				}
+				trees[i] = treeOf(m)
+			}
+			changes := tree.Diff(trees[0], trees[1])
+			if asJSON {
+				if changes == nil {
+					changes = []tree.Change{}
+				}
+				return printJSON(changes)
+			}
+			var added, removed, changed int
+			var bytes int64
+			for _, c := range changes {
+				switch c.Kind {
+				case "added":
+					added++
+					bytes += c.NewSize
+					fmt.Printf("+ %s  (%s)\n", c.Path, storage.FormatSize(c.NewSize))
+				case "removed":
+					removed++
+					fmt.Printf("- %s  (%s)\n", c.Path, storage.FormatSize(c.OldSize))
+				default:
+					changed++
+					bytes += c.ChangedBytes
+					if slices.Contains(c.What, "content") {
+						fmt.Printf("M %s  %s -> %s, %s changed: %s\n", c.Path, storage.FormatSize(c.OldSize), storage.FormatSize(c.NewSize),
+							storage.FormatSize(c.ChangedBytes), strings.Join(c.What, ", "))
+					} else {
+						fmt.Printf("M %s  %s\n", c.Path, strings.Join(c.What, ", "))
+					}
+				}
+			}
+			fmt.Printf("%s versions %d -> %d: %d added, %d removed, %d changed, %s of new or changed content\n",
+				args[0], vs[0], vs[1], added, removed, changed, storage.FormatSize(bytes))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
