@@ -262,4 +262,3 @@ changed_bytes, what}.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
-
