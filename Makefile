@@ -43,6 +43,11 @@ demo: build
 clean:
 	rm -rf $(BIN)
 
+# The fast path of 'ckpt put' for a tree (docs/benchmarks.md, "Trees").
+.PHONY: bench-tree
+bench-tree: build-static
+	./scripts/bench-tree.sh
+
 bench-put: build-static
 	$(GO) build -o $(BIN)/ ./bench/putbench
 	./$(BIN)/putbench --size $${SIZE:-1GiB}

@@ -35,6 +35,9 @@ type Item struct {
 	// Write references its blocks instead of reading.
 	Prev *manifest.File
 	src  string // where Write reads the data: the file, or its frozen copy
+	// same: the stat matches the previous version's (Prev is nil only
+	// under ForceRead).
+	same bool
 }
 
 // Scan is a tree as found on disk, ready to be written into a version.
@@ -46,7 +49,8 @@ type Scan struct {
 }
 
 // Counts tallies a scan: regular files by what changed since the
-// previous version, and the other entries.
+// previous version (by their stat: under ForceRead an unchanged file is
+// counted unchanged although it is read), and the other entries.
 type Counts struct {
 	New, Changed, Unchanged int
 	Dirs, Symlinks, Skipped int
@@ -99,8 +103,8 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 		switch {
 		case fi.Mode().IsRegular():
 			e.Type = manifest.TypeFile
-			it := Item{Entry: e, Size: fi.Size(), src: disk}
-			if !opts.ForceRead && unchanged(byPath[name], fi) {
+			it := Item{Entry: e, Size: fi.Size(), src: disk, same: unchanged(byPath[name], fi)}
+			if it.same && !opts.ForceRead {
 				it.Prev = byPath[name]
 			}
 			s.Items = append(s.Items, it)
@@ -227,15 +231,16 @@ func (s *Scan) Counts(prev []manifest.File) Counts {
 			c.Symlinks++
 		case manifest.TypeFile:
 			c.Bytes += it.Size
+			if it.Prev == nil {
+				c.ReadBytes += it.Size
+			}
 			switch {
-			case it.Prev != nil:
+			case it.same:
 				c.Unchanged++
 			case had[it.Object]:
 				c.Changed++
-				c.ReadBytes += it.Size
 			default:
 				c.New++
-				c.ReadBytes += it.Size
 			}
 		}
 	}

@@ -189,7 +189,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// ForceRead reads everything, and still sends nothing new.
 	_, n3 := e.capture(t, src, []string{"top"}, Options{Rank: -1, ForceRead: true}, nil)
-	if n3.Changed != 4 || n3.ReadBytes != 75010 {
+	if n3.Unchanged != 4 || n3.ReadBytes != 75010 {
 		t.Fatalf("forced capture: %+v", n3)
 	}
 }
