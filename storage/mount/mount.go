@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -108,6 +110,7 @@ type FS struct {
 	done   chan struct{} // closed when Wait's final commit ended
 	final  error
 
+	started    time.Time
 	stopOnce   sync.Once
 	latestOnce sync.Once
 
@@ -178,7 +181,7 @@ func New(ctx context.Context, dir string, o Options) (*FS, error) {
 		rd:       client.NewReader(o.Job.Pool.Resolve, ro),
 		buffered: semaphore.NewWeighted(max(o.MaxBuffered, int64(bs))),
 		ahead:    semaphore.NewWeighted(max(o.ReadAhead*4, int64(bs))),
-		served:   make(chan struct{}), done: make(chan struct{})}
+		served:   make(chan struct{}), done: make(chan struct{}), started: time.Now()}
 	f.bufs.New = func() any { b := make([]byte, bs); return &b }
 	f.c.init(f)
 	f.root = newDir(f, 0o755, time.Now().UnixNano())
@@ -273,37 +276,91 @@ func (f *FS) Served() <-chan struct{} { return f.served }
 // point at once and lets the open files finish (their closes still
 // commit). Wait then returns once everything is committed.
 func (f *FS) Unmount(lazy bool) error {
-	if !lazy {
-		err := f.srv.Unmount()
-		if err != nil && errors.Is(err, syscall.EBUSY) {
-			return fmt.Errorf("%s is busy: files are open in it (fuser -m %s shows which)", f.dir, f.dir)
-		}
-		return err
-	}
-	return Detach(f.dir)
+	return Unmount(f.dir, lazy)
 }
 
 // Detach unmounts dir lazily: the mount point is free at once, files
 // still open keep working until closed. It works on the mount of a
 // process that died, too.
-func Detach(dir string) error {
+func Detach(dir string) error { return Unmount(dir, true) }
+
+// Unmount unmounts the ckpt mount on dir, served by this process or
+// another: EBUSY (wrapped) while files are open in it, unless lazy. The
+// serving process then makes its last commit and its Wait returns.
+// Without root it runs fusermount3 (or fusermount) -u.
+func Unmount(dir string, lazy bool) error {
 	if os.Geteuid() == 0 {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err == nil {
+		flags := 0
+		if lazy {
+			flags = syscall.MNT_DETACH
+		}
+		err := syscall.Unmount(dir, flags)
+		switch {
+		case err == nil:
 			return nil
-		} else if !errors.Is(err, syscall.EPERM) {
+		case errors.Is(err, syscall.EBUSY):
+			return fmt.Errorf("%s is busy: files are open in it, or a shell is in it (fuser -m %s shows which): %w", dir, dir, err)
+		case !errors.Is(err, syscall.EPERM):
 			return fmt.Errorf("unmounting %s: %w", dir, err)
 		}
 	}
 	for _, bin := range []string{"fusermount3", "fusermount"} {
-		if p, err := exec.LookPath(bin); err == nil {
-			out, err := exec.Command(p, "-u", "-z", dir).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("%s -u -z %s: %v: %s", bin, dir, err, out)
-			}
-			return nil
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			continue
 		}
+		args := []string{"-u", dir}
+		if lazy {
+			args = []string{"-u", "-z", dir}
+		}
+		out, err := exec.Command(p, args...).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(out), "busy") {
+				return fmt.Errorf("%s is busy: files are open in it, or a shell is in it (fuser -m %s shows which): %w", dir, dir, syscall.EBUSY)
+			}
+			return fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
 	}
-	return fmt.Errorf("unmounting %s: not root, and neither fusermount3 nor fusermount is installed", dir)
+	return fmt.Errorf("unmounting %s: not root, and neither fusermount3 nor fusermount is installed (fuse3 package)", dir)
+}
+
+// Mounted reports whether dir is the mount point of a ckpt mount, and
+// the job it serves, from /proc/self/mountinfo.
+func Mounted(dir string) (job string, ok bool, err error) {
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		pre, post, found := strings.Cut(line, " - ")
+		if !found {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 2 || unescapeMountinfo(f[4]) != dir || g[0] != FSType {
+			continue
+		}
+		return strings.TrimPrefix(g[1], "ckpt:"), true, nil
+	}
+	return "", false, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a
+// mountinfo path.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Wait waits until the file system is unmounted, commits what changed

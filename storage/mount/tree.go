@@ -507,10 +507,18 @@ func (n *fileNode) sync() syscall.Errno {
 	if err := n.c.Broken(); err != nil {
 		return n.f.fail("close", err)
 	}
-	n.f.ns.RLock()
-	need := n.c.Changed() || !n.hasCommitted || n.pendGen > 0
+	n.f.ns.Lock()
+	changed := n.c.Changed()
+	if !changed && !n.hasCommitted && n.pendGen == 0 && n.c.Size() == 0 {
+		// A new empty file (touch, or a shell's redirection closing its
+		// first descriptor before writing) is a change of names: it is
+		// in the next version, and makes none of its own.
+		n.hasCommitted = true
+		n.f.c.touch()
+	}
+	need := changed || !n.hasCommitted || n.pendGen > 0
 	removed := n.removed
-	n.f.ns.RUnlock()
+	n.f.ns.Unlock()
 	if !need || removed {
 		return 0
 	}

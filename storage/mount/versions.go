@@ -81,6 +81,8 @@ var (
 func (v *versionsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFDIR | 0o555
 	out.Nlink = 2
+	t := v.fs.started
+	out.SetTimes(&t, &t, &t)
 	out.Owner = fuse.Owner{Uid: uint32(syscall.Getuid()), Gid: uint32(syscall.Getgid())}
 	return 0
 }
@@ -166,6 +168,8 @@ func (l *latestNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (l *latestNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFLNK | 0o777
 	out.Size = uint64(len(l.target()))
+	t := l.f.started
+	out.SetTimes(&t, &t, &t)
 	out.Owner = fuse.Owner{Uid: uint32(syscall.Getuid()), Gid: uint32(syscall.Getgid())}
 	return 0
 }
