@@ -91,7 +91,11 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 	}
 	objs := map[string]*obj{}
 	var order []string
+	tree := treeEntries(m)
 	for _, b := range m.Blocks {
+		if _, ok := tree[b.Object]; ok && b.Rank == -1 {
+			continue // a directory or symlink: writeTree makes it
+		}
 		var rel string
 		if m.Kind == manifest.KindMPI {
 			if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {
@@ -120,6 +124,9 @@ func restore(ctx context.Context, g *globals, job string, version int64, to stri
 		grp.Go(func() error { return writeFile(gctx, r, o.path, o.blocks) })
 	}
 	if err := grp.Wait(); err != nil {
+		return err
+	}
+	if err := writeTree(to, m); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d objects, %s written under %s\n", job, m.Version, len(order), storage.FormatSize(m.LogicalBytes), to)
