@@ -73,23 +73,28 @@ func (h *fetcher) window(n int64) int {
 func (h *fetcher) block(l blockList, i int) ([]byte, error) {
 	b := *l.At(i)
 	h.mu.Lock()
-	seq := i == h.last || i == h.last+1
+	moved := i != h.last
+	seq := i == h.last+1
 	h.last = i
 	ft := h.start(b, false)
-	k := h.window(b.Length)
-	keep := map[storage.Hash]bool{b.Key: true}
-	for j := i + 1; j < l.Len() && j <= i+k; j++ {
-		if nb := l.At(j); nb != nil {
-			keep[nb.Key] = true
-			if seq {
-				h.start(*nb, true)
+	if moved {
+		// The reader is on a new block: the window moves with it.
+		k := h.window(b.Length)
+		keep := make(map[storage.Hash]bool, k+1)
+		keep[b.Key] = true
+		for j := i + 1; j < l.Len() && j <= i+k; j++ {
+			if nb := l.At(j); nb != nil {
+				keep[nb.Key] = true
+				if seq {
+					h.start(*nb, true)
+				}
 			}
 		}
-	}
-	for key, o := range h.got {
-		if !keep[key] {
-			h.drop(o)
-			delete(h.got, key)
+		for key, o := range h.got {
+			if !keep[key] {
+				h.drop(o)
+				delete(h.got, key)
+			}
 		}
 	}
 	h.mu.Unlock()

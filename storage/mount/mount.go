@@ -208,6 +208,7 @@ func New(ctx context.Context, dir string, o Options) (*FS, error) {
 			DirectMount:   true,
 			MaxWrite:      1 << 20,
 			MaxReadAhead:  1 << 20,
+			MaxBackground: 64,
 			AllowOther:    o.AllowOther,
 			DisableXAttrs: true,
 			Debug:         o.Debug,
