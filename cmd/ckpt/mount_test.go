@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
+	"github.com/ckptio/ckptio/storage/mount"
 )
 
 // requireMountTools skips where FUSE mounts or the tools a test drives
@@ -339,4 +341,46 @@ func TestRestartFromMountedCheckpoint(t *testing.T) {
 		t.Fatalf("ckpt.dat in the remounted tree: %v %v", st, err)
 	}
 	m.umount(t, c)
+}
+
+// TestStopMount: SIGTERM unmounts cleanly with the last commit; a mount
+// whose process was killed is still removed by 'ckpt umount'; umount
+// of a directory that is not a ckpt mount says so.
+func TestStopMount(t *testing.T) {
+	requireMountTools(t)
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 2})
+	mnt := t.TempDir()
+	m := startMount(t, c, "stop", mnt)
+	data := writeRandom(t, filepath.Join(mnt, "a"), 100000, 9)
+	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil { // committed at the unmount
+		t.Fatal(err)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-m.done; err != nil {
+		t.Fatalf("ckpt mount after SIGTERM: %v\n%s", err, m.stderr())
+	}
+	if _, mounted, _ := mount.Mounted(mnt); mounted {
+		t.Fatal("still mounted after SIGTERM")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, errOut, code := c.Run(t, "", nil, "ckpt", "get", "stop", "--to", out); code != 0 {
+		t.Fatalf("ckpt get: %s", errOut)
+	}
+	mustEqual(t, filepath.Join(out, "a"), data)
+	if st, err := os.Stat(filepath.Join(out, "d")); err != nil || !st.IsDir() {
+		t.Fatalf("the directory made before SIGTERM: %v %v", st, err)
+	}
+
+	m = startMount(t, c, "stop", mnt)
+	m.cmd.Process.Kill()
+	<-m.done
+	if _, errOut, code := c.Run(t, "", nil, "ckpt", "umount", mnt); code != 0 || !strings.Contains(errOut, "is gone") {
+		t.Fatalf("ckpt umount of a dead mount: code %d, %s", code, errOut)
+	}
+	if _, mounted, _ := mount.Mounted(mnt); mounted {
+		t.Fatal("a dead mount is still mounted after ckpt umount")
+	}
+	if _, errOut, code := c.Run(t, "", nil, "ckpt", "umount", mnt); code == 0 || !strings.Contains(errOut, "is not a ckpt mount") {
+		t.Fatalf("ckpt umount of a plain directory: code %d, %s", code, errOut)
+	}
 }
