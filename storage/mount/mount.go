@@ -76,7 +76,7 @@ type Options struct {
 	ReadAhead int64
 	// AllowOther lets other users than the one mounting use the mount
 	// (fuse's allow_other; needs user_allow_other in /etc/fuse.conf
-	// unless root).
+	// unless root), held to the files' modes (default_permissions).
 	AllowOther bool
 	// Debug logs every FUSE request.
 	Debug bool
@@ -213,6 +213,10 @@ func New(ctx context.Context, dir string, o Options) (*FS, error) {
 			DisableXAttrs: true,
 			Debug:         o.Debug,
 		},
+	}
+	if o.AllowOther {
+		// Other users are held to the modes the tree shows.
+		fo.MountOptions.Options = append(fo.MountOptions.Options, "default_permissions")
 	}
 	srv, err := fs.Mount(abs, f.root, fo)
 	if err != nil {
