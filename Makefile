@@ -7,7 +7,7 @@ STATIC   := ckpt-store ckpt-manager ckpt ckptrun
 MPIPROGS := examples/heat
 FUZZTIME ?= 60s
 
-.PHONY: all build build-static build-mpi mpi test vet fuzz demo clean bench-put
+.PHONY: all build build-static build-mpi mpi test vet fuzz demo clean bench-put bench-mount
 
 all: build
 
@@ -51,6 +51,13 @@ bench-tree: build-static
 bench-put: build-static
 	$(GO) build -o $(BIN)/ ./bench/putbench
 	./$(BIN)/putbench --size $${SIZE:-1GiB}
+
+# The mounted file system against ckpt put and get, in one run: write,
+# read back, a tenth rewritten (docs/benchmarks.md, "Mounted file
+# system"). Needs /dev/fuse and root or fusermount3.
+bench-mount: build-static
+	$(GO) build -o $(BIN)/ ./bench/mountbench
+	./$(BIN)/mountbench --size $${SIZE:-1GiB} --bin $(BIN)
 
 # Checkpoint benchmarks: ckptio (synchronous and asynchronous) against POSIX
 # N-N, MPI-IO and restic on the same workload, in one run; writes

@@ -18,6 +18,10 @@ var (
 	ErrQuotaExceeded = errors.New("storage: store quota exceeded")
 	// ErrDiskFull: the store's disk has no space left (ENOSPC), below quota.
 	ErrDiskFull = errors.New("storage: store disk full")
+	// ErrNoSpace: no store will take a block for want of room: every store
+	// that could was full or over its quota. Writers return it, wrapped,
+	// when a version cannot be written because the cluster is full.
+	ErrNoSpace = errors.New("storage: no store has space left")
 	// ErrHashMismatch: a block's bytes do not hash to its name.
 	ErrHashMismatch = errors.New("storage: block bytes do not match their hash")
 	// ErrTooLarge: a block or frame is larger than the limit.

@@ -25,7 +25,7 @@ func golist(t *testing.T, f string, pkgs ...string) []string {
 func TestLayering(t *testing.T) {
 	// Nothing but the manager daemon links the catalog server and bbolt.
 	for _, p := range []string{"../examples/heat", "../cmd/ckpt-store", "../cmd/ckptrun", "../cmd/ckpt", "../mpiio",
-		"../collective", "./client", "./version", "./catalog"} {
+		"../collective", "./client", "./version", "./catalog", "./mount"} {
 		for _, d := range golist(t, `{{join .Deps "\n"}}`, p) {
 			if d == "go.etcd.io/bbolt" || d == module+"storage/manager" {
 				t.Errorf("%s links %s", p, d)
@@ -45,6 +45,7 @@ func TestLayering(t *testing.T) {
 		"../collective": {"storage", "storage/chunk", "storage/version"},
 		"./client":      {"storage", "storage/catalog", "storage/chunk", "storage/codec", "storage/manifest", "storage/placement", "storage/wire"},
 		"./catalog":     {"storage", "storage/manifest"},
+		"./mount":       {"storage", "storage/catalog", "storage/client", "storage/manifest", "storage/version"},
 		"./placement":   {"storage"},
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},

@@ -57,6 +57,7 @@ stores on 127.0.0.1, started on demand and kept running until
 	root.AddCommand(putCmd(g), getCmd(g), restoreCmd(g), lsCmd(g), diffCmd(g), verifyCmd(g), versionsCmd(g), storesCmd(g), clusterCmd(g))
 	root.AddCommand(retentionCmds(g)...)
 	root.AddCommand(repairCmd(g))
+	root.AddCommand(mountCmd(g), umountCmd(g))
 	ctx, stop := cli.SignalContext()
 	defer stop()
 	cli.Exit("ckpt", root.ExecuteContext(ctx))

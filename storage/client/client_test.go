@@ -156,6 +156,9 @@ func TestWriterFailsNamingStoresWhenNoneTakesABlock(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "st-0") || !strings.Contains(err.Error(), "st-1") {
 		t.Fatalf("err = %v, want one naming both stores", err)
 	}
+	if !errors.Is(err, storage.ErrNoSpace) {
+		t.Fatalf("err = %v: every store was full, want storage.ErrNoSpace", err)
+	}
 	if _, err := w.WriteObject(ctx, "g", -1, bytes.NewReader([]byte("x"))); err == nil {
 		t.Fatal("writer error is not sticky")
 	}

@@ -112,7 +112,7 @@ func (p *Pool) Targets(ctx context.Context) (targets, full []Target, err error) 
 	case len(targets) > 0:
 		return targets, full, nil
 	case len(full) > 0:
-		return nil, nil, fmt.Errorf("client: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses)", len(full))
+		return nil, nil, fmt.Errorf("client: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses): %w", len(full), storage.ErrNoSpace)
 	case len(skipped) > 0:
 		return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
 	}

@@ -127,7 +127,7 @@ type Writer struct {
 		reused    int64
 		err       error
 		closed    bool
-		excluded  map[int]string // why a store was dropped
+		excluded  map[int]error // why a store was dropped
 		squeeze   map[objectKey]*squeeze
 	}
 }
@@ -219,7 +219,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	w.budget = make(chan struct{}, max(1, opts.MaxBuffered/int64(opts.BlockSize)))
 	w.mu.seen = map[storage.Hash]*slot{}
 	w.mu.blocks = make([]manifest.Block, 0, max(0, opts.ExpectBlocks))
-	w.mu.excluded = map[int]string{}
+	w.mu.excluded = map[int]error{}
 	w.mu.squeeze = map[objectKey]*squeeze{}
 	bs := opts.BlockSize
 	w.bufs.New = func() any { b := make([]byte, bs); return &b }
@@ -457,10 +457,14 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	created := false
 	for need > 0 {
 		dropped := w.dropped()
-		pick := w.place.Pick(ref.Key, need, func(i int) bool { return dropped[i] != "" || tried[i] })
+		pick := w.place.Pick(ref.Key, need, func(i int) bool { return dropped[i] != nil || tried[i] })
 		if len(pick) == 0 {
-			w.fail(fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
-				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.Copies(), w.exclusions()))
+			err := fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
+				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.Copies(), w.exclusions())
+			if w.allFull() {
+				err = fmt.Errorf("%w: %w", err, storage.ErrNoSpace)
+			}
+			w.fail(err)
 			return 0, false
 		}
 		type outcome struct {
@@ -509,7 +513,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 				}
 				w.log.Warn("store refused a block; moving it to another store",
 					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
-				w.exclude(o.i, berr.Error())
+				w.exclude(o.i, berr)
 			}
 		}
 	}
@@ -567,7 +571,7 @@ func (w *Writer) learn(ref manifest.Block, logical, stored int) {
 }
 
 // exclude stops placing blocks on store i for the rest of this writer.
-func (w *Writer) exclude(i int, why string) {
+func (w *Writer) exclude(i int, why error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mu.excluded[i] = why
@@ -575,7 +579,7 @@ func (w *Writer) exclude(i int, why string) {
 
 // dropped returns the stores excluded so far, with why, for use without
 // the lock: nil when none was (the common case costs nothing), else a copy.
-func (w *Writer) dropped() map[int]string {
+func (w *Writer) dropped() map[int]error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.mu.excluded) == 0 {
@@ -591,10 +595,23 @@ func (w *Writer) exclusions() string {
 	var out []string
 	for i := range w.targets {
 		if why, ok := w.mu.excluded[i]; ok {
-			out = append(out, why)
+			out = append(out, why.Error())
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// allFull reports whether every store dropped so far was dropped for want
+// of room (quota, full disk), and at least one was.
+func (w *Writer) allFull() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, why := range w.mu.excluded {
+		if !errors.Is(why, storage.ErrQuotaExceeded) && !errors.Is(why, storage.ErrDiskFull) {
+			return false
+		}
+	}
+	return len(w.mu.excluded) > 0
 }
 
 // record adds ref to the version's blocks and returns its index there.

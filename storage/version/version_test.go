@@ -503,7 +503,7 @@ func TestFullStoresSaySo(t *testing.T) {
 		}
 	}
 	_, err := cl.Job("j", client.WriterOptions{}).Write(context.Background(), version.Files, nil, func(*version.Writer) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "no free space") {
+	if err == nil || !strings.Contains(err.Error(), "no free space") || !errors.Is(err, storage.ErrNoSpace) {
 		t.Fatalf("write to full stores: %v", err)
 	}
 }
@@ -551,5 +551,68 @@ func TestEntries(t *testing.T) {
 	}
 	if d, l := tree[0], tree[2]; d.Type != manifest.TypeDir || d.Mode != 0o750 || l.Target != "d/f" || l.Size != 0 {
 		t.Fatalf("dir %+v link %+v", d, l)
+	}
+}
+
+// TestKnownBlocks: a writer over Known blocks (of a version committed
+// before, not fetched again) references those its stores confirm and
+// sends the others: the rest of a block lost from its store, and a
+// block the list does not hold.
+func TestKnownBlocks(t *testing.T) {
+	ctx := context.Background()
+	cl := versiontest.New(2)
+	j := cl.Job("known", client.WriterOptions{BlockSize: 4096, Replicas: 1})
+	data := randBytes(11, 8*4096)
+	putFile(t, j, data)
+	s, err := j.Open(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := s.Manifest().Blocks
+	lost := known[3]
+	for _, m := range cl.Mem {
+		m.Delete(ctx, []storage.Hash{lost.Key}, time.Time{})
+	}
+	extra := randBytes(12, 4096)
+	txn, err := j.Begin(ctx, version.Files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := j.NewWriter(ctx, version.Known(known), version.Hints{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]version.Ref, 0, len(known))
+	for _, b := range known {
+		refs = append(refs, version.Ref{Object: "g", Rank: -1, Offset: b.Offset, Length: b.Length, Hash: b.Hash})
+	}
+	need, err := w.Plan(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range need {
+		if n != (i == 3) {
+			t.Fatalf("block %d: need %v; only the lost block 3 needs its data", i, n)
+		}
+	}
+	if err := w.Put(ctx, refs[3], data[3*4096:4*4096], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Put(ctx, version.Ref{Object: "g", Rank: -1, Offset: int64(len(data))}, extra, nil); err != nil {
+		t.Fatal(err)
+	}
+	part, err := w.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := txn.Commit(ctx, nil, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NewBytes != 2*4096 {
+		t.Fatalf("new bytes %d, want the lost block and the extra one (%d)", c.NewBytes, 2*4096)
+	}
+	if got := version.Known(nil).Bytes(); got != nil {
+		t.Fatalf("a Known previous has bytes %d", len(got))
 	}
 }
