@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
@@ -289,9 +291,13 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	}
 	c := cp.newCapture()
 	if cp.asyncAllowed(cp.regions) {
-		cp.freeze(c)
-		cp.start(ctx, meta, cp.stage.copyOf(cp.regions), c)
-		return 0, nil
+		err := cp.freeze(c)
+		if err == nil {
+			cp.start(ctx, meta, cp.stage.copyOf(cp.regions), c)
+			return 0, nil
+		}
+		cp.cfg.Logger.Warn("protected files could not be staged for an asynchronous checkpoint; this rank checkpoints synchronously",
+			zap.Int("rank", cp.Rank()), zap.Error(err), zap.String("fix", "set CKPT_STAGING_DIR to a writable directory with room"))
 	}
 	r, err := cp.checkpoint(ctx, meta, cp.regions, c)
 	return r.Version, err

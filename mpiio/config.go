@@ -56,7 +56,8 @@ type Config struct {
 	// directory. On the protected files' own file system the copies are
 	// reflinks where it shares extents (btrfs, XFS, bcachefs), else full
 	// copies (ext4, tmpfs). Each checkpoint's copies are removed once it
-	// ends.
+	// ends. A rank that cannot make them there (no room, not writable)
+	// checkpoints synchronously and logs why.
 	StagingDir string
 	// EncryptKeyFile is a key file (storage/crypt) to encrypt the blocks
 	// with before they leave the leaders, and to decrypt them on restore

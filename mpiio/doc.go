@@ -78,7 +78,9 @@
 // copied at about 3 GB/s on the machine measured (64 MiB in 20-25 ms, on
 // /tmp and /work alike), on tmpfs at about 1.6 GB/s (BenchmarkFreeze).
 // That is what the program waits for per byte of new or changed files; a
-// file that only grew is copied whole.
+// file that only grew is copied whole. A rank that cannot stage its
+// copies (no room, not writable) checkpoints synchronously instead and
+// logs why.
 //
 // # Self-serializing programs
 //

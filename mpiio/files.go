@@ -222,11 +222,11 @@ func overlaps(all [][]byte) error {
 	for _, c := range claims {
 		for q := c.path; q != "."; q = path.Dir(q) {
 			if r, ok := owners[c.host][q]; ok && r != c.rank {
-				what := ""
-				if q != c.path {
-					what = fmt.Sprintf(" (rank %d protects /%s)", r, q)
+				if q == c.path {
+					problems = append(problems, fmt.Sprintf("rank %d protects /%s, which rank %d protects too, on host %s", c.rank, c.path, r, c.host))
+				} else {
+					problems = append(problems, fmt.Sprintf("rank %d protects /%s, inside /%s, which rank %d protects, on host %s", c.rank, c.path, q, r, c.host))
 				}
-				problems = append(problems, fmt.Sprintf("rank %d protects /%s, which rank %d protects too%s, on host %s", c.rank, c.path, r, what, c.host))
 				break
 			}
 		}
@@ -284,36 +284,41 @@ func (cp *Checkpointer) scan(c *capture) error {
 
 // freeze scans the protected files and copies those the version must
 // read (new and changed ones) into a staging directory, so that an
-// asynchronous checkpoint holds them as of its call. A failure is kept in
-// c and reported by the background write on every rank (this runs while
-// the other ranks start theirs).
-func (cp *Checkpointer) freeze(c *capture) {
+// asynchronous checkpoint holds them as of its call. A scan failure is
+// kept in c and reported by the background write on every rank (this
+// runs while the other ranks start theirs). It returns the error when the
+// copies could not be staged: the rank then checkpoints synchronously,
+// reading the files while the program waits.
+func (cp *Checkpointer) freeze(c *capture) error {
 	if c == nil {
-		return
+		return nil
 	}
 	start := time.Now()
 	if c.err = cp.scan(c); c.err != nil {
-		return
+		return nil
 	}
 	if !slices.ContainsFunc(c.scan.Items, func(it tree.Item) bool { return it.Type == manifest.TypeFile && it.Prev == nil }) {
-		return // nothing to read: unchanged files are referenced
+		return nil // nothing to read: unchanged files are referenced
 	}
 	base, err := cp.stagingBase()
 	if err == nil {
 		c.stage, err = os.MkdirTemp(base, fmt.Sprintf("ckptio-stage-rank%d-", cp.Rank()))
 	}
-	if err != nil {
-		c.err = fmt.Errorf("protected files: making the staging directory for an asynchronous checkpoint: %w (set CKPT_STAGING_DIR to a writable directory, or CKPT_ASYNC=0)", err)
-		return
+	var copied int64
+	var cloned int
+	if err == nil {
+		copied, cloned, err = c.scan.Freeze(c.stage)
 	}
-	copied, cloned, err := c.scan.Freeze(c.stage)
 	if err != nil {
-		c.err = fmt.Errorf("protected files: %w (staging directory %s: set CKPT_STAGING_DIR to one with room, or CKPT_ASYNC=0)", err, base)
-		return
+		// Some items may point at copies: scan again, synchronously.
+		c.release()
+		c.scan = nil
+		return fmt.Errorf("staging the protected files in %s: %w", base, err)
 	}
 	cp.cfg.Logger.Debug("protected files frozen for the asynchronous checkpoint",
 		zap.Int("rank", cp.Rank()), zap.String("copied", storage.FormatSize(copied)), zap.Int("reflinked", cloned),
 		zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 // release removes the capture's frozen copies.

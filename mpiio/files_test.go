@@ -453,3 +453,39 @@ func TestTwoRanksProtectingOnePathAreRefused(t *testing.T) {
 		t.Fatalf("versions %+v, %v; want none", vs, err)
 	}
 }
+
+// TestStagingFailureCheckpointsSynchronously: when the changed files
+// cannot be copied for an asynchronous checkpoint (here the staging
+// directory is a file), the rank checkpoints synchronously instead of
+// failing, and the version holds the files.
+func TestStagingFailureCheckpointsSynchronously(t *testing.T) {
+	cl := managertest.New(t, managertest.Options{Stores: 2})
+	dirs := rankDirs(t, 2)
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, cl, 2, mpiio.Config{Job: "nostage", StagingDir: notDir}, func(cp *mpiio.Checkpointer, c collective.Comm) error {
+		ctx := context.Background()
+		r := c.Rank()
+		if err := os.WriteFile(filepath.Join(dirs[r], "out"), []byte(logLines(1, 10)), 0o644); err != nil {
+			return err
+		}
+		cp.Protect("f", field(r, 1))
+		if err := cp.ProtectFiles(dirs[r]); err != nil {
+			return err
+		}
+		if v, err := cp.Checkpoint(ctx, mpiio.Meta{Step: 1}); err != nil || v != 1 {
+			return fmt.Errorf("rank %d: checkpoint without a usable staging directory: %d, %v; want version 1 at once", r, v, err)
+		}
+		rd, err := cp.OpenReader(ctx, 1, r, rel(filepath.Join(dirs[r], "out")))
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		if got, err := io.ReadAll(rd); err != nil || string(got) != logLines(1, 10) {
+			return fmt.Errorf("rank %d: version 1 holds %q, %v", r, got, err)
+		}
+		return nil
+	})
+}
