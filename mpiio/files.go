@@ -392,7 +392,6 @@ type rollback struct {
 	share []byte          // this rank's part of the version
 	files []manifest.File // the version's tree under the protected paths
 	paths []string        // the protected paths
-	done  tree.RollbackCounts
 }
 
 // restoreExtra is how protected files enter a collective restore.
@@ -514,7 +513,6 @@ func (rb *rollback) apply(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("protected files: %w", err)
 	}
-	rb.done = c
 	rb.cp.cfg.Logger.Debug("protected files rolled back", zap.Int("rank", rb.cp.Rank()), zap.Stringer("counts", c))
 	return nil
 }
