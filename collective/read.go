@@ -19,20 +19,51 @@ import (
 // ignored. If reading fails midway, regions may be partly overwritten and
 // every rank returns the error.
 func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions []Region) (int64, error) {
+	return s.RestoreWith(ctx, j, v, regions, Extra{})
+}
+
+// RestoreWith is Restore with state of the rank's own besides its regions
+// (Extra.Split, Check, Apply): checked with the regions before anything
+// is touched, and restored beside them.
+func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regions []Region, x Extra) (int64, error) {
 	// 1. Rank 0 opens the version and checks the rank count.
 	var snap *version.Snapshot
+	var shares [][]byte
 	if _, err := Share(s.world, func() ([]byte, error) {
 		var err error
 		if snap, err = j.Open(ctx, v); err != nil {
 			return nil, err
 		}
-		return nil, snap.CheckMPI(s.Size())
+		if err := snap.CheckMPI(s.Size()); err != nil {
+			return nil, err
+		}
+		if x.Split != nil {
+			if shares, err = x.Split(snap); err != nil {
+				return nil, err
+			}
+		}
+		if shares == nil {
+			shares = make([][]byte, s.Size())
+		}
+		if len(shares) != s.Size() {
+			return nil, fmt.Errorf("collective: %d shares of extra state for %d ranks", len(shares), s.Size())
+		}
+		return nil, nil
 	}); err != nil {
 		return 0, err
 	}
+	// Each rank gets its share of the extra state and checks it.
+	share, err := scatterBytes(s.world, 0, shares)
+	if err != nil {
+		return 0, err
+	}
+	shares = nil
+	var local error
+	if x.Check != nil {
+		local = x.Check(ctx, share)
+	}
 	// 2. Leaders get the manifest from rank 0, as the manager sent it,
 	// when there are other leaders.
-	var local error
 	if s.leaders != nil && s.leaders.Size() > 1 {
 		var raw []byte
 		if s.Rank() == 0 {
@@ -44,7 +75,7 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 		}
 		if s.Rank() != 0 {
 			if snap, err = version.ParseSnapshot(raw); err != nil {
-				local = fmt.Errorf("leader: the version's manifest: %w", err)
+				local = withLocal(local, fmt.Errorf("leader: the version's manifest: %w", err))
 			}
 		}
 	}
@@ -55,13 +86,22 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 	}
 	var plans [][][]version.Extent
 	c := s.chunk()
-	if s.IsLeader() && local == nil {
-		plans, local = planRestore(snap, metas, c)
+	if s.IsLeader() && snap != nil {
+		var perr error
+		plans, perr = planRestore(snap, metas, c)
+		local = withLocal(local, perr)
 	}
 	if err := agree(s.world, local); err != nil {
-		return 0, fmt.Errorf("restore of %s refused, no region touched: %w", j.Name, err)
+		return 0, fmt.Errorf("restore of %s refused, nothing touched: %w", j.Name, err)
 	}
 	s.gc.check()
+	// The extra state is restored beside the region rounds.
+	extra := startExtra(ctx, func(ctx context.Context) (struct{}, error) {
+		if x.Apply == nil {
+			return struct{}{}, nil
+		}
+		return struct{}{}, x.Apply(ctx)
+	})
 	// 4. Each member learns its byte count per round, then rounds run.
 	var parts [][]byte
 	rounds := int64(0)
@@ -174,6 +214,7 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 		}
 		if err != nil {
 			drain(queue)
+			extra()
 			return 0, fmt.Errorf("scattering round %d: %w", r, err)
 		}
 		if direct {
@@ -184,8 +225,10 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 		s.gc.check()
 	}
 	drain(queue)
+	_, xerr := extra()
+	local = withLocal(local, xerr)
 	if err := agree(s.world, local); err != nil {
-		return 0, fmt.Errorf("restore of %s failed, regions may be partly overwritten: %w", j.Name, err)
+		return 0, fmt.Errorf("restore of %s failed, regions (and protected files) may be partly restored; restoring again completes it: %w", j.Name, err)
 	}
 	v, err = m0Version(s, snap)
 	s.gc.check()

@@ -36,6 +36,12 @@ type Result struct {
 // write (j.Pool). Everything about versions (the previous one, reuse,
 // renewing, committing) is storage/version's; this moves the bytes.
 func (s *Session) Checkpoint(ctx context.Context, j *version.Job, regions []Region, meta map[string]string) (Result, error) {
+	return s.CheckpointWith(ctx, j, regions, meta, Extra{})
+}
+
+// CheckpointWith is Checkpoint with state of the rank's own besides its
+// regions (Extra.Write), committed in the same version or not at all.
+func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []Region, meta map[string]string, x Extra) (Result, error) {
 	// 1. Rank 0 begins the version; everyone learns whether it did.
 	var txn *version.Txn
 	if _, err := Share(s.world, func() ([]byte, error) {
@@ -50,18 +56,34 @@ func (s *Session) Checkpoint(ctx context.Context, j *version.Job, regions []Regi
 		defer txn.Abort(context.WithoutCancel(ctx))
 	}
 
-	// 2. Leaders learn the previous version; every rank moves the data
-	// that changed to its leader, which writes the blocks.
+	// 2. Rank 0 vets what the ranks claim of their extra state (a
+	// failure there moves no data on rank 0 and fails the agreement).
+	claims, err := gatherBytes(s.world, 0, x.Claim)
+	if err != nil {
+		return Result{}, err
+	}
+	var vetErr error
+	if s.Rank() == 0 && x.Vet != nil {
+		vetErr = x.Vet(claims)
+	}
+
+	// 3. Leaders learn the previous version; every rank moves the data
+	// that changed to its leader, which writes the blocks. Meanwhile the
+	// rank writes its extra part, if any, straight to the stores.
+	extra := startExtra(ctx, x.Write)
 	prev, local := s.sharePrevious(txn)
+	local = withLocal(vetErr, local)
 	s.gc.check() // the previous version's encoding is garbage now
 	part, local := s.gatherAndWrite(ctx, j, regions, prev, local)
+	xpart, xerr := extra()
+	local = withLocal(local, xerr)
 
-	// 3. Agree, then rank 0 commits the leaders' parts.
+	// 4. Agree, then rank 0 commits the leaders' and the ranks' parts.
 	if err := agree(s.world, local); err != nil {
 		return Result{}, fmt.Errorf("checkpoint discarded, nothing committed: %w", err)
 	}
 	s.gc.check()
-	res, commitErr := s.commit(ctx, txn, part, regions, meta)
+	res, commitErr := s.commit(ctx, txn, part, xpart, regions, meta)
 	out, err := Share(s.world, func() ([]byte, error) {
 		if commitErr != nil {
 			return nil, commitErr
@@ -358,9 +380,36 @@ func assemble(regions []Region, segs []segment, buf []byte) ([]byte, []byte) {
 	return buf, buf
 }
 
-// commit sends the leaders' parts to rank 0, which commits them as the
-// version. It returns the result on rank 0 only.
-func (s *Session) commit(ctx context.Context, txn *version.Txn, part *version.Part, regions []Region, meta map[string]string) (Result, error) {
+// commit sends the leaders' parts and the ranks' extra parts (xpart, nil
+// when none) to rank 0, which commits them as the version. It returns the
+// result on rank 0 only.
+func (s *Session) commit(ctx context.Context, txn *version.Txn, part, xpart *version.Part, regions []Region, meta map[string]string) (Result, error) {
+	// Every rank's extra part, over the world (empty from most ranks);
+	// rank 0's own stays as it is.
+	var mineX []byte
+	if xpart != nil && s.Rank() != 0 {
+		mineX = xpart.Bytes()
+	}
+	xraws, err := gatherBytes(s.world, 0, mineX)
+	if err != nil {
+		return Result{}, err
+	}
+	var extras []*version.Part
+	if s.Rank() == 0 {
+		if xpart != nil {
+			extras = append(extras, xpart)
+		}
+		for r, raw := range xraws {
+			if r == 0 || len(raw) == 0 {
+				continue
+			}
+			p, err := version.ParsePart(raw)
+			if err != nil {
+				return Result{}, fmt.Errorf("rank %d's own part: %w", r, err)
+			}
+			extras = append(extras, p)
+		}
+	}
 	if s.leaders == nil {
 		return Result{}, nil
 	}
@@ -387,7 +436,7 @@ func (s *Session) commit(ctx context.Context, txn *version.Txn, part *version.Pa
 		names[i] = r.Name
 	}
 	meta = version.Layout{Ranks: s.Size(), Leaders: len(parts), Regions: names}.AddMeta(maps.Clone(meta))
-	c, err := txn.Commit(ctx, meta, parts...)
+	c, err := txn.Commit(ctx, meta, append(parts, extras...)...)
 	if err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}

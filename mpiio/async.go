@@ -62,15 +62,16 @@ func (cp *Checkpointer) asyncAllowed(regions []collective.Region) bool {
 	return false
 }
 
-// start runs the collective checkpoint of regions in the background.
-func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collective.Region) {
+// start runs the collective checkpoint of regions and the frozen capture
+// c (nil: no files) in the background.
+func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collective.Region, c *capture) {
 	p := &pending{done: make(chan struct{}), step: meta.Step}
 	cp.mu.Lock()
 	cp.pending = p
 	cp.mu.Unlock()
 	go func() {
 		defer close(p.done)
-		p.res, p.err = cp.checkpoint(context.WithoutCancel(ctx), meta, regions)
+		p.res, p.err = cp.checkpoint(context.WithoutCancel(ctx), meta, regions, c)
 	}()
 }
 

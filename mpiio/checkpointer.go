@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
+
+	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/collective"
 	"github.com/ckptio/ckptio/storage"
@@ -45,6 +48,7 @@ type Checkpointer struct {
 
 	regions []collective.Region
 	index   map[string]int
+	files   fileState // ProtectFiles
 
 	mu           sync.Mutex
 	closed       bool
@@ -220,6 +224,9 @@ func (cp *Checkpointer) Protect(name string, data any) error {
 	if !regionName.MatchString(name) {
 		return fmt.Errorf("mpiio: region name %q: want 1-64 characters of A-Z a-z 0-9 . _ -", name)
 	}
+	if slices.Contains(cp.files.paths, name) {
+		return fmt.Errorf("mpiio: protect %q: the rank protects the file /%s, and a rank's regions and files share names in a version; rename the region", name, name)
+	}
 	b, err := bytesOf(data)
 	if err != nil {
 		return fmt.Errorf("mpiio: protect %q: %w", name, err)
@@ -261,16 +268,18 @@ func (cp *Checkpointer) check() error {
 	return nil
 }
 
-// Checkpoint saves every rank's protected regions as a new version.
-// Collective; the version commits only if every rank succeeded.
+// Checkpoint saves every rank's protected regions and files
+// (ProtectFiles) as a new version. Collective; the version commits only if
+// every rank succeeded, regions and files together.
 //
 // Asynchronous (the default, unless Config.Sync or CKPT_ASYNC=0): each rank
-// copies its regions (within Config.AsyncMemory) and Checkpoint returns 0
-// at once while the leaders write in the background; the program may
-// overwrite its regions right away. The next Checkpoint, Restore, Latest,
-// Resume or Close first waits for that commit, and a background failure is
-// returned by that next call on every rank. Wait waits explicitly and
-// returns the version number.
+// copies its regions (within Config.AsyncMemory) and the protected files
+// the version must read (new and changed ones, into Config.StagingDir),
+// and Checkpoint returns 0 at once while the leaders write in the
+// background; the program may overwrite its regions and files right away.
+// The next Checkpoint, Restore, Latest, Resume or Close first waits for
+// that commit, and a background failure is returned by that next call on
+// every rank. Wait waits explicitly and returns the version number.
 //
 // Synchronous: Checkpoint returns the committed version number.
 func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error) {
@@ -280,24 +289,34 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	if _, err := cp.Wait(ctx); err != nil {
 		return 0, err
 	}
+	c := cp.newCapture()
 	if cp.asyncAllowed(cp.regions) {
-		cp.start(ctx, meta, cp.stage.copyOf(cp.regions))
-		return 0, nil
+		err := cp.freeze(c)
+		if err == nil {
+			cp.start(ctx, meta, cp.stage.copyOf(cp.regions), c)
+			return 0, nil
+		}
+		cp.cfg.Logger.Warn("protected files could not be staged for an asynchronous checkpoint; this rank checkpoints synchronously",
+			zap.Int("rank", cp.Rank()), zap.Error(err), zap.String("fix", "set CKPT_STAGING_DIR to a writable directory with room"))
 	}
-	r, err := cp.checkpoint(ctx, meta, cp.regions)
+	r, err := cp.checkpoint(ctx, meta, cp.regions, c)
 	return r.Version, err
 }
 
-func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []collective.Region) (collective.Result, error) {
+// checkpoint writes regions and the capture c (nil: no files) as one
+// version.
+func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []collective.Region, c *capture) (collective.Result, error) {
+	defer c.release()
 	m := map[string]string{catalog.MetaStep: strconv.FormatInt(meta.Step, 10)}
 	for k, v := range meta.Labels {
 		m[catalog.MetaLabelPrefix+k] = v
 	}
 	cp.key.AddMeta(m)
-	r, err := cp.sess.Checkpoint(ctx, cp.job, regions, m)
+	r, err := cp.sess.CheckpointWith(ctx, cp.job, regions, m, cp.extra(c))
 	if err != nil {
 		return r, fmt.Errorf("mpiio: checkpoint of %s: %w", cp.cfg.Job, err)
 	}
+	cp.committed(c)
 	cp.mu.Lock()
 	cp.last = r
 	cp.mu.Unlock()
@@ -335,7 +354,11 @@ func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 }
 
 // Restore refills every rank's protected regions from version v (0 = the
-// latest). Collective. See collective.Session.Restore for what is checked.
+// latest) and rolls its protected files back to it. Collective. See
+// collective.Session.Restore for what is checked of the regions; every
+// path a rank protects must have been protected by that rank in the
+// version (or lie inside one that was), else the restore is refused on
+// every rank before anything is touched.
 func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 	if err := cp.check(); err != nil {
 		return err
@@ -343,9 +366,11 @@ func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 	if _, err := cp.Wait(ctx); err != nil {
 		return err
 	}
-	if _, err := cp.sess.Restore(ctx, cp.job, v, cp.regions); err != nil {
+	x, rb := cp.restoreExtra()
+	if _, err := cp.sess.RestoreWith(ctx, cp.job, v, cp.regions, x); err != nil {
 		return fmt.Errorf("mpiio: %w", err)
 	}
+	rb.restored()
 	return nil
 }
 

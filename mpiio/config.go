@@ -50,6 +50,15 @@ type Config struct {
 	// checkpoint (CKPT_ASYNC_MEMORY, like 1GiB); 0 = 1 GiB. A rank whose
 	// regions are larger checkpoints synchronously and says so once.
 	AsyncMemory int64
+	// StagingDir is where an asynchronous checkpoint copies the protected
+	// files it must read (new and changed ones) so that it holds them as
+	// of its call (CKPT_STAGING_DIR); "" = the system's temporary
+	// directory. On the protected files' own file system the copies are
+	// reflinks where it shares extents (btrfs, XFS, bcachefs), else full
+	// copies (ext4, tmpfs). Each checkpoint's copies are removed once it
+	// ends. A rank that cannot make them there (no room, not writable)
+	// checkpoints synchronously and logs why.
+	StagingDir string
 	// EncryptKeyFile is a key file (storage/crypt) to encrypt the blocks
 	// with before they leave the leaders, and to decrypt them on restore
 	// (CKPT_ENCRYPT_KEY_FILE); "" = not encrypted. Rank 0 reads it and
@@ -155,6 +164,9 @@ func (c *Config) fromEnv() error {
 			}
 			c.AsyncMemory = n
 		}
+	}
+	if c.StagingDir == "" {
+		c.StagingDir = os.Getenv("CKPT_STAGING_DIR")
 	}
 	if c.EncryptKeyFile == "" {
 		c.EncryptKeyFile = os.Getenv("CKPT_ENCRYPT_KEY_FILE")

@@ -26,10 +26,14 @@ import (
 // mpiio_test.go.
 
 // run opens a Checkpointer on each of n in-process ranks and runs fn on
-// them; the Checkpointer is closed after fn.
+// them; the Checkpointer is closed after fn. cfg.Catalog, when set, is
+// used instead of cl's (a wrapper of it).
 func run(t *testing.T, cl *managertest.Cluster, n int, cfg mpiio.Config, fn func(cp *mpiio.Checkpointer, c collective.Comm) error) {
 	t.Helper()
-	cfg.Catalog, cfg.Dial = cl.Client, cl.Dial
+	if cfg.Catalog == nil {
+		cfg.Catalog = cl.Client
+	}
+	cfg.Dial = cl.Dial
 	if cfg.BlockSize == 0 {
 		cfg.BlockSize = 4096
 	}

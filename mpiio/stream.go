@@ -42,7 +42,8 @@ func (s *Stream) Writer(name string) (io.Writer, error) {
 	return b, nil
 }
 
-// Commit writes every rank's objects as one version. Collective.
+// Commit writes every rank's objects, and its protected files, as one
+// version. Collective.
 func (s *Stream) Commit(ctx context.Context, meta Meta) (int64, error) {
 	regions := make([]collective.Region, len(s.order))
 	for i, n := range s.order {
@@ -51,7 +52,7 @@ func (s *Stream) Commit(ctx context.Context, meta Meta) (int64, error) {
 	if _, err := s.cp.Wait(ctx); err != nil {
 		return 0, err
 	}
-	r, err := s.cp.checkpoint(ctx, meta, regions)
+	r, err := s.cp.checkpoint(ctx, meta, regions, s.cp.newCapture())
 	return r.Version, err
 }
 

@@ -3,6 +3,7 @@ package main_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -132,5 +133,57 @@ func TestHeatRestartsToTheSameResult(t *testing.T) {
 	o, e, code = clean.Run(t, t.TempDir(), mpitest.Env(), "ckptrun", a...)
 	if code == 0 || !strings.Contains(o+e, "written by 4 ranks, this job has 2") {
 		t.Fatalf("restore on 2 ranks: exit %d\n%s%s", code, o, e)
+	}
+}
+
+// TestHeatOutputSurvivesARestart: heat --out on 3 ranks under ckptrun, with
+// rank 1 killed at step 70 after the step-40 version, ends with the
+// failure-free run's checksum and per-rank logs byte-identical to it:
+// the restart rolled every log back to step 40 (Resume), so each step is
+// in each log exactly once.
+func TestHeatOutputSurvivesARestart(t *testing.T) {
+	mpitest.Require(t)
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, Extra: []string{"examples/heat"}})
+	heat := func(job, out string, extra ...string) string {
+		a := append([]string{"--job", job, "-np", "3", filepath.Join(c.Bin, "heat"),
+			"--n", "96", "--steps", "120", "--checkpoint-every", "40", "--out", out}, extra...)
+		o, e, code := c.Run(t, t.TempDir(), mpitest.Env(), "ckptrun", a...)
+		if code != 0 {
+			t.Fatalf("ckptrun %v: exit %d\n%s\n%s", a, code, o, e)
+		}
+		return o + e
+	}
+	clean, failing := t.TempDir(), t.TempDir()
+	want := final(t, heat("heatlog", clean))
+	out := heat("heatlog-fail", failing, "--fail-at-step", "70", "--fail-rank", "1")
+	if got := final(t, out); got != want {
+		t.Fatalf("checksum after a restart %s, without failure %s\n%s", got, want, out)
+	}
+	if !strings.Contains(out, "attempt 2/") || strings.Contains(out, "attempt 3/") ||
+		!strings.Contains(out, "restored heatlog-fail version 1 (step 40)") {
+		t.Fatalf("want exactly one restart, from the step-40 version:\n%s", out)
+	}
+	for r := 0; r < 3; r++ {
+		name := fmt.Sprintf("heat-rank-%d.log", r)
+		a, err := os.ReadFile(filepath.Join(clean, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(failing, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(a), "\n"), "\n")
+		if len(lines) != 120 {
+			t.Fatalf("%s of the failure-free run has %d lines, want 120", name, len(lines))
+		}
+		for i, l := range lines {
+			if !strings.HasPrefix(l, fmt.Sprintf("step %d sum ", i+1)) {
+				t.Fatalf("%s line %d is %q", name, i+1, l)
+			}
+		}
+		if string(a) != string(b) {
+			t.Fatalf("%s after the restart differs from the failure-free run's:\n%s\nwant\n%s", name, b, a)
+		}
 	}
 }
