@@ -32,7 +32,7 @@ import (
 // the paths the rank protected (filesList, JSON): what a restore rolls
 // back, including paths that did not exist then. No region can have its
 // name (Protect refuses ':') and ProtectFiles refuses "/ckpt:files".
-const filesObject = "ckpt:files"
+const filesObject = catalog.FilesListObject
 
 // maxFilesList bounds the filesObject a restore reads.
 const maxFilesList = 16 << 20

@@ -108,7 +108,7 @@ func restore(ctx context.Context, g *globals, job string, ver int64, to string, 
 	objs := map[string]*obj{}
 	var order []string
 	for _, b := range m.Blocks {
-		if isEntry[key2{b.Object, b.Rank}] {
+		if isEntry[key2{b.Object, b.Rank}] || b.Object == catalog.FilesListObject {
 			continue
 		}
 		if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {

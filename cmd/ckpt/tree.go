@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/tree"
 )
@@ -50,7 +51,7 @@ func treeOf(m *manifest.Manifest) []manifest.File {
 	var out []manifest.File
 	for _, b := range m.Blocks {
 		ranks[b.Rank] = true
-		if entry[key{b.Object, b.Rank}] {
+		if entry[key{b.Object, b.Rank}] || b.Object == catalog.FilesListObject {
 			continue
 		}
 		k := key{b.Object, b.Rank}

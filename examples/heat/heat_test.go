@@ -186,4 +186,24 @@ func TestHeatOutputSurvivesARestart(t *testing.T) {
 			t.Fatalf("%s after the restart differs from the failure-free run's:\n%s\nwant\n%s", name, b, a)
 		}
 	}
+	// The logs are in the versions: ckpt ls lists them and ckpt restore
+	// writes them under rank-NNNNN/files/ by their absolute paths; the
+	// last version (step 120) holds the whole log.
+	real, err := filepath.EvalSymlinks(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log1 := filepath.Join("rank-00001", "files", real, "heat-rank-1.log")
+	if o, e, code := c.Run(t, t.TempDir(), nil, "ckpt", "ls", "heatlog"); code != 0 || !strings.Contains(o, filepath.ToSlash(log1)) {
+		t.Fatalf("ckpt ls heatlog: exit %d, want %s listed\n%s%s", code, log1, o, e)
+	}
+	to := t.TempDir()
+	if o, e, code := c.Run(t, t.TempDir(), nil, "ckpt", "restore", "heatlog", "--to", to); code != 0 {
+		t.Fatalf("ckpt restore heatlog: exit %d\n%s%s", code, o, e)
+	}
+	got, err := os.ReadFile(filepath.Join(to, log1))
+	want1, _ := os.ReadFile(filepath.Join(clean, "heat-rank-1.log"))
+	if err != nil || string(got) != string(want1) {
+		t.Fatalf("restored %s: %v\n%s\nwant\n%s", log1, err, got, want1)
+	}
 }

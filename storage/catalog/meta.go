@@ -57,3 +57,9 @@ func ReplicasOf(meta map[string]string) int {
 	n, _ := ParseReplicas(meta)
 	return n
 }
+
+// FilesListObject is the object, one per rank that protects files (mpiio
+// ProtectFiles), that lists the paths the rank protected, as JSON
+// {"paths": [...]}: what a restore rolls back. No region may have this
+// name; tools that list or restore regions skip it.
+const FilesListObject = "ckpt:files"
