@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
@@ -29,7 +30,7 @@ func mountCmd(g *globals) *cobra.Command {
 	var o struct {
 		async, noCompress, allowOther, debug bool
 		spool, blockSize, mode, keyFile      string
-		readAhead                            string
+		readAhead, cpuProfile                string
 		replicas                             int
 		timeout                              time.Duration
 	}
@@ -88,6 +89,13 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 			}
 			mo := mount.Options{Meta: key.AddMeta(nil), Spool: spool, Async: o.async, Timeout: o.timeout,
 				ReadAhead: ra, AllowOther: o.allowOther, Debug: o.debug}
+			if o.cpuProfile != "" {
+				stop, err := cli.StartCPUProfile(o.cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer stop()
+			}
 			return runMount(cmd.Context(), g, args[0], args[1], wo, key, mo)
 		},
 	}
@@ -103,6 +111,7 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 	f.StringVar(&o.keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	f.BoolVar(&o.allowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	f.BoolVar(&o.debug, "debug-fuse", false, "log every FUSE request")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file until the mount stops")
 	return c
 }
 

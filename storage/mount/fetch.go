@@ -11,25 +11,29 @@ import (
 )
 
 // fetcher reads the stored blocks of one open file, each verified
-// (client.Reader), and reads ahead of a sequential reader: when the
-// reader moves to the next block, the blocks after it are fetched in the
-// background, up to the file's window (Options.ReadAhead in blocks,
-// within 4 and 64), and only while the mount's readahead budget (four
-// windows' worth of bytes over every open file) allows. Blocks behind the
-// reader leave the window and are dropped. Blocks are known by key, so a
-// block the file holds twice is fetched once.
+// (client.Reader), and reads ahead of a sequential reader. It keeps a
+// frontier, the furthest block read; a read near it (the kernel sends
+// several reads at once, not always in order) counts as sequential and
+// starts the fetches of the blocks after it, up to the file's window
+// (Options.ReadAhead in blocks, within 4 and 64), while the mount's
+// readahead budget (four windows' worth of bytes over every open file)
+// allows. A read far from the frontier is a seek: the frontier moves
+// there. Blocks more than a window behind the frontier, or beyond its
+// window, are dropped. Blocks are known by key, so a block the file holds
+// twice is fetched once.
 type fetcher struct {
 	f      *FS
 	name   string // for log lines
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	got  map[storage.Hash]*fetch
-	last int // index of the block read last; -2 before the first
+	mu  sync.Mutex
+	got map[storage.Hash]*fetch
+	hi  int // the frontier: the furthest block read since the last seek; -1 before the first
 }
 
 type fetch struct {
+	idx     int // the block's index in the file (its first, if repeated)
 	done    chan struct{}
 	data    []byte
 	err     error
@@ -46,7 +50,7 @@ type blockList interface {
 
 func newFetcher(f *FS, name string) *fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &fetcher{f: f, name: name, ctx: ctx, cancel: cancel, got: map[storage.Hash]*fetch{}, last: -2}
+	return &fetcher{f: f, name: name, ctx: ctx, cancel: cancel, got: map[storage.Hash]*fetch{}, hi: -1}
 }
 
 // close stops the fetches and drops the blocks held.
@@ -72,29 +76,27 @@ func (h *fetcher) window(n int64) int {
 // The slice is shared: callers copy out of it.
 func (h *fetcher) block(l blockList, i int) ([]byte, error) {
 	b := *l.At(i)
+	k := h.window(b.Length)
 	h.mu.Lock()
-	moved := i != h.last
-	seq := i == h.last+1
-	h.last = i
-	ft := h.start(b, false)
-	if moved {
-		// The reader is on a new block: the window moves with it.
-		k := h.window(b.Length)
-		keep := make(map[storage.Hash]bool, k+1)
-		keep[b.Key] = true
+	seq := i >= h.hi-k && i <= h.hi+k
+	switch {
+	case !seq:
+		h.hi = i // a seek
+	case i > h.hi:
+		h.hi = i
+	}
+	ft := h.start(b, i, false)
+	if seq {
 		for j := i + 1; j < l.Len() && j <= i+k; j++ {
-			if nb := l.At(j); nb != nil {
-				keep[nb.Key] = true
-				if seq {
-					h.start(*nb, true)
-				}
+			if nb := l.At(j); nb != nil && h.start(*nb, j, true) == nil {
+				break // out of budget
 			}
 		}
-		for key, o := range h.got {
-			if !keep[key] {
-				h.drop(o)
-				delete(h.got, key)
-			}
+	}
+	for key, o := range h.got {
+		if o != ft && (o.idx < h.hi-k || o.idx > h.hi+2*k) {
+			h.drop(o)
+			delete(h.got, key)
 		}
 	}
 	h.mu.Unlock()
@@ -111,11 +113,11 @@ func (h *fetcher) block(l blockList, i int) ([]byte, error) {
 
 // start returns the fetch of b, starting it if needed; a readahead
 // (ahead) is started only within the budget. Called with h.mu held.
-func (h *fetcher) start(b manifest.Block, ahead bool) *fetch {
+func (h *fetcher) start(b manifest.Block, idx int, ahead bool) *fetch {
 	if ft, ok := h.got[b.Key]; ok {
 		return ft
 	}
-	ft := &fetch{done: make(chan struct{})}
+	ft := &fetch{idx: idx, done: make(chan struct{})}
 	if ahead {
 		if !h.f.ahead.TryAcquire(b.Length) {
 			return nil
