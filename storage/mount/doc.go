@@ -65,10 +65,12 @@
 // -1), and for an MPI checkpoint each rank's regions as rank-NNNNN/REGION.
 // Every block read is verified by the client reader (stored bytes against
 // the key, decoded bytes against the hash) and comes from the first copy
-// that verifies. An open file reads ahead (fetch.go): as a reader moves
-// sequentially, the blocks after the current one are fetched in the
-// background, ReadAhead bytes' worth (4 to 64 blocks), within a budget of
-// four windows over the mount; blocks behind the reader are dropped.
+// that verifies. An open file reads ahead (fetch.go): a read near the
+// furthest block read so far (the kernel sends several at once, not always
+// in order) starts the fetches of the blocks after it, ReadAhead bytes'
+// worth (4 to 64 blocks), within a budget of four windows over the mount;
+// blocks a window behind are dropped. As root, the mount raises the
+// kernel's readahead of its device to 1 MiB, so that reads overlap.
 //
 // # Errors
 //
