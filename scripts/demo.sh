@@ -3,8 +3,10 @@
 #  1. heat on 4 ranks, no failure, checkpointing every 50 steps;
 #  2. the same run in a fresh cluster with rank 2 killed at step 130:
 #     ckptrun relaunches it and it resumes from the step-100 version;
-#  3. both final checksums (equal), the versions table, and a restore of
-#     the step-100 version checked against the checksum heat printed.
+#  3. both final checksums (equal), each rank's step log (--out, protected
+#     with the checkpoints: byte-identical although rank 2 died after
+#     writing steps 101-129), the versions table, and a restore of the
+#     step-100 version checked against the checksum heat printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${DEMO_N:-1024}
@@ -19,11 +21,12 @@ unset CKPT_MANAGER CKPT_TOKEN CKPT_TOKEN_FILE
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "1. heat on 4 ranks, ${N}x${N} grid, $STEPS steps, checkpoint every $EVERY (cluster under $out/run1)"
-CKPT_HOME=$out/run1 bin/ckptrun -np 4 bin/heat --n "$N" --steps "$STEPS" --checkpoint-every "$EVERY" | tee "$out/run1.log"
+CKPT_HOME=$out/run1 bin/ckptrun -np 4 bin/heat --n "$N" --steps "$STEPS" --checkpoint-every "$EVERY" \
+  --out "$out/logs1" | tee "$out/run1.log"
 
 say "2. the same job in a fresh cluster; rank 2 fails at step 130 and ckptrun restarts it"
 CKPT_HOME=$out/run2 bin/ckptrun -np 4 bin/heat --n "$N" --steps "$STEPS" --checkpoint-every "$EVERY" \
-  --fail-at-step 130 --fail-rank 2 | tee "$out/run2.log"
+  --out "$out/logs2" --fail-at-step 130 --fail-rank 2 | tee "$out/run2.log"
 
 say "3. results"
 a=$(sed -n 's/^final checksum: //p' "$out/run1.log")
@@ -35,6 +38,12 @@ if [ -z "$a" ] || [ "$a" != "$b" ]; then
   exit 1
 fi
 echo "equal: the restarted run resumed exactly"
+for r in 0 1 2 3; do
+  cmp "$out/logs1/heat-rank-$r.log" "$out/logs2/heat-rank-$r.log" ||
+    { echo "demo: rank $r's step log differs after the restart" >&2; exit 1; }
+done
+echo "step logs: $(wc -l <"$out/logs2/heat-rank-2.log") lines on rank 2, identical on every rank to the run without failure"
+echo "(the restart rolled them back to step 100, dropping what the failed attempt wrote after it)"
 
 say "versions of heat in the restarted run's cluster"
 CKPT_HOME=$out/run2 bin/ckpt versions heat

@@ -147,8 +147,12 @@ func restore(ctx context.Context, g *globals, job string, ver int64, to string, 
 			return overwriteHint(err)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d regions and %d protected files of %d ranks, %s written under %s\n",
-		job, m.Version, len(order), nfiles, len(ranks), storage.FormatSize(m.LogicalBytes), to)
+	files := ""
+	if nfiles > 0 {
+		files = fmt.Sprintf(" and %d protected files of %d ranks (under rank-NNNNN/files/)", nfiles, len(ranks))
+	}
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d regions%s, %s written under %s\n",
+		job, m.Version, len(order), files, storage.FormatSize(m.LogicalBytes), to)
 	return nil
 }
 
