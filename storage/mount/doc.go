@@ -62,7 +62,8 @@
 // versions/ lists the job's versions from the manager (refreshed at most
 // every second, and at once for the mount's own commits); versions/N is
 // built from version N's manifest on first use: the files tree (rank
-// -1), and for an MPI checkpoint each rank's regions as rank-NNNNN/REGION.
+// -1), and for an MPI checkpoint each rank's regions as rank-NNNNN/REGION
+// and its protected files under rank-NNNNN/files/ (as 'ckpt restore').
 // Every block read is verified by the client reader (stored bytes against
 // the key, decoded bytes against the hash) and comes from the first copy
 // that verifies. An open file reads ahead (fetch.go): a read near the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -577,5 +579,55 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		case <-tick.C:
 		}
+	}
+}
+
+// TestMPIVersionLayout: an MPI version shows under versions/N as 'ckpt
+// restore' writes it: each rank's regions as rank-NNNNN/REGION, its
+// protected files under rank-NNNNN/files/, and not the list of protected
+// paths.
+func TestMPIVersionLayout(t *testing.T) {
+	e := newEnv(t, managertest.Options{}, client.WriterOptions{Replicas: 1})
+	ctx := context.Background()
+	region := randBytes(1, 3*bs+7)
+	log := []byte("step 1\nstep 2\n")
+	c, err := e.job.Write(ctx, version.MPI, nil, func(w *version.Writer) error {
+		if _, err := w.WriteObject(ctx, "temperature", 0, bytes.NewReader(region)); err != nil {
+			return err
+		}
+		if _, err := w.WriteObject(ctx, catalog.FilesListObject, 0, strings.NewReader(`{"paths":["run/out"]}`)); err != nil {
+			return err
+		}
+		for _, en := range []manifest.Entry{
+			{Object: "run/out", Rank: 0, Type: manifest.TypeDir, Mode: 0o755, MTime: 1},
+			{Object: "run/out/heat-rank-0.log", Rank: 0, Type: manifest.TypeFile, Mode: 0o640, MTime: 2},
+		} {
+			if err := w.AddEntry(en); err != nil {
+				return err
+			}
+		}
+		_, err := w.WriteObject(ctx, "run/out/heat-rank-0.log", 0, bytes.NewReader(log))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dir := e.mount(mount.Options{})
+	v := filepath.Join(dir, "versions", fmt.Sprint(c.Version), "rank-00000")
+	mustEqualFile(t, filepath.Join(v, "temperature"), region)
+	mustEqualFile(t, filepath.Join(v, "files", "run", "out", "heat-rank-0.log"), log)
+	if fi, err := os.Stat(filepath.Join(v, "files", "run", "out", "heat-rank-0.log")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("protected file: %v %v", fi, err)
+	}
+	des, err := os.ReadDir(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range des {
+		names = append(names, d.Name())
+	}
+	if !slices.Equal(names, []string{"files", "temperature"}) {
+		t.Fatalf("rank-00000 holds %q, want files and temperature", names)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -220,9 +221,9 @@ func snapTree(f *FS, m *manifest.Manifest) *snapDir {
 	return root
 }
 
-// mpiFiles lists an MPI version's objects as files under rank-NNNNN/:
-// regions (no entry) read-only with mode 0444, the ranks' files with
-// their entries.
+// mpiFiles lists an MPI version's objects as 'ckpt restore' writes them:
+// regions (no entry) as rank-NNNNN/REGION, read-only with mode 0444, and
+// the ranks' protected files under rank-NNNNN/files/ with their entries.
 func mpiFiles(m *manifest.Manifest) []manifest.File {
 	ranks := map[int32]bool{}
 	for _, b := range m.Blocks {
@@ -236,12 +237,12 @@ func mpiFiles(m *manifest.Manifest) []manifest.File {
 		named := map[string]bool{}
 		for _, file := range m.Tree(r) {
 			named[file.Object] = true
-			file.Object = prefix + file.Object
+			file.Object = prefix + "files/" + file.Object
 			out = append(out, file)
 		}
 		regions := map[string]*manifest.File{}
 		for _, b := range m.Blocks {
-			if b.Rank != r || named[b.Object] || strings.Contains(b.Object, "/") || manifest.CheckPath(b.Object) != nil {
+			if b.Rank != r || named[b.Object] || b.Object == catalog.FilesListObject || strings.Contains(b.Object, "/") || manifest.CheckPath(b.Object) != nil {
 				continue
 			}
 			file := regions[b.Object]
