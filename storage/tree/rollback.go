@@ -57,7 +57,7 @@ func Rollback(ctx context.Context, r Reader, files []manifest.File, root string,
 		return c, err
 	}
 	defer rt.Close()
-	x := extractor{root: rt, base: root, r: r}
+	x := &extractor{root: rt, base: root, r: r}
 
 	// What is there and should not be.
 	var extra []string
