@@ -31,9 +31,9 @@ vet:
 
 test: build vet
 	$(GO) test -race -timeout 20m ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
-# Every fuzz target for FUZZTIME each: 3s inside make test, 60s alone.
+# Every fuzz target for FUZZTIME each: 2000 inputs inside make test, 60s alone.
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
