@@ -393,3 +393,29 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("suid: %+v", c)
 	}
 }
+
+// TestBackdatedRewriteIsSeen: a file rewritten in place with its size
+// kept and its mtime set back (touch -d, tar -x) is still read again: its
+// ctime moved, and programs cannot set ctime.
+func TestBackdatedRewriteIsSeen(t *testing.T) {
+	src := t.TempDir()
+	p := filepath.Join(src, "state")
+	writeRand(t, p, 3*4096, 1, 0o644)
+	old := time.Date(2022, 1, 2, 3, 4, 5, 6, time.UTC)
+	os.Chtimes(p, old, old)
+	e := newEnv()
+	c1, _ := e.capture(t, src, []string{"state"}, Options{Rank: -1}, nil)
+	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt([]byte("new bytes"), 5000)
+	f.Close()
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	c2, n := e.capture(t, src, []string{"state"}, Options{Rank: -1}, nil)
+	if n.Changed != 1 || n.Unchanged != 0 || c2.SentBytes == 0 {
+		t.Fatalf("back-dated rewrite: %+v, sent %d", n, c2.SentBytes)
+	}
+	if ch := Diff(e.tree(t, c1.Version, -1), e.tree(t, c2.Version, -1)); len(ch) != 1 || ch[0].ChangedBytes != 4096 {
+		t.Fatalf("diff %+v", ch)
+	}
+}
