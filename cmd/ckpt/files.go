@@ -7,12 +7,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/cluster"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
 	"github.com/ckptio/ckptio/storage/manifest"
@@ -32,7 +34,9 @@ of JOB, striped over the live stores, with their modes, mtimes and symlink
 targets. Symlinks are stored as symlinks, never followed; empty directories
 are kept; special files (sockets, devices, FIFOs) are skipped with a
 warning. Names are kept as given and must be relative paths inside the
-current directory (they are where 'ckpt get' writes them back). The
+current directory (they are where 'ckpt get' writes them back); "." puts
+what the current directory holds. The local cluster's own directory
+(CKPT_HOME) is never put, wherever it lies in the tree. The
 version is committed atomically: if anything fails, no version is created.
 Prints the version number on stdout.
 
@@ -138,6 +142,25 @@ func objectName(arg string) (string, error) {
 }
 
 func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool) error {
+	// "." is what the current directory holds.
+	for i, a := range args {
+		if filepath.Clean(a) != "." {
+			continue
+		}
+		des, err := os.ReadDir(".")
+		if err != nil {
+			return err
+		}
+		var kids []string
+		for _, de := range des {
+			kids = append(kids, de.Name())
+		}
+		if len(kids) == 0 {
+			return errors.New("the current directory is empty: nothing to put")
+		}
+		args = slices.Concat(args[:i], kids, args[i+1:])
+		break
+	}
 	names := make([]string, len(args))
 	seen := map[string]bool{}
 	for i, a := range args {
@@ -184,7 +207,11 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 		}
 		prevTree = snap.Manifest().Tree(-1)
 	}
-	scan, err := tree.ScanPaths(".", names, prevTree, tree.Options{Rank: -1, ForceRead: forceRead, Warn: func(p, reason string) {
+	var exclude []string
+	if g.manager == "" {
+		exclude = []string{cluster.HomeDir(g.home)} // a put of the tree the local cluster lives in
+	}
+	scan, err := tree.ScanPaths(".", names, prevTree, tree.Options{Rank: -1, ForceRead: forceRead, Exclude: exclude, Warn: func(p, reason string) {
 		fmt.Fprintf(os.Stderr, "ckpt: warning: %s %s\n", p, reason)
 	}})
 	if err != nil {

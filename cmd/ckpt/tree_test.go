@@ -119,6 +119,15 @@ func TestPutGetTree(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "lrwxrwxrwx") || !strings.Contains(out, "top/latest -> data/deep/state.bin") || !strings.Contains(out, "-rwxr-xr-x") {
 		t.Fatalf("ls:\n%s", out)
 	}
+	// "." puts what the current directory holds.
+	out, errOut, code = c.Run(t, top, nil, "ckpt", "put", "dot", ".")
+	if code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("put .: code %d, %s", code, errOut)
+	}
+	out, _, code = c.Run(t, work, nil, "ckpt", "ls", "dot")
+	if code != 0 || !strings.Contains(out, " bin/run.sh") || !strings.Contains(out, " data/deep/state.bin") || strings.Contains(out, " .") {
+		t.Fatalf("ls of a put of .:\n%s", out)
+	}
 	out, errOut, code = c.Run(t, work, nil, "ckpt", "diff", "tree", "1", "3")
 	if code != 0 || !strings.Contains(out, "- top/data/secret") || !strings.Contains(out, "M top/data/deep/state.bin") ||
 		!strings.Contains(out, "0 added, 1 removed") {

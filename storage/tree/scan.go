@@ -22,6 +22,10 @@ type Options struct {
 	// AllowMissing lets a path given to ScanPaths not exist: the version
 	// then holds nothing for it (and a rollback to it removes it).
 	AllowMissing bool
+	// Exclude lists directories (absolute, clean) the walk does not
+	// enter nor record, with a warning: the local cluster's own data
+	// under a tree being put, say.
+	Exclude []string
 	// Warn is told of what the capture skips (special files, files that
 	// vanished while it walked); nil = silent.
 	Warn func(path, reason string)
@@ -123,6 +127,8 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 			}
 			e.Type, e.Target = manifest.TypeSymlink, target
 			s.Items = append(s.Items, Item{Entry: e})
+		case fi.IsDir() && excluded(disk, opts.Exclude):
+			warn(disk, "is excluded (the local cluster's data): skipped")
 		case fi.IsDir():
 			e.Type = manifest.TypeDir
 			s.Items = append(s.Items, Item{Entry: e})
@@ -176,6 +182,18 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 	// Parents first: Extract and Rollback rely on it.
 	slices.SortFunc(s.Items, func(a, b Item) int { return comparePaths(a.Object, b.Object) })
 	return s, nil
+}
+
+// excluded reports whether the directory at disk is one of dirs.
+func excluded(disk string, dirs []string) bool {
+	if len(dirs) == 0 {
+		return false
+	}
+	abs, err := filepath.Abs(disk)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(dirs, abs)
 }
 
 // comparePaths orders paths so that a directory comes right before what

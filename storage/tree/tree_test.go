@@ -419,3 +419,24 @@ func TestBackdatedRewriteIsSeen(t *testing.T) {
 		t.Fatalf("diff %+v", ch)
 	}
 }
+
+// TestExclude: an excluded directory is neither entered nor recorded.
+func TestExclude(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "top", ".ckpt", "store-0"), 0o755)
+	writeRand(t, filepath.Join(src, "top", ".ckpt", "store-0", "pack"), 100, 1, 0o644)
+	writeRand(t, filepath.Join(src, "top", "keep"), 100, 2, 0o644)
+	var warned []string
+	s, err := ScanPaths(src, []string{"top"}, nil, Options{Rank: -1, Exclude: []string{filepath.Join(src, "top", ".ckpt")},
+		Warn: func(p, reason string) { warned = append(warned, p+" "+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range s.Items {
+		got = append(got, it.Object)
+	}
+	if !slices.Equal(got, []string{"top", "top/keep"}) || len(warned) != 1 || !strings.Contains(warned[0], "excluded") {
+		t.Fatalf("items %q, warnings %q", got, warned)
+	}
+}
