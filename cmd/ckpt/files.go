@@ -241,13 +241,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 }
 
 func getCmd(g *globals) *cobra.Command {
-	var ver int64
-	var to, keyFile string
-	var overwrite bool
-	c := &cobra.Command{
-		Use:   "get JOB --to DIR [--version N] [--overwrite]",
-		Short: "Write the files of a version of JOB into DIR",
-		Long: `Writes back the files, directories and symlinks of one version of JOB
+	return writeOutCmd(g, "get", "Write the files of a version of JOB into DIR", `Writes back the files, directories and symlinks of one version of JOB
 (default: the latest) under DIR, with the names they were put with, their
 modes (setuid, setgid and sticky included) and mtimes. Every block is
 verified against its hash. Nothing is written outside DIR: names with
@@ -257,92 +251,5 @@ when complete, so a failed get leaves no partial file under its real name.
 Existing files are not replaced unless --overwrite is given; without it,
 get checks every name first and writes nothing if one exists. An
 encrypted version needs the key it was put with (--encrypt-key-file or
-CKPT_ENCRYPT_KEY_FILE).`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if to == "" {
-				return errors.New("--to DIR is required")
-			}
-			key, err := crypt.Resolve(keyFile)
-			if err != nil {
-				return err
-			}
-			return get(cmd.Context(), g, args[0], ver, to, key, overwrite)
-		},
-	}
-	c.Flags().Int64Var(&ver, "version", 0, "version to get (default: latest)")
-	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
-	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
-	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
-	return c
-}
-
-func get(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite bool) error {
-	s, err := g.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	m, err := s.mc.Manifest(ctx, job, ver)
-	if err != nil {
-		return err
-	}
-	if m.Kind != manifest.KindFiles {
-		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
-	}
-	if err := crypt.Check(m, key); err != nil {
-		return err
-	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
-	files := m.Tree(-1)
-	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
-		return overwriteHint(err)
-	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d entries, %s written under %s\n", job, m.Version, len(files), storage.FormatSize(m.LogicalBytes), to)
-	return nil
-}
-
-// writeFile restores one object to path through a temporary file, fsynced
-// and renamed into place.
-func writeFile(ctx context.Context, r *client.Reader, path string, blocks []manifest.Block) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".ckpt-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	var size int64
-	for _, b := range blocks {
-		if end := b.Offset + b.Length; end > size {
-			size = end
-		}
-	}
-	if err := tmp.Truncate(size); err != nil {
-		return err
-	}
-	if err := r.ReadObject(ctx, blocks, tmp); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+CKPT_ENCRYPT_KEY_FILE).`, true)
 }

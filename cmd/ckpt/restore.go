@@ -28,13 +28,7 @@ import (
 func rankDir(rank int32) string { return fmt.Sprintf("rank-%05d", rank) }
 
 func restoreCmd(g *globals) *cobra.Command {
-	var ver int64
-	var to, keyFile string
-	var overwrite bool
-	c := &cobra.Command{
-		Use:   "restore JOB --to DIR [--version N]",
-		Short: "Write every object of a version of JOB into DIR (MPI: one file per rank and region)",
-		Long: `Writes out one version of JOB (default: the latest) under DIR, verifying
+	return writeOutCmd(g, "restore", "Write every object of a version of JOB into DIR (MPI: one file per rank and region)", `Writes out one version of JOB (default: the latest) under DIR, verifying
 every block. For an MPI checkpoint each rank's region becomes a file named
 rank-NNNNN/REGION (rank number zero-padded to 5 digits), holding the
 region's bytes exactly as they were in memory; concatenating one region's
@@ -45,8 +39,20 @@ Existing files are replaced only with --overwrite. An encrypted version
 needs its key (--encrypt-key-file or CKPT_ENCRYPT_KEY_FILE).
 
 To restart a job from this version instead, run
-  ckptrun --restart-version N ... PROGRAM`,
-		Args: cobra.ExactArgs(1),
+  ckptrun --restart-version N ... PROGRAM`, false)
+}
+
+// writeOutCmd is 'ckpt restore' (filesOnly false) or 'ckpt get' (true):
+// one code path, writeOut, with the same flags.
+func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Command {
+	var ver int64
+	var to, keyFile string
+	var overwrite bool
+	c := &cobra.Command{
+		Use:   name + " JOB --to DIR [--version N] [--overwrite]",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return errors.New("--to DIR is required")
@@ -55,20 +61,21 @@ To restart a job from this version instead, run
 			if err != nil {
 				return err
 			}
-			return restore(cmd.Context(), g, args[0], ver, to, key, overwrite)
+			return writeOut(cmd.Context(), g, args[0], ver, to, key, overwrite, filesOnly)
 		},
 	}
-	c.Flags().Int64Var(&ver, "version", 0, "version to restore (default: latest)")
+	c.Flags().Int64Var(&ver, "version", 0, "version to "+name+" (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
 	return c
 }
 
-// restore writes the objects of a version under to: files by the names
-// they were put with, MPI regions as rank-NNNNN/REGION and a rank's
-// protected files under rank-NNNNN/files/.
-func restore(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite bool) error {
+// writeOut writes a version under to as 'ckpt ls' shows it (treeOf):
+// files by the names they were put with, MPI regions as rank-NNNNN/REGION
+// and a rank's protected files under rank-NNNNN/files/, all through
+// tree.Extract. filesOnly ('ckpt get') refuses an MPI checkpoint.
+func writeOut(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite, filesOnly bool) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -78,89 +85,38 @@ func restore(ctx context.Context, g *globals, job string, ver int64, to string, 
 	if err != nil {
 		return err
 	}
+	if filesOnly && m.Kind != manifest.KindFiles {
+		return fmt.Errorf("%s version %d is an MPI checkpoint (kind %q); use 'ckpt restore'", job, m.Version, m.Kind)
+	}
 	if err := crypt.Check(m, key); err != nil {
 		return err
 	}
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
-	xopts := tree.ExtractOptions{Overwrite: overwrite}
-	if m.Kind != manifest.KindMPI {
-		files := m.Tree(-1)
-		if err := tree.Extract(ctx, r, files, to, xopts); err != nil {
-			return overwriteHint(err)
-		}
-		fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d entries, %s written under %s\n", job, m.Version, len(files), storage.FormatSize(m.LogicalBytes), to)
-		return nil
-	}
-	type obj struct {
-		path   string
-		blocks []manifest.Block
-	}
-	type key2 struct {
-		name string
-		rank int32
-	}
-	isEntry := map[key2]bool{}
-	ranks := map[int32]bool{}
-	for _, e := range m.Entries {
-		isEntry[key2{e.Object, e.Rank}] = true
-		ranks[e.Rank] = true
-	}
-	objs := map[string]*obj{}
-	var order []string
-	for _, b := range m.Blocks {
-		if isEntry[key2{b.Object, b.Rank}] || b.Object == catalog.FilesListObject {
+	files := treeOf(m)
+	regions := 0
+	for i := range files {
+		f := &files[i]
+		if f.Type != typeRegion {
 			continue
 		}
-		if b.Rank < 0 || !filepath.IsLocal(b.Object) || strings.ContainsAny(b.Object, `/\`) {
-			return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, b.Object, b.Rank)
+		if name := strings.TrimPrefix(f.Object, rankDir(f.Rank)+"/"); f.Rank < 0 || !filepath.IsLocal(name) || strings.ContainsAny(name, `/\`) {
+			return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, name, f.Rank)
 		}
-		rel := filepath.Join(rankDir(b.Rank), b.Object)
-		o, ok := objs[rel]
-		if !ok {
-			o = &obj{path: filepath.Join(to, rel)}
-			objs[rel] = o
-			order = append(order, rel)
+		f.Type, f.Mode = manifest.TypeFile, 0o644
+		regions++
+	}
+	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
+	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
+		if errors.Is(err, tree.ErrExists) {
+			return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
 		}
-		o.blocks = append(o.blocks, b)
-	}
-	if !overwrite {
-		for _, rel := range order {
-			if _, err := os.Lstat(objs[rel].path); err == nil {
-				return overwriteHint(fmt.Errorf("%s %w under %s; nothing was written", rel, tree.ErrExists, to))
-			}
-		}
-	}
-	grp, gctx := errgroup.WithContext(ctx)
-	grp.SetLimit(4)
-	for _, rel := range order {
-		o := objs[rel]
-		grp.Go(func() error { return writeFile(gctx, r, o.path, o.blocks) })
-	}
-	if err := grp.Wait(); err != nil {
 		return err
 	}
-	nfiles := 0
-	for rank := range ranks {
-		files := m.Tree(rank)
-		nfiles += len(files)
-		if err := tree.Extract(ctx, r, files, filepath.Join(to, rankDir(rank), "files"), xopts); err != nil {
-			return overwriteHint(err)
-		}
+	what := fmt.Sprintf("%d entries", len(files))
+	if regions > 0 {
+		what = fmt.Sprintf("%d regions and %d protected entries", regions, len(files)-regions)
 	}
-	files := ""
-	if nfiles > 0 {
-		files = fmt.Sprintf(" and %d protected files of %d ranks (under rank-NNNNN/files/)", nfiles, len(ranks))
-	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %d regions%s, %s written under %s\n",
-		job, m.Version, len(order), files, storage.FormatSize(m.LogicalBytes), to)
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s, %s written under %s\n", job, m.Version, what, storage.FormatSize(m.LogicalBytes), to)
 	return nil
-}
-
-func overwriteHint(err error) error {
-	if errors.Is(err, tree.ErrExists) {
-		return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
-	}
-	return err
 }
 
 func verifyCmd(g *globals) *cobra.Command {
