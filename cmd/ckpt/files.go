@@ -217,7 +217,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	if err != nil {
 		return err
 	}
-	counts := scan.Counts(prevTree)
+	counts := scan.Counts()
 	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{})
 	if err != nil {
 		return err

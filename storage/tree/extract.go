@@ -199,13 +199,7 @@ func (x *extractor) file(ctx context.Context, f manifest.File) error {
 	if err := x.r.ReadObject(ctx, f.Blocks, tmp); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(fileMode(f.Mode)); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := finish(tmp, f.Mode); err != nil {
 		return err
 	}
 	if err := x.clear(f.Object, func(fi fs.FileInfo) bool { return !fi.IsDir() }); err != nil {
@@ -216,6 +210,17 @@ func (x *extractor) file(ctx context.Context, f manifest.File) error {
 	}
 	ok = true
 	return setTimes(x.root, x.base, f)
+}
+
+// finish gives a written file its mode, makes it durable and closes it.
+func finish(fh *os.File, mode uint32) error {
+	if err := fh.Chmod(fileMode(mode)); err != nil {
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		return err
+	}
+	return fh.Close()
 }
 
 func (x *extractor) symlink(f manifest.File) error {

@@ -224,13 +224,7 @@ func (x *extractor) rollFile(ctx context.Context, f manifest.File, c *RollbackCo
 	if err := fh.Truncate(f.Size); err != nil {
 		return err
 	}
-	if err := fh.Chmod(fileMode(f.Mode)); err != nil {
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		return err
-	}
-	if err := fh.Close(); err != nil {
+	if err := finish(fh, f.Mode); err != nil {
 		return err
 	}
 	c.Restored++

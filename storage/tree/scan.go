@@ -40,8 +40,8 @@ type Item struct {
 	Prev *manifest.File
 	src  string // where Write reads the data: the file, or its frozen copy
 	// same: the stat matches the previous version's (Prev is nil only
-	// under ForceRead).
-	same bool
+	// under ForceRead); known: the previous version holds a file here.
+	same, known bool
 }
 
 // Scan is a tree as found on disk, ready to be written into a version.
@@ -95,6 +95,15 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 			opts.Warn(p, reason)
 		}
 	}
+	// gone reports whether err says the file at disk vanished during the
+	// walk, which skips it with a warning.
+	gone := func(disk string, err error) bool {
+		if errors.Is(err, fs.ErrNotExist) {
+			warn(disk, "vanished while scanned")
+			return true
+		}
+		return false
+	}
 	var walk func(name string, fi os.FileInfo) error
 	walk = func(name string, fi os.FileInfo) error {
 		if seen[name] {
@@ -107,18 +116,17 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 		switch {
 		case fi.Mode().IsRegular():
 			e.Type = manifest.TypeFile
-			it := Item{Entry: e, Size: fi.Size(), src: disk, same: unchanged(byPath[name], fi)}
+			p := byPath[name]
+			it := Item{Entry: e, Size: fi.Size(), src: disk, same: unchanged(p, fi), known: p != nil && p.Type == manifest.TypeFile}
 			if it.same && !opts.ForceRead {
-				it.Prev = byPath[name]
+				it.Prev = p
 			}
 			s.Items = append(s.Items, it)
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(disk)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					warn(disk, "vanished while scanned")
-					return nil
-				}
+			if gone(disk, err) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			if target == "" {
@@ -133,11 +141,9 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 			e.Type = manifest.TypeDir
 			s.Items = append(s.Items, Item{Entry: e})
 			des, err := os.ReadDir(disk)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					warn(disk, "vanished while scanned")
-					return nil
-				}
+			if gone(disk, err) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			for _, de := range des {
@@ -147,11 +153,9 @@ func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) 
 					continue
 				}
 				cfi, err := de.Info()
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) {
-						warn(filepath.Join(disk, de.Name()), "vanished while scanned")
-						continue
-					}
+				if gone(filepath.Join(disk, de.Name()), err) {
+					continue
+				} else if err != nil {
 					return err
 				}
 				if err := walk(child, cfi); err != nil {
@@ -233,13 +237,7 @@ func kindOf(m fs.FileMode) string {
 }
 
 // Counts tallies the scan.
-func (s *Scan) Counts(prev []manifest.File) Counts {
-	had := make(map[string]bool, len(prev))
-	for _, f := range prev {
-		if f.Type == manifest.TypeFile {
-			had[f.Object] = true
-		}
-	}
+func (s *Scan) Counts() Counts {
 	c := Counts{Skipped: s.Skipped}
 	for _, it := range s.Items {
 		switch it.Type {
@@ -255,7 +253,7 @@ func (s *Scan) Counts(prev []manifest.File) Counts {
 			switch {
 			case it.same:
 				c.Unchanged++
-			case had[it.Object]:
+			case it.known:
 				c.Changed++
 			default:
 				c.New++

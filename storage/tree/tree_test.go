@@ -114,7 +114,7 @@ func (e *env) capture(t *testing.T, root string, paths []string, opts Options, e
 	if edit != nil {
 		edit(s)
 	}
-	counts := s.Counts(prev)
+	counts := s.Counts()
 	w, err := e.job.NewWriter(ctx, txn.Previous(), version.Hints{})
 	if err != nil {
 		t.Fatal(err)

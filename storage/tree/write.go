@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/version"
 )
 
@@ -58,7 +59,7 @@ func (s *Scan) Write(ctx context.Context, w *version.Writer) error {
 	}
 	for i := range s.Items {
 		it := &s.Items[i]
-		if it.Type != "file" || it.Prev != nil {
+		if it.Type != manifest.TypeFile || it.Prev != nil {
 			continue
 		}
 		if err := s.writeFile(ctx, w, it); err != nil {
@@ -116,7 +117,7 @@ func (s *Scan) Freeze(dir string) (copied int64, reflinked int, err error) {
 	}
 	for i := range s.Items {
 		it := &s.Items[i]
-		if it.Type != "file" || it.Prev != nil {
+		if it.Type != manifest.TypeFile || it.Prev != nil {
 			continue
 		}
 		dst := filepath.Join(dir, strconv.Itoa(i))
