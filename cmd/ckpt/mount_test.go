@@ -23,15 +23,8 @@ import (
 // are missing.
 func requireMountTools(t *testing.T, tools ...string) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse (%v): FUSE mounts are not possible here", err)
-	}
-	if os.Geteuid() != 0 {
-		_, err3 := exec.LookPath("fusermount3")
-		_, err := exec.LookPath("fusermount")
-		if err3 != nil && err != nil {
-			t.Skip("not root and no fusermount3 or fusermount: FUSE mounts are not possible here (install fuse3)")
-		}
+	if err := mount.Supported(); err != nil {
+		t.Skip(err)
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {

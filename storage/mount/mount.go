@@ -254,6 +254,22 @@ func (f *FS) raiseReadAhead(dir string) {
 	}
 }
 
+// Supported says why this machine cannot mount, nil if it can: it needs
+// /dev/fuse, and root (which mounts directly) or fusermount3/fusermount.
+func Supported() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("no /dev/fuse (%v): FUSE mounts are not possible here", err)
+	}
+	if os.Geteuid() != 0 {
+		_, err3 := exec.LookPath("fusermount3")
+		_, err := exec.LookPath("fusermount")
+		if err3 != nil && err != nil {
+			return errors.New("not root and no fusermount3 or fusermount: FUSE mounts are not possible here (install fuse3)")
+		}
+	}
+	return nil
+}
+
 // mountError explains a failed mount.
 func mountError(dir string, err error) error {
 	switch {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,15 +33,8 @@ import (
 // /dev/fuse, or neither root nor fusermount.
 func requireFUSE(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse (%v): FUSE mounts are not possible here", err)
-	}
-	if os.Geteuid() != 0 {
-		_, err3 := exec.LookPath("fusermount3")
-		_, err := exec.LookPath("fusermount")
-		if err3 != nil && err != nil {
-			t.Skip("not root and no fusermount3 or fusermount: FUSE mounts are not possible here (install fuse3)")
-		}
+	if err := mount.Supported(); err != nil {
+		t.Skip(err)
 	}
 }
 
