@@ -45,11 +45,11 @@ func TestLayering(t *testing.T) {
 		"../collective": {"storage", "storage/chunk", "storage/version"},
 		"./client":      {"storage", "storage/catalog", "storage/chunk", "storage/codec", "storage/manifest", "storage/placement", "storage/wire"},
 		"./catalog":     {"storage", "storage/manifest"},
-		"./mount":       {"storage", "storage/catalog", "storage/client", "storage/manifest", "storage/version"},
+		"./mount":       {"storage", "storage/catalog", "storage/client", "storage/manifest", "storage/tree", "storage/version"},
 		"./placement":   {"storage"},
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},
-		"./tree":        {"storage", "storage/manifest", "storage/version"},
+		"./tree":        {"storage", "storage/catalog", "storage/manifest", "storage/version"},
 	}
 	for p, ok := range allowed {
 		for _, imp := range golist(t, `{{join .Imports "\n"}}`, p) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,10 +21,6 @@ import (
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/tree"
 )
-
-// RankDir is the directory 'ckpt restore' writes a rank's regions into,
-// under --to: rank-00002/temperature for rank 2's region "temperature".
-func rankDir(rank int32) string { return fmt.Sprintf("rank-%05d", rank) }
 
 func restoreCmd(g *globals) *cobra.Command {
 	return writeOutCmd(g, "restore", "Write every object of a version of JOB into DIR (MPI: one file per rank and region)", `Writes out one version of JOB (default: the latest) under DIR, verifying
@@ -71,7 +66,7 @@ func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Co
 	return c
 }
 
-// writeOut writes a version under to as 'ckpt ls' shows it (treeOf):
+// writeOut writes a version under to as 'ckpt ls' shows it (tree.Layout):
 // files by the names they were put with, MPI regions as rank-NNNNN/REGION
 // and a rank's protected files under rank-NNNNN/files/, all through
 // tree.Extract. filesOnly ('ckpt get') refuses an MPI checkpoint.
@@ -91,19 +86,17 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 	if err := crypt.Check(m, key); err != nil {
 		return err
 	}
-	files := treeOf(m)
-	regions := 0
-	for i := range files {
-		f := &files[i]
-		if f.Type != typeRegion {
-			continue
-		}
-		if name := strings.TrimPrefix(f.Object, rankDir(f.Rank)+"/"); f.Rank < 0 || !filepath.IsLocal(name) || strings.ContainsAny(name, `/\`) {
-			return fmt.Errorf("%s version %d has a region %q of rank %d that is not a safe file name; refusing", job, m.Version, name, f.Rank)
-		}
-		f.Type, f.Mode = manifest.TypeFile, 0o644
-		regions++
+	shown, err := tree.Layout(m)
+	if err != nil {
+		return err
 	}
+	regions := 0
+	for _, f := range shown {
+		if f.Region {
+			regions++
+		}
+	}
+	files := tree.Files(shown)
 	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
 	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
 		if errors.Is(err, tree.ErrExists) {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/storage"
-	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/tree"
 )
@@ -20,7 +19,7 @@ import (
 type listed struct {
 	Path   string             `json:"path"`
 	Type   manifest.EntryType `json:"type"` // file, dir, symlink, or region
-	Mode   string             `json:"mode"` // octal, "0755"; "" for a region
+	Mode   string             `json:"mode"` // octal, "0755"
 	Size   int64              `json:"size"`
 	MTime  *time.Time         `json:"mtime,omitempty"` // absent when unknown
 	Target string             `json:"target,omitempty"`
@@ -30,57 +29,8 @@ type listed struct {
 
 const typeRegion manifest.EntryType = "region"
 
-// treeOf returns a version's tree as 'ckpt ls' and 'ckpt diff' show it:
-// for files, the tree as put; for an MPI checkpoint, each rank's regions
-// and protected files under rank-NNNNN/ and rank-NNNNN/files/, as 'ckpt
-// restore' writes them.
-func treeOf(m *manifest.Manifest) []manifest.File {
-	if m.Kind != manifest.KindMPI {
-		return m.Tree(-1)
-	}
-	type key struct {
-		name string
-		rank int32
-	}
-	entry := map[key]bool{}
-	ranks := map[int32]bool{}
-	for _, e := range m.Entries {
-		entry[key{e.Object, e.Rank}] = true
-	}
-	regions := map[key]*manifest.File{}
-	var out []manifest.File
-	for _, b := range m.Blocks {
-		ranks[b.Rank] = true
-		if entry[key{b.Object, b.Rank}] || b.Object == catalog.FilesListObject {
-			continue
-		}
-		k := key{b.Object, b.Rank}
-		r := regions[k]
-		if r == nil {
-			r = &manifest.File{Entry: manifest.Entry{Object: path.Join(rankDir(b.Rank), b.Object), Rank: b.Rank, Type: typeRegion}}
-			regions[k] = r
-		}
-		r.Size += b.Length
-		r.Blocks = append(r.Blocks, b)
-	}
-	for _, r := range regions {
-		out = append(out, *r)
-	}
-	for rank := range ranks {
-		for _, f := range m.Tree(rank) {
-			f.Object = path.Join(rankDir(rank), "files", f.Object)
-			out = append(out, f)
-		}
-	}
-	slices.SortFunc(out, func(a, b manifest.File) int { return strings.Compare(a.Object, b.Object) })
-	return out
-}
-
 // modeString is ls -l's mode column.
 func modeString(f manifest.File) string {
-	if f.Type == typeRegion {
-		return "r---------"
-	}
 	b := []byte("----------")
 	switch f.Type {
 	case manifest.TypeDir:
@@ -134,10 +84,13 @@ blocks}.`,
 			if err != nil {
 				return err
 			}
-			files := treeOf(m)
+			files, err := tree.Layout(m)
+			if err != nil {
+				return err
+			}
 			if len(args) == 2 {
 				p := strings.TrimSuffix(path.Clean(args[1]), "/")
-				files = slices.DeleteFunc(files, func(f manifest.File) bool {
+				files = slices.DeleteFunc(files, func(f tree.Shown) bool {
 					return f.Object != p && !strings.HasPrefix(f.Object, p+"/")
 				})
 				if len(files) == 0 {
@@ -147,9 +100,9 @@ blocks}.`,
 			if asJSON {
 				out := make([]listed, 0, len(files))
 				for _, f := range files {
-					l := listed{Path: f.Object, Type: f.Type, Size: f.Size, Target: f.Target, Blocks: len(f.Blocks)}
-					if f.Type != typeRegion {
-						l.Mode = fmt.Sprintf("%04o", f.Mode)
+					l := listed{Path: f.Object, Type: f.Type, Mode: fmt.Sprintf("%04o", f.Mode), Size: f.Size, Target: f.Target, Blocks: len(f.Blocks)}
+					if f.Region {
+						l.Type = typeRegion
 					}
 					if f.MTime != 0 {
 						t := time.Unix(0, f.MTime).UTC()
@@ -176,7 +129,7 @@ blocks}.`,
 				if f.Type == manifest.TypeSymlink {
 					name += " -> " + f.Target
 				}
-				fmt.Printf("%s %*d %s %s\n", modeString(f), width, f.Size, when, name)
+				fmt.Printf("%s %*d %s %s\n", modeString(f.File), width, f.Size, when, name)
 			}
 			return nil
 		},
@@ -224,7 +177,11 @@ changed_bytes, what}.`,
 				if err != nil {
 					return err
 				}
-				trees[i] = treeOf(m)
+				shown, err := tree.Layout(m)
+				if err != nil {
+					return err
+				}
+				trees[i] = tree.Files(shown)
 			}
 			changes := tree.Diff(trees[0], trees[1])
 			if asJSON {

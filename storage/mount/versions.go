@@ -15,8 +15,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/tree"
 )
 
 // listEvery is how old the list of versions may get before versions/ or
@@ -130,7 +130,10 @@ func (v *versionsNode) Lookup(ctx context.Context, name string, out *fuse.EntryO
 		}
 		return nil, v.fs.fail(fmt.Sprintf("opening version %d", n), err)
 	}
-	root := snapTree(v.fs, s.Manifest())
+	root, err := snapTree(v.fs, s.Manifest())
+	if err != nil {
+		return nil, v.fs.fail(fmt.Sprintf("opening version %d", n), err)
+	}
 	root.fillAttr(&out.Attr)
 	return v.NewPersistentInode(ctx, root, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 }
@@ -196,16 +199,20 @@ type snapLink struct {
 	e manifest.Entry
 }
 
-// snapTree builds the tree of a version: its files tree (rank -1), and
-// for an MPI checkpoint each rank's regions and files under
-// rank-NNNNN/, as 'ckpt restore' writes them.
-func snapTree(f *FS, m *manifest.Manifest) *snapDir {
-	root := &snapDir{f: f, e: manifest.Entry{Mode: 0o555, MTime: m.Created.UnixNano()}, kids: map[string]fs.InodeEmbedder{}}
-	files := m.Tree(-1)
-	if m.Kind == manifest.KindMPI {
-		files = append(files, mpiFiles(m)...)
+// snapTree builds the tree of a version as 'ckpt restore' writes it
+// (tree.Layout): its files tree, and for an MPI checkpoint each rank's
+// regions (read-only, mode 0444) and protected files under rank-NNNNN/.
+func snapTree(f *FS, m *manifest.Manifest) (*snapDir, error) {
+	shown, err := tree.Layout(m)
+	if err != nil {
+		return nil, err
 	}
-	for _, file := range files {
+	root := &snapDir{f: f, e: manifest.Entry{Mode: 0o555, MTime: m.Created.UnixNano()}, kids: map[string]fs.InodeEmbedder{}}
+	for _, sh := range shown {
+		file := sh.File
+		if sh.Region {
+			file.Mode = 0o444
+		}
 		dir, name := path.Split(file.Object)
 		parent := root.mkdirAll(strings.TrimSuffix(dir, "/"), m.Created.UnixNano())
 		switch file.Type {
@@ -218,48 +225,7 @@ func snapTree(f *FS, m *manifest.Manifest) *snapDir {
 			parent.kids[name] = &snapFile{f: f, file: file}
 		}
 	}
-	return root
-}
-
-// mpiFiles lists an MPI version's objects as 'ckpt restore' writes them:
-// regions (no entry) as rank-NNNNN/REGION, read-only with mode 0444, and
-// the ranks' protected files under rank-NNNNN/files/ with their entries.
-func mpiFiles(m *manifest.Manifest) []manifest.File {
-	ranks := map[int32]bool{}
-	for _, b := range m.Blocks {
-		if b.Rank >= 0 {
-			ranks[b.Rank] = true
-		}
-	}
-	var out []manifest.File
-	for r := range ranks {
-		prefix := fmt.Sprintf("rank-%05d/", r)
-		named := map[string]bool{}
-		for _, file := range m.Tree(r) {
-			named[file.Object] = true
-			file.Object = prefix + "files/" + file.Object
-			out = append(out, file)
-		}
-		regions := map[string]*manifest.File{}
-		for _, b := range m.Blocks {
-			if b.Rank != r || named[b.Object] || b.Object == catalog.FilesListObject || strings.Contains(b.Object, "/") || manifest.CheckPath(b.Object) != nil {
-				continue
-			}
-			file := regions[b.Object]
-			if file == nil {
-				file = &manifest.File{Entry: manifest.Entry{Object: prefix + b.Object, Rank: r, Type: manifest.TypeFile, Mode: 0o444,
-					MTime: m.Created.UnixNano()}}
-				regions[b.Object] = file
-			}
-			file.Size += b.Length
-			file.Blocks = append(file.Blocks, b)
-		}
-		for _, file := range regions {
-			sort.Slice(file.Blocks, func(i, j int) bool { return file.Blocks[i].Offset < file.Blocks[j].Offset })
-			out = append(out, *file)
-		}
-	}
-	return out
+	return root, nil
 }
 
 func (d *snapDir) mkdirAll(rel string, mtime int64) *snapDir {

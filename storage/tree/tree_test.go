@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -438,5 +439,36 @@ func TestExclude(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"top", "top/keep"}) || len(warned) != 1 || !strings.Contains(warned[0], "excluded") {
 		t.Fatalf("items %q, warnings %q", got, warned)
+	}
+}
+
+// TestLayout: an MPI version is shown as regions rank-NNNNN/REGION and
+// protected files under rank-NNNNN/files/, without the list of protected
+// paths; a region name with a slash is refused.
+func TestLayout(t *testing.T) {
+	blk := func(obj string, rank int32, off, n int64) manifest.Block {
+		return manifest.Block{Object: obj, Rank: rank, Offset: off, Length: n, Codec: manifest.CodecRaw, StoredLength: n}
+	}
+	m := &manifest.Manifest{Job: "j", Version: 2, Kind: manifest.KindMPI, Created: time.Unix(100, 0),
+		Blocks:  []manifest.Block{blk("grid", 1, 10, 5), blk("grid", 1, 0, 10), blk("ckpt:files", 1, 0, 3), blk("out/log", 1, 0, 4), blk("grid", 0, 0, 7)},
+		Entries: []manifest.Entry{{Object: "out/log", Rank: 1, Type: manifest.TypeFile, Mode: 0o600}}}
+	shown, err := Layout(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range shown {
+		got = append(got, fmt.Sprintf("%s %d %v %o", s.Object, s.Size, s.Region, s.Mode))
+	}
+	want := []string{"rank-00000/grid 7 true 644", "rank-00001/files/out/log 4 false 600", "rank-00001/grid 15 true 644"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("layout %q, want %q", got, want)
+	}
+	if b := shown[2].Blocks; b[0].Offset != 0 || b[1].Offset != 10 {
+		t.Fatalf("region blocks out of order: %+v", b)
+	}
+	m.Blocks = append(m.Blocks, blk("a/b", 0, 0, 1))
+	if _, err := Layout(m); err == nil || !strings.Contains(err.Error(), "not a safe file name") {
+		t.Fatalf("unsafe region: %v", err)
 	}
 }
