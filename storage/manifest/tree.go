@@ -25,35 +25,54 @@ type File struct {
 // 0644 with an unknown mtime (0). Objects without an entry in an MPI
 // version are regions and are not part of the tree.
 func (m *Manifest) Tree(rank int32) []File {
-	idx := map[string]int{}
-	var out []File
+	return m.trees(func(r int32) bool { return r == rank })[rank]
+}
+
+// Trees returns Tree(r) of every rank r that has one, in one pass over
+// the blocks.
+func (m *Manifest) Trees() map[int32][]File {
+	return m.trees(func(int32) bool { return true })
+}
+
+func (m *Manifest) trees(want func(int32) bool) map[int32][]File {
+	type key struct {
+		name string
+		rank int32
+	}
+	idx := map[key]int{}
+	var all []File
 	for _, e := range m.Entries {
-		if e.Rank == rank {
-			idx[e.Object] = len(out)
-			out = append(out, File{Entry: e})
+		if want(e.Rank) {
+			idx[key{e.Object, e.Rank}] = len(all)
+			all = append(all, File{Entry: e})
 		}
 	}
 	legacy := m.Kind == KindFiles && len(m.Entries) == 0
 	for _, b := range m.Blocks {
-		if b.Rank != rank {
+		if !want(b.Rank) {
 			continue
 		}
-		i, ok := idx[b.Object]
+		k := key{b.Object, b.Rank}
+		i, ok := idx[k]
 		if !ok {
 			if !legacy {
 				continue
 			}
-			i = len(out)
-			idx[b.Object] = i
-			out = append(out, File{Entry: Entry{Object: b.Object, Rank: rank, Type: TypeFile, Mode: 0o644}})
+			i = len(all)
+			idx[k] = i
+			all = append(all, File{Entry: Entry{Object: b.Object, Rank: b.Rank, Type: TypeFile, Mode: 0o644}})
 		}
-		out[i].Size += b.Length
-		out[i].Blocks = append(out[i].Blocks, b)
+		all[i].Size += b.Length
+		all[i].Blocks = append(all[i].Blocks, b)
 	}
-	for i := range out {
-		slices.SortFunc(out[i].Blocks, func(a, b Block) int { return cmp.Compare(a.Offset, b.Offset) })
+	out := map[int32][]File{}
+	for _, f := range all {
+		slices.SortFunc(f.Blocks, func(a, b Block) int { return cmp.Compare(a.Offset, b.Offset) })
+		out[f.Rank] = append(out[f.Rank], f)
 	}
-	slices.SortFunc(out, func(a, b File) int { return cmp.Compare(a.Object, b.Object) })
+	for _, files := range out {
+		slices.SortFunc(files, func(a, b File) int { return cmp.Compare(a.Object, b.Object) })
+	}
 	return out
 }
 

@@ -46,7 +46,6 @@ func Layout(m *manifest.Manifest) ([]Shown, error) {
 	for _, e := range m.Entries {
 		entry[key{e.Object, e.Rank}] = true
 	}
-	ranks := map[int32]bool{}
 	regions := map[key]*Shown{}
 	var created int64
 	if !m.Created.IsZero() {
@@ -54,7 +53,6 @@ func Layout(m *manifest.Manifest) ([]Shown, error) {
 	}
 	for _, b := range m.Blocks {
 		k := key{b.Object, b.Rank}
-		ranks[b.Rank] = true
 		if entry[k] || b.Object == catalog.FilesListObject {
 			continue
 		}
@@ -75,8 +73,8 @@ func Layout(m *manifest.Manifest) ([]Shown, error) {
 		slices.SortFunc(r.Blocks, func(a, b manifest.Block) int { return cmp.Compare(a.Offset, b.Offset) })
 		out = append(out, *r)
 	}
-	for rank := range ranks {
-		for _, f := range m.Tree(rank) {
+	for rank, files := range m.Trees() {
+		for _, f := range files {
 			f.Object = path.Join(RankDir(rank), "files", f.Object)
 			out = append(out, Shown{File: f})
 		}
