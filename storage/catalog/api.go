@@ -32,6 +32,8 @@ const (
 	CodeTooLarge       = "too_large"
 	CodePinned         = "pinned"
 	CodeGCRunning      = "gc_running"
+	CodeUnknownStore   = "unknown_store"
+	CodeOnlyCopy       = "only_copy"
 	CodeNotFound       = "not_found"
 	CodeClosed         = "closed"
 	CodeInternal       = "internal"
@@ -55,6 +57,8 @@ var apiErrors = []struct {
 	{ErrConflict, CodeConflict, http.StatusConflict},
 	{ErrPinned, CodePinned, http.StatusConflict},
 	{ErrGCRunning, CodeGCRunning, http.StatusConflict},
+	{ErrUnknownStore, CodeUnknownStore, http.StatusNotFound},
+	{ErrOnlyCopy, CodeOnlyCopy, http.StatusConflict},
 	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{storage.ErrClosed, CodeClosed, http.StatusServiceUnavailable},
 }

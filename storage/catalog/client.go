@@ -243,6 +243,60 @@ func (c *Client) Stores(ctx context.Context) ([]StoreInfo, error) {
 	return out.Stores, err
 }
 
+func storePath(id string) (string, error) {
+	if id == "" || len(id) > 128 {
+		return "", fmt.Errorf("%w: store ID %q: want 1 to 128 characters", ErrInvalid, id)
+	}
+	return "/v1/stores/" + url.PathEscape(id), nil
+}
+
+// DrainStore marks store id draining: writers place no new blocks on it
+// and repair moves its copies elsewhere. It returns the store as the
+// catalog now has it. Draining a draining store changes nothing.
+func (c *Client) DrainStore(ctx context.Context, id string) (StoreInfo, error) {
+	return c.drain(ctx, http.MethodPost, id)
+}
+
+// UndrainStore ends a drain: the store takes new blocks again.
+func (c *Client) UndrainStore(ctx context.Context, id string) (StoreInfo, error) {
+	return c.drain(ctx, http.MethodDelete, id)
+}
+
+func (c *Client) drain(ctx context.Context, method, id string) (StoreInfo, error) {
+	p, err := storePath(id)
+	if err != nil {
+		return StoreInfo{}, err
+	}
+	var out StoreInfo
+	_, err = c.do(ctx, method, p+"/drain", "", nil, &out)
+	return out, err
+}
+
+// StoreCopies says what the catalog's manifests place on store id.
+func (c *Client) StoreCopies(ctx context.Context, id string) (StoreCopies, error) {
+	p, err := storePath(id)
+	if err != nil {
+		return StoreCopies{}, err
+	}
+	var out StoreCopies
+	_, err = c.do(ctx, http.MethodGet, p+"/copies", "", nil, &out)
+	return out, err
+}
+
+// ForgetStore removes store id from the catalog. It fails with
+// ErrOnlyCopy while the store holds the only copy of any block a version
+// names, and with ErrConflict for an alive store that is not draining.
+// The manager then refuses the store's heartbeats.
+func (c *Client) ForgetStore(ctx context.Context, id string) (StoreCopies, error) {
+	p, err := storePath(id)
+	if err != nil {
+		return StoreCopies{}, err
+	}
+	var out StoreCopies
+	_, err = c.do(ctx, http.MethodDelete, p, "", nil, &out)
+	return out, err
+}
+
 // Jobs lists the jobs.
 func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 	var out struct {

@@ -42,6 +42,12 @@ var (
 	// ErrGCRunning: a garbage collection is already running; only one runs
 	// at a time.
 	ErrGCRunning = errors.New("manager: garbage collection already running")
+	// ErrUnknownStore: the catalog knows no store with that ID (never seen,
+	// or forgotten).
+	ErrUnknownStore = errors.New("manager: unknown store")
+	// ErrOnlyCopy: the store may not be forgotten: it holds the only copy
+	// of blocks that versions need (drain it first).
+	ErrOnlyCopy = errors.New("manager: store holds the only copy")
 )
 
 // UnreachableError reports a manager the client could not connect to.

@@ -11,12 +11,35 @@ import (
 )
 
 // Heartbeat is what a store reports every few seconds (POST /v1/heartbeat).
-// Its JSON is flat: {"id", "addr", "used", "quota", "blocks", "disk_free"}.
+// Its JSON is flat: {"id", "addr", "used", "quota", "blocks", "disk_free",
+// "label", "started", "errors", "bytes_in", "bytes_out", "busy",
+// "busy_reason"}. The fields after Usage are zero from a store that does
+// not send them.
 type Heartbeat struct {
 	ID   string `json:"id"`   // stable store ID
 	Addr string `json:"addr"` // host:port clients dial
 	storage.Usage
+	// Label is the owner's name for the store (ckpt-store --label).
+	Label string `json:"label,omitempty"`
+	// Started is when the store process started.
+	Started time.Time `json:"started,omitzero"`
+	// Errors counts the requests the store answered with an error since
+	// it started (a missing block asked for is not one).
+	Errors int64 `json:"errors"`
+	// BytesIn and BytesOut count the bytes the store received from and
+	// sent to its clients since it started.
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+	// Busy: the desktop's owner needs it now (quiet hours, or its own CPU
+	// or disk is busy); the manager then defers background work on it
+	// (repair copies onto or off it, garbage collection sweeps).
+	// BusyReason says why, for people.
+	Busy       bool   `json:"busy"`
+	BusyReason string `json:"busy_reason,omitempty"`
 }
+
+// MaxLabel bounds Heartbeat.Label, in bytes.
+const MaxLabel = 64
 
 // StoreInfo is a store as the catalog knows it: its last heartbeat, and
 // when the manager saw it.
@@ -27,6 +50,30 @@ type StoreInfo struct {
 	// Alive: the store heartbeated this manager within Options.DeadAfter.
 	// A store remembered from before a restart is dead until it heartbeats.
 	Alive bool `json:"alive"`
+	// Draining: an operator asked the store to be emptied (ckpt stores
+	// drain): writers place no new blocks on it and repair moves its
+	// copies to other stores. Kept in the catalog across restarts.
+	Draining      bool      `json:"draining"`
+	DrainingSince time.Time `json:"draining_since,omitzero"`
+}
+
+// StoreCopies is what the catalog's manifests place on one store (GET
+// /v1/stores/{id}/copies): how far a drain has got, and what forgetting
+// the store would lose. A copy counts as elsewhere when a manifest lists
+// it on another store that is alive and not draining.
+type StoreCopies struct {
+	ID string `json:"id"`
+	// Blocks are the distinct blocks the manifests list on the store;
+	// Versions the versions naming at least one of them.
+	Blocks   int64 `json:"blocks"`
+	Versions int   `json:"versions"`
+	// Pending are the blocks listed on it that have fewer copies elsewhere
+	// than their versions' target: what a drain still has to move.
+	Pending int64 `json:"pending"`
+	// OnlyCopy are the blocks with no copy elsewhere, and OnlyVersions
+	// the versions naming one of them: what forgetting it would lose.
+	OnlyCopy     int64 `json:"only_copy"`
+	OnlyVersions int   `json:"only_versions"`
 }
 
 // JobInfo summarises one job.
@@ -103,7 +150,13 @@ func (h *Heartbeat) Validate() error {
 	if _, _, err := net.SplitHostPort(h.Addr); err != nil || len(h.Addr) > 256 {
 		return fmt.Errorf("%w: heartbeat from %s: address %q is not host:port", ErrInvalid, h.ID, h.Addr)
 	}
-	if h.Used < 0 || h.Quota < 0 || h.Blocks < 0 || h.DiskFree < 0 {
+	if len(h.Label) > MaxLabel || len(h.BusyReason) > 256 {
+		return fmt.Errorf("%w: heartbeat from %s: label over %d bytes or busy reason over 256", ErrInvalid, h.ID, MaxLabel)
+	}
+	if err := ValidLabel(h.Label); err != nil {
+		return fmt.Errorf("%w: heartbeat from %s: %v", ErrInvalid, h.ID, err)
+	}
+	if h.Used < 0 || h.Quota < 0 || h.Blocks < 0 || h.DiskFree < 0 || h.Errors < 0 || h.BytesIn < 0 || h.BytesOut < 0 {
 		return fmt.Errorf("%w: heartbeat from %s: negative figures", ErrInvalid, h.ID)
 	}
 	return nil
@@ -121,4 +174,18 @@ type Pong struct {
 type RetentionResult struct {
 	Retention Retention `json:"retention"`
 	Deleted   []int64   `json:"deleted"` // versions the policy deleted, ascending
+}
+
+// ValidLabel checks a store label: at most MaxLabel bytes of printable
+// characters (spaces allowed).
+func ValidLabel(l string) error {
+	if len(l) > MaxLabel {
+		return fmt.Errorf("label %q is over %d bytes", l, MaxLabel)
+	}
+	for _, c := range l {
+		if c < ' ' || c == 0x7f {
+			return fmt.Errorf("label %q holds a control character", l)
+		}
+	}
+	return nil
 }

@@ -197,6 +197,9 @@ func (c *conn) handle(f wire.Frame) {
 	if err != nil {
 		r.st = wire.StatusFor(err)
 		r.parts = message(err)
+		if r.st != wire.StatusNotFound {
+			c.s.errors.Add(1)
+		}
 		if r.st == wire.StatusInternal {
 			c.log.Warn("request failed", zap.Stringer("op", f.Op), zap.Uint64("id", f.ID), zap.Error(err))
 		} else {

@@ -54,6 +54,10 @@ type Options struct {
 	// PlainClientWait. Nil serves in clear, and a TLS client is told that
 	// instead (NoTLSMessage).
 	TLS *tls.Config
+	// MaxBandwidth, when > 0, holds the bytes read from and written to all
+	// client connections together to that many a second (one token
+	// bucket, NewBucket, for both directions). 0 means unlimited.
+	MaxBandwidth int64
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -65,6 +69,9 @@ type Server struct {
 	log   *zap.Logger
 
 	refused   atomic.Int64  // connections refused for MaxConns
+	errors    atomic.Int64  // requests answered with an error (Stats)
+	started   time.Time     // when NewServer ran
+	meter     meter         // bytes moved, and the bandwidth bucket (bandwidth.go)
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup // one per connection goroutine
@@ -110,6 +117,11 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 		opts:  opts,
 		log:   opts.Logger,
 		done:  make(chan struct{}),
+	}
+	s.started = time.Now()
+	s.meter.wait = sleepUnlessDone
+	if opts.MaxBandwidth > 0 {
+		s.meter.bucket = NewBucket(opts.MaxBandwidth, 0, nil)
 	}
 	s.mu.listeners = make(map[net.Listener]struct{})
 	s.mu.conns = make(map[*conn]struct{})
@@ -181,7 +193,7 @@ func (s *Server) accept(nc net.Conn) {
 		s.refuse(nc, n)
 		return
 	}
-	c := newConn(s, nc)
+	c := newConn(s, s.metered(nc))
 	s.mu.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
