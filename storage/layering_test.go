@@ -47,6 +47,7 @@ func TestLayering(t *testing.T) {
 		"./catalog":     {"storage", "storage/manifest"},
 		"./mount":       {"storage", "storage/catalog", "storage/client", "storage/manifest", "storage/tree", "storage/version"},
 		"./placement":   {"storage"},
+		"./desktop":     {},
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},
 		"./tree":        {"storage", "storage/catalog", "storage/manifest", "storage/version"},
