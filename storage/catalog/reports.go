@@ -55,6 +55,9 @@ type StoreRef struct {
 	ID       string    `json:"id"`
 	Addr     string    `json:"addr"`
 	LastSeen time.Time `json:"last_seen"`
+	// Reason says why a pass left the store out, for a store alive but
+	// busy ("busy: quiet hours 22:00-07:00"); empty for a dead one.
+	Reason string `json:"reason,omitempty"`
 }
 
 // GCStatus is the answer to GET /v1/gc.
@@ -88,6 +91,14 @@ type RepairReport struct {
 	// Unrepaired counts the blocks still below target after the pass, with
 	// a live copy: no other alive store had room, or every copy failed.
 	Unrepaired int64 `json:"unrepaired"`
+	// Deferred counts the blocks of Unrepaired left for later because the
+	// only stores to copy them from, or every store with room for them,
+	// were busy (their owners need the desktop); the next pass after they
+	// are idle copies them.
+	Deferred int64 `json:"deferred"`
+	// Busy lists the alive stores no copy was read from or put on because
+	// they were busy.
+	Busy []StoreRef `json:"busy,omitempty"`
 	// Updated counts the manifests rewritten; Gone the versions deleted
 	// while the pass ran, left alone.
 	Updated int `json:"updated"`

@@ -20,7 +20,7 @@ type Heartbeat struct {
 	Addr string `json:"addr"` // host:port clients dial
 	storage.Usage
 	// Label is the owner's name for the store (ckpt-store --label).
-	Label string `json:"label,omitempty"`
+	Label string `json:"label"`
 	// Started is when the store process started.
 	Started time.Time `json:"started,omitzero"`
 	// Errors counts the requests the store answered with an error since

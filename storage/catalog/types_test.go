@@ -14,7 +14,9 @@ import (
 // with the manager: Heartbeat, StoreInfo and storage.Stat embed
 // storage.Usage, and their JSON must stay flat, with the same fields as
 // before the embedding, so that stores and managers of either side of the
-// change understand each other.
+// change understand each other. Fields added since (label, started,
+// counters, busy, drain state) come after them; a heartbeat without them
+// still decodes.
 func TestJSONShapes(t *testing.T) {
 	u := storage.Usage{Used: 1, Quota: 2, Blocks: 3, DiskFree: 4}
 	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -22,9 +24,11 @@ func TestJSONShapes(t *testing.T) {
 		v    any
 		want string
 	}{
-		{Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, `{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4}`},
-		{StoreInfo{Heartbeat: Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, FirstSeen: when, LastSeen: when, Alive: true},
-			`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4,"first_seen":"2026-01-02T03:04:05Z","last_seen":"2026-01-02T03:04:05Z","alive":true}`},
+		{Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, `{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4,"label":"","errors":0,"bytes_in":0,"bytes_out":0,"busy":false}`},
+		{Heartbeat{ID: "s1", Addr: "h:1", Usage: u, Label: "Ann's desk", Started: when, Errors: 5, BytesIn: 6, BytesOut: 7, Busy: true, BusyReason: "quiet hours 22:00-07:00"},
+			`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4,"label":"Ann's desk","started":"2026-01-02T03:04:05Z","errors":5,"bytes_in":6,"bytes_out":7,"busy":true,"busy_reason":"quiet hours 22:00-07:00"}`},
+		{StoreInfo{Heartbeat: Heartbeat{ID: "s1", Addr: "h:1", Usage: u}, FirstSeen: when, LastSeen: when, Alive: true, Draining: true, DrainingSince: when},
+			`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4,"label":"","errors":0,"bytes_in":0,"bytes_out":0,"busy":false,"first_seen":"2026-01-02T03:04:05Z","last_seen":"2026-01-02T03:04:05Z","alive":true,"draining":true,"draining_since":"2026-01-02T03:04:05Z"}`},
 		{storage.Stat{ID: "s1", Usage: u, Now: when}, `{"id":"s1","used":1,"quota":2,"blocks":3,"disk_free":4,"now":"2026-01-02T03:04:05Z"}`},
 	} {
 		got, err := json.Marshal(tc.v)
@@ -38,6 +42,20 @@ func TestJSONShapes(t *testing.T) {
 	var hb Heartbeat
 	if err := json.Unmarshal([]byte(`{"id":"s1","addr":"h:1","used":1,"quota":2,"blocks":3,"disk_free":4}`), &hb); err != nil || hb.Usage != u {
 		t.Fatalf("decoding a heartbeat: %+v, %v", hb, err)
+	}
+}
+
+func TestHeartbeatValidatesLabel(t *testing.T) {
+	ok := Heartbeat{ID: "s1", Addr: "h:1", Label: "Ann's desk, 2nd floor"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"tab\there", "new\nline", string(make([]byte, MaxLabel+1))} {
+		hb := ok
+		hb.Label = l
+		if err := hb.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("label %q: %v", l, err)
+		}
 	}
 }
 

@@ -80,8 +80,8 @@ func (p *Pool) conn(ctx context.Context, addr string) (storage.BlockStore, error
 	return c, nil
 }
 
-// Targets returns the stores a Writer can place blocks on (alive,
-// answering, with free space) and, in full, those alive and answering
+// Targets returns the stores a Writer can place blocks on (alive, not
+// draining, answering, with free space) and, in full, those alive and answering
 // without room: a writer places no block there but may confirm the copies
 // they hold. Stores that cannot be dialed are skipped with a warning. It
 // fails when the manager cannot be asked or no alive store has room.
@@ -91,8 +91,14 @@ func (p *Pool) Targets(ctx context.Context) (targets, full []Target, err error) 
 		return nil, nil, err
 	}
 	var skipped []string
+	draining := 0
 	for _, s := range list {
-		if !s.Alive {
+		// A draining store is being emptied: no new block goes there,
+		// and its copies do not stand for a block's (repair moves them).
+		if s.Alive && s.Draining {
+			draining++
+		}
+		if !s.Alive || s.Draining {
 			continue
 		}
 		c, err := p.conn(ctx, s.Addr)
@@ -115,6 +121,8 @@ func (p *Pool) Targets(ctx context.Context) (targets, full []Target, err error) 
 		return nil, nil, fmt.Errorf("client: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses): %w", len(full), storage.ErrNoSpace)
 	case len(skipped) > 0:
 		return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
+	case draining > 0:
+		return nil, nil, fmt.Errorf("client: the %d alive stores are all draining: end a drain ('ckpt stores undrain ID') or add a store", draining)
 	}
 	return nil, nil, fmt.Errorf("client: the manager knows %d stores but none is alive (see 'ckpt stores')", len(list))
 }

@@ -93,6 +93,9 @@ func (m *Manager) init() error {
 				m.log.Info("block placements recorded from the manifests", zap.Int("versions", n))
 			}
 		}
+		if err := m.loadForgotten(tx); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketStores).ForEach(func(k, v []byte) error {
 			var info catalog.StoreInfo
 			if err := json.Unmarshal(v, &info); err != nil {
@@ -103,19 +106,6 @@ func (m *Manager) init() error {
 			return nil
 		})
 	})
-}
-
-func (m *Manager) putStore(info catalog.StoreInfo) error {
-	info.Alive = false
-	v, err := json.Marshal(info)
-	if err != nil {
-		return fmt.Errorf("manager: store %s: %w", info.ID, err)
-	}
-	err = m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStores).Put([]byte(info.ID), v) })
-	if err != nil {
-		return fmt.Errorf("manager: store %s: %w", info.ID, err)
-	}
-	return nil
 }
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {

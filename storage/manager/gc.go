@@ -106,6 +106,12 @@ func (m *Manager) gc(ctx context.Context, started time.Time) (catalog.GCReport, 
 	rep.NotSince = t0
 	var alive []catalog.StoreInfo
 	for _, st := range m.Stores() {
+		if st.Alive && st.Busy {
+			// Its owner needs the desktop: swept once it says it is idle.
+			rep.Skipped = append(rep.Skipped, busyRef(st))
+			m.deferGC(st.ID)
+			continue
+		}
 		if st.Alive {
 			alive = append(alive, st)
 		} else {
@@ -255,8 +261,9 @@ func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time)
 	}
 }
 
-// gcLoop runs a GC every GCEvery until ctx is done. A failure is logged;
-// the next run tries again.
+// gcLoop runs a GC every GCEvery, and when a store it skipped as busy is
+// idle again (gcCatchUp), until ctx is done. A failure is logged; the next
+// run tries again.
 func (m *Manager) gcLoop(ctx context.Context) {
 	t := time.NewTicker(m.opts.GCEvery)
 	defer t.Stop()
@@ -265,9 +272,10 @@ func (m *Manager) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := m.GC(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("periodic garbage collection failed", zap.Error(err))
-			}
+		case <-m.gcWake:
+		}
+		if _, err := m.GC(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("periodic garbage collection failed", zap.Error(err))
 		}
 	}
 }

@@ -39,7 +39,8 @@ func (m *Manager) Health(ctx context.Context, job string, v int64) (catalog.JobH
 func (sv *survey) versionHealth(svv surveyVersion) catalog.VersionHealth {
 	vh := catalog.VersionHealth{Version: svv.version, Target: svv.target, Blocks: len(svv.rows), State: catalog.StateHealthy}
 	for i, k := range svv.rows {
-		n := len(sv.blocks[k].held)
+		// A draining store's copy is still there to read.
+		n := len(sv.blocks[k].held) + len(sv.blocks[k].draining)
 		if i == 0 || n < vh.MinCopies {
 			vh.MinCopies = n
 		}

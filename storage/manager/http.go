@@ -41,6 +41,27 @@ func (m *Manager) Handler() http.Handler {
 		}{m.Stores()})
 		return nil
 	})
+	m.route(mux, "POST /v1/stores/{id}/drain", j, m.serveDrain(true))
+	m.route(mux, "DELETE /v1/stores/{id}/drain", j, m.serveDrain(false))
+	m.route(mux, "GET /v1/stores/{id}/copies", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		c, err := m.StoreCopies(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, c)
+		return nil
+	})
+	m.route(mux, "DELETE /v1/stores/{id}", j, func(w http.ResponseWriter, r *http.Request, body []byte) error {
+		if err := emptyBody(body); err != nil {
+			return err
+		}
+		c, err := m.ForgetStore(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, c)
+		return nil
+	})
 	m.route(mux, "GET /v1/jobs", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		jobs, err := m.Jobs()
 		if err != nil {

@@ -97,10 +97,12 @@ type Manager struct {
 
 	opened    time.Time     // when Open ran, on opts.Now
 	repairSem chan struct{} // held by the running repair pass
+	gcWake    chan struct{} // gcCatchUp: a store GC skipped as busy is idle (stores.go)
 
 	mu struct {
 		sync.Mutex
 		stores    map[string]*storeState
+		forgotten map[string]time.Time // store ID -> when forgotten (stores.go)
 		closed    bool
 		gcRunning bool
 		gcSince   time.Time // start of the running GC
@@ -124,6 +126,9 @@ type storeState struct {
 	info      catalog.StoreInfo
 	live      bool      // heartbeated since this manager started
 	persisted time.Time // when info was last written to the catalog
+	// gcDeferred: a GC skipped the store as busy; the next heartbeat that
+	// says it is idle asks for a catch-up GC.
+	gcDeferred bool
 }
 
 // Open opens (creating if needed) the catalog in dataDir and starts the
@@ -180,8 +185,9 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 		}
 		return nil, fmt.Errorf("manager: open %s: %w", path, err)
 	}
-	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir, opened: opts.Now(), repairSem: make(chan struct{}, 1)}
+	m := &Manager{opts: opts, log: opts.Logger, db: db, dir: dataDir, opened: opts.Now(), repairSem: make(chan struct{}, 1), gcWake: make(chan struct{}, 1)}
 	m.mu.stores = make(map[string]*storeState)
+	m.mu.forgotten = make(map[string]time.Time)
 	if m.opts.DialStore == nil {
 		m.opts.DialStore = m.dialRemote
 	}
@@ -262,6 +268,10 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 		m.mu.Unlock()
 		return storage.ErrClosed
 	}
+	if at, gone := m.mu.forgotten[hb.ID]; gone {
+		m.mu.Unlock()
+		return forgottenError(hb.ID, at)
+	}
 	st, ok := m.mu.stores[hb.ID]
 	if !ok {
 		st = &storeState{info: catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: hb.ID}, FirstSeen: now}}
@@ -275,20 +285,32 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 	if !ok || !st.live || hb.Blocks < st.info.Blocks {
 		m.mu.repair.dirty = true
 	}
-	moved := st.info.Addr != hb.Addr
+	// A store whose owner no longer needs the desktop gets the work it
+	// was spared: repair at its next tick, garbage collection now.
+	idleAgain := st.info.Busy && !hb.Busy
+	if idleAgain {
+		m.mu.repair.dirty = true
+	}
+	catchUp := idleAgain && st.gcDeferred
+	if catchUp {
+		st.gcDeferred = false
+	}
+	changed := st.info.Addr != hb.Addr || st.info.Label != hb.Label || st.info.Busy != hb.Busy
 	st.info.Heartbeat = hb
 	st.info.LastSeen = now
 	st.live = true
-	persist := !ok || moved || now.Sub(st.persisted) >= storePersistEvery
-	info := st.info
+	persist := !ok || changed || now.Sub(st.persisted) >= storePersistEvery
 	if persist {
 		st.persisted = now
 	}
 	m.mu.Unlock()
+	if catchUp {
+		m.gcCatchUp()
+	}
 	if !persist {
 		return nil
 	}
-	return m.putStore(info)
+	return m.persistStore(hb.ID)
 }
 
 // Stores returns every store the catalog knows, ordered by ID, with Alive

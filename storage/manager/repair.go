@@ -169,6 +169,8 @@ func (m *Manager) runRepair(ctx context.Context, job string) (catalog.RepairRepo
 			r.aliveSig, r.lastFull = sig, started
 		}
 	}
+	// Blocks deferred for busy stores wait for them to be idle again
+	// (Heartbeat marks the repair dirty then).
 	if err != nil || len(rep.Failed()) > 0 {
 		r.dirty = true // try again at the next tick
 	}
@@ -184,7 +186,7 @@ func (m *Manager) runRepair(ctx context.Context, job string) (catalog.RepairRepo
 	}
 	fields := []zap.Field{zap.String("job", job), zap.Int("versions", rep.Versions), zap.Int64("blocks", rep.Blocks),
 		zap.Int64("degraded", rep.Degraded), zap.Int64("stale", rep.Stale), zap.Int64("copies", rep.Copies),
-		zap.Int64("copied_bytes", rep.CopiedBytes), zap.Int64("lost", rep.Lost), zap.Int64("unrepaired", rep.Unrepaired),
+		zap.Int64("copied_bytes", rep.CopiedBytes), zap.Int64("lost", rep.Lost), zap.Int64("unrepaired", rep.Unrepaired), zap.Int64("deferred", rep.Deferred),
 		zap.Int("updated", rep.Updated), zap.Duration("took", time.Duration(rep.Took))}
 	for _, f := range rep.Failed() {
 		m.log.Warn("repair: store failed", zap.String("store", f.ID), zap.String("addr", f.Addr), zap.String("error", f.Error))
@@ -219,7 +221,20 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (ca
 	}
 	conns := newStoreConns(m, alive)
 	defer conns.Close()
-	pl := newDestPicker(conns, alive)
+	// New copies go to stores that are neither busy (their owners need
+	// the desktop) nor draining; busy ones are not read from either.
+	dests := make(map[string]catalog.StoreInfo, len(alive))
+	for id, st := range alive {
+		switch {
+		case st.Busy:
+			rep.Busy = append(rep.Busy, busyRef(st))
+		case !st.Draining:
+			dests[id] = st
+		}
+	}
+	slices.SortFunc(rep.Busy, func(a, b catalog.StoreRef) int { return cmpString(a.ID, b.ID) })
+	pl := newDestPicker(conns, dests)
+	pl.busy = len(rep.Busy) > 0
 	for _, j := range jobs {
 		sv, err := m.surveyJob(ctx, conns, j, 0)
 		if err != nil {
@@ -251,6 +266,7 @@ func errorsIsUnknown(err error) bool {
 type destPicker struct {
 	conns *storeConns
 	place *placement.Placer
+	busy  bool // some alive store was left out as busy
 	mu    sync.Mutex
 	free  []int64 // projected room, by placer index
 }
@@ -300,8 +316,11 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 	var lost []int32
 	for k := range sv.blocks {
 		bs := &sv.blocks[k]
+		// A draining store's copy is a source, not a copy: once enough
+		// copies are elsewhere, the manifests stop listing it.
 		need := bs.target - len(bs.held)
-		sources := append(slices.Clone(bs.held), bs.unsure...)
+		kept := append(slices.Clone(bs.held), bs.unsure...)
+		sources := append(slices.Clone(kept), bs.draining...)
 		if bs.stale && len(sources) > 0 {
 			rep.Stale++
 		}
@@ -310,14 +329,15 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 			rep.Lost++
 			lost = append(lost, int32(k))
 			continue
-		case need <= 0 && !bs.stale && !bs.split:
+		case need <= 0 && !bs.stale && !bs.split && len(bs.draining) == 0:
 			continue
 		case need > 0:
 			rep.Degraded++
 		}
 		if need <= 0 {
+			slices.Sort(kept)
 			mu.Lock()
-			finals[int32(k)] = sources
+			finals[int32(k)] = kept
 			mu.Unlock()
 			continue
 		}
@@ -327,16 +347,22 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 		}
 		g.Go(func() error {
 			defer sem.Release(w)
-			added := m.copyBlock(ctx, conns, pl, sv.keys[k], bs, sources, need)
+			added, deferred := m.copyBlock(ctx, conns, pl, sv.keys[k], bs, sources, need)
 			mu.Lock()
 			defer mu.Unlock()
 			rep.Copies += int64(len(added))
 			rep.CopiedBytes += int64(len(added)) * bs.size
 			if len(added) < need {
 				rep.Unrepaired++
+				if deferred {
+					rep.Deferred++
+				}
 			}
 			if len(added) > 0 || bs.stale {
 				final := append(sources, added...)
+				if len(added) >= need {
+					final = append(kept, added...)
+				}
 				slices.Sort(final)
 				finals[int32(k)] = final
 			}
@@ -377,10 +403,17 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 
 // copyBlock reads block key from the first source that returns bytes
 // matching it and puts need copies on stores picked by pl, none in
-// sources. It returns the stores that took a copy.
-func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPicker, key storage.Hash, bs *blockState, sources []string, need int) []string {
+// sources. It returns the stores that took a copy, and whether fewer than
+// need did because busy stores were spared: every source was busy, or
+// no store had room while some were busy.
+func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPicker, key storage.Hash, bs *blockState, sources []string, need int) (added []string, deferred bool) {
 	var data []byte
+	spared := 0
 	for _, id := range sources {
+		if conns.alive[id].Busy {
+			spared++
+			continue
+		}
 		s, err := conns.get(ctx, id)
 		if err != nil {
 			continue
@@ -391,7 +424,7 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil, false
 			}
 			conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("get %s: %w", key.Short(), err))
 			continue
@@ -400,13 +433,13 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 		break
 	}
 	if data == nil && bs.size > 0 {
-		return nil
+		return nil, spared > 0
 	}
 	exclude := slices.Clone(sources)
-	var added []string
 	for len(added) < need {
 		id, ok := pl.pick(key, bs.size, exclude)
 		if !ok {
+			deferred = pl.busy
 			break
 		}
 		exclude = append(exclude, id)
@@ -424,7 +457,7 @@ func (m *Manager) copyBlock(ctx context.Context, conns *storeConns, pl *destPick
 		conns.report(id, func(r *catalog.RepairStoreReport) { r.Received++; r.ReceivedBytes += bs.size }, nil)
 		added = append(added, id)
 	}
-	return added
+	return added, deferred
 }
 
 // listLost names up to maxLostListed lost blocks in the report.

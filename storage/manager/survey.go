@@ -156,7 +156,10 @@ type blockState struct {
 	// unsure are alive listed stores that did not answer (dial or Has
 	// failed): not counted as copies, not dropped from the manifests.
 	unsure []string
-	stale  bool // an alive listed store answered "not held"
+	// draining are alive listed stores being drained that answered
+	// held: read from, counted by health, but not as copies by repair.
+	draining []string
+	stale    bool // an alive listed store answered "not held"
 	// split: the versions naming this key list different stores for it,
 	// so some version's own list may miss holders the others name; its
 	// rows are rewritten to the full set even when enough copies exist.
@@ -324,6 +327,8 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 				switch {
 				case err != nil:
 					bs.unsure = append(bs.unsure, id)
+				case held[i] && conns.alive[id].Draining:
+					bs.draining = append(bs.draining, id)
 				case held[i]:
 					bs.held = append(bs.held, id)
 				default:
@@ -340,6 +345,7 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 	for k := range sv.blocks {
 		slices.Sort(sv.blocks[k].held)
 		slices.Sort(sv.blocks[k].unsure)
+		slices.Sort(sv.blocks[k].draining)
 	}
 	return sv, nil
 }
