@@ -31,6 +31,9 @@ and stops cleanly on SIGTERM or SIGINT.
 
 The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 
+--label, --max-bandwidth, --quiet-hours and --pause-when-busy give the
+desktop's owner a say in what the store takes (docs/stores.md).
+
 With --tls-cert and --tls-key it serves TLS only; with --tls-ca it speaks
 HTTPS to the manager, verified with that CA (docs/security.md).
 
@@ -52,6 +55,8 @@ func main() {
 	var tf tlsFiles
 	fs.StringVar(&tf.cert, "tls-cert", "", "serve TLS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&tf.key, "tls-key", "", "PEM private key of --tls-cert")
+	var own ownerFlags
+	own.register(fs)
 	fs.StringVar(&tf.ca, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager with, for a manager run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
@@ -64,7 +69,7 @@ func main() {
 			cli.Exit("ckpt-store", fmt.Errorf("--cpuprofile: %w", err))
 		}
 	}
-	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf)
+	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf, own)
 	stopProfile()
 	cli.Exit("ckpt-store", err)
 }
@@ -72,7 +77,7 @@ func main() {
 // tlsFiles are the TLS flags.
 type tlsFiles struct{ cert, key, ca string }
 
-func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles) error {
+func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles, own ownerFlags) error {
 	switch {
 	case mgr == "":
 		return errors.New("--manager is required (or set CKPT_MANAGER)")
@@ -84,6 +89,10 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	quota, err := storage.ParseSize(quotaStr)
 	if err != nil {
 		return fmt.Errorf("--quota: %w", err)
+	}
+	ow, err := own.parse()
+	if err != nil {
+		return err
 	}
 	tok, err := token.Resolve(tokenFile)
 	if err != nil {
@@ -124,20 +133,21 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
-	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS})
+	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, MaxBandwidth: ow.bandwidth})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 
 	st, _ := bs.Stat(ctx)
 	log.Info("store ready", zap.String("id", st.ID), zap.String("addr", addr), zap.String("dir", dir),
 		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
-		zap.Bool("tls", serverTLS != nil))
+		zap.Bool("tls", serverTLS != nil), zap.String("label", ow.label), zap.Int64("max_bandwidth", ow.bandwidth))
 	fmt.Printf("listening on %s\n", addr)
 
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(ctx, log, catalog.NewClient(mgr, tok, catalog.ClientOptions{TLS: managerTLS}), bs, addr, beat)
+		rep := &reporter{o: ow, srv: srv, bs: bs, log: log}
+		heartbeat(ctx, log, catalog.NewClient(mgr, tok, catalog.ClientOptions{TLS: managerTLS}), bs, addr, beat, rep.fill)
 	}()
 
 	err = <-serveErr
@@ -153,7 +163,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 // heartbeat tells the manager this store's address and space until ctx ends.
 // It logs when the manager becomes unreachable and when it is back, not on
 // every failed beat.
-func heartbeat(ctx context.Context, log *zap.Logger, mc *catalog.Client, bs storage.BlockStore, addr string, every time.Duration) {
+func heartbeat(ctx context.Context, log *zap.Logger, mc *catalog.Client, bs storage.BlockStore, addr string, every time.Duration, fill func(*catalog.Heartbeat)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
@@ -161,7 +171,9 @@ func heartbeat(ctx context.Context, log *zap.Logger, mc *catalog.Client, bs stor
 		st, err := bs.Stat(ctx)
 		if err == nil {
 			hctx, cancel := context.WithTimeout(ctx, every+3*time.Second)
-			err = mc.Heartbeat(hctx, catalog.Heartbeat{ID: st.ID, Addr: addr, Usage: st.Usage})
+			hb := catalog.Heartbeat{ID: st.ID, Addr: addr, Usage: st.Usage}
+			fill(&hb)
+			err = mc.Heartbeat(hctx, hb)
 			cancel()
 		}
 		switch {

@@ -35,13 +35,16 @@ func (p *pack) compactor() {
 }
 
 // compactAll compacts sealed packs, the emptiest first, until none is more
-// than half dead, a compaction fails, or quit closes.
+// than half dead, a compaction fails, compaction is paused, or quit closes.
 func (p *pack) compactAll() {
 	for {
 		select {
 		case <-p.quit:
 			return
 		default:
+		}
+		if p.paused.Load() {
+			return // resumed by PauseCompaction(false), which wakes us
 		}
 		pf := p.pickCompaction()
 		if pf == nil {

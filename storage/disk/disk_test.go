@@ -612,3 +612,33 @@ func TestOpenTouchesEveryBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestPauseCompaction: a paused store compacts nothing, and compacts what
+// it deferred once resumed.
+func TestPauseCompaction(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir, Options{Layout: LayoutPack, PackSize: 256 << 10})
+	defer s.Close()
+	s.PauseCompaction(true)
+	var gone []storage.Hash
+	for i := 0; i < 64; i++ {
+		_, h := put(t, s, int64(i), 16<<10)
+		if i%8 != 0 {
+			gone = append(gone, h)
+		}
+	}
+	if _, err := s.Delete(ctx, gone, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := packBytes(t, dir)
+	s.impl.(*pack).compactPass()
+	if now, _ := packBytes(t, dir); now != full {
+		t.Fatalf("a paused store compacted: %d bytes of packs, %d before", now, full)
+	}
+	s.PauseCompaction(false)
+	s.impl.(*pack).compactPass()
+	if now, _ := packBytes(t, dir); now >= full/3 {
+		t.Fatalf("resumed compaction left %d of %d bytes", now, full)
+	}
+}

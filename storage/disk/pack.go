@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -37,6 +38,7 @@ type pack struct {
 	compactq chan struct{}      // wakes the compactor
 	passq    chan chan struct{} // compactPass's requests
 	quit     chan struct{}      // stops the compactor
+	paused   atomic.Bool        // Store.PauseCompaction: compact nothing until false
 	wg       sync.WaitGroup
 
 	// Touched only by the committer goroutine.

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
+	"github.com/ckptio/ckptio/storage/desktop"
+	"github.com/ckptio/ckptio/storage/disk"
+	"github.com/ckptio/ckptio/storage/store"
+)
+
+// ownerFlags are the desktop owner's say in what the store may take
+// (docs/stores.md).
+type ownerFlags struct {
+	label        string
+	maxBandwidth string
+	quietHours   string
+	whenBusy     bool
+	threshold    float64
+}
+
+func (o *ownerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.label, "label", "", "a name for this store that 'ckpt stores' shows, like \"Ann's desk\" (at most 64 bytes)")
+	fs.StringVar(&o.maxBandwidth, "max-bandwidth", "", "most bytes a second the store moves to and from its clients, puts and gets together, like 20MiB/s (default unlimited)")
+	fs.StringVar(&o.quietHours, "quiet-hours", "", "daily local time window HH:MM-HH:MM (may wrap past midnight, like 22:00-07:00) during which the manager defers repair and garbage collection on this store")
+	fs.BoolVar(&o.whenBusy, "pause-when-busy", false, "defer repair, garbage collection and compaction while this desktop's own CPU or a disk is busier than --busy-threshold (read from /proc)")
+	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
+}
+
+// parseRate parses a byte rate like "20MiB/s" or "20MiB" (per second
+// either way), with the units of storage.ParseSize.
+func parseRate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S")
+	n, err := storage.ParseSize(t)
+	if err != nil {
+		return 0, fmt.Errorf("rate %q: want bytes a second, like 20MiB/s or 500KB/s", s)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("rate %q: want more than 0 bytes a second (leave the flag out for no limit)", s)
+	}
+	return n, nil
+}
+
+// owner is the parsed ownerFlags.
+type owner struct {
+	label     string
+	bandwidth int64 // 0: unlimited
+	monitor   *desktop.Monitor
+}
+
+func (o *ownerFlags) parse() (*owner, error) {
+	if err := catalog.ValidLabel(o.label); err != nil {
+		return nil, fmt.Errorf("--label: %w", err)
+	}
+	out := &owner{label: o.label}
+	if o.maxBandwidth != "" {
+		n, err := parseRate(o.maxBandwidth)
+		if err != nil {
+			return nil, fmt.Errorf("--max-bandwidth: %w", err)
+		}
+		out.bandwidth = n
+	}
+	opts := desktop.Options{WhenBusy: o.whenBusy}
+	if o.quietHours != "" {
+		q, err := desktop.ParseQuietHours(o.quietHours)
+		if err != nil {
+			return nil, fmt.Errorf("--quiet-hours: %w", err)
+		}
+		opts.Quiet = &q
+	}
+	if o.threshold <= 0 || o.threshold > 100 {
+		return nil, fmt.Errorf("--busy-threshold %g: want a percent above 0 and at most 100", o.threshold)
+	}
+	opts.Threshold = o.threshold / 100
+	if opts.Quiet != nil || opts.WhenBusy {
+		out.monitor = desktop.NewMonitor(opts)
+	}
+	return out, nil
+}
+
+// reporter fills the owner's part of each heartbeat: label, counters and
+// whether the desktop is busy, and pauses the store's compaction while it
+// is. Called from the heartbeat goroutine only.
+type reporter struct {
+	o   *owner
+	srv *store.Server
+	bs  *disk.Store
+	log *zap.Logger
+
+	busy     bool
+	procWarn bool
+}
+
+func (r *reporter) fill(hb *catalog.Heartbeat) {
+	st := r.srv.Stats()
+	hb.Label, hb.Started, hb.Errors, hb.BytesIn, hb.BytesOut = r.o.label, st.Started, st.Errors, st.BytesIn, st.BytesOut
+	if r.o.monitor == nil {
+		return
+	}
+	busy, reason, err := r.o.monitor.Check()
+	if err != nil && !r.procWarn {
+		r.log.Warn("cannot tell whether the desktop is busy; working as if it were idle", zap.Error(err))
+		r.procWarn = true
+	}
+	hb.Busy, hb.BusyReason = busy, reason
+	if busy != r.busy {
+		r.busy = busy
+		if busy {
+			r.log.Info("desktop busy: background work deferred", zap.String("reason", reason))
+		} else {
+			r.log.Info("desktop idle again: background work resumes")
+		}
+		r.bs.PauseCompaction(busy)
+	}
+}
