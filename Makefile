@@ -48,6 +48,13 @@ clean:
 bench-tree: build-static
 	./scripts/bench-tree.sh
 
+# ckpt-store --max-bandwidth against a store without it, in one run
+# (docs/benchmarks.md, "Store bandwidth limit").
+.PHONY: bench-bandwidth
+bench-bandwidth: build-static
+	$(GO) build -o $(BIN)/ ./bench/bwbench
+	./$(BIN)/bwbench --bin $(BIN) --limit $${LIMIT:-20MiB/s} --size $${SIZE:-64MiB}
+
 bench-put: build-static
 	$(GO) build -o $(BIN)/ ./bench/putbench
 	./$(BIN)/putbench --size $${SIZE:-1GiB}
