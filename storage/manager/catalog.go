@@ -22,6 +22,7 @@ import (
 //	meta      "format" -> "1", "refs" -> "1" once the refs bucket is complete,
 //	          "placements" -> "1" once every version has its placement
 //	stores    store ID -> storeRecord
+//	forgotten store ID -> time it was forgotten (stores.go; created on the first forget)
 //	txns      txn ID   -> Txn
 //	refs      block key (32 bytes) -> uint64 BE count of committed versions naming it (refs.go)
 //	jobs      job name -> bucket:

@@ -63,7 +63,15 @@
 // has seen (persisted at registration, on an address change and at most
 // every 30s otherwise); a store is Alive while its last heartbeat to this
 // manager is within DeadAfter, so after a restart every store is dead until
-// it heartbeats again.
+// it heartbeats again. Heartbeats also carry the owner's label, counters
+// and whether the desktop is busy (its owner needs it): repair neither
+// reads copies from nor puts copies on a busy store, garbage collection
+// skips it, and both catch up when it is idle again. An operator drains a
+// store (DrainStore, persisted): writers leave it out and repair counts
+// its copies as absent, copying them elsewhere and taking it off the
+// manifests; ForgetStore then removes it, refusing while the manifests
+// list it as the only copy of anything, and remembers its ID so its
+// heartbeats are refused (stores.go).
 //
 // # Catalog file
 //
@@ -71,7 +79,7 @@
 // (Open fails with ErrLocked). Buckets: meta (format "1", and "refs" ->
 // "1" once the refs bucket is complete; Open builds it from the manifests
 // of a catalog that lacks it; "placements" -> "1" likewise), stores (ID
-// -> StoreInfo JSON), txns (ID -> Txn JSON), refs (32-byte block key -> 8-byte big-endian count of
+// -> StoreInfo JSON), forgotten (store ID -> time forgotten, JSON), txns (ID -> Txn JSON), refs (32-byte block key -> 8-byte big-endian count of
 // committed versions naming it), jobs (name -> bucket holding "info" ->
 // job record JSON, "retention" -> Retention JSON, "versions" (8-byte
 // big-endian version -> VersionInfo JSON), "manifests" (version ->
