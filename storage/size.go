@@ -43,6 +43,22 @@ func ParseSize(s string) (int64, error) {
 	return int64(v), nil
 }
 
+// ParseRate parses a byte rate like "20MiB/s" or "500KB/s": a size as
+// ParseSize reads it, per second, with or without the "/s". It must be
+// more than 0.
+func ParseRate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S")
+	n, err := ParseSize(t)
+	if err != nil {
+		return 0, fmt.Errorf("rate %q: want bytes a second, like 20MiB/s or 500KB/s", s)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("rate %q: want more than 0 bytes a second", s)
+	}
+	return n, nil
+}
+
 // FormatSize renders n bytes with a binary unit, like "1.5 GiB".
 func FormatSize(n int64) string {
 	if n < 1024 && n > -1024 {

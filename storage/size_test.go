@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseSize(t *testing.T) {
 	for _, c := range []struct {
@@ -20,5 +23,18 @@ func TestParseSize(t *testing.T) {
 	}
 	if s := FormatSize(3 << 29); s != "1.5 GiB" {
 		t.Errorf("FormatSize = %q", s)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]int64{"20MiB/s": 20 << 20, "20MiB": 20 << 20, "500KB/s": 500e3, "1G/s": 1 << 30, " 4096/s ": 4096} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "/s", "fast", "0/s", "-1MiB/s", "20MiB/h"} {
+		if _, err := ParseRate(in); err == nil || !strings.Contains(err.Error(), "rate") {
+			t.Errorf("ParseRate(%q) = %v, want an error naming the rate", in, err)
+		}
 	}
 }

@@ -46,9 +46,9 @@ func main() {
 }
 
 func run(bin, limitS, sizeS, blockS string, inflight int) error {
-	limit, err := storage.ParseSize(strings.TrimSuffix(limitS, "/s"))
-	if err != nil || limit <= 0 {
-		return fmt.Errorf("--limit %q: want a rate like 20MiB/s", limitS)
+	limit, err := storage.ParseRate(limitS)
+	if err != nil {
+		return fmt.Errorf("--limit: %w", err)
 	}
 	size, err := storage.ParseSize(sizeS)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -32,21 +31,6 @@ func (o *ownerFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
 }
 
-// parseRate parses a byte rate like "20MiB/s" or "20MiB" (per second
-// either way), with the units of storage.ParseSize.
-func parseRate(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S")
-	n, err := storage.ParseSize(t)
-	if err != nil {
-		return 0, fmt.Errorf("rate %q: want bytes a second, like 20MiB/s or 500KB/s", s)
-	}
-	if n <= 0 {
-		return 0, fmt.Errorf("rate %q: want more than 0 bytes a second (leave the flag out for no limit)", s)
-	}
-	return n, nil
-}
-
 // owner is the parsed ownerFlags.
 type owner struct {
 	label     string
@@ -60,7 +44,7 @@ func (o *ownerFlags) parse() (*owner, error) {
 	}
 	out := &owner{label: o.label}
 	if o.maxBandwidth != "" {
-		n, err := parseRate(o.maxBandwidth)
+		n, err := storage.ParseRate(o.maxBandwidth)
 		if err != nil {
 			return nil, fmt.Errorf("--max-bandwidth: %w", err)
 		}

@@ -5,19 +5,6 @@ import (
 	"testing"
 )
 
-func TestParseRate(t *testing.T) {
-	for in, want := range map[string]int64{"20MiB/s": 20 << 20, "20MiB": 20 << 20, "500KB/s": 500e3, "1G/s": 1 << 30, " 4096/s ": 4096} {
-		if got, err := parseRate(in); err != nil || got != want {
-			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "/s", "fast", "0/s", "-1MiB/s", "20MiB/h"} {
-		if _, err := parseRate(in); err == nil || !strings.Contains(err.Error(), "rate") {
-			t.Errorf("parseRate(%q) = %v, want an error naming the rate", in, err)
-		}
-	}
-}
-
 func TestOwnerFlagsParse(t *testing.T) {
 	o, err := (&ownerFlags{label: "Ann's desk", maxBandwidth: "20MiB/s", quietHours: "22:00-07:00", threshold: 50}).parse()
 	if err != nil || o.label != "Ann's desk" || o.bandwidth != 20<<20 || o.monitor == nil {
