@@ -26,7 +26,7 @@ type ownerFlags struct {
 func (o *ownerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.label, "label", "", "a name for this store that 'ckpt stores' shows, like \"Ann's desk\" (at most 64 bytes)")
 	fs.StringVar(&o.maxBandwidth, "max-bandwidth", "", "most bytes a second the store moves to and from its clients, puts and gets together, like 20MiB/s (default unlimited)")
-	fs.StringVar(&o.quietHours, "quiet-hours", "", "daily local time window HH:MM-HH:MM (may wrap past midnight, like 22:00-07:00) during which the manager defers repair and garbage collection on this store")
+	fs.StringVar(&o.quietHours, "quiet-hours", "", "daily local time window HH:MM-HH:MM (may wrap past midnight, like 22:00-07:00) during which the store is busy: repair, garbage collection and compaction on it wait (checkpoints go on)")
 	fs.BoolVar(&o.whenBusy, "pause-when-busy", false, "defer repair, garbage collection and compaction while this desktop's own CPU or a disk is busier than --busy-threshold (read from /proc)")
 	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
 }
