@@ -31,6 +31,11 @@ func (o *ownerFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
 }
 
+// minBandwidth is the lowest --max-bandwidth: a 16 MiB frame (the
+// largest block a client sends) moves within the clients' one-minute
+// write timeout.
+const minBandwidth = 512 << 10
+
 // owner is the parsed ownerFlags.
 type owner struct {
 	label     string
@@ -47,6 +52,10 @@ func (o *ownerFlags) parse() (*owner, error) {
 		n, err := storage.ParseRate(o.maxBandwidth)
 		if err != nil {
 			return nil, fmt.Errorf("--max-bandwidth: %w", err)
+		}
+		if n < minBandwidth {
+			return nil, fmt.Errorf("--max-bandwidth %s is below %s/s: clients give up on a store that does not take one request within a minute, and a block may be 16 MiB; give at least %s/s",
+				o.maxBandwidth, storage.FormatSize(minBandwidth), storage.FormatSize(minBandwidth))
 		}
 		out.bandwidth = n
 	}

@@ -19,6 +19,7 @@ func TestOwnerFlagsParse(t *testing.T) {
 	}{
 		{ownerFlags{label: "a\tb", threshold: 50}, "--label"},
 		{ownerFlags{maxBandwidth: "lots", threshold: 50}, "--max-bandwidth"},
+		{ownerFlags{maxBandwidth: "100KiB/s", threshold: 50}, "below 512.0 KiB/s"},
 		{ownerFlags{quietHours: "22-7", threshold: 50}, "--quiet-hours"},
 		{ownerFlags{whenBusy: true, threshold: 0}, "--busy-threshold"},
 		{ownerFlags{whenBusy: true, threshold: 150}, "--busy-threshold"},

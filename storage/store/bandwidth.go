@@ -86,6 +86,10 @@ type meteredConn struct {
 	net.Conn
 	m    *meter
 	done <-chan struct{} // the server's: a wait ends when it closes
+	// writeTimeout is Options.WriteTimeout: under a limit, each piece of a
+	// write gets it anew, so that a large reply held to a low rate is not
+	// taken for a client that stopped reading.
+	writeTimeout time.Duration
 }
 
 func (c *meteredConn) Read(p []byte) (int, error) {
@@ -117,6 +121,9 @@ func (c *meteredConn) Write(p []byte) (int, error) {
 		if d := b.Take(len(chunk)); d > 0 {
 			c.m.wait(d, c.done)
 		}
+		if c.writeTimeout > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		}
 		n, err := c.Conn.Write(chunk)
 		written += n
 		c.m.out.Add(int64(n))
@@ -146,5 +153,5 @@ func (s *Server) Stats() Stats {
 
 // metered wraps a client connection in the server's meter.
 func (s *Server) metered(nc net.Conn) net.Conn {
-	return &meteredConn{Conn: nc, m: &s.meter, done: s.done}
+	return &meteredConn{Conn: nc, m: &s.meter, done: s.done, writeTimeout: s.opts.WriteTimeout}
 }
