@@ -26,6 +26,7 @@ func putCmd(g *globals) *cobra.Command {
 	var blockSize, chunking, mode, keyFile string
 	var noCompress, newKey, forceRead bool
 	var replicas int
+	var pf progressFlags
 	c := &cobra.Command{
 		Use:   "put JOB PATH...",
 		Short: "Store files and directory trees as a new version of JOB and print its version number",
@@ -54,7 +55,11 @@ With --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE) every block is
 encrypted before it leaves this machine, with a key derived from the key in
 F; 'ckpt get' then needs the same key. Blocks are reused only from a
 previous version written with the same key. --new-key creates F first
-(docs/security.md, "Client-side encryption").`,
+(docs/security.md, "Client-side encryption").
+
+Progress goes to stderr: a bar on a terminal, else a line every few
+seconds; --quiet silences it. The last line ends with the rate of the
+bytes read (MB/s).`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(blockSize)
@@ -94,7 +99,7 @@ previous version written with the same key. --new-key creates F first
 			if key != nil {
 				opts.Seal = key.Seal
 			}
-			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead)
+			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead, &pf)
 		},
 	}
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
@@ -105,6 +110,7 @@ previous version written with the same key. --new-key creates F first
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")
 	c.Flags().BoolVar(&forceRead, "force-read", false, "read every file, even those whose size, mtime, ctime and inode match the previous version")
+	pf.register(c)
 	return c
 }
 
@@ -141,7 +147,7 @@ func objectName(arg string) (string, error) {
 	return name, nil
 }
 
-func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool) error {
+func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool, pf *progressFlags) error {
 	// "." is what the current directory holds.
 	for i, a := range args {
 		if filepath.Clean(a) != "." {
@@ -211,13 +217,16 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	if g.manager == "" {
 		exclude = []string{cluster.HomeDir(g.home)} // a put of the tree the local cluster lives in
 	}
+	meter := pf.start("put "+jobName, 0)
+	defer meter.Stop()
 	scan, err := tree.ScanPaths(".", names, prevTree, tree.Options{Rank: -1, ForceRead: forceRead, Exclude: exclude, Warn: func(p, reason string) {
 		fmt.Fprintf(os.Stderr, "ckpt: warning: %s %s\n", p, reason)
-	}})
+	}, Progress: meter.Add})
 	if err != nil {
 		return err
 	}
 	counts := scan.Counts()
+	meter.SetTotal(counts.ReadBytes)
 	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{})
 	if err != nil {
 		return err
@@ -234,8 +243,10 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores\n", jobName, c.Version, counts,
-		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
+	took := meter.Stop()
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores, in %s, %s\n", jobName, c.Version, counts,
+		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores,
+		took.Took(), took.Rate())
 	fmt.Println(c.Version)
 	return nil
 }

@@ -136,9 +136,25 @@ type LostBlock struct {
 
 // RepairStatus is the answer to GET /v1/repair.
 type RepairStatus struct {
-	Running bool          `json:"running"`
-	Since   time.Time     `json:"since,omitzero"`
-	Last    *RepairReport `json:"last"` // the last pass finished; null if none since the manager started
+	Running bool      `json:"running"`
+	Since   time.Time `json:"since,omitzero"`
+	// Progress counts what the running pass has done so far (absent when
+	// none runs).
+	Progress *RepairProgress `json:"progress,omitempty"`
+	Last     *RepairReport   `json:"last"` // the last pass finished; null if none since the manager started
+}
+
+// RepairProgress is how far the running repair pass has got. The pass
+// surveys one job at a time, so the totals grow as it goes.
+type RepairProgress struct {
+	Jobs     int   `json:"jobs"`      // jobs the pass covers
+	JobsDone int   `json:"jobs_done"` // jobs surveyed and repaired
+	Blocks   int64 `json:"blocks"`    // distinct blocks surveyed so far
+	// CopyBytes is the stored bytes of the copies planned so far (a
+	// block's size times the copies it lacks); CopiedBytes those made or
+	// given up on.
+	CopyBytes   int64 `json:"copy_bytes"`
+	CopiedBytes int64 `json:"copied_bytes"`
 }
 
 // HealthState is a version's state: the worst state of its blocks.

@@ -117,6 +117,8 @@ type repairState struct {
 	dirty    bool                  // something changed since the last full pass
 	aliveSig string                // the alive stores at the last full pass
 	lastFull time.Time             // start of the last full pass
+
+	progress catalog.RepairProgress // of the running pass
 }
 
 // storeState is a store's latest heartbeat, in memory.
