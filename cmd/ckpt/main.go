@@ -58,6 +58,7 @@ stores on 127.0.0.1, started on demand and kept running until
 	root.AddCommand(retentionCmds(g)...)
 	root.AddCommand(repairCmd(g))
 	root.AddCommand(mountCmd(g), umountCmd(g))
+	root.AddCommand(exportCmd(g))
 	ctx, stop := cli.SignalContext()
 	defer stop()
 	cli.Exit("ckpt", root.ExecuteContext(ctx))
