@@ -197,7 +197,13 @@ func (m *Meter) show() {
 			return
 		case <-m.ticker.C():
 			if m.bar != nil {
-				m.bar.Set64(m.done.Load())
+				// Below the total until Stop: a bar that reaches it is
+				// finished for good, and a total may still grow.
+				v := m.done.Load()
+				if t := m.total.Load(); t > 0 {
+					v = min(v, t-1)
+				}
+				m.bar.Set64(v)
 			} else {
 				fmt.Fprintln(m.out, m.Line())
 			}
@@ -240,10 +246,11 @@ func (m *Meter) Stop() Result {
 		}
 		m.res = Result{Bytes: m.done.Load(), Elapsed: m.clock.Now().Sub(m.start)}
 		if m.bar != nil {
-			m.bar.Set64(m.res.Bytes) // never throttled: the bar has no throttle of its own
+			// Never throttled: the bar has no throttle of its own.
 			if t := m.total.Load(); t > 0 && m.res.Bytes >= t {
 				m.bar.Finish()
 			} else {
+				m.bar.Set64(m.res.Bytes)
 				m.bar.Exit()
 			}
 			fmt.Fprintln(m.out)

@@ -35,6 +35,14 @@ func (c *fakeClock) advance(d time.Duration) {
 // tick delivers one tick; it returns once the Meter has taken it.
 func (c *fakeClock) tick() { c.ticks <- c.Now() }
 
+// redraw delivers a tick and returns once the Meter has handled it: it
+// takes a second tick only when done with the first (whose redraw, with
+// the same counts, may still be under way).
+func (c *fakeClock) redraw() {
+	c.tick()
+	c.tick()
+}
+
 func (c *fakeClock) NewTicker(time.Duration) Ticker { return fakeTicker{c.ticks} }
 
 type fakeTicker struct{ c chan time.Time }
@@ -150,7 +158,7 @@ func TestBar(t *testing.T) {
 	clk := newFakeClock()
 	m := Start("get heat", 8*mib, Options{Out: &buf, Mode: Bar, Clock: clk})
 	m.Add(2 * mib)
-	clk.tick() // a redraw at 25%
+	clk.redraw() // at 25%
 	for range 6 {
 		m.Add(mib)
 	}
@@ -204,5 +212,24 @@ func TestRate(t *testing.T) {
 		if got := Rate(c.n, c.d); got != c.want {
 			t.Errorf("Rate(%d, %s) = %q, want %q", c.n, c.d, got, c.want)
 		}
+	}
+}
+
+// TestBarGrowingTotal: a bar whose count reaches a total that then grows
+// (a repair surveying one job after another) is not finished early.
+func TestBarGrowingTotal(t *testing.T) {
+	var buf syncBuffer
+	clk := newFakeClock()
+	m := Start("repair", 4*mib, Options{Out: &buf, Mode: Bar, Clock: clk})
+	m.Set(4 * mib)
+	clk.redraw()
+	m.SetTotal(8 * mib)
+	m.Set(6 * mib)
+	clk.redraw()
+	m.Set(8 * mib)
+	m.Stop()
+	out := buf.String()
+	if !strings.Contains(out, "75%") || strings.Count(out, "100%") != 1 || !strings.Contains(out, "(8.0/8.0 MiB") {
+		t.Errorf("bar over a growing total:\n%q", out)
 	}
 }
