@@ -63,6 +63,9 @@ func export(ctx context.Context, g *globals, job string, ver int64, file string,
 			return fmt.Errorf("%s exists; choose another --manifest or pass --overwrite to replace it", file)
 		}
 	}
+	if fi, err := os.Stat(filepath.Dir(file)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--manifest %s: directory %s does not exist; create it first", file, filepath.Dir(file))
+	}
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err

@@ -52,7 +52,11 @@ func TestExportReadByJavaScriptArrow(t *testing.T) {
 	}
 
 	file := filepath.Join(t.TempDir(), "v1.arrow")
-	_, errOut, code := c.Run(t, work, nil, "ckpt", "export", "exp", "--version", "1", "--manifest", file)
+	_, errOut, code := c.Run(t, work, nil, "ckpt", "export", "exp", "--manifest", filepath.Join(work, "nodir", "x.arrow"))
+	if code == 0 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("export into a missing directory: code %d: %s", code, errOut)
+	}
+	_, errOut, code = c.Run(t, work, nil, "ckpt", "export", "exp", "--version", "1", "--manifest", file)
 	if code != 0 || !strings.Contains(errOut, "exp version 1: manifest of") {
 		t.Fatalf("export: code %d: %s", code, errOut)
 	}
