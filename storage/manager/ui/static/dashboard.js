@@ -74,7 +74,7 @@
     const fill = el("div", { class: "fill" + (pct >= 90 ? " full" : pct >= 75 ? " high" : "") });
     fill.style.width = pct.toFixed(1) + "%";
     const label = quota > 0
-      ? bytes(used) + " of " + bytes(quota) + " (" + pct.toFixed(0) + "%)"
+      ? bytes(used) + " of " + bytes(quota) + " (" + (pct > 0 && pct < 1 ? "<1" : pct.toFixed(0)) + "%)"
       : bytes(used) + " (no quota)";
     return el("div", { class: "usage" }, el("div", { class: "bar" }, fill), el("span", { class: "small" }, label));
   }
