@@ -112,8 +112,8 @@ const readPage = `(() => {
 // three real ckpt-store processes in headless chromium: a wrong token is
 // refused with a message and no data, the right one shows the stores, the
 // jobs' versions (put with the ckpt tool), a transaction in flight and the
-// last garbage collection and repair, and the page picks up a new version
-// by itself.
+// last garbage collection and repair, and the page follows a deleted and a
+// new version and a store that dies by itself.
 func TestDashboardInChromium(t *testing.T) {
 	chrome := chromium(t)
 	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3})
@@ -244,6 +244,14 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Poll[bool](`document.querySelector('table.versions[data-job="heat-demo"] tr[data-version="3"]') !== null &&
 			document.querySelector('table.versions[data-job="wave"] tr[data-version="3"]') === null`,
 			chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(200*time.Millisecond)))
+
+	// A store that stops heartbeating shows as dead.
+	gone := c.Stores[len(c.Stores)-1]
+	gone.Kill()
+	get(t, tab, "waiting for the killed store to show as dead",
+		chromedp.PollFunction[bool](`(addr) => [...document.querySelectorAll('#stores tbody tr')].some(
+			r => r.innerText.includes(addr) && r.innerText.includes('dead'))`,
+			chromedp.WithPollingArgs(gone.Addr), chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(200*time.Millisecond)))
 
 	if os.Getenv("CKPT_UPDATE_SCREENSHOT") == "1" {
 		png := get(t, tab, "taking the screenshot", chromedp.FullScreenshot(100))

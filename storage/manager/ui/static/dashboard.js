@@ -152,9 +152,12 @@
           el("th", { class: "num" }, "Copies"), el("th", {}, "Health"))));
       const body = el("tbody", {});
       for (const v of j.recent) {
+        // Protected: every block is listed on at least v.replicas alive
+        // stores. Otherwise some block has fewer, none at all for a
+        // version of one copy.
         const health = el("td", {}, v.protected
           ? badge("protected", "ok")
-          : badge("below " + v.replicas + (v.replicas === 1 ? " copy" : " copies"), "warn"));
+          : v.replicas > 1 ? badge("fewer than " + v.replicas + " copies", "warn") : badge("no live copy", "bad"));
         if (v.pinned) health.append(" ", badge("pinned", "info"));
         body.append(el("tr", { "data-version": String(v.version) },
           cell("v" + v.version, "num"),
