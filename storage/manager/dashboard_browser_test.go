@@ -2,12 +2,15 @@ package manager_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,5 +272,72 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Evaluate[int](`fetch('/ui/api/state').then(r => r.status)`, chromedp.EvalAwaitPromise))
 	if ck := sessionCookie(); status != http.StatusUnauthorized || ck != nil {
 		t.Fatalf("after logout: state HTTP %d, cookie %+v", status, ck)
+	}
+}
+
+// TestDashboardLabelsAndBandwidthInChromium renders, in chromium, the
+// store fields a store's heartbeat may carry beyond its usage (a label and
+// cumulative byte counters): the real page and login of a manager, with
+// its state endpoint replaced by a sequence of states whose counters grow
+// by 1 MiB per second of heartbeat time. The label is markup, and must show
+// as text; a store without counters shows "—".
+func TestDashboardLabelsAndBandwidthInChromium(t *testing.T) {
+	chrome := chromium(t)
+	token := []byte("dashboard-test-token")
+	m, err := manager.Open(t.TempDir(), manager.Options{Token: token, GCEvery: -1, RepairEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	served := 0
+	mux := http.NewServeMux()
+	mux.Handle("/", m.Handler())
+	mux.HandleFunc("GET /ui/api/state", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		k := served
+		served++
+		mu.Unlock()
+		seen := t0.Add(time.Duration(k) * time.Second)
+		state := map[string]any{
+			"now": seen,
+			"stores": []map[string]any{
+				{"id": "st-a", "addr": "10.0.0.1:7171", "label": `<b id="xss">lab-desk-7</b>`, "alive": true, "used": 1 << 30, "quota": 4 << 30,
+					"blocks": 100, "last_seen": seen, "bytes_in": k << 19, "bytes_out": k << 19},
+				{"id": "st-b", "addr": "10.0.0.2:7171", "alive": true, "used": 0, "quota": 1 << 30, "blocks": 0, "last_seen": seen},
+			},
+			"jobs": []any{}, "txns": []any{},
+			"gc": map[string]any{"running": false, "last": nil}, "repair": map[string]any{"running": false, "last": nil},
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(state)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	tab := browser(t, chrome)
+	do(t, tab, "logging in",
+		chromedp.Navigate(srv.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), string(token)),
+		chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitReady(chromedp.CSS(`body[data-loaded="true"]`)),
+	)
+	rate := get(t, tab, "waiting for a second sample of the counters",
+		chromedp.Poll[string](`(() => { const c = document.querySelector('tr[data-store="st-a"] td.bw'); return c && c.textContent !== '…' && c.textContent; })()`,
+			chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if rate != "1.00 MiB/s" {
+		t.Errorf("st-a's bandwidth %q, want 1.00 MiB/s", rate)
+	}
+	type row struct {
+		Text     string `json:"text"`
+		BW       string `json:"bw"`
+		Injected bool   `json:"injected"`
+	}
+	rows := get(t, tab, "reading the stores", chromedp.Evaluate[[]row](`[...document.querySelectorAll('#stores tbody tr')].map(r => ({
+		text: r.children[0].textContent, bw: r.querySelector('td.bw').textContent, injected: document.getElementById('xss') !== null}))`))
+	if len(rows) != 2 || rows[0].Text != `<b id="xss">lab-desk-7</b>st-a` || rows[0].Injected || rows[1].Text != "st-b" || rows[1].BW != "—" {
+		t.Fatalf("store rows %+v", rows)
 	}
 }
