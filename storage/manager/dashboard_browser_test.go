@@ -288,7 +288,7 @@ func TestDashboardLabelsAndBandwidthInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var mu sync.Mutex
 	served := 0
@@ -314,7 +314,7 @@ func TestDashboardLabelsAndBandwidthInChromium(t *testing.T) {
 		json.NewEncoder(w).Encode(state)
 	})
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's cleanup: it runs first
 
 	tab := browser(t, chrome)
 	do(t, tab, "logging in",
