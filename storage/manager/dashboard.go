@@ -83,6 +83,10 @@ func (m *Manager) mountDashboard(mux *http.ServeMux) {
 	handle := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, secureHeaders(cop.Handler(h)))
 	}
+	// A browser pointed at the manager's address lands on the dashboard.
+	handle("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
 	handle("GET /ui", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
 	})

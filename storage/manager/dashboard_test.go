@@ -95,8 +95,12 @@ func TestDashboardLogin(t *testing.T) {
 	m := open(t, t.TempDir(), newClock())
 	srv, c := uiServer(t, m, false)
 
+	r := uiDo(t, c, "GET", srv.URL+"/", nil, nil, nil)
+	if r.status != http.StatusFound || r.header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: HTTP %d, Location %q", r.status, r.header.Get("Location"))
+	}
 	// Not logged in: the page sends to the login form, the state refuses.
-	r := uiDo(t, c, "GET", srv.URL+"/ui/", nil, nil, nil)
+	r = uiDo(t, c, "GET", srv.URL+"/ui/", nil, nil, nil)
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/login" {
 		t.Fatalf("GET /ui/ without a session: HTTP %d, Location %q", r.status, r.header.Get("Location"))
 	}
