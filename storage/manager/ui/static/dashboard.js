@@ -265,7 +265,14 @@
     b.hidden = msg === "";
   }
 
+  // One refresh at a time: a running one schedules the next.
+  let timer = 0, running = false;
+
   async function refresh() {
+    window.clearTimeout(timer);
+    if (running) return;
+    if (document.hidden) return; // resumed by visibilitychange: no load on the manager from a background tab
+    running = true;
     try {
       const resp = await fetch("/ui/api/state", { credentials: "same-origin", cache: "no-store" });
       if (resp.status === 401) {
@@ -282,8 +289,10 @@
     } catch (e) {
       showError("Cannot read the manager's state: " + e.message + " (retrying every " + REFRESH_MS / 1000 + " s)");
     }
-    window.setTimeout(refresh, REFRESH_MS);
+    running = false;
+    timer = window.setTimeout(refresh, REFRESH_MS);
   }
 
   document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
 })();
