@@ -31,6 +31,9 @@ and stops cleanly on SIGTERM or SIGINT.
 
 The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 
+A web dashboard for operators is at http(s)://ADDR/ui/: log in by pasting
+the cluster token into its form (docs/dashboard.md).
+
 Every --gc-every it collects garbage: the blocks on the alive stores that
 no committed version references and that no store touched since the
 oldest checkpoint in flight began, minus --gc-clock-skew (the most the

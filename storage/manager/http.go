@@ -130,6 +130,7 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, m.RepairStatus())
 		return nil
 	})
+	m.mountDashboard(mux) // /ui/: the web dashboard, cookie-authenticated (dashboard.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, catalog.ErrorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: catalog.CodeNotFound})
 	})
