@@ -1,5 +1,6 @@
 // Package cli holds what the ckptio commands share: logging setup, signal
-// handling, the one-line error exit and the TLS flags' configurations.
+// handling, the one-line error exit with its documented exit statuses,
+// --version, and the TLS flags' configurations.
 package cli
 
 import (
@@ -33,16 +34,6 @@ func Logger(level string) (*zap.Logger, error) {
 // SignalContext returns a context cancelled on SIGINT or SIGTERM.
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-// Exit prints err as one line prefixed with the command name and exits 1;
-// it returns when err is nil.
-func Exit(name string, err error) {
-	if err == nil {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	os.Exit(1)
 }
 
 // StartCPUProfile writes a CPU profile to path until the returned func is
