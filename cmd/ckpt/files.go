@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,7 @@ import (
 
 func putCmd(g *globals) *cobra.Command {
 	var blockSize, chunking, mode, keyFile string
-	var noCompress, newKey, forceRead bool
+	var noCompress, newKey, forceRead, asJSON bool
 	var replicas int
 	c := &cobra.Command{
 		Use:   "put JOB PATH...",
@@ -94,7 +95,7 @@ previous version written with the same key. --new-key creates F first
 			if key != nil {
 				opts.Seal = key.Seal
 			}
-			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead)
+			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead, asJSON)
 		},
 	}
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
@@ -104,6 +105,7 @@ previous version written with the same key. --new-key creates F first
 	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON summary (ckptio.transfer/1) instead of the version number")
 	c.Flags().BoolVar(&forceRead, "force-read", false, "read every file, even those whose size, mtime, ctime and inode match the previous version")
 	return c
 }
@@ -141,7 +143,8 @@ func objectName(arg string) (string, error) {
 	return name, nil
 }
 
-func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool) error {
+func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead, asJSON bool) error {
+	start := time.Now()
 	// "." is what the current directory holds.
 	for i, a := range args {
 		if filepath.Clean(a) != "." {
@@ -236,6 +239,11 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	}
 	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores\n", jobName, c.Version, counts,
 		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
+	if asJSON {
+		t := newTransfer("put", jobName, c.Version, counts.New+counts.Changed+counts.Unchanged+counts.Dirs+counts.Symlinks, c.LogicalBytes, start)
+		t.NewBytes, t.SentBytes = &c.NewBytes, &c.SentBytes
+		return printJSON(t)
+	}
 	fmt.Println(c.Version)
 	return nil
 }

@@ -154,6 +154,9 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path, cont
 	if err := json.Unmarshal(raw, out); err != nil {
 		return nil, fmt.Errorf("manager %s: %s %s: bad answer: %w", c.addr, method, path, err)
 	}
+	if d, ok := out.(schemaDoc); ok {
+		d.setSchema()
+	}
 	return nil, nil
 }
 
@@ -253,7 +256,6 @@ func (c *Client) Stores(ctx context.Context) ([]StoreInfo, error) {
 func (c *Client) StoreList(ctx context.Context) (StoreList, error) {
 	var out StoreList
 	_, err := c.do(ctx, http.MethodGet, "/v1/stores", "", nil, &out)
-	out.Schema = SchemaStores
 	if out.Stores == nil {
 		out.Stores = []StoreInfo{}
 	}
@@ -270,7 +272,6 @@ func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 func (c *Client) JobList(ctx context.Context) (JobList, error) {
 	var out JobList
 	_, err := c.do(ctx, http.MethodGet, "/v1/jobs", "", nil, &out)
-	out.Schema = SchemaJobs
 	if out.Jobs == nil {
 		out.Jobs = []JobInfo{}
 	}

@@ -76,8 +76,12 @@ type OK struct {
 	OK     bool   `json:"ok"`
 }
 
-// schemaDoc is implemented by the answers whose schema the client checks.
-type schemaDoc interface{ wantSchema() string }
+// schemaDoc is implemented by the answers whose schema the client checks;
+// setSchema fills it in after an answer from a manager that sent none.
+type schemaDoc interface {
+	wantSchema() string
+	setSchema()
+}
 
 func (*StoreList) wantSchema() string       { return SchemaStores }
 func (*JobList) wantSchema() string         { return SchemaJobs }
@@ -90,6 +94,18 @@ func (*RepairStatus) wantSchema() string    { return SchemaRepairStatus }
 func (*JobHealth) wantSchema() string       { return SchemaHealth }
 func (*RetentionResult) wantSchema() string { return SchemaRetention }
 func (*RetentionPolicy) wantSchema() string { return SchemaRetentionPolicy }
+
+func (d *StoreList) setSchema()       { d.Schema = SchemaStores }
+func (d *JobList) setSchema()         { d.Schema = SchemaJobs }
+func (d *VersionList) setSchema()     { d.Schema = SchemaVersions }
+func (d *VersionInfo) setSchema()     { d.Schema = SchemaVersion }
+func (d *GCReport) setSchema()        { d.Schema = SchemaGC }
+func (d *GCStatus) setSchema()        { d.Schema = SchemaGCStatus }
+func (d *RepairReport) setSchema()    { d.Schema = SchemaRepair }
+func (d *RepairStatus) setSchema()    { d.Schema = SchemaRepairStatus }
+func (d *JobHealth) setSchema()       { d.Schema = SchemaHealth }
+func (d *RetentionResult) setSchema() { d.Schema = SchemaRetention }
+func (d *RetentionPolicy) setSchema() { d.Schema = SchemaRetentionPolicy }
 
 // ShapeError reports an answer in a shape this client does not read: a
 // manager of another release.

@@ -37,6 +37,9 @@ type versionJSON struct {
 	NewBytes      int64             `json:"new_bytes"`
 	SentBytes     int64             `json:"sent_bytes"`
 	ManifestBytes int64             `json:"manifest_bytes"`
+	// DedupRatio is LogicalBytes over NewBytes, 0 when the version stored
+	// nothing new; written, never read.
+	DedupRatio float64 `json:"dedup_ratio"`
 	Status        string            `json:"status"`
 	Pinned        bool              `json:"pinned"`
 	Replicas      int               `json:"replicas"`
@@ -57,12 +60,22 @@ func intMeta(meta map[string]string, key string) (int64, bool) {
 	return n, true
 }
 
+// DedupRatio is the version's logical bytes over the new bytes it stored;
+// 0 when it stored nothing new.
+func (v VersionInfo) DedupRatio() float64 {
+	if v.NewBytes == 0 {
+		return 0
+	}
+	return float64(v.LogicalBytes) / float64(v.NewBytes)
+}
+
 // MarshalJSON writes the known meta keys as typed fields.
 func (v VersionInfo) MarshalJSON() ([]byte, error) {
 	j := versionJSON{
 		Schema: v.Schema, Job: v.Job, Version: v.Version, Created: v.Created, Committed: v.Committed, Kind: v.Kind,
 		Objects: v.Objects, Blocks: v.Blocks, LogicalBytes: v.LogicalBytes, NewBytes: v.NewBytes, SentBytes: v.SentBytes,
 		ManifestBytes: v.ManifestBytes, Status: v.Status, Pinned: v.Pinned, Replicas: v.Replicas, Protected: v.Protected,
+		DedupRatio: v.DedupRatio(),
 	}
 	rest := maps.Clone(v.Meta)
 	take := func(key string) { delete(rest, key) }
