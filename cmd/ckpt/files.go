@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
@@ -60,29 +61,29 @@ previous version written with the same key. --new-key creates F first
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(blockSize)
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return cli.Usagef("--block-size: %w", err)
 			}
 			if chunking == "" {
 				chunking = os.Getenv("CKPT_CHUNKING")
 			}
 			kind, err := chunk.ParseKind(chunking)
 			if err != nil {
-				return fmt.Errorf("--chunking: %w", err)
+				return cli.Usagef("--chunking: %w", err)
 			}
 			chunker, err := chunk.Options{Kind: kind, Size: int(bs)}.New()
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return cli.Usagef("--block-size: %w", err)
 			}
 			if replicas == 0 && os.Getenv("CKPT_REPLICAS") != "" {
 				if _, err := fmt.Sscan(os.Getenv("CKPT_REPLICAS"), &replicas); err != nil || replicas < 1 {
-					return fmt.Errorf("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
+					return cli.Usagef("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
 				}
 			}
 			if mode == "" {
 				mode = os.Getenv("CKPT_WRITE_MODE")
 			}
 			if mode != "" && mode != "pessimistic" && mode != "optimistic" {
-				return fmt.Errorf("--mode %q: want pessimistic or optimistic", mode)
+				return cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
 			}
 			key, err := putKey(keyFile, newKey)
 			if err != nil {
@@ -120,7 +121,7 @@ func putKey(file string, newKey bool) (*crypt.Key, error) {
 		file = os.Getenv(crypt.EnvKeyFile)
 	}
 	if file == "" {
-		return nil, errors.New("--new-key needs --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE): the file to create")
+		return nil, cli.Usagef("--new-key needs --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE): the file to create")
 	}
 	k, err := crypt.NewKeyFile(file)
 	if err != nil {
@@ -134,7 +135,7 @@ func putKey(file string, newKey bool) (*crypt.Key, error) {
 func objectName(arg string) (string, error) {
 	clean := filepath.Clean(arg)
 	if !filepath.IsLocal(clean) {
-		return "", fmt.Errorf("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
+		return "", cli.Usagef("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
 	}
 	name := filepath.ToSlash(clean)
 	if err := manifest.CheckPath(name); err != nil {
@@ -172,7 +173,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 			return err
 		}
 		if seen[n] {
-			return fmt.Errorf("%q is given twice", a)
+			return cli.Usagef("%q is given twice", a)
 		}
 		seen[n] = true
 		if _, err := os.Lstat(a); err != nil {
@@ -183,7 +184,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	for _, n := range names {
 		for d := path.Dir(n); d != "."; d = path.Dir(d) {
 			if seen[d] {
-				return fmt.Errorf("%q is inside %q, which is given too; give it once", n, d)
+				return cli.Usagef("%q is inside %q, which is given too; give it once", n, d)
 			}
 		}
 	}

@@ -152,7 +152,7 @@ CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version < 0 {
-				return errors.New("--version must be positive")
+				return cli.Usagef("--version must be positive")
 			}
 			var key *crypt.Key
 			if deep {
