@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -45,6 +44,3 @@ func newTransfer(op, job string, version int64, files int, bytes int64, start ti
 	}
 	return t
 }
-
-// rate formats MB/s for the summary lines.
-func (t transfer) rate() string { return fmt.Sprintf("%.1f MB/s", t.MBPerS) }

@@ -40,10 +40,10 @@ type versionJSON struct {
 	// DedupRatio is LogicalBytes over NewBytes, 0 when the version stored
 	// nothing new; written, never read.
 	DedupRatio float64 `json:"dedup_ratio"`
-	Status        string            `json:"status"`
-	Pinned        bool              `json:"pinned"`
-	Replicas      int               `json:"replicas"`
-	Protected     bool              `json:"protected"`
+	Status     string  `json:"status"`
+	Pinned     bool    `json:"pinned"`
+	Replicas   int     `json:"replicas"`
+	Protected  bool    `json:"protected"`
 }
 
 // intMeta returns meta[key] as a number when it is one, written as
