@@ -300,7 +300,12 @@ func (c *Client) Renew(ctx context.Context, txnID string) error {
 // Commit sends the version's manifest, encoded (manifest.Marshal or
 // manifest.Splice), and returns the version number the manager assigned.
 func (c *Client) Commit(ctx context.Context, txnID string, body []byte) (int64, error) {
-	var vi VersionInfo
+	// Only the number is read, whatever the answer's schema: refusing the
+	// answer of a committed version would report a commit that happened
+	// as failed.
+	var vi struct {
+		Version int64 `json:"version"`
+	}
 	if _, err := c.do(ctx, http.MethodPost, txnPath(txnID)+"/commit", ManifestContentType, body, &vi); err != nil {
 		return 0, err
 	}
