@@ -110,8 +110,10 @@ once with --gc.`,
 				}
 			} else {
 				fmt.Printf("job %s: %s\n", job, r)
-				if len(deleted) == 0 {
-					fmt.Printf("no version %s\n", strings.TrimPrefix(verb, "would "))
+				if len(deleted) == 0 && dryRun {
+					fmt.Println("no version would be deleted")
+				} else if len(deleted) == 0 {
+					fmt.Println("no version deleted")
 				}
 				for _, v := range deleted {
 					fmt.Printf("%s version %d\n", verb, v)
