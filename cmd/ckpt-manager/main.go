@@ -77,9 +77,14 @@ func main() {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the stores with, for stores run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println(cli.VersionLine("ckpt-manager"))
+		return
+	}
 	if fs.NArg() > 0 {
-		cli.Exit("ckpt-manager", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
+		cli.Exit("ckpt-manager", cli.Usagef("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
 	cli.Exit("ckpt-manager", run(c))
 }
@@ -94,7 +99,7 @@ func orNever(d time.Duration) time.Duration {
 
 func run(c config) error {
 	if c.data == "" {
-		return errors.New("--data is required: the directory for the catalog")
+		return cli.Usagef("--data is required: the directory for the catalog")
 	}
 	tok, err := token.Resolve(c.tokenFile)
 	if err != nil {

@@ -53,9 +53,14 @@ func main() {
 	fs.StringVar(&tf.cert, "tls-cert", "", "serve TLS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&tf.key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&tf.ca, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager with, for a manager run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println(cli.VersionLine("ckpt-store"))
+		return
+	}
 	if fs.NArg() > 0 {
-		cli.Exit("ckpt-store", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
+		cli.Exit("ckpt-store", cli.Usagef("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
 	stopProfile := func() {}
 	if *cpuprofile != "" {
@@ -75,15 +80,15 @@ type tlsFiles struct{ cert, key, ca string }
 func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles) error {
 	switch {
 	case mgr == "":
-		return errors.New("--manager is required (or set CKPT_MANAGER)")
+		return cli.Usagef("--manager is required (or set CKPT_MANAGER)")
 	case dir == "":
-		return errors.New("--dir is required: the directory whose space this store donates")
+		return cli.Usagef("--dir is required: the directory whose space this store donates")
 	case quotaStr == "":
-		return errors.New("--quota is required, like --quota 10GiB")
+		return cli.Usagef("--quota is required, like --quota 10GiB")
 	}
 	quota, err := storage.ParseSize(quotaStr)
 	if err != nil {
-		return fmt.Errorf("--quota: %w", err)
+		return cli.Usagef("--quota: %w", err)
 	}
 	tok, err := token.Resolve(tokenFile)
 	if err != nil {

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
@@ -42,22 +44,22 @@ To restart a job from this version instead, run
 func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Command {
 	var ver int64
 	var to, keyFile string
-	var overwrite bool
+	var overwrite, asJSON bool
 	var pf progressFlags
 	c := &cobra.Command{
-		Use:   name + " JOB --to DIR [--version N] [--overwrite]",
+		Use:   name + " JOB --to DIR [--version N] [--overwrite] [--json]",
 		Short: short,
 		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return errors.New("--to DIR is required")
+				return cli.Usagef("--to DIR is required")
 			}
 			key, err := crypt.Resolve(keyFile)
 			if err != nil {
 				return err
 			}
-			return writeOut(cmd.Context(), g, args[0], ver, to, key, overwrite, filesOnly, &pf)
+			return writeOut(cmd.Context(), g, args[0], ver, to, key, overwrite, filesOnly, asJSON, &pf)
 		},
 	}
 	c.Flags().Int64Var(&ver, "version", 0, "version to "+name+" (default: latest)")
@@ -65,6 +67,7 @@ func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Co
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
 	pf.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON summary (ckptio.transfer/1) at the end")
 	return c
 }
 
@@ -72,7 +75,8 @@ func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Co
 // files by the names they were put with, MPI regions as rank-NNNNN/REGION
 // and a rank's protected files under rank-NNNNN/files/, all through
 // tree.Extract. filesOnly ('ckpt get') refuses an MPI checkpoint.
-func writeOut(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite, filesOnly bool, pf *progressFlags) error {
+func writeOut(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite, filesOnly, asJSON bool, pf *progressFlags) error {
+	start := time.Now()
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -120,6 +124,13 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 	}
 	took := meter.Stop()
 	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s, %s written under %s in %s, %s\n", job, m.Version, what, storage.FormatSize(m.LogicalBytes), to, took.Took(), took.Rate())
+	if asJSON {
+		op := "restore"
+		if filesOnly {
+			op = "get"
+		}
+		return printJSON(newTransfer(op, job, m.Version, len(files), m.LogicalBytes, start))
+	}
 	return nil
 }
 
@@ -164,7 +175,7 @@ and the rate (MB/s).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version < 0 {
-				return errors.New("--version must be positive")
+				return cli.Usagef("--version must be positive")
 			}
 			var key *crypt.Key
 			if deep {
@@ -191,6 +202,19 @@ and the rate (MB/s).`,
 type versionCheck struct {
 	catalog.VersionHealth
 	BadCopies []badCopy `json:"bad_copies,omitempty"`
+}
+
+// healthDoc is 'ckpt verify --json': the manager's health report
+// (catalog.JobHealth, ckptio.health/1) with the versions recounted by
+// --deep and their bad copies.
+type healthDoc struct {
+	Schema   string                      `json:"schema"`
+	Job      string                      `json:"job"`
+	Checked  time.Time                   `json:"checked"`
+	Deep     bool                        `json:"deep"`
+	Versions []versionCheck              `json:"versions"`
+	Stores   []catalog.RepairStoreReport `json:"stores"`
+	Skipped  []catalog.StoreRef          `json:"skipped"`
 }
 
 // badCopy is a copy --deep could not read back intact.
@@ -234,7 +258,8 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 		}
 	}
 	if asJSON {
-		if err := printJSON(checks); err != nil {
+		doc := healthDoc{Schema: catalog.SchemaHealth, Job: h.Job, Checked: h.Checked, Deep: deep, Versions: checks, Stores: h.Stores, Skipped: h.Skipped}
+		if err := printJSON(doc); err != nil {
 			return err
 		}
 	} else {
