@@ -74,6 +74,7 @@ func (m *Manager) GC(ctx context.Context) (catalog.GCReport, error) {
 	m.mu.gcSince = started
 	m.mu.Unlock()
 	rep, err := m.gc(ctx, started)
+	m.observer().GCDone(rep, err)
 	m.mu.Lock()
 	m.mu.gcRunning = false
 	if err == nil {

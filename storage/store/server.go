@@ -54,6 +54,9 @@ type Options struct {
 	// PlainClientWait. Nil serves in clear, and a TLS client is told that
 	// instead (NoTLSMessage).
 	TLS *tls.Config
+	// Observer, when not nil, is told of every request answered (see
+	// Observer); nil observes nothing.
+	Observer Observer
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -103,6 +106,9 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = wire.DefaultMaxPayload
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	s := &Server{
 		bs:    bs,
