@@ -182,6 +182,7 @@ in the background, until 'ckpt cluster down'. Data is kept across down/up.`,
 				state = "not healthy (run 'ckpt cluster up' to restart it)"
 			}
 			fmt.Printf("local cluster under %s: %s\nmanager %s, %d stores\n", info.Home, state, info.Manager, len(info.Stores))
+			printMetrics(info)
 			return nil
 		},
 	}
