@@ -96,3 +96,14 @@ func TestListen(t *testing.T) {
 		t.Errorf("listening on a busy address: %v; want an error naming --metrics-listen", err)
 	}
 }
+
+// BenchmarkStoreRequest is the cost a store pays per request for its
+// metrics (docs/metrics.md, "Cost").
+func BenchmarkStoreRequest(b *testing.B) {
+	s := NewStore(prometheus.NewRegistry())
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Request(wire.OpPutBlock, wire.StatusOK, 65568, 1, 100*time.Microsecond)
+		}
+	})
+}
