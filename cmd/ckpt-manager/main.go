@@ -127,6 +127,10 @@ func run(c config) error {
 		return err
 	}
 	defer m.Close()
+	if err := om.listen(c.metricsListen, m, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
@@ -144,11 +148,7 @@ func run(c config) error {
 		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew), zap.Duration("repair_every", c.repairEvery),
 		zap.Bool("tls", serverTLS != nil), zap.Bool("stores_tls", storeTLS != nil))
 	fmt.Printf("listening on %s\n", ln.Addr())
-	if err := om.listen(c.metricsListen, m, log); err != nil {
-		srv.Close()
-		return err
-	}
-	defer om.close()
+	om.announce()
 
 	select {
 	case err = <-serveErr:

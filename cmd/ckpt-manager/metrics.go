@@ -33,8 +33,8 @@ func (o *managerMetrics) observer() manager.Observer {
 	return o.m
 }
 
-// listen registers the stores of m and serves the metrics on addr,
-// printing "metrics on HOST:PORT".
+// listen registers the stores of m and serves the metrics on addr;
+// announce says where.
 func (o *managerMetrics) listen(addr string, m *manager.Manager, log *zap.Logger) error {
 	if o == nil {
 		return nil
@@ -46,8 +46,15 @@ func (o *managerMetrics) listen(addr string, m *manager.Manager, log *zap.Logger
 	}
 	o.srv = srv
 	log.Info("metrics served", zap.String("addr", srv.Addr()))
-	fmt.Printf("metrics on %s\n", srv.Addr())
 	return nil
+}
+
+// announce prints "metrics on HOST:PORT", after the daemon's "listening
+// on" line.
+func (o *managerMetrics) announce() {
+	if o != nil && o.srv != nil {
+		fmt.Printf("metrics on %s\n", o.srv.Addr())
+	}
 }
 
 func (o *managerMetrics) close() {

@@ -116,6 +116,10 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		return err
 	}
 	defer bs.Close()
+	if err := om.listen(metricsListen, bs, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
@@ -139,11 +143,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
 		zap.Bool("tls", serverTLS != nil))
 	fmt.Printf("listening on %s\n", addr)
-	if err := om.listen(metricsListen, bs, log); err != nil {
-		srv.Close()
-		return err
-	}
-	defer om.close()
+	om.announce()
 
 	hbDone := make(chan struct{})
 	go func() {

@@ -41,8 +41,8 @@ func (o *storeMetrics) store() store.Observer {
 	return o.m
 }
 
-// listen registers the usage of bs and serves the metrics on addr,
-// printing "metrics on HOST:PORT".
+// listen registers the usage of bs and serves the metrics on addr;
+// announce says where.
 func (o *storeMetrics) listen(addr string, bs *disk.Store, log *zap.Logger) error {
 	if o == nil {
 		return nil
@@ -54,8 +54,15 @@ func (o *storeMetrics) listen(addr string, bs *disk.Store, log *zap.Logger) erro
 	}
 	o.srv = srv
 	log.Info("metrics served", zap.String("addr", srv.Addr()))
-	fmt.Printf("metrics on %s\n", srv.Addr())
 	return nil
+}
+
+// announce prints "metrics on HOST:PORT", after the daemon's "listening
+// on" line.
+func (o *storeMetrics) announce() {
+	if o != nil && o.srv != nil {
+		fmt.Printf("metrics on %s\n", o.srv.Addr())
+	}
 }
 
 func (o *storeMetrics) close() {
