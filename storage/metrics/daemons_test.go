@@ -89,13 +89,11 @@ func sumOver(scrapes []map[string]*dto.MetricFamily, name string, want map[strin
 	return s
 }
 
-// TestDaemonsMetrics runs a real ckpt-manager and two real ckpt-stores
-// with --metrics-listen, puts and gets a file with the ckpt binary, and
-// checks on the scraped /metrics that the counters moved.
-func TestDaemonsMetrics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts daemons")
-	}
+// metricsCluster starts a real ckpt-manager (--dead-after deadAfter)
+// and two real ckpt-stores, all with --metrics-listen on a free port, and
+// returns them with the metrics addresses, once both stores are alive.
+func metricsCluster(t *testing.T, deadAfter string) (*clustertest.Cluster, string, []string) {
+	t.Helper()
 	c := &clustertest.Cluster{Bin: clustertest.Build(t), Dir: t.TempDir()}
 	c.TokenFile = filepath.Join(c.Dir, "token")
 	var err error
@@ -103,7 +101,7 @@ func TestDaemonsMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Manager = clustertest.Start(t, filepath.Join(c.Bin, "ckpt-manager"), "--listen", "127.0.0.1:0",
-		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "1m",
+		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", deadAfter,
 		"--metrics-listen", "127.0.0.1:0")
 	mgrMetrics := c.Manager.MetricsAddr(t)
 	var storeMetrics []string
@@ -115,6 +113,58 @@ func TestDaemonsMetrics(t *testing.T) {
 		storeMetrics = append(storeMetrics, p.MetricsAddr(t))
 	}
 	c.WaitAlive(t, 2)
+	return c, mgrMetrics, storeMetrics
+}
+
+// TestDaemonsMetricsWhenAStoreDies: with one of two stores killed, the
+// manager's metrics count it dead, and a repair pass, which has nowhere to
+// put the missing copies, leaves every block of the version below its
+// target of 2.
+func TestDaemonsMetricsWhenAStoreDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	c, mgrMetrics, _ := metricsCluster(t, "2s")
+	work := t.TempDir()
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(work, "f.bin"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := c.Run(t, work, nil, "ckpt", "put", "--replicas", "2", "--block-size", "256KiB", "dies", "f.bin"); code != 0 {
+		t.Fatalf("ckpt put: exit %d\n%s%s", code, out, errOut)
+	}
+	c.Stores[1].Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for value(scrape(t, mgrMetrics), "ckpt_manager_stores", map[string]string{"state": "dead"}) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the manager's metrics never counted the killed store dead")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The repair exits non-zero when blocks stay below target; its
+	// figures are what the metrics must show.
+	c.Run(t, work, nil, "ckpt", "repair")
+	mgr := scrape(t, mgrMetrics)
+	if n := value(mgr, "ckpt_manager_blocks_below_target", nil); n != 4 {
+		t.Errorf("ckpt_manager_blocks_below_target = %v, want 4: the version's 4 blocks have one live copy of 2", n)
+	}
+	if n := value(mgr, "ckpt_manager_stores", map[string]string{"state": "alive"}); n != 1 {
+		t.Errorf("ckpt_manager_stores{state=alive} = %v, want 1", n)
+	}
+	if n := value(mgr, "ckpt_manager_store_up", nil); n != 1 {
+		t.Errorf("ckpt_manager_store_up sums to %v over the 2 stores, want 1", n)
+	}
+}
+
+// TestDaemonsMetrics runs a real ckpt-manager and two real ckpt-stores
+// with --metrics-listen, puts and gets a file with the ckpt binary, and
+// checks on the scraped /metrics that the counters moved.
+func TestDaemonsMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	c, mgrMetrics, storeMetrics := metricsCluster(t, "1m")
 
 	scrapeStores := func() []map[string]*dto.MetricFamily {
 		var out []map[string]*dto.MetricFamily
@@ -197,5 +247,24 @@ func TestDaemonsMetrics(t *testing.T) {
 	get := map[string]string{"op": "get"}
 	if d := sumOver(got, "ckpt_store_sent_bytes_total", get) - sumOver(after, "ckpt_store_sent_bytes_total", get); d < size {
 		t.Errorf("ckpt_store_sent_bytes_total{op=get} moved by %v, want at least %d", d, size)
+	}
+
+	// A GC and a full repair pass, asked for: their counters move, and
+	// the repair finds every block at its target.
+	for _, cmd := range [][]string{{"gc"}, {"repair"}} {
+		if out, errOut, code := c.Run(t, work, nil, "ckpt", cmd...); code != 0 {
+			t.Fatalf("ckpt %s: exit %d\n%s%s", cmd[0], code, out, errOut)
+		}
+	}
+	mgr = scrape(t, mgrMetrics)
+	ok := map[string]string{"result": "ok"}
+	if n := value(mgr, "ckpt_manager_gc_runs_total", ok); n < 1 {
+		t.Errorf("ckpt_manager_gc_runs_total{result=ok} = %v after ckpt gc", n)
+	}
+	if n := value(mgr, "ckpt_manager_repair_runs_total", ok); n < 1 {
+		t.Errorf("ckpt_manager_repair_runs_total{result=ok} = %v after ckpt repair", n)
+	}
+	if f := mgr["ckpt_manager_blocks_below_target"]; f == nil || value(mgr, "ckpt_manager_blocks_below_target", nil) != 0 {
+		t.Errorf("ckpt_manager_blocks_below_target = %v, want 0: both copies of every block are on alive stores", f)
 	}
 }
