@@ -207,6 +207,9 @@ func TestDaemonsMetrics(t *testing.T) {
 	if d := sumOver(after, "ckpt_store_request_duration_seconds", put) - sumOver(before, "ckpt_store_request_duration_seconds", put); d < 1 {
 		t.Errorf("ckpt_store_request_duration_seconds{op=put} observed %v more puts, want at least 1", d)
 	}
+	if n := sumOver(after, "ckpt_store_connections_total", map[string]string{"outcome": "accepted"}); n < 2 {
+		t.Errorf("ckpt_store_connections_total{outcome=accepted} = %v over both stores, want the put's connections", n)
+	}
 	data1 := map[string]string{"kind": "data"}
 	if d := sumOver(after, "ckpt_store_sync_duration_seconds", data1) - sumOver(before, "ckpt_store_sync_duration_seconds", data1); d < 1 {
 		t.Errorf("ckpt_store_sync_duration_seconds{kind=data} observed %v more syncs, want at least 1", d)

@@ -37,6 +37,7 @@ func TestMetricsDocumented(t *testing.T) {
 	// A labelled metric shows only once it has a sample: touch them all.
 	s.Request(wire.OpPutBlock, wire.StatusQuotaExceeded, 10, 0, time.Millisecond)
 	s.Synced("data", time.Millisecond, errors.New("eio"))
+	s.Connection("accepted")
 	m.Committed("j", time.Millisecond, nil)
 	m.Committed("", time.Millisecond, errors.New("no such transaction"))
 	m.GCDone(catalog.GCReport{FreedBytes: 1}, nil)

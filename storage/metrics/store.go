@@ -25,6 +25,7 @@ type Store struct {
 	in, out  *prometheus.CounterVec
 	syncs    *prometheus.HistogramVec
 	syncErrs *prometheus.CounterVec
+	conns    *prometheus.CounterVec
 }
 
 // NewStore registers a store's request and sync metrics on reg;
@@ -45,8 +46,10 @@ func NewStore(reg prometheus.Registerer) *Store {
 			Help: "Time of each sync: kind data is an fdatasync of a pack or block file, dir an fsync of a directory.", Buckets: latencyBuckets}, []string{"kind"}),
 		syncErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ckpt_store_sync_errors_total",
 			Help: "Syncs that failed, by kind (data, dir)."}, []string{"kind"}),
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ckpt_store_connections_total",
+			Help: "Connections begun, by outcome: accepted, unauthorized (wrong cluster token), busy (refused at the connection limit), failed (other handshake failures)."}, []string{"outcome"}),
 	}
-	reg.MustRegister(s.requests, s.errors, s.latency, s.in, s.out, s.syncs, s.syncErrs)
+	reg.MustRegister(s.requests, s.errors, s.latency, s.in, s.out, s.syncs, s.syncErrs, s.conns)
 	return s
 }
 
@@ -61,6 +64,9 @@ func (s *Store) Request(op wire.Op, st wire.Status, in, out int, took time.Durat
 	s.in.WithLabelValues(name).Add(float64(in))
 	s.out.WithLabelValues(name).Add(float64(out))
 }
+
+// Connection implements store.Observer.
+func (s *Store) Connection(outcome string) { s.conns.WithLabelValues(outcome).Inc() }
 
 // Synced implements disk.Observer.
 func (s *Store) Synced(kind string, took time.Duration, err error) {

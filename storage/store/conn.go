@@ -84,7 +84,9 @@ func (c *conn) serve() {
 	wake := context.AfterFunc(c.stop, func() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer wake()
 
-	if err := c.handshake(); err != nil {
+	err := c.handshake()
+	c.s.opts.Observer.Connection(handshakeOutcome(err))
+	if err != nil {
 		return
 	}
 	c.log.Debug("connection open")

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,19 @@ type observed struct {
 type recorder struct {
 	mu    sync.Mutex
 	calls []observed
+	conns []string
+}
+
+func (r *recorder) Connection(outcome string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns = append(r.conns, outcome)
+}
+
+func (r *recorder) connections() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.conns)
 }
 
 func (r *recorder) Request(op wire.Op, st wire.Status, in, out int, took time.Duration) {
@@ -64,6 +78,10 @@ func TestObserverHearsEveryRequest(t *testing.T) {
 	if got := rec.take(); len(got) != 1 || got[0].op != wire.OpPutBlock || got[0].st != wire.StatusOK || got[0].in < len(block) || got[0].out == 0 {
 		t.Fatalf("after a put the observer heard %+v; want one put of at least %d bytes in", got, len(block))
 	}
+	// The connection was reported before its first request was read.
+	if got := rec.connections(); !slices.Equal(got, []string{store.ConnAccepted}) {
+		t.Fatalf("the observer heard connections %v, want [accepted]", got)
+	}
 	if _, err := c.Get(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +100,35 @@ func TestObserverHearsEveryRequest(t *testing.T) {
 	}
 	if got := rec.take(); len(got) != 1 || got[0].st != wire.StatusQuotaExceeded {
 		t.Fatalf("after a refused put the observer heard %+v; want quota exceeded", got)
+	}
+}
+
+// TestObserverHearsRefusedConnections: a wrong token and a connection
+// beyond MaxConns are told apart.
+func TestObserverHearsRefusedConnections(t *testing.T) {
+	rec := &recorder{}
+	ended := make(chan struct{}, 4)
+	addr, _ := serveWith(t, memstore.New("s1", 0), store.Options{Observer: rec, MaxConns: 1}, nil,
+		func(s *store.Server) { store.SetConnDone(s, func() { ended <- struct{}{} }) })
+	ctx := context.Background()
+	if _, err := remote.Dial(ctx, addr, []byte("not the token"), remote.Options{}); !errors.Is(err, storage.ErrUnauthorized) {
+		t.Fatalf("dial with a wrong token: %v", err)
+	}
+	<-ended // the refused connection gave its slot back
+	c, err := remote.Dial(ctx, addr, token, remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(ctx); err != nil { // answered after the accepted connection was reported
+		t.Fatal(err)
+	}
+	// The busy refusal is reported before it is sent.
+	if _, err := remote.Dial(ctx, addr, token, remote.Options{}); err == nil {
+		t.Fatal("a second connection beyond MaxConns 1 was accepted")
+	}
+	want := []string{store.ConnUnauthorized, store.ConnAccepted, store.ConnBusy}
+	if got := rec.connections(); !slices.Equal(got, want) {
+		t.Fatalf("the observer heard connections %v, want %v", got, want)
 	}
 }

@@ -206,6 +206,7 @@ func (s *Server) accept(nc net.Conn) {
 // refuse tells nc the store is busy and closes it, in the accept loop: a
 // fresh connection's send buffer is empty, and the deadline bounds the rest.
 func (s *Server) refuse(nc net.Conn, open int) {
+	s.opts.Observer.Connection(ConnBusy) // before the client can know
 	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_ = wire.RefuseBusy(nc, fmt.Sprintf("store busy: %d connections open, the limit; retry later", open))
 	nc.Close()
