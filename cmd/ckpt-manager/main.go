@@ -49,6 +49,10 @@ With --tls-cert and --tls-key it serves HTTPS only; with --tls-ca it
 speaks TLS to the stores (for garbage collection and repair), verified with that CA
 (docs/security.md).
 
+With --metrics-listen HOST:PORT it also serves Prometheus metrics at
+http://HOST:PORT/metrics (plain HTTP, no token: bind it to a monitoring
+network) and prints "metrics on HOST:PORT" (docs/metrics.md).
+
 flags:
 `
 
@@ -59,6 +63,7 @@ type config struct {
 	gcEvery, gcClockSkew           time.Duration
 	repairEvery                    time.Duration
 	tlsCert, tlsKey, tlsCA         string
+	metricsListen                  string
 }
 
 func main() {
@@ -77,6 +82,7 @@ func main() {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the stores with, for stores run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated (port 0 picks a free one; default off; docs/metrics.md)")
 	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -121,13 +127,18 @@ func run(c config) error {
 	ctx, stop := cli.SignalContext()
 	defer stop()
 
+	om := newManagerMetrics(c.metricsListen)
 	m, err := manager.Open(c.data, manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
 		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew), RepairEvery: orNever(c.repairEvery),
-		DialStore: dialStore(tok, storeTLS, log)})
+		DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if err := om.listen(c.metricsListen, m, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
@@ -145,6 +156,7 @@ func run(c config) error {
 		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew), zap.Duration("repair_every", c.repairEvery),
 		zap.Bool("tls", serverTLS != nil), zap.Bool("stores_tls", storeTLS != nil))
 	fmt.Printf("listening on %s\n", ln.Addr())
+	om.announce()
 
 	select {
 	case err = <-serveErr:

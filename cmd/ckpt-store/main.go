@@ -34,6 +34,10 @@ The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 With --tls-cert and --tls-key it serves TLS only; with --tls-ca it speaks
 HTTPS to the manager, verified with that CA (docs/security.md).
 
+With --metrics-listen HOST:PORT it also serves Prometheus metrics at
+http://HOST:PORT/metrics (plain HTTP, no token: bind it to a monitoring
+network) and prints "metrics on HOST:PORT" (docs/metrics.md).
+
 flags:
 `
 
@@ -53,6 +57,7 @@ func main() {
 	fs.StringVar(&tf.cert, "tls-cert", "", "serve TLS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&tf.key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&tf.ca, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager with, for a manager run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated (port 0 picks a free one; default off; docs/metrics.md)")
 	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -69,7 +74,7 @@ func main() {
 			cli.Exit("ckpt-store", fmt.Errorf("--cpuprofile: %w", err))
 		}
 	}
-	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf)
+	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf, *metricsListen)
 	stopProfile()
 	cli.Exit("ckpt-store", err)
 }
@@ -77,7 +82,7 @@ func main() {
 // tlsFiles are the TLS flags.
 type tlsFiles struct{ cert, key, ca string }
 
-func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles) error {
+func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles, metricsListen string) error {
 	switch {
 	case mgr == "":
 		return cli.Usagef("--manager is required (or set CKPT_MANAGER)")
@@ -110,11 +115,16 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	ctx, stop := cli.SignalContext()
 	defer stop()
 
-	bs, err := disk.Open(dir, disk.Options{Quota: quota, Logger: log})
+	om := newStoreMetrics(metricsListen)
+	bs, err := disk.Open(dir, disk.Options{Quota: quota, Logger: log, Observer: om.disk()})
 	if err != nil {
 		return err
 	}
 	defer bs.Close()
+	if err := om.listen(metricsListen, bs, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
@@ -129,7 +139,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
-	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS})
+	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, Observer: om.store()})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 
@@ -138,6 +148,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
 		zap.Bool("tls", serverTLS != nil))
 	fmt.Printf("listening on %s\n", addr)
+	om.announce()
 
 	hbDone := make(chan struct{})
 	go func() {

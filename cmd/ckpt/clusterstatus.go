@@ -26,6 +26,8 @@ type clusterStatus struct {
 	Reason    string `json:"reason,omitempty"` // why it is not running
 	Manager   string `json:"manager,omitempty"`
 	TokenFile string `json:"token_file,omitempty"`
+	// ManagerMetrics is where the manager serves /metrics (docs/metrics.md).
+	ManagerMetrics string `json:"manager_metrics,omitempty"`
 	// Stores are the cluster's stores, alive as the manager sees them.
 	Stores      []clusterStore `json:"stores"`
 	AliveStores int            `json:"alive_stores"`
@@ -35,6 +37,8 @@ type clusterStore struct {
 	Addr  string `json:"addr"`
 	ID    string `json:"id,omitempty"`
 	Alive bool   `json:"alive"`
+	// Metrics is where the store serves /metrics.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 func localStatus(ctx context.Context, home string) clusterStatus {
@@ -47,7 +51,7 @@ func localStatus(ctx context.Context, home string) clusterStatus {
 		st.Reason = "not started"
 		return st
 	}
-	st.Manager, st.TokenFile = info.Manager, info.TokenFile
+	st.Manager, st.TokenFile, st.ManagerMetrics = info.Manager, info.TokenFile, info.ManagerMetrics
 	if err != nil {
 		st.Reason = err.Error()
 		return st
@@ -64,8 +68,11 @@ func localStatus(ctx context.Context, home string) clusterStatus {
 		st.Reason = err.Error()
 		return st
 	}
-	for _, addr := range info.Stores {
+	for i, addr := range info.Stores {
 		cs := clusterStore{Addr: addr}
+		if i < len(info.StoreMetrics) {
+			cs.Metrics = info.StoreMetrics[i]
+		}
 		for _, k := range known {
 			if k.Addr == addr {
 				cs.ID, cs.Alive = k.ID, k.Alive
@@ -97,6 +104,14 @@ func (st clusterStatus) print() {
 		fmt.Printf("local cluster under %s: degraded (%s)\nmanager %s, %d stores\n", st.Home, st.Reason, st.Manager, len(st.Stores))
 	default:
 		fmt.Printf("local cluster under %s: running\nmanager %s, %d stores\n", st.Home, st.Manager, len(st.Stores))
+	}
+	if st.ManagerMetrics != "" {
+		fmt.Printf("manager metrics http://%s/metrics\n", st.ManagerMetrics)
+	}
+	for _, s := range st.Stores {
+		if s.Metrics != "" {
+			fmt.Printf("store %s metrics http://%s/metrics\n", s.Addr, s.Metrics)
+		}
 	}
 }
 

@@ -252,7 +252,8 @@ func (m *Manager) expireTxns() (int, error) {
 // blocks are stored as the writer encoded them. When the job has a retention
 // policy it is applied right after; a failure to apply it is logged, the
 // commit stands.
-func (m *Manager) Commit(id string, manifestBytes []byte) (catalog.VersionInfo, error) {
+func (m *Manager) Commit(id string, manifestBytes []byte) (vi catalog.VersionInfo, err error) {
+	defer m.observeCommit(time.Now(), &vi, &err)
 	vi, policy, err := m.commit(id, manifestBytes)
 	if err != nil || !policy {
 		return vi, err

@@ -88,6 +88,7 @@ func (m *Manager) runGC(ctx context.Context, dry bool) (catalog.GCReport, error)
 	m.mu.gcSince = started
 	m.mu.Unlock()
 	rep, err := m.gc(ctx, started, dry)
+	m.observer().GCDone(rep, err)
 	m.mu.Lock()
 	m.mu.gcRunning = false
 	if err == nil && !dry {

@@ -139,9 +139,9 @@ func (m *Manager) Handler() http.Handler {
 		return nil
 	})
 	m.mountDashboard(mux) // /ui/: the web dashboard, cookie-authenticated (dashboard.go)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", m.observed("other", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, catalog.ErrorBody{Schema: catalog.SchemaError, Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: catalog.CodeNotFound})
-	})
+	}))
 	return mux
 }
 
@@ -157,7 +157,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
 // route registers h behind authentication: the timestamp is checked before
 // the body is read (at most limit bytes), the signature after.
 func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handlerFunc) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(pattern, m.observed(pattern, func(w http.ResponseWriter, r *http.Request) {
 		err := m.serve(w, r, limit, h)
 		if err == nil {
 			return
@@ -173,7 +173,7 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 			m.log.Debug("request rejected", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		}
 		writeJSON(w, status, catalog.ErrorBody{Schema: catalog.SchemaError, Error: err.Error(), Code: code})
-	})
+	}))
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h handlerFunc) error {

@@ -80,6 +80,9 @@ type Options struct {
 	// RepairMaxBytes bounds the block bytes a repair pass holds in memory
 	// at once. Zero means DefaultRepairMaxBytes (64 MiB).
 	RepairMaxBytes int64
+	// Observer, when not nil, is told of commits, GC and repair passes
+	// and HTTP requests, for metrics (see Observer); nil observes nothing.
+	Observer Observer
 }
 
 // Manager is the catalog of stores, jobs, versions and in-flight

@@ -169,6 +169,7 @@ func (m *Manager) runRepair(ctx context.Context, job string) (catalog.RepairRepo
 	m.mu.Unlock()
 
 	rep, err := m.repair(ctx, job, started)
+	m.observer().RepairDone(rep, err)
 
 	m.mu.Lock()
 	r := &m.mu.repair

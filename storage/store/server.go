@@ -54,6 +54,9 @@ type Options struct {
 	// PlainClientWait. Nil serves in clear, and a TLS client is told that
 	// instead (NoTLSMessage).
 	TLS *tls.Config
+	// Observer, when not nil, is told of every request answered (see
+	// Observer); nil observes nothing.
+	Observer Observer
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -103,6 +106,9 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = wire.DefaultMaxPayload
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	s := &Server{
 		bs:    bs,
@@ -200,6 +206,7 @@ func (s *Server) accept(nc net.Conn) {
 // refuse tells nc the store is busy and closes it, in the accept loop: a
 // fresh connection's send buffer is empty, and the deadline bounds the rest.
 func (s *Server) refuse(nc net.Conn, open int) {
+	s.opts.Observer.Connection(ConnBusy) // before the client can know
 	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_ = wire.RefuseBusy(nc, fmt.Sprintf("store busy: %d connections open, the limit; retry later", open))
 	nc.Close()
