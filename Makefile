@@ -6,6 +6,12 @@ STATIC   := ckpt-store ckpt-manager ckpt ckptrun
 # MPI programs (cgo against the system OpenMPI).
 MPIPROGS := examples/heat
 FUZZTIME ?= 60s
+# What --version prints (cmd/internal/cli): git describe when in a checkout,
+# else the build information Go records.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := $(if $(VERSION),-X github.com/ckptio/ckptio/cmd/internal/cli.version=$(VERSION)) \
+            $(if $(COMMIT),-X github.com/ckptio/ckptio/cmd/internal/cli.commit=$(COMMIT))
 
 .PHONY: all build build-static build-mpi mpi test vet fuzz demo clean bench-put bench-mount
 
@@ -15,7 +21,7 @@ build: build-static build-mpi
 
 build-static:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(STATIC))
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(STATIC))
 
 build-mpi: mpi
 	@mkdir -p $(BIN)

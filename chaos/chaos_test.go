@@ -412,8 +412,12 @@ func verify(t *testing.T, c *clustertest.Cluster, job string, deep bool) ([]vers
 		args = append(args, "--deep")
 	}
 	out, errOut, code := c.Run(t, t.TempDir(), nil, "ckpt", args...)
-	var checks []versionCheck
-	if err := json.Unmarshal([]byte(out), &checks); err != nil || len(checks) == 0 {
+	var doc struct {
+		Versions []versionCheck `json:"versions"`
+	}
+	err := json.Unmarshal([]byte(out), &doc)
+	checks := doc.Versions
+	if err != nil || len(checks) == 0 {
 		return nil, fmt.Sprintf("ckpt %s: exit %d, %d versions (%v)\n%s%s", strings.Join(args, " "), code, len(checks), err, out, errOut)
 	}
 	if code != 0 {

@@ -3,6 +3,7 @@ package mpiio
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -63,8 +64,9 @@ func (cp *Checkpointer) asyncAllowed(regions []collective.Region) bool {
 }
 
 // start runs the collective checkpoint of regions and the frozen capture
-// c (nil: no files) in the background.
-func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collective.Region, c *capture) {
+// c (nil: no files) in the background, begun at began, and reports it
+// (st) before it is done.
+func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collective.Region, c *capture, st CheckpointStats, began time.Time) {
 	p := &pending{done: make(chan struct{}), step: meta.Step}
 	cp.mu.Lock()
 	cp.pending = p
@@ -72,6 +74,7 @@ func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collecti
 	go func() {
 		defer close(p.done)
 		p.res, p.err = cp.checkpoint(context.WithoutCancel(ctx), meta, regions, c)
+		cp.report(st, time.Time{}, began, p.res, p.err)
 	}()
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -286,20 +287,26 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	if err := cp.check(); err != nil {
 		return 0, err
 	}
+	called := time.Now()
 	if _, err := cp.Wait(ctx); err != nil {
 		return 0, err
 	}
+	began := time.Now()
+	st := CheckpointStats{Job: cp.cfg.Job, Rank: cp.Rank(), Step: meta.Step}
 	c := cp.newCapture()
 	if cp.asyncAllowed(cp.regions) {
 		err := cp.freeze(c)
 		if err == nil {
-			cp.start(ctx, meta, cp.stage.copyOf(cp.regions), c)
+			regions := cp.stage.copyOf(cp.regions)
+			st.Async, st.Blocked = true, time.Since(called)
+			cp.start(ctx, meta, regions, c, st, began)
 			return 0, nil
 		}
 		cp.cfg.Logger.Warn("protected files could not be staged for an asynchronous checkpoint; this rank checkpoints synchronously",
 			zap.Int("rank", cp.Rank()), zap.Error(err), zap.String("fix", "set CKPT_STAGING_DIR to a writable directory with room"))
 	}
 	r, err := cp.checkpoint(ctx, meta, cp.regions, c)
+	cp.report(st, called, began, r, err)
 	return r.Version, err
 }
 

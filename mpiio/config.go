@@ -72,6 +72,14 @@ type Config struct {
 	Catalog Catalog
 	Dial    client.Dialer
 	Logger  *zap.Logger // nil = no logging
+	// OnCheckpoint, when set, is called on every rank once each of its
+	// checkpoints has committed or failed, with its figures: from the
+	// goroutine that wrote it (a background one for an asynchronous
+	// checkpoint), before Wait or the next call returns. It must be quick
+	// and safe to run beside the program; a program exporting metrics
+	// records from one rank only, since the byte counts are the whole
+	// version's (docs/mpiio.md, "Metrics"). nil = not called.
+	OnCheckpoint func(CheckpointStats)
 }
 
 // fromEnv fills zero fields from the environment.

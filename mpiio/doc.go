@@ -62,7 +62,8 @@
 // A capture goes by stat, like restic: a file whose size, mtime, ctime,
 // inode and mode match the rank's previous capture is referenced without
 // being read (its blocks confirmed on the stores); any other file is read
-// whole in fixed blocks of Config.BlockSize, and the blocks the previous
+// whole in fixed blocks of Config.BlockSize (64 KiB unless set, as for
+// regions: chunk.DefaultSize), and the blocks the previous
 // capture holds are referenced, so a log that grew sends its new tail. A
 // rank that protects files writes them to the stores itself, beside the
 // leaders, and sends the part it wrote to rank 0 for the commit.
@@ -100,5 +101,6 @@
 // CKPT_LEADER_MEMORY, CKPT_BLOCK_SIZE, CKPT_CHUNKING, CKPT_COMPRESS,
 // CKPT_REPLICAS, CKPT_WRITE_MODE, CKPT_ASYNC, CKPT_ASYNC_MEMORY,
 // CKPT_STAGING_DIR, CKPT_TLS_CA, CKPT_ENCRYPT_KEY_FILE,
-// CKPT_RESTART_VERSION.
+// CKPT_RESTART_VERSION. Blocks are 64 KiB (chunk.DefaultSize) unless
+// Config.BlockSize or CKPT_BLOCK_SIZE (4 KiB to 16 MiB) says otherwise.
 package mpiio

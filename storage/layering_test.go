@@ -32,6 +32,16 @@ func TestLayering(t *testing.T) {
 			}
 		}
 	}
+	// Metrics: a daemon's own registry, and nothing but the daemons and
+	// storage/metrics link Prometheus (the observers below it are plain
+	// interfaces).
+	for _, p := range []string{"./store", "./disk", "./manager", "./client", "./version", "./catalog", "./wire"} {
+		for _, d := range golist(t, `{{join .Deps "\n"}}`, p) {
+			if strings.HasPrefix(d, "github.com/prometheus/") {
+				t.Errorf("%s links %s; observe through an interface that storage/metrics implements", p, d)
+			}
+		}
+	}
 	// The storage layer and the daemons build without cgo: no MPI.
 	for _, p := range []string{"./...", "../cmd/ckpt-store", "../cmd/ckpt-manager", "../cmd/ckpt", "../cmd/ckptrun"} {
 		for _, d := range golist(t, `{{join .Deps "\n"}}`, p) {
@@ -51,7 +61,9 @@ func TestLayering(t *testing.T) {
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},
 		"./tree":        {"storage", "storage/catalog", "storage/manifest", "storage/version"},
+		"./metrics":     {"storage", "storage/catalog", "storage/wire"},
 	}
+	allowed["../cmd/internal/progress"] = []string{"storage"}
 	for p, ok := range allowed {
 		for _, imp := range golist(t, `{{join .Imports "\n"}}`, p) {
 			if rest, in := strings.CutPrefix(imp, module); in && !slices.Contains(ok, rest) {

@@ -186,13 +186,16 @@ func (b *bench) newBytes(job string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ckpt versions: %v", err)
 	}
-	var vs []struct {
-		NewBytes int64 `json:"new_bytes"`
+	var doc struct {
+		Versions []struct {
+			NewBytes int64 `json:"new_bytes"`
+		} `json:"versions"`
 	}
-	if err := json.Unmarshal(out, &vs); err != nil || len(vs) == 0 {
+	vs := &doc.Versions
+	if err := json.Unmarshal(out, &doc); err != nil || len(*vs) == 0 {
 		return 0, fmt.Errorf("ckpt versions --json: %q", out)
 	}
-	return vs[len(vs)-1].NewBytes, nil
+	return (*vs)[len(*vs)-1].NewBytes, nil
 }
 
 type mountProc struct {

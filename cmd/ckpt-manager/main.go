@@ -31,6 +31,9 @@ and stops cleanly on SIGTERM or SIGINT.
 
 The cluster token comes from --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE.
 
+A web dashboard for operators is at http(s)://ADDR/ui/: log in by pasting
+the cluster token into its form (docs/dashboard.md).
+
 Every --gc-every it collects garbage: the blocks on the alive stores that
 no committed version references and that no store touched since the
 oldest checkpoint in flight began, minus --gc-clock-skew (the most the
@@ -46,6 +49,10 @@ With --tls-cert and --tls-key it serves HTTPS only; with --tls-ca it
 speaks TLS to the stores (for garbage collection and repair), verified with that CA
 (docs/security.md).
 
+With --metrics-listen HOST:PORT it also serves Prometheus metrics at
+http://HOST:PORT/metrics (plain HTTP, no token: bind it to a monitoring
+network) and prints "metrics on HOST:PORT" (docs/metrics.md).
+
 flags:
 `
 
@@ -56,6 +63,7 @@ type config struct {
 	gcEvery, gcClockSkew           time.Duration
 	repairEvery                    time.Duration
 	tlsCert, tlsKey, tlsCA         string
+	metricsListen                  string
 }
 
 func main() {
@@ -74,9 +82,15 @@ func main() {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the stores with, for stores run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated (port 0 picks a free one; default off; docs/metrics.md)")
+	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println(cli.VersionLine("ckpt-manager"))
+		return
+	}
 	if fs.NArg() > 0 {
-		cli.Exit("ckpt-manager", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
+		cli.Exit("ckpt-manager", cli.Usagef("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
 	cli.Exit("ckpt-manager", run(c))
 }
@@ -91,7 +105,7 @@ func orNever(d time.Duration) time.Duration {
 
 func run(c config) error {
 	if c.data == "" {
-		return errors.New("--data is required: the directory for the catalog")
+		return cli.Usagef("--data is required: the directory for the catalog")
 	}
 	tok, err := token.Resolve(c.tokenFile)
 	if err != nil {
@@ -113,13 +127,18 @@ func run(c config) error {
 	ctx, stop := cli.SignalContext()
 	defer stop()
 
+	om := newManagerMetrics(c.metricsListen)
 	m, err := manager.Open(c.data, manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
 		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew), RepairEvery: orNever(c.repairEvery),
-		DialStore: dialStore(tok, storeTLS, log)})
+		DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if err := om.listen(c.metricsListen, m, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
@@ -137,6 +156,7 @@ func run(c config) error {
 		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew), zap.Duration("repair_every", c.repairEvery),
 		zap.Bool("tls", serverTLS != nil), zap.Bool("stores_tls", storeTLS != nil))
 	fmt.Printf("listening on %s\n", ln.Addr())
+	om.announce()
 
 	select {
 	case err = <-serveErr:

@@ -37,6 +37,10 @@ desktop's owner a say in what the store takes (docs/stores.md).
 With --tls-cert and --tls-key it serves TLS only; with --tls-ca it speaks
 HTTPS to the manager, verified with that CA (docs/security.md).
 
+With --metrics-listen HOST:PORT it also serves Prometheus metrics at
+http://HOST:PORT/metrics (plain HTTP, no token: bind it to a monitoring
+network) and prints "metrics on HOST:PORT" (docs/metrics.md).
+
 flags:
 `
 
@@ -58,9 +62,15 @@ func main() {
 	var own ownerFlags
 	own.register(fs)
 	fs.StringVar(&tf.ca, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the manager with, for a manager run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated (port 0 picks a free one; default off; docs/metrics.md)")
+	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println(cli.VersionLine("ckpt-store"))
+		return
+	}
 	if fs.NArg() > 0 {
-		cli.Exit("ckpt-store", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0)))
+		cli.Exit("ckpt-store", cli.Usagef("unexpected argument %q (see --help)", fs.Arg(0)))
 	}
 	stopProfile := func() {}
 	if *cpuprofile != "" {
@@ -69,7 +79,7 @@ func main() {
 			cli.Exit("ckpt-store", fmt.Errorf("--cpuprofile: %w", err))
 		}
 	}
-	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf, own)
+	err := run(*listen, *advertise, *mgr, *dir, *quota, *tokenFile, *beat, *level, tf, *metricsListen, own)
 	stopProfile()
 	cli.Exit("ckpt-store", err)
 }
@@ -77,18 +87,18 @@ func main() {
 // tlsFiles are the TLS flags.
 type tlsFiles struct{ cert, key, ca string }
 
-func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles, own ownerFlags) error {
+func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Duration, level string, tf tlsFiles, metricsListen string, own ownerFlags) error {
 	switch {
 	case mgr == "":
-		return errors.New("--manager is required (or set CKPT_MANAGER)")
+		return cli.Usagef("--manager is required (or set CKPT_MANAGER)")
 	case dir == "":
-		return errors.New("--dir is required: the directory whose space this store donates")
+		return cli.Usagef("--dir is required: the directory whose space this store donates")
 	case quotaStr == "":
-		return errors.New("--quota is required, like --quota 10GiB")
+		return cli.Usagef("--quota is required, like --quota 10GiB")
 	}
 	quota, err := storage.ParseSize(quotaStr)
 	if err != nil {
-		return fmt.Errorf("--quota: %w", err)
+		return cli.Usagef("--quota: %w", err)
 	}
 	ow, err := own.parse()
 	if err != nil {
@@ -114,11 +124,16 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	ctx, stop := cli.SignalContext()
 	defer stop()
 
-	bs, err := disk.Open(dir, disk.Options{Quota: quota, Logger: log})
+	om := newStoreMetrics(metricsListen)
+	bs, err := disk.Open(dir, disk.Options{Quota: quota, Logger: log, Observer: om.disk()})
 	if err != nil {
 		return err
 	}
 	defer bs.Close()
+	if err := om.listen(metricsListen, bs, log); err != nil {
+		return err
+	}
+	defer om.close()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
@@ -133,7 +148,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
-	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, MaxBandwidth: ow.bandwidth})
+	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, Observer: om.store(), MaxBandwidth: ow.bandwidth})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 
@@ -142,6 +157,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
 		zap.Bool("tls", serverTLS != nil), zap.String("label", ow.label), zap.Int64("max_bandwidth", ow.bandwidth))
 	fmt.Printf("listening on %s\n", addr)
+	om.announce()
 
 	hbDone := make(chan struct{})
 	go func() {

@@ -71,13 +71,17 @@ func TestPutGetAgainstRealDaemons(t *testing.T) {
 
 	// versions --json reports the figures.
 	out, _, code = c.Run(t, work, nil, "ckpt", "versions", "job1", "--json")
-	var vs []struct {
-		Version      int64 `json:"version"`
-		Objects      int   `json:"objects"`
-		LogicalBytes int64 `json:"logical_bytes"`
-		NewBytes     int64 `json:"new_bytes"`
+	var doc struct {
+		Versions []struct {
+			Version      int64 `json:"version"`
+			Objects      int   `json:"objects"`
+			LogicalBytes int64 `json:"logical_bytes"`
+			NewBytes     int64 `json:"new_bytes"`
+		} `json:"versions"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &vs) != nil || len(vs) != 1 {
+	err := json.Unmarshal([]byte(out), &doc)
+	vs := doc.Versions
+	if code != 0 || err != nil || len(vs) != 1 {
 		t.Fatalf("versions --json: %q", out)
 	}
 	if vs[0].Objects != 3 || vs[0].LogicalBytes != int64(size+100) || vs[0].NewBytes != int64(size+100) {
@@ -184,11 +188,13 @@ type versionFigures struct {
 func versions(t *testing.T, c *clustertest.Cluster, dir, job string) []versionFigures {
 	t.Helper()
 	out, errOut, code := c.Run(t, dir, nil, "ckpt", "versions", job, "--json")
-	var vs []versionFigures
-	if code != 0 || json.Unmarshal([]byte(out), &vs) != nil {
+	var doc struct {
+		Versions []versionFigures `json:"versions"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
 		t.Fatalf("versions --json: %s %s", out, errOut)
 	}
-	return vs
+	return doc.Versions
 }
 
 // TestIncrementalPut is the incremental done-when at a size make test can

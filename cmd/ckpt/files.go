@@ -8,9 +8,11 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
@@ -24,8 +26,9 @@ import (
 
 func putCmd(g *globals) *cobra.Command {
 	var blockSize, chunking, mode, keyFile string
-	var noCompress, newKey, forceRead bool
+	var noCompress, newKey, forceRead, asJSON bool
 	var replicas int
+	var pf progressFlags
 	c := &cobra.Command{
 		Use:   "put JOB PATH...",
 		Short: "Store files and directory trees as a new version of JOB and print its version number",
@@ -54,34 +57,38 @@ With --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE) every block is
 encrypted before it leaves this machine, with a key derived from the key in
 F; 'ckpt get' then needs the same key. Blocks are reused only from a
 previous version written with the same key. --new-key creates F first
-(docs/security.md, "Client-side encryption").`,
+(docs/security.md, "Client-side encryption").
+
+Progress goes to stderr: a bar on a terminal, else a line every few
+seconds; --quiet silences it. The last line ends with the rate of the
+bytes read (MB/s).`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(blockSize)
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return cli.Usagef("--block-size: %w", err)
 			}
 			if chunking == "" {
 				chunking = os.Getenv("CKPT_CHUNKING")
 			}
 			kind, err := chunk.ParseKind(chunking)
 			if err != nil {
-				return fmt.Errorf("--chunking: %w", err)
+				return cli.Usagef("--chunking: %w", err)
 			}
 			chunker, err := chunk.Options{Kind: kind, Size: int(bs)}.New()
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return cli.Usagef("--block-size: %w", err)
 			}
 			if replicas == 0 && os.Getenv("CKPT_REPLICAS") != "" {
 				if _, err := fmt.Sscan(os.Getenv("CKPT_REPLICAS"), &replicas); err != nil || replicas < 1 {
-					return fmt.Errorf("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
+					return cli.Usagef("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
 				}
 			}
 			if mode == "" {
 				mode = os.Getenv("CKPT_WRITE_MODE")
 			}
 			if mode != "" && mode != "pessimistic" && mode != "optimistic" {
-				return fmt.Errorf("--mode %q: want pessimistic or optimistic", mode)
+				return cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
 			}
 			key, err := putKey(keyFile, newKey)
 			if err != nil {
@@ -94,7 +101,7 @@ previous version written with the same key. --new-key creates F first
 			if key != nil {
 				opts.Seal = key.Seal
 			}
-			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead)
+			return put(cmd.Context(), g, args[0], args[1:], opts, key, forceRead, asJSON, &pf)
 		},
 	}
 	c.Flags().StringVar(&blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "fixed block size, or average chunk size with --chunking cdc")
@@ -104,7 +111,9 @@ previous version written with the same key. --new-key creates F first
 	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON summary (ckptio.transfer/1) instead of the version number")
 	c.Flags().BoolVar(&forceRead, "force-read", false, "read every file, even those whose size, mtime, ctime and inode match the previous version")
+	pf.register(c)
 	return c
 }
 
@@ -118,7 +127,7 @@ func putKey(file string, newKey bool) (*crypt.Key, error) {
 		file = os.Getenv(crypt.EnvKeyFile)
 	}
 	if file == "" {
-		return nil, errors.New("--new-key needs --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE): the file to create")
+		return nil, cli.Usagef("--new-key needs --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE): the file to create")
 	}
 	k, err := crypt.NewKeyFile(file)
 	if err != nil {
@@ -132,7 +141,7 @@ func putKey(file string, newKey bool) (*crypt.Key, error) {
 func objectName(arg string) (string, error) {
 	clean := filepath.Clean(arg)
 	if !filepath.IsLocal(clean) {
-		return "", fmt.Errorf("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
+		return "", cli.Usagef("%q is not a relative path inside the current directory; run ckpt from a directory that contains it", arg)
 	}
 	name := filepath.ToSlash(clean)
 	if err := manifest.CheckPath(name); err != nil {
@@ -141,7 +150,8 @@ func objectName(arg string) (string, error) {
 	return name, nil
 }
 
-func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead bool) error {
+func put(ctx context.Context, g *globals, jobName string, args []string, opts client.WriterOptions, key *crypt.Key, forceRead, asJSON bool, pf *progressFlags) error {
+	start := time.Now()
 	// "." is what the current directory holds.
 	for i, a := range args {
 		if filepath.Clean(a) != "." {
@@ -169,7 +179,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 			return err
 		}
 		if seen[n] {
-			return fmt.Errorf("%q is given twice", a)
+			return cli.Usagef("%q is given twice", a)
 		}
 		seen[n] = true
 		if _, err := os.Lstat(a); err != nil {
@@ -180,7 +190,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	for _, n := range names {
 		for d := path.Dir(n); d != "."; d = path.Dir(d) {
 			if seen[d] {
-				return fmt.Errorf("%q is inside %q, which is given too; give it once", n, d)
+				return cli.Usagef("%q is inside %q, which is given too; give it once", n, d)
 			}
 		}
 	}
@@ -211,13 +221,16 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	if g.manager == "" {
 		exclude = []string{cluster.HomeDir(g.home)} // a put of the tree the local cluster lives in
 	}
+	meter := pf.start("put "+jobName, 0)
+	defer meter.Stop()
 	scan, err := tree.ScanPaths(".", names, prevTree, tree.Options{Rank: -1, ForceRead: forceRead, Exclude: exclude, Warn: func(p, reason string) {
 		fmt.Fprintf(os.Stderr, "ckpt: warning: %s %s\n", p, reason)
-	}})
+	}, Progress: meter.Add})
 	if err != nil {
 		return err
 	}
 	counts := scan.Counts()
+	meter.SetTotal(counts.ReadBytes)
 	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{})
 	if err != nil {
 		return err
@@ -234,8 +247,15 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores\n", jobName, c.Version, counts,
-		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores)
+	took := meter.Stop()
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores, in %s, %s\n", jobName, c.Version, counts,
+		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores,
+		took.Took(), took.Rate())
+	if asJSON {
+		t := newTransfer("put", jobName, c.Version, counts.New+counts.Changed+counts.Unchanged+counts.Dirs+counts.Symlinks, c.LogicalBytes, start)
+		t.NewBytes, t.SentBytes = &c.NewBytes, &c.SentBytes
+		return printJSON(t)
+	}
 	fmt.Println(c.Version)
 	return nil
 }

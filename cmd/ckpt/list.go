@@ -19,23 +19,6 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// versionJSON is a version as 'ckpt versions --json' prints it: the
-// manager's fields (version, logical_bytes, new_bytes, sent_bytes, ...)
-// plus the dedup ratio.
-type versionJSON struct {
-	catalog.VersionInfo
-	// DedupRatio is logical bytes over new bytes stored; 0 when the
-	// version stored nothing new.
-	DedupRatio float64 `json:"dedup_ratio"`
-}
-
-func dedupRatio(logical, stored int64) float64 {
-	if stored == 0 {
-		return 0
-	}
-	return float64(logical) / float64(stored)
-}
-
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -55,17 +38,14 @@ func versionsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			vs, err := s.mc.Versions(cmd.Context(), args[0])
+			list, err := s.mc.VersionList(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				out := make([]versionJSON, len(vs))
-				for i, v := range vs {
-					out[i] = versionJSON{VersionInfo: v, DedupRatio: dedupRatio(v.LogicalBytes, v.NewBytes)}
-				}
-				return printJSON(out)
+				return printJSON(list)
 			}
+			vs := list.Versions
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "VERSION\tTIME\tKIND\tSTEP\tRANKS\tOBJECTS\tLOGICAL\tSENT\tNEW\tDEDUP\tCOPIES\tSTATUS\tREGIONS")
 			for _, v := range vs {
@@ -80,7 +60,7 @@ func versionsCmd(g *globals) *cobra.Command {
 					copies += " below target"
 				}
 				dedup := "all reused"
-				if r := dedupRatio(v.LogicalBytes, v.NewBytes); r > 0 {
+				if r := v.DedupRatio(); r > 0 {
 					dedup = fmt.Sprintf("%.1fx", r)
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, ago(v.Committed), v.Kind,
@@ -91,7 +71,7 @@ func versionsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (ckptio.versions/1, docs/json.md)")
 	return c
 }
 
@@ -135,24 +115,28 @@ in the background, until 'ckpt cluster down'. Data is kept across down/up.`,
 			return nil
 		},
 	}
+	var statusJSON bool
 	status := &cobra.Command{
-		Use:   "status",
-		Short: "Say whether the local cluster runs",
-		Args:  cobra.NoArgs,
+		Use:   "status [--json]",
+		Short: "Say whether the local cluster runs; exits 0 only when it is healthy",
+		Long: `Says whether the local cluster under CKPT_HOME runs: its manager answers
+and every store is alive. Exits 0 when it is healthy, 4 when it is not
+running or its manager does not answer, 6 when the manager answers but a
+store is dead ('ckpt cluster up' restarts what is missing).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, ok, err := cluster.Status(cmd.Context(), g.home)
-			if err != nil && !ok {
-				fmt.Printf("local cluster under %s: not running\n", cluster.HomeDir(g.home))
-				return nil
+			st := localStatus(cmd.Context(), g.home)
+			if statusJSON {
+				if err := printJSON(st); err != nil {
+					return err
+				}
+			} else {
+				st.print()
 			}
-			state := "running"
-			if !ok {
-				state = "not healthy (run 'ckpt cluster up' to restart it)"
-			}
-			fmt.Printf("local cluster under %s: %s\nmanager %s, %d stores\n", info.Home, state, info.Manager, len(info.Stores))
-			return nil
+			return st.err()
 		},
 	}
+	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON (ckptio.cluster/1, docs/json.md)")
 	c.AddCommand(up, down, status)
 	return c
 }

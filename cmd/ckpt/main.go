@@ -46,7 +46,10 @@ stores on 127.0.0.1, started on demand and kept running until
 'ckpt cluster down'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       cli.VersionLine("ckpt"),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.manager, "manager", os.Getenv("CKPT_MANAGER"), "manager address HOST:PORT (default $CKPT_MANAGER; empty = local cluster)")
 	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the cluster token (default $CKPT_TOKEN, $CKPT_TOKEN_FILE)")
@@ -58,6 +61,9 @@ stores on 127.0.0.1, started on demand and kept running until
 	root.AddCommand(retentionCmds(g)...)
 	root.AddCommand(repairCmd(g))
 	root.AddCommand(mountCmd(g), umountCmd(g))
+	root.AddCommand(exportCmd(g))
+	root.AddCommand(jobsCmd(g))
+	usageArgs(root)
 	ctx, stop := cli.SignalContext()
 	defer stop()
 	cli.Exit("ckpt", root.ExecuteContext(ctx))
@@ -105,6 +111,34 @@ func (g *globals) connect(ctx context.Context) (*session, error) {
 		return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
 	}, log)
 	return s, nil
+}
+
+// usageArgs makes every argument error of c and its subcommands a usage
+// error (exit status 2), and an unknown subcommand one too.
+func usageArgs(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error { return cli.Usage(args(cmd, a)) }
+	} else if c.HasSubCommands() {
+		// A command that only groups others prints its help, and
+		// refuses an unknown subcommand (cobra would print the help and
+		// succeed).
+		if !c.Runnable() {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", a[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return cli.Usagef("%s; see '%s --help'", msg, cmd.CommandPath())
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func (s *session) Close() {

@@ -16,6 +16,7 @@ import (
 
 func repairCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var pf progressFlags
 	c := &cobra.Command{
 		Use:   "repair [JOB] [--json]",
 		Short: "Ask the manager to re-replicate the blocks below their target now",
@@ -30,30 +31,78 @@ its hash, and puts new copies on other alive stores with room, where a
 writer would place them (never two on one store); then every manifest naming the block lists
 its alive holders and the new copies. A block with no live copy is lost:
 it is listed and the command exits non-zero. 'ckpt verify JOB' shows the
-state of each version.`,
+state of each version.
+
+While the pass runs, its progress (the bytes of copies made of those
+planned so far, polled from the manager's GET /v1/repair) goes to stderr:
+a bar on a terminal, else a line every few seconds; --quiet silences it.
+A request made while another pass runs waits for it, and shows its
+progress meanwhile. The last line on stderr gives the rate (MB/s).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			job := ""
 			if len(args) == 1 {
 				job = args[0]
 			}
-			return repair(cmd.Context(), g, job, asJSON)
+			return repair(cmd.Context(), g, job, asJSON, &pf)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	pf.register(c)
 	return c
 }
 
-func repair(ctx context.Context, g *globals, job string, asJSON bool) error {
+// repairPoll is how often 'ckpt repair' asks the manager how far the
+// pass has got.
+const repairPoll = 500 * time.Millisecond
+
+func repair(ctx context.Context, g *globals, job string, asJSON bool, pf *progressFlags) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	rep, err := s.mc.Repair(ctx, job)
+	label := "repair"
+	if job != "" {
+		label += " " + job
+	}
+	meter := pf.start(label, 0)
+	defer meter.Stop()
+	type result struct {
+		rep catalog.RepairReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := s.mc.Repair(ctx, job)
+		done <- result{rep, err}
+	}()
+	var res result
+	poll := time.NewTicker(repairPoll)
+	defer poll.Stop()
+	for waiting := true; waiting; {
+		select {
+		case res = <-done:
+			waiting = false
+		case <-poll.C:
+			if pf.quiet {
+				continue
+			}
+			// A failed poll only costs the display: the pass goes on.
+			if st, err := s.mc.RepairStatus(ctx); err == nil && st.Progress != nil {
+				meter.SetTotal(st.Progress.CopyBytes)
+				meter.Set(st.Progress.CopiedBytes)
+			}
+		}
+	}
+	rep, err := res.rep, res.err
 	if err != nil {
 		return err
 	}
+	meter.SetTotal(rep.CopiedBytes)
+	meter.Set(rep.CopiedBytes)
+	took := meter.Stop()
+	fmt.Fprintf(os.Stderr, "ckpt: %s: %d copies, %s copied in %s, %s\n", label, rep.Copies, storage.FormatSize(rep.CopiedBytes), took.Took(), took.Rate())
 	if asJSON {
 		if err := printJSON(rep); err != nil {
 			return err

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
@@ -42,27 +44,30 @@ To restart a job from this version instead, run
 func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Command {
 	var ver int64
 	var to, keyFile string
-	var overwrite bool
+	var overwrite, asJSON bool
+	var pf progressFlags
 	c := &cobra.Command{
-		Use:   name + " JOB --to DIR [--version N] [--overwrite]",
+		Use:   name + " JOB --to DIR [--version N] [--overwrite] [--json]",
 		Short: short,
 		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return errors.New("--to DIR is required")
+				return cli.Usagef("--to DIR is required")
 			}
 			key, err := crypt.Resolve(keyFile)
 			if err != nil {
 				return err
 			}
-			return writeOut(cmd.Context(), g, args[0], ver, to, key, overwrite, filesOnly)
+			return writeOut(cmd.Context(), g, args[0], ver, to, key, overwrite, filesOnly, asJSON, &pf)
 		},
 	}
 	c.Flags().Int64Var(&ver, "version", 0, "version to "+name+" (default: latest)")
 	c.Flags().StringVar(&to, "to", "", "directory to write into (created if missing)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "key file of an encrypted version (default $CKPT_ENCRYPT_KEY_FILE)")
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace files that exist under DIR")
+	pf.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON summary (ckptio.transfer/1) at the end")
 	return c
 }
 
@@ -70,7 +75,8 @@ func writeOutCmd(g *globals, name, short, long string, filesOnly bool) *cobra.Co
 // files by the names they were put with, MPI regions as rank-NNNNN/REGION
 // and a rank's protected files under rank-NNNNN/files/, all through
 // tree.Extract. filesOnly ('ckpt get') refuses an MPI checkpoint.
-func writeOut(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite, filesOnly bool) error {
+func writeOut(ctx context.Context, g *globals, job string, ver int64, to string, key *crypt.Key, overwrite, filesOnly, asJSON bool, pf *progressFlags) error {
+	start := time.Now()
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -97,7 +103,15 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 		}
 	}
 	files := tree.Files(shown)
-	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode})
+	var total int64
+	for _, f := range files {
+		if f.Type == manifest.TypeFile {
+			total += f.Size
+		}
+	}
+	meter := pf.start(writeOutVerb(filesOnly)+" "+job, total)
+	defer meter.Stop()
+	r := countingReader{client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode}), meter}
 	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
 		if errors.Is(err, tree.ErrExists) {
 			return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
@@ -108,14 +122,31 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 	if regions > 0 {
 		what = fmt.Sprintf("%d regions and %d protected entries", regions, len(files)-regions)
 	}
-	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s, %s written under %s\n", job, m.Version, what, storage.FormatSize(m.LogicalBytes), to)
+	took := meter.Stop()
+	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s, %s written under %s in %s, %s\n", job, m.Version, what, storage.FormatSize(m.LogicalBytes), to, took.Took(), took.Rate())
+	if asJSON {
+		op := "restore"
+		if filesOnly {
+			op = "get"
+		}
+		return printJSON(newTransfer(op, job, m.Version, len(files), m.LogicalBytes, start))
+	}
 	return nil
+}
+
+// writeOutVerb is the command writeOut runs for.
+func writeOutVerb(filesOnly bool) string {
+	if filesOnly {
+		return "get"
+	}
+	return "restore"
 }
 
 func verifyCmd(g *globals) *cobra.Command {
 	var version int64
 	var asJSON, deep bool
 	var keyFile string
+	var pf progressFlags
 	c := &cobra.Command{
 		Use:   "verify JOB [--version N] [--json] [--deep]",
 		Short: "Say whether JOB's versions are healthy, degraded or lost",
@@ -137,11 +168,14 @@ or corrupt one is listed.
 Exits non-zero when a version is lost, and with --deep when a copy is
 unreadable or corrupt. A degraded version exits 0 (and says so). --deep
 on an encrypted version needs its key (--encrypt-key-file or
-CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked.`,
+CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked. --deep shows
+its progress on stderr (a bar on a terminal, else a line every few
+seconds; --quiet silences it) and ends with a line giving the bytes read
+and the rate (MB/s).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version < 0 {
-				return errors.New("--version must be positive")
+				return cli.Usagef("--version must be positive")
 			}
 			var key *crypt.Key
 			if deep {
@@ -150,13 +184,14 @@ CKPT_ENCRYPT_KEY_FILE): every copy is decrypted and checked.`,
 					return err
 				}
 			}
-			return verify(cmd.Context(), g, args[0], version, asJSON, deep, key)
+			return verify(cmd.Context(), g, args[0], version, asJSON, deep, key, &pf)
 		},
 	}
 	c.Flags().Int64Var(&version, "version", 0, "version to verify (default: every version)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: one object per version with its state and counts")
 	c.Flags().BoolVar(&deep, "deep", false, "also read every copy of every block and check its hash")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "with --deep, key file of encrypted versions (default $CKPT_ENCRYPT_KEY_FILE)")
+	pf.register(c)
 	return c
 }
 
@@ -169,6 +204,19 @@ type versionCheck struct {
 	BadCopies []badCopy `json:"bad_copies,omitempty"`
 }
 
+// healthDoc is 'ckpt verify --json': the manager's health report
+// (catalog.JobHealth, ckptio.health/1) with the versions recounted by
+// --deep and their bad copies.
+type healthDoc struct {
+	Schema   string                      `json:"schema"`
+	Job      string                      `json:"job"`
+	Checked  time.Time                   `json:"checked"`
+	Deep     bool                        `json:"deep"`
+	Versions []versionCheck              `json:"versions"`
+	Stores   []catalog.RepairStoreReport `json:"stores"`
+	Skipped  []catalog.StoreRef          `json:"skipped"`
+}
+
 // badCopy is a copy --deep could not read back intact.
 type badCopy struct {
 	Object string `json:"object"`
@@ -178,7 +226,7 @@ type badCopy struct {
 	Error  string `json:"error"`
 }
 
-func verify(ctx context.Context, g *globals, job string, version int64, asJSON, deep bool, key *crypt.Key) error {
+func verify(ctx context.Context, g *globals, job string, version int64, asJSON, deep bool, key *crypt.Key, pf *progressFlags) error {
 	s, err := g.connect(ctx)
 	if err != nil {
 		return err
@@ -193,7 +241,7 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 		checks[i] = versionCheck{VersionHealth: vh}
 	}
 	if deep {
-		if err := deepCheck(ctx, s, job, checks, key); err != nil {
+		if err := deepCheck(ctx, s, job, checks, key, pf); err != nil {
 			return err
 		}
 	}
@@ -210,7 +258,8 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 		}
 	}
 	if asJSON {
-		if err := printJSON(checks); err != nil {
+		doc := healthDoc{Schema: catalog.SchemaHealth, Job: h.Job, Checked: h.Checked, Deep: deep, Versions: checks, Stores: h.Stores, Skipped: h.Skipped}
+		if err := printJSON(doc); err != nil {
 			return err
 		}
 	} else {
@@ -273,7 +322,7 @@ func printChecks(checks []versionCheck) {
 // the alive stores that the manifests list, and recounts each version's
 // blocks from the copies that came back intact. A copy shared by several
 // versions is read once.
-func deepCheck(ctx context.Context, s *session, job string, checks []versionCheck, key *crypt.Key) error {
+func deepCheck(ctx context.Context, s *session, job string, checks []versionCheck, key *crypt.Key, pf *progressFlags) error {
 	stores, err := s.mc.Stores(ctx)
 	if err != nil {
 		return err
@@ -290,8 +339,11 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 	var mu sync.Mutex
 	read := map[copyKey]chan struct{}{} // closed once results holds the copy
 	results := map[copyKey]error{}
-	for i := range checks {
-		c := &checks[i]
+	// The manifests first, for the bytes to read: each copy once.
+	manifests := make([]*manifest.Manifest, len(checks))
+	var total int64
+	counted := map[copyKey]bool{}
+	for i, c := range checks {
 		m, err := s.mc.Manifest(ctx, job, c.Version)
 		if err != nil {
 			return err
@@ -299,6 +351,21 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 		if err := crypt.Check(m, key); err != nil {
 			return err
 		}
+		manifests[i] = m
+		for _, b := range m.Blocks {
+			for _, id := range b.Stores {
+				if ck := (copyKey{b.Key, id}); b.Length > 0 && alive[id] && !counted[ck] {
+					counted[ck] = true
+					total += b.Length
+				}
+			}
+		}
+	}
+	meter := pf.start("verify --deep "+job, total)
+	defer meter.Stop()
+	for i := range checks {
+		c := &checks[i]
+		m := manifests[i]
 		good := make([]int, len(m.Blocks))
 		grp, gctx := errgroup.WithContext(ctx)
 		grp.SetLimit(client.DefaultParallel)
@@ -326,6 +393,7 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 						if gctx.Err() != nil {
 							return gctx.Err()
 						}
+						meter.Add(b.Length)
 						mu.Lock()
 						results[ck] = err
 						mu.Unlock()
@@ -362,6 +430,8 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 		})
 		recount(c, m.Blocks, good)
 	}
+	took := meter.Stop()
+	fmt.Fprintf(os.Stderr, "ckpt: verify --deep %s: %d copies, %s read in %s, %s\n", job, len(counted), storage.FormatSize(took.Bytes), took.Took(), took.Rate())
 	return nil
 }
 

@@ -37,7 +37,7 @@ drained, then 'ckpt stores forget ID' (docs/stores.md).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(list)
+				return printJSON(catalog.StoreList{Schema: catalog.SchemaStores, Stores: list})
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ADDRESS\tID\tLABEL\tALIVE\tUSED\tQUOTA\tDISK FREE\tBLOCKS\tUPTIME\tERRORS\tSTATE\tLAST SEEN")
@@ -57,7 +57,7 @@ drained, then 'ckpt stores forget ID' (docs/stores.md).`,
 			return tw.Flush()
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (ckptio.stores/1, docs/json.md)")
 	c.AddCommand(drainCmd(g), undrainCmd(g), forgetCmd(g))
 	return c
 }

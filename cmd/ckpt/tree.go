@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/tree"
@@ -59,6 +60,23 @@ func modeString(f manifest.File) string {
 	return string(b)
 }
 
+// treeDoc is 'ckpt ls --json'.
+type treeDoc struct {
+	Schema  string   `json:"schema"`
+	Job     string   `json:"job"`
+	Version int64    `json:"version"`
+	Entries []listed `json:"entries"`
+}
+
+// diffDoc is 'ckpt diff --json'.
+type diffDoc struct {
+	Schema  string        `json:"schema"`
+	Job     string        `json:"job"`
+	From    int64         `json:"from"`
+	To      int64         `json:"to"`
+	Changes []tree.Change `json:"changes"`
+}
+
 func lsCmd(g *globals) *cobra.Command {
 	var ver int64
 	var asJSON bool
@@ -70,8 +88,8 @@ the latest), one per line like 'ls -lR': mode, size, mtime, path, and a
 symlink's target. With PATH, only that entry and what it holds. For an MPI
 checkpoint each rank's regions are listed as rank-NNNNN/REGION and its
 protected files under rank-NNNNN/files/, where 'ckpt restore' writes them.
---json prints an array of {path, type, mode, size, mtime, target, rank,
-blocks}.`,
+--json prints {"schema": "ckptio.tree/1", job, version, entries: [{path,
+type, mode, size, mtime, target, rank, blocks}]} (docs/json.md).`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -94,7 +112,7 @@ blocks}.`,
 					return f.Object != p && !strings.HasPrefix(f.Object, p+"/")
 				})
 				if len(files) == 0 {
-					return fmt.Errorf("%s version %d holds nothing at %q ('ckpt ls %s --version %d' lists it)", args[0], m.Version, args[1], args[0], m.Version)
+					return cli.WithCode(cli.ExitNotFound, fmt.Errorf("%s version %d holds nothing at %q ('ckpt ls %s --version %d' lists it)", args[0], m.Version, args[1], args[0], m.Version))
 				}
 			}
 			if asJSON {
@@ -114,7 +132,7 @@ blocks}.`,
 					}
 					out = append(out, l)
 				}
-				return printJSON(out)
+				return printJSON(treeDoc{Schema: schemaTree, Job: m.Job, Version: m.Version, Entries: out})
 			}
 			width := 1
 			for _, f := range files {
@@ -155,15 +173,15 @@ difference, sorted by path:
 where N counts the bytes of B's blocks that A does not hold at the same
 offset, and "what" lists content, mode, mtime, type, target. A last line
 sums them. Nothing is read from the stores: the manifests say it all.
---json prints an array of {path, change, type, old_size, new_size,
-changed_bytes, what}.`,
+--json prints {"schema": "ckptio.diff/1", job, from, to, changes: [{path,
+change, type, old_size, new_size, changed_bytes, what}]} (docs/json.md).`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var vs [2]int64
 			for i, a := range args[1:] {
 				if _, err := fmt.Sscan(a, &vs[i]); err != nil || vs[i] < 1 {
-					return fmt.Errorf("version %q: want a version number (see 'ckpt versions %s')", a, args[0])
+					return cli.Usagef("version %q: want a version number (see 'ckpt versions %s')", a, args[0])
 				}
 			}
 			s, err := g.connect(ctx)
@@ -188,7 +206,7 @@ changed_bytes, what}.`,
 				if changes == nil {
 					changes = []tree.Change{}
 				}
-				return printJSON(changes)
+				return printJSON(diffDoc{Schema: schemaDiff, Job: args[0], From: vs[0], To: vs[1], Changes: changes})
 			}
 			var added, removed, changed int
 			var bytes int64

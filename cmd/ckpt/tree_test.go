@@ -104,14 +104,17 @@ func TestPutGetTree(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ls: %s", errOut)
 	}
-	var listed []struct {
-		Path, Type, Mode string
-		Size             int64
-		MTime            time.Time
+	var doc struct {
+		Entries []struct {
+			Path, Type, Mode string
+			Size             int64
+			MTime            time.Time
+		}
 	}
-	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("ls --json: %v\n%s", err, out)
 	}
+	listed := doc.Entries
 	if len(listed) != 4 || listed[3].Path != "top/data/secret" || listed[3].Mode != "0600" || listed[2].Size != 3<<20 {
 		t.Fatalf("ls --json: %+v", listed)
 	}

@@ -12,6 +12,9 @@ import (
 // errHelp: --help was asked for; the caller prints the usage and exits 0.
 var errHelp = errors.New("ckptrun: help requested")
 
+// errVersion: --version was asked for; the caller prints it and exits 0.
+var errVersion = errors.New("ckptrun: version requested")
+
 // defaultMaxRestarts is --max-restarts when not given.
 const defaultMaxRestarts = 3
 
@@ -99,6 +102,8 @@ func parseArgs(argv []string) (options, error) {
 		switch name {
 		case "h", "help":
 			return options{}, errHelp
+		case "version":
+			return options{}, errVersion
 		case "np", "n", "c":
 			v, err := value(word, inline, has)
 			if err != nil {

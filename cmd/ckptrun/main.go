@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster"
 	"github.com/ckptio/ckptio/storage/token"
@@ -69,8 +70,10 @@ this machine's cores (unless given, or ranks are placed with --host,
 
 Exit status: the last attempt's (128+signal if a signal killed mpirun).
 SIGINT and SIGTERM are forwarded to mpirun and stop any relaunch. 1 when
-ckptrun itself fails (no mpirun, cluster not starting), 2 on a bad command
-line.
+ckptrun itself fails (no mpirun), 2 on a bad command line, and when the
+local cluster does not start the status ckpt would exit with (4
+unreachable, 5 out of space, ...; README.md, "Scripting").
+--version prints the version, commit and Go version.
 
 Examples:
   ckptrun -np 4 bin/heat --n 1024
@@ -91,9 +94,13 @@ func run(argv, environ []string, stderr io.Writer) int {
 		fmt.Print(usage)
 		return 0
 	}
+	if errors.Is(err, errVersion) {
+		fmt.Println(cli.VersionLine("ckptrun"))
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ckptrun: %v\n", err)
-		return 2
+		return cli.ExitUsage
 	}
 	mpirun, display, err := findMpirun(lookupEnv(environ, "MPIRUN"))
 	if err != nil {
@@ -121,7 +128,7 @@ func run(argv, environ []string, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "ckptrun: local cluster: %v\n", err)
-			return 1
+			return cli.Code(err)
 		}
 		fmt.Fprintf(stderr, "ckptrun: using the local cluster under %s (manager %s)\n", info.Home, info.Manager)
 		ce = clusterEnv{manager: info.Manager, tokenFile: info.TokenFile}

@@ -15,8 +15,9 @@ const HeaderVersion = "X-Ckpt-Version"
 
 // ErrorBody is every error response.
 type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
+	Schema string `json:"schema,omitempty"` // SchemaError
+	Error  string `json:"error"`
+	Code   string `json:"code"`
 }
 
 // Error codes of ErrorBody, one per sentinel.

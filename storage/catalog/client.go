@@ -142,8 +142,20 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path, cont
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: %s %s: reading the answer: %w", c.addr, method, path, err)
+	}
+	if d, ok := out.(schemaDoc); ok {
+		if got, ok := checkSchema(raw, d.wantSchema()); !ok {
+			return nil, &ShapeError{Addr: c.addr, Path: method + " " + path, Got: got, Want: d.wantSchema()}
+		}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
 		return nil, fmt.Errorf("manager %s: %s %s: bad answer: %w", c.addr, method, path, err)
+	}
+	if d, ok := out.(schemaDoc); ok {
+		d.setSchema()
 	}
 	return nil, nil
 }
@@ -236,11 +248,18 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) error {
 
 // Stores lists the stores the manager knows, alive or not.
 func (c *Client) Stores(ctx context.Context) ([]StoreInfo, error) {
-	var out struct {
-		Stores []StoreInfo `json:"stores"`
-	}
+	l, err := c.StoreList(ctx)
+	return l.Stores, err
+}
+
+// StoreList is Stores as the manager answers it (SchemaStores).
+func (c *Client) StoreList(ctx context.Context) (StoreList, error) {
+	var out StoreList
 	_, err := c.do(ctx, http.MethodGet, "/v1/stores", "", nil, &out)
-	return out.Stores, err
+	if out.Stores == nil {
+		out.Stores = []StoreInfo{}
+	}
+	return out, err
 }
 
 func storePath(id string) (string, error) {
@@ -299,11 +318,18 @@ func (c *Client) ForgetStore(ctx context.Context, id string) (StoreCopies, error
 
 // Jobs lists the jobs.
 func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
-	var out struct {
-		Jobs []JobInfo `json:"jobs"`
-	}
+	l, err := c.JobList(ctx)
+	return l.Jobs, err
+}
+
+// JobList is Jobs as the manager answers it (SchemaJobs).
+func (c *Client) JobList(ctx context.Context) (JobList, error) {
+	var out JobList
 	_, err := c.do(ctx, http.MethodGet, "/v1/jobs", "", nil, &out)
-	return out.Jobs, err
+	if out.Jobs == nil {
+		out.Jobs = []JobInfo{}
+	}
+	return out, err
 }
 
 // Begin starts a version of job. Renew the transaction well within the
@@ -328,7 +354,12 @@ func (c *Client) Renew(ctx context.Context, txnID string) error {
 // Commit sends the version's manifest, encoded (manifest.Marshal or
 // manifest.Splice), and returns the version number the manager assigned.
 func (c *Client) Commit(ctx context.Context, txnID string, body []byte) (int64, error) {
-	var vi VersionInfo
+	// Only the number is read, whatever the answer's schema: refusing the
+	// answer of a committed version would report a commit that happened
+	// as failed.
+	var vi struct {
+		Version int64 `json:"version"`
+	}
 	if _, err := c.do(ctx, http.MethodPost, txnPath(txnID)+"/commit", ManifestContentType, body, &vi); err != nil {
 		return 0, err
 	}
@@ -352,11 +383,18 @@ func (c *Client) Versions(ctx context.Context, job string) ([]VersionInfo, error
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Versions []VersionInfo `json:"versions"`
-	}
+	var out VersionList
 	_, err = c.do(ctx, http.MethodGet, p+"/versions", "", nil, &out)
 	return out.Versions, err
+}
+
+// VersionList is Versions as the manager answers it (SchemaVersions).
+func (c *Client) VersionList(ctx context.Context, job string) (VersionList, error) {
+	vs, err := c.Versions(ctx, job)
+	if vs == nil {
+		vs = []VersionInfo{}
+	}
+	return VersionList{Schema: SchemaVersions, Job: job, Versions: vs}, err
 }
 
 func versionPath(job string, version int64) (string, error) {
@@ -437,9 +475,9 @@ func (c *Client) Retention(ctx context.Context, job string) (Retention, error) {
 	if err != nil {
 		return Retention{}, err
 	}
-	var r Retention
+	var r RetentionPolicy
 	_, err = c.do(ctx, http.MethodGet, p+"/retention", "", nil, &r)
-	return r, err
+	return r.Retention, err
 }
 
 // SetRetention sets a job's retention policy (the zero policy removes it),
@@ -457,6 +495,40 @@ func (c *Client) SetRetention(ctx context.Context, job string, r Retention) ([]i
 	var out RetentionResult
 	_, err = c.do(ctx, http.MethodPut, p+"/retention", "application/json", body, &out)
 	return out.Deleted, err
+}
+
+// PreviewRetention returns the versions SetRetention would delete now with
+// policy r, deleting nothing and storing no policy (a dry run).
+func (c *Client) PreviewRetention(ctx context.Context, job string, r Retention) ([]int64, error) {
+	p, err := jobPath(job)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(RetentionRequest{Retention: r, DryRun: true})
+	if err != nil {
+		return nil, fmt.Errorf("manager: retention: %w", err)
+	}
+	var out RetentionResult
+	_, err = c.do(ctx, http.MethodPut, p+"/retention", "application/json", body, &out)
+	if err == nil && !out.DryRun {
+		// A manager from before dry runs refuses the field; never trust
+		// an answer that did not say it deleted nothing.
+		err = fmt.Errorf("manager %s did not confirm a dry run of the retention policy of %s: it may be older than this ckpt (compare 'ckpt-manager --version')", c.addr, job)
+	}
+	return out.Deleted, c.olderManager(err, "dry runs of retention policies")
+}
+
+// olderManager explains the refusal of a field or body by a manager of an
+// older release.
+func (c *Client) olderManager(err error, what string) error {
+	if err == nil || !errors.Is(err, ErrInvalid) {
+		return err
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "unknown field") || strings.Contains(msg, "takes no body") {
+		return fmt.Errorf("manager %s does not support %s (it is older than this ckpt; compare 'ckpt-manager --version'): %w", c.addr, what, err)
+	}
+	return err
 }
 
 // DeleteVersion deletes one version (version > 0) of a job and returns
@@ -502,6 +574,22 @@ func (c *Client) GC(ctx context.Context) (GCReport, error) {
 	var rep GCReport
 	_, err := c.doWith(ctx, c.long, http.MethodPost, "/v1/gc", "", nil, &rep)
 	return rep, err
+}
+
+// GCDryRun lists every alive store and reports, per store, the blocks a
+// garbage collection would ask it to delete and an estimate of their
+// bytes; nothing is deleted. ErrGCRunning when a collection is running.
+func (c *Client) GCDryRun(ctx context.Context) (GCReport, error) {
+	body, err := json.Marshal(GCRequest{DryRun: true})
+	if err != nil {
+		return GCReport{}, err
+	}
+	var rep GCReport
+	_, err = c.doWith(ctx, c.long, http.MethodPost, "/v1/gc", "application/json", body, &rep)
+	if err == nil && !rep.DryRun {
+		err = fmt.Errorf("manager %s did not confirm a dry run of garbage collection: it may be older than this ckpt (compare 'ckpt-manager --version')", c.addr)
+	}
+	return rep, c.olderManager(err, "garbage collection dry runs")
 }
 
 // GCStatus says whether a garbage collection is running and returns the

@@ -33,28 +33,31 @@
 // which are Arrow IPC streams (application/vnd.apache.arrow.stream). JSON
 // bodies are limited to 1 MiB and decoded strictly (unknown fields and
 // trailing data are errors); manifests to Options.MaxManifestBytes
-// (256 MiB). Job names match [A-Za-z0-9._-]{1,128}. Errors are
-// {"error": "...", "code": "..."} with 400 (bad input), 401 (token, clock),
+// (256 MiB). Job names match [A-Za-z0-9._-]{1,128}. Every JSON answer is
+// one object whose "schema" names its shape and major version (Schema...
+// constants; docs/json.md): lists are wrapped, numbers are numbers, and a
+// VersionInfo's known meta keys are typed fields (MarshalJSON). Errors are
+// {"schema": "ckptio.error/1", "error": "...", "code": "..."} with 400 (bad input), 401 (token, clock),
 // 404 (unknown job, version, transaction or endpoint), 409 (conflict,
 // pinned, GC running), 413 (too large), 503 (closing).
 //
 //	GET    /v1/ping                              -> {"ok":true,"time":...,"dead_after":"15s","txn_timeout":"10m0s"}
 //	POST   /v1/heartbeat      Heartbeat          -> {"ok":true}
-//	GET    /v1/stores                            -> {"stores":[StoreInfo...]}
-//	GET    /v1/jobs                              -> {"jobs":[JobInfo...]}
+//	GET    /v1/stores                            -> StoreList
+//	GET    /v1/jobs                              -> JobList
 //	POST   /v1/jobs/{job}/txns                   -> 201 Txn
 //	POST   /v1/txns/{id}/renew                   -> Txn
 //	POST   /v1/txns/{id}/commit  manifest        -> 201 VersionInfo
 //	DELETE /v1/txns/{id}                         -> 204
-//	GET    /v1/jobs/{job}/versions               -> {"versions":[VersionInfo...]} (oldest first)
+//	GET    /v1/jobs/{job}/versions               -> VersionList (oldest first)
 //	GET    /v1/jobs/{job}/versions/{v}           -> VersionInfo (v: number or "latest")
 //	GET    /v1/jobs/{job}/versions/{v}/manifest  -> manifest bytes, X-Ckpt-Version: n
 //	DELETE /v1/jobs/{job}/versions/{v}           -> VersionInfo of the deleted version (v: number)
 //	POST   /v1/jobs/{job}/versions/{v}/pin       -> VersionInfo (pinned)
 //	DELETE /v1/jobs/{job}/versions/{v}/pin       -> VersionInfo (unpinned)
-//	GET    /v1/jobs/{job}/retention              -> Retention
-//	PUT    /v1/jobs/{job}/retention  Retention   -> {"retention":Retention,"deleted":[v...]}
-//	POST   /v1/gc                                -> GCReport
+//	GET    /v1/jobs/{job}/retention              -> RetentionPolicy
+//	PUT    /v1/jobs/{job}/retention  RetentionRequest -> RetentionResult (dry_run: nothing deleted)
+//	POST   /v1/gc             [GCRequest]        -> GCReport (dry_run: nothing deleted)
 //	GET    /v1/gc                                -> GCStatus
 //	GET    /v1/jobs/{job}/health                 -> JobHealth
 //	GET    /v1/jobs/{job}/versions/{v}/health    -> JobHealth (that version)

@@ -8,6 +8,10 @@ import (
 
 // GCReport is the outcome of one garbage collection (POST /v1/gc).
 type GCReport struct {
+	Schema string `json:"schema,omitempty"` // SchemaGC at top level
+	// DryRun: the stores were listed and nothing was deleted; Unreferenced
+	// counts what a collection would ask them to delete.
+	DryRun  bool      `json:"dry_run"`
 	Started time.Time `json:"started"`
 	// NotSince is the horizon T0: only blocks no store touched since then
 	// were deleted.
@@ -17,9 +21,11 @@ type GCReport struct {
 	// collected by a garbage collection after they come back.
 	Skipped []StoreRef `json:"skipped"`
 	// FreedBytes and Unreferenced sum the stores' figures.
-	FreedBytes   int64    `json:"freed_bytes"`
-	Unreferenced int64    `json:"unreferenced"`
-	Took         Duration `json:"took"`
+	FreedBytes   int64 `json:"freed_bytes"`
+	Unreferenced int64 `json:"unreferenced"`
+	// EstimatedBytes (dry runs) sums the stores' estimates.
+	EstimatedBytes int64    `json:"estimated_bytes,omitempty"`
+	Took           Duration `json:"took"`
 }
 
 // Failed returns the stores whose sweep failed.
@@ -45,6 +51,11 @@ type GCStoreReport struct {
 	Unreferenced int64 `json:"unreferenced"`
 	// FreedBytes is what the store reported freed.
 	FreedBytes int64 `json:"freed_bytes"`
+	// EstimatedBytes (dry runs only) estimates the bytes a collection would
+	// free: Unreferenced times the store's average stored block (used over
+	// blocks), as stores do not list sizes. A collection frees less when
+	// blocks were touched since NotSince.
+	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
 	// Error is why the sweep of this store stopped early ("" if it did
 	// not). Keys deleted before it stay deleted.
 	Error string `json:"error,omitempty"`
@@ -62,6 +73,7 @@ type StoreRef struct {
 
 // GCStatus is the answer to GET /v1/gc.
 type GCStatus struct {
+	Schema  string    `json:"schema,omitempty"` // SchemaGCStatus
 	Running bool      `json:"running"`
 	Since   time.Time `json:"since,omitzero"` // start of the running one
 	Last    *GCReport `json:"last"`           // the last one finished; null if none since the manager started
@@ -69,6 +81,7 @@ type GCStatus struct {
 
 // RepairReport is the outcome of one repair pass (POST /v1/repair).
 type RepairReport struct {
+	Schema  string    `json:"schema,omitempty"` // SchemaRepair at top level
 	Started time.Time `json:"started"`
 	Job     string    `json:"job,omitempty"` // the job repaired; empty: every job
 	// Versions and Blocks count the versions checked and their distinct
@@ -147,9 +160,26 @@ type LostBlock struct {
 
 // RepairStatus is the answer to GET /v1/repair.
 type RepairStatus struct {
-	Running bool          `json:"running"`
-	Since   time.Time     `json:"since,omitzero"`
-	Last    *RepairReport `json:"last"` // the last pass finished; null if none since the manager started
+	Schema  string    `json:"schema,omitempty"` // SchemaRepairStatus
+	Running bool      `json:"running"`
+	Since   time.Time `json:"since,omitzero"`
+	// Progress counts what the running pass has done so far (absent when
+	// none runs).
+	Progress *RepairProgress `json:"progress,omitempty"`
+	Last     *RepairReport   `json:"last"` // the last pass finished; null if none since the manager started
+}
+
+// RepairProgress is how far the running repair pass has got. The pass
+// surveys one job at a time, so the totals grow as it goes.
+type RepairProgress struct {
+	Jobs     int   `json:"jobs"`      // jobs the pass covers
+	JobsDone int   `json:"jobs_done"` // jobs surveyed and repaired
+	Blocks   int64 `json:"blocks"`    // distinct blocks surveyed so far
+	// CopyBytes is the stored bytes of the copies planned so far (a
+	// block's size times the copies it lacks); CopiedBytes those made or
+	// given up on.
+	CopyBytes   int64 `json:"copy_bytes"`
+	CopiedBytes int64 `json:"copied_bytes"`
 }
 
 // HealthState is a version's state: the worst state of its blocks.
@@ -181,6 +211,7 @@ type VersionHealth struct {
 
 // JobHealth is the answer to GET /v1/jobs/{job}/health.
 type JobHealth struct {
+	Schema   string          `json:"schema,omitempty"` // SchemaHealth
 	Job      string          `json:"job"`
 	Checked  time.Time       `json:"checked"`
 	Versions []VersionHealth `json:"versions"` // oldest first

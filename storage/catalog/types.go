@@ -83,11 +83,17 @@ type JobInfo struct {
 	Latest   int64     `json:"latest"`    // highest committed version held; 0 if none
 	Updated  time.Time `json:"updated"`   // commit time of Latest
 	InFlight int       `json:"in_flight"` // transactions begun and not yet committed
+	// LogicalBytes sums the logical bytes of the versions held.
+	LogicalBytes int64 `json:"logical_bytes"`
+	// LatestStep is the application step of Latest (Meta "step"); absent
+	// when it has none (a version of files).
+	LatestStep *int64 `json:"latest_step,omitempty"`
 }
 
 // Txn is an in-flight version: begun, not yet committed. Its writer renews
 // it before Expires, or the manager abandons it.
 type Txn struct {
+	Schema  string    `json:"schema,omitempty"` // SchemaTxn at top level
 	ID      string    `json:"id"`
 	Job     string    `json:"job"`
 	Began   time.Time `json:"began"`
@@ -99,8 +105,11 @@ type Txn struct {
 const StatusCommitted = "committed"
 
 // VersionInfo describes one committed version, computed from its manifest
-// at commit.
+// at commit. Its JSON (MarshalJSON) gives the known Meta keys typed fields
+// (step, ranks, leaders, regions, encrypted, labels) and keeps the rest in
+// "meta".
 type VersionInfo struct {
+	Schema        string            `json:"schema,omitempty"` // SchemaVersion at top level
 	Job           string            `json:"job"`
 	Version       int64             `json:"version"`
 	Created       time.Time         `json:"created"`   // when the writer began it (manifest)
@@ -164,6 +173,7 @@ func (h *Heartbeat) Validate() error {
 
 // Pong is the answer to GET /v1/ping.
 type Pong struct {
+	Schema     string    `json:"schema,omitempty"` // SchemaPong
 	OK         bool      `json:"ok"`
 	Time       time.Time `json:"time"`
 	DeadAfter  string    `json:"dead_after"`
@@ -172,8 +182,12 @@ type Pong struct {
 
 // RetentionResult is the answer to PUT /v1/jobs/{job}/retention.
 type RetentionResult struct {
+	Schema    string    `json:"schema,omitempty"` // SchemaRetention
+	Job       string    `json:"job,omitempty"`
 	Retention Retention `json:"retention"`
-	Deleted   []int64   `json:"deleted"` // versions the policy deleted, ascending
+	Deleted   []int64   `json:"deleted"` // versions the policy deleted (with DryRun: would delete), ascending
+	// DryRun: nothing was deleted and the policy was not stored.
+	DryRun bool `json:"dry_run"`
 }
 
 // ValidLabel checks a store label: at most MaxLabel bytes of printable

@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,10 @@ type Info struct {
 	TokenFile string   `json:"token_file"` // path of the token
 	Pids      []int    `json:"pids"`       // manager first, then stores
 	Stores    []string `json:"stores"`     // store addresses
+	// ManagerMetrics and StoreMetrics are where the daemons serve their
+	// Prometheus metrics (--metrics-listen), in the order of Stores.
+	ManagerMetrics string   `json:"manager_metrics,omitempty"`
+	StoreMetrics   []string `json:"store_metrics,omitempty"`
 }
 
 // HomeDir resolves the cluster home from opts and the environment.
@@ -130,26 +135,27 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 		return Info{}, err
 	}
 	opts.Progress("starting ckpt-manager (data in " + filepath.Join(opts.Home, "manager") + ")")
-	pid, addr, err := start(ctx, filepath.Join(bin, "ckpt-manager"), filepath.Join(opts.Home, "logs", "manager.log"),
-		"--listen", "127.0.0.1:0", "--data", filepath.Join(opts.Home, "manager"), "--token-file", tokFile)
+	pid, addr, maddr, err := start(ctx, filepath.Join(bin, "ckpt-manager"), filepath.Join(opts.Home, "logs", "manager.log"),
+		"--listen", "127.0.0.1:0", "--data", filepath.Join(opts.Home, "manager"), "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)
 	}
-	info.Manager = addr
+	info.Manager, info.ManagerMetrics = addr, maddr
 	info.Pids = append(info.Pids, pid)
 	for i := 0; i < opts.Stores; i++ {
 		dir := filepath.Join(opts.Home, fmt.Sprintf("store-%d", i))
 		opts.Progress(fmt.Sprintf("starting ckpt-store %d (quota %s, blocks in %s)", i, opts.Quota, dir))
-		args := []string{"--listen", "127.0.0.1:0", "--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile}
+		args := []string{"--listen", "127.0.0.1:0", "--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0"}
 		if opts.ProfileDir != "" {
 			args = append(args, "--cpuprofile", filepath.Join(opts.ProfileDir, fmt.Sprintf("store-%d.prof", i)))
 		}
-		pid, saddr, err := start(ctx, filepath.Join(bin, "ckpt-store"), filepath.Join(opts.Home, "logs", fmt.Sprintf("store-%d.log", i)), args...)
+		pid, saddr, smaddr, err := start(ctx, filepath.Join(bin, "ckpt-store"), filepath.Join(opts.Home, "logs", fmt.Sprintf("store-%d.log", i)), args...)
 		if err != nil {
 			return fail(err)
 		}
 		info.Pids = append(info.Pids, pid)
 		info.Stores = append(info.Stores, saddr)
+		info.StoreMetrics = append(info.StoreMetrics, smaddr)
 	}
 	if err := waitStores(ctx, info, tok, opts.Stores); err != nil {
 		return fail(err)
@@ -234,58 +240,69 @@ func waitStores(ctx context.Context, info Info, tok []byte, n int) error {
 	}
 }
 
-var listeningRE = regexp.MustCompile(`listening on (\S+)`)
+var (
+	listeningRE = regexp.MustCompile(`listening on (\S+)`)
+	metricsRE   = regexp.MustCompile(`metrics on (\S+)`)
+)
 
 // start launches a daemon in its own session with its output in logPath and
-// waits for its "listening on HOST:PORT" line.
-func start(ctx context.Context, bin, logPath string, args ...string) (int, string, error) {
+// waits for its "listening on HOST:PORT" line, and for its "metrics on
+// HOST:PORT" line (printed after it) when args have --metrics-listen. It
+// returns the pid and both addresses.
+func start(ctx context.Context, bin, logPath string, args ...string) (int, string, string, error) {
+	wantMetrics := slices.Contains(args, "--metrics-listen")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return 0, "", fmt.Errorf("cluster: %w", err)
+		return 0, "", "", fmt.Errorf("cluster: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, "", fmt.Errorf("cluster: starting %s: %w", bin, err)
+		return 0, "", "", fmt.Errorf("cluster: starting %s: %w", bin, err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.After(15 * time.Second)
 	for {
-		if addr := scanListening(logPath); addr != "" {
+		if addr, maddr := scanListening(logPath); addr != "" && (maddr != "" || !wantMetrics) {
 			cmd.Process.Release()
-			return pid, addr, nil
+			return pid, addr, maddr, nil
 		}
 		select {
 		case err := <-exited:
-			return 0, "", fmt.Errorf("cluster: %s exited before listening (%v): %s", filepath.Base(bin), err, lastLine(logPath))
+			return 0, "", "", fmt.Errorf("cluster: %s exited before listening (%v): %s", filepath.Base(bin), err, lastLine(logPath))
 		case <-deadline:
 			syscall.Kill(pid, syscall.SIGKILL)
-			return 0, "", fmt.Errorf("cluster: %s did not print its address within 15s; see %s", filepath.Base(bin), logPath)
+			return 0, "", "", fmt.Errorf("cluster: %s did not print its address within 15s; see %s", filepath.Base(bin), logPath)
 		case <-ctx.Done():
 			syscall.Kill(pid, syscall.SIGKILL)
-			return 0, "", ctx.Err()
+			return 0, "", "", ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-func scanListening(path string) string {
+// scanListening returns the addresses of the "listening on" and "metrics
+// on" lines in the log at path, "" for a line not there yet.
+func scanListening(path string) (addr, metrics string) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-			return m[1]
+		if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil && addr == "" {
+			addr = m[1]
+		}
+		if m := metricsRE.FindStringSubmatch(sc.Text()); m != nil && metrics == "" {
+			metrics = m[1]
 		}
 	}
-	return ""
+	return addr, metrics
 }
 
 func lastLine(path string) string {

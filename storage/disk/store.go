@@ -68,6 +68,10 @@ type Options struct {
 	// time.Now. Tests give a fake clock so that touches differ without
 	// waiting for the real one to move.
 	Now func() time.Time
+	// Observer, when not nil, is told of every sync the store makes
+	// (fdatasync of its files, fsync of its directories); nil observes
+	// nothing.
+	Observer Observer
 
 	// fs replaces the operating system's file system, for the crash and
 	// fault-injection tests (fs.go). nil means osFS.
@@ -140,6 +144,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	fsys := opts.fs
 	if fsys == nil {
 		fsys = osFS{}
+	}
+	if opts.Observer != nil {
+		fsys = observedFS{fsys, opts.Observer}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

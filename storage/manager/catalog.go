@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -242,7 +243,8 @@ func (m *Manager) expireTxns() (int, error) {
 // blocks are stored as the writer encoded them. When the job has a retention
 // policy it is applied right after; a failure to apply it is logged, the
 // commit stands.
-func (m *Manager) Commit(id string, manifestBytes []byte) (catalog.VersionInfo, error) {
+func (m *Manager) Commit(id string, manifestBytes []byte) (vi catalog.VersionInfo, err error) {
+	defer m.observeCommit(time.Now(), &vi, &err)
 	vi, policy, err := m.commit(id, manifestBytes)
 	if err != nil || !policy {
 		return vi, err
@@ -498,11 +500,26 @@ func (m *Manager) Jobs() ([]catalog.JobInfo, error) {
 			return err
 		}
 		if err := tx.Bucket(bucketJobs).ForEach(func(k, _ []byte) error {
-			rec, _, err := readJob(tx, string(k))
+			rec, jb, err := readJob(tx, string(k))
 			if err != nil {
 				return err
 			}
-			out = append(out, catalog.JobInfo{Name: rec.Name, Versions: rec.Versions, Latest: rec.Latest, Updated: rec.Updated, InFlight: inflight[rec.Name]})
+			ji := catalog.JobInfo{Name: rec.Name, Versions: rec.Versions, Latest: rec.Latest, Updated: rec.Updated, InFlight: inflight[rec.Name]}
+			if jb != nil {
+				vs, err := readVersions(jb, rec.Name)
+				if err != nil {
+					return err
+				}
+				for _, v := range vs {
+					ji.LogicalBytes += v.LogicalBytes
+					if v.Version == rec.Latest {
+						if n, err := strconv.ParseInt(v.Meta[catalog.MetaStep], 10, 64); err == nil {
+							ji.LatestStep = &n
+						}
+					}
+				}
+			}
+			out = append(out, ji)
 			delete(inflight, rec.Name)
 			return nil
 		}); err != nil {

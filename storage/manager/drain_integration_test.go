@@ -94,10 +94,10 @@ func TestDrainAndForgetAgainstRealDaemons(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		out, _, code := c.Run(t, c.Dir, nil, "ckpt", "stores", "--json")
-		var list []catalog.StoreInfo
+		var list catalog.StoreList
 		var in int64
 		if code == 0 && json.Unmarshal([]byte(out), &list) == nil {
-			for _, s := range list {
+			for _, s := range list.Stores {
 				in += s.BytesIn
 			}
 		}

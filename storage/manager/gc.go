@@ -59,6 +59,20 @@ type GCStore interface {
 // are swept still; the error is for a catalog failure, ErrGCRunning, or
 // ctx or the manager closing.
 func (m *Manager) GC(ctx context.Context) (catalog.GCReport, error) {
+	return m.runGC(ctx, false)
+}
+
+// GCDryRun is GC without deleting: each alive store is listed and its
+// report counts the blocks a collection would ask it to delete
+// (Unreferenced, an upper bound: the store keeps those touched since the
+// horizon) with an estimate of their bytes. It takes the same turn as a
+// collection (ErrGCRunning while one runs) and is not recorded as the
+// last collection.
+func (m *Manager) GCDryRun(ctx context.Context) (catalog.GCReport, error) {
+	return m.runGC(ctx, true)
+}
+
+func (m *Manager) runGC(ctx context.Context, dry bool) (catalog.GCReport, error) {
 	m.mu.Lock()
 	if m.mu.closed {
 		m.mu.Unlock()
@@ -73,10 +87,11 @@ func (m *Manager) GC(ctx context.Context) (catalog.GCReport, error) {
 	started := m.now()
 	m.mu.gcSince = started
 	m.mu.Unlock()
-	rep, err := m.gc(ctx, started)
+	rep, err := m.gc(ctx, started, dry)
+	m.observer().GCDone(rep, err)
 	m.mu.Lock()
 	m.mu.gcRunning = false
-	if err == nil {
+	if err == nil && !dry {
 		m.mu.lastGC = &rep
 	}
 	m.mu.Unlock()
@@ -94,11 +109,11 @@ func (m *Manager) GCStatus() catalog.GCStatus {
 	return st
 }
 
-func (m *Manager) gc(ctx context.Context, started time.Time) (catalog.GCReport, error) {
+func (m *Manager) gc(ctx context.Context, started time.Time, dry bool) (catalog.GCReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(m.ctx, cancel)()
-	rep := catalog.GCReport{Started: started, Stores: []catalog.GCStoreReport{}, Skipped: []catalog.StoreRef{}}
+	rep := catalog.GCReport{DryRun: dry, Started: started, Stores: []catalog.GCStoreReport{}, Skipped: []catalog.StoreRef{}}
 	t0, err := m.gcHorizon()
 	if err != nil {
 		return rep, err
@@ -123,7 +138,7 @@ func (m *Manager) gc(ctx context.Context, started time.Time) (catalog.GCReport, 
 	g.SetLimit(gcParallel)
 	for i, st := range alive {
 		g.Go(func() error {
-			rep.Stores[i] = m.sweep(ctx, st, t0)
+			rep.Stores[i] = m.sweep(ctx, st, t0, dry)
 			return nil
 		})
 	}
@@ -131,6 +146,7 @@ func (m *Manager) gc(ctx context.Context, started time.Time) (catalog.GCReport, 
 	for _, s := range rep.Stores {
 		rep.FreedBytes += s.FreedBytes
 		rep.Unreferenced += s.Unreferenced
+		rep.EstimatedBytes += s.EstimatedBytes
 	}
 	rep.Took = catalog.Duration(m.now().Sub(started))
 	if err := ctx.Err(); err != nil {
@@ -199,9 +215,9 @@ func (m *Manager) storeHorizon(ctx context.Context, s GCStore, t0 time.Time) (ti
 }
 
 // sweep walks one store's keys and deletes the unreferenced ones not
-// touched since t0.
-func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time) catalog.GCStoreReport {
-	rep := catalog.GCStoreReport{ID: st.ID, Addr: st.Addr}
+// touched since t0; with dry, it only counts them.
+func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time, dry bool) (rep catalog.GCStoreReport) {
+	rep = catalog.GCStoreReport{ID: st.ID, Addr: st.Addr}
 	s, err := m.opts.DialStore(ctx, st.ID, st.Addr)
 	if err != nil {
 		rep.Error = err.Error()
@@ -211,6 +227,19 @@ func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time)
 	if t0, err = m.storeHorizon(ctx, s, t0); err != nil {
 		rep.Error = err.Error()
 		return rep
+	}
+	if dry {
+		// Stores do not list sizes: estimate with the average block.
+		stat, err := s.Stat(ctx)
+		if err != nil {
+			rep.Error = fmt.Sprintf("reading the store's figures: %v", err)
+			return rep
+		}
+		defer func() {
+			if stat.Blocks > 0 {
+				rep.EstimatedBytes = int64(float64(rep.Unreferenced) * float64(stat.Used) / float64(stat.Blocks))
+			}
+		}()
 	}
 	var after storage.Hash
 	for {
@@ -248,7 +277,9 @@ func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time)
 				cands = append(cands, h)
 			}
 		}
-		if len(cands) > 0 {
+		if dry {
+			rep.Unreferenced += int64(len(cands))
+		} else if len(cands) > 0 {
 			freed, err := s.Delete(ctx, cands, t0)
 			rep.FreedBytes += freed
 			if err != nil {

@@ -123,7 +123,10 @@ func (s *fakeStore) Stat(ctx context.Context) (storage.Stat, error) {
 	if s.noClock {
 		return storage.Stat{}, nil
 	}
-	return storage.Stat{Now: s.now()}, nil
+	s.mu.Lock()
+	n := int64(len(s.mu.blocks))
+	s.mu.Unlock()
+	return storage.Stat{Now: s.now(), Usage: storage.Usage{Blocks: n, Used: n * fakeBlockSize}}, nil
 }
 
 // gcEnv is a manager on a fake clock with fake stores s1..sN at

@@ -36,9 +36,7 @@ func (m *Manager) Handler() http.Handler {
 	m.route(mux, "GET /v1/ping", j, m.servePing)
 	m.route(mux, "POST /v1/heartbeat", j, m.serveHeartbeat)
 	m.route(mux, "GET /v1/stores", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
-		writeJSON(w, http.StatusOK, struct {
-			Stores []catalog.StoreInfo `json:"stores"`
-		}{m.Stores()})
+		writeJSON(w, http.StatusOK, catalog.StoreList{Schema: catalog.SchemaStores, Stores: nonNil(m.Stores())})
 		return nil
 	})
 	m.route(mux, "POST /v1/stores/{id}/drain", j, m.serveDrain(true))
@@ -67,9 +65,7 @@ func (m *Manager) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, struct {
-			Jobs []catalog.JobInfo `json:"jobs"`
-		}{nonNil(jobs)})
+		writeJSON(w, http.StatusOK, catalog.JobList{Schema: catalog.SchemaJobs, Jobs: nonNil(jobs)})
 		return nil
 	})
 	m.route(mux, "POST /v1/jobs/{job}/txns", j, m.serveBegin)
@@ -81,6 +77,7 @@ func (m *Manager) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
+		t.Schema = catalog.SchemaTxn
 		writeJSON(w, http.StatusOK, t)
 		return nil
 	})
@@ -97,9 +94,7 @@ func (m *Manager) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, struct {
-			Versions []catalog.VersionInfo `json:"versions"`
-		}{nonNil(vs)})
+		writeJSON(w, http.StatusOK, catalog.VersionList{Schema: catalog.SchemaVersions, Job: r.PathValue("job"), Versions: nonNil(vs)})
 		return nil
 	})
 	m.route(mux, "GET /v1/jobs/{job}/versions/{v}", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
@@ -111,6 +106,7 @@ func (m *Manager) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
+		vi.Schema = catalog.SchemaVersion
 		writeJSON(w, http.StatusOK, vi)
 		return nil
 	})
@@ -123,37 +119,50 @@ func (m *Manager) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, ret)
+		writeJSON(w, http.StatusOK, catalog.RetentionPolicy{Schema: catalog.SchemaRetentionPolicy, Job: r.PathValue("job"), Retention: ret})
 		return nil
 	})
 	m.route(mux, "PUT /v1/jobs/{job}/retention", j, m.serveSetRetention)
 	m.route(mux, "POST /v1/gc", j, func(w http.ResponseWriter, r *http.Request, body []byte) error {
-		if err := emptyBody(body); err != nil {
-			return err
+		var req catalog.GCRequest
+		if len(bytes.TrimSpace(body)) != 0 {
+			if err := decodeJSON(body, &req); err != nil {
+				return err
+			}
 		}
 		// The collection is the manager's: it finishes (and GET /v1/gc
 		// shows it) if the client goes away.
-		rep, err := m.GC(context.WithoutCancel(r.Context()))
+		gc := m.GC
+		if req.DryRun {
+			gc = m.GCDryRun
+		}
+		rep, err := gc(context.WithoutCancel(r.Context()))
 		if err != nil {
 			return err
 		}
+		rep.Schema = catalog.SchemaGC
 		writeJSON(w, http.StatusOK, rep)
 		return nil
 	})
 	m.route(mux, "GET /v1/gc", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
-		writeJSON(w, http.StatusOK, m.GCStatus())
+		st := m.GCStatus()
+		st.Schema = catalog.SchemaGCStatus
+		writeJSON(w, http.StatusOK, st)
 		return nil
 	})
 	m.route(mux, "GET /v1/jobs/{job}/health", j, m.serveHealth(false))
 	m.route(mux, "GET /v1/jobs/{job}/versions/{v}/health", j, m.serveHealth(true))
 	m.route(mux, "POST /v1/repair", j, m.serveRepair)
 	m.route(mux, "GET /v1/repair", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
-		writeJSON(w, http.StatusOK, m.RepairStatus())
+		st := m.RepairStatus()
+		st.Schema = catalog.SchemaRepairStatus
+		writeJSON(w, http.StatusOK, st)
 		return nil
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, catalog.ErrorBody{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: catalog.CodeNotFound})
-	})
+	m.mountDashboard(mux) // /ui/: the web dashboard, cookie-authenticated (dashboard.go)
+	mux.HandleFunc("/", m.observed("other", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, catalog.ErrorBody{Schema: catalog.SchemaError, Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: catalog.CodeNotFound})
+	}))
 	return mux
 }
 
@@ -169,7 +178,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
 // route registers h behind authentication: the timestamp is checked before
 // the body is read (at most limit bytes), the signature after.
 func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handlerFunc) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(pattern, m.observed(pattern, func(w http.ResponseWriter, r *http.Request) {
 		err := m.serve(w, r, limit, h)
 		if err == nil {
 			return
@@ -184,8 +193,8 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 		default:
 			m.log.Debug("request rejected", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		}
-		writeJSON(w, status, catalog.ErrorBody{Error: err.Error(), Code: code})
-	})
+		writeJSON(w, status, catalog.ErrorBody{Schema: catalog.SchemaError, Error: err.Error(), Code: code})
+	}))
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h handlerFunc) error {
@@ -282,7 +291,7 @@ func parseVersion(s string) (int64, error) {
 }
 
 func (m *Manager) servePing(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	writeJSON(w, http.StatusOK, catalog.Pong{OK: true, Time: m.now().UTC(), DeadAfter: m.opts.DeadAfter.String(), TxnTimeout: m.opts.TxnTimeout.String()})
+	writeJSON(w, http.StatusOK, catalog.Pong{Schema: catalog.SchemaPong, OK: true, Time: m.now().UTC(), DeadAfter: m.opts.DeadAfter.String(), TxnTimeout: m.opts.TxnTimeout.String()})
 	return nil
 }
 
@@ -294,9 +303,7 @@ func (m *Manager) serveHeartbeat(w http.ResponseWriter, r *http.Request, body []
 	if err := m.Heartbeat(hb); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		OK bool `json:"ok"`
-	}{true})
+	writeJSON(w, http.StatusOK, catalog.OK{Schema: catalog.SchemaOK, OK: true})
 	return nil
 }
 
@@ -308,6 +315,7 @@ func (m *Manager) serveBegin(w http.ResponseWriter, r *http.Request, body []byte
 	if err != nil {
 		return err
 	}
+	t.Schema = catalog.SchemaTxn
 	writeJSON(w, http.StatusCreated, t)
 	return nil
 }
@@ -322,6 +330,7 @@ func (m *Manager) serveCommit(w http.ResponseWriter, r *http.Request, body []byt
 	if err != nil {
 		return err
 	}
+	vi.Schema = catalog.SchemaVersion
 	writeJSON(w, http.StatusCreated, vi)
 	return nil
 }
@@ -356,6 +365,7 @@ func (m *Manager) serveDeleteVersion(w http.ResponseWriter, r *http.Request, bod
 	if err != nil {
 		return err
 	}
+	vi.Schema = catalog.SchemaVersion
 	writeJSON(w, http.StatusOK, vi)
 	return nil
 }
@@ -373,21 +383,27 @@ func (m *Manager) servePin(pinned bool) handlerFunc {
 		if err != nil {
 			return err
 		}
+		vi.Schema = catalog.SchemaVersion
 		writeJSON(w, http.StatusOK, vi)
 		return nil
 	}
 }
 
 func (m *Manager) serveSetRetention(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var ret catalog.Retention
-	if err := decodeJSON(body, &ret); err != nil {
+	var req catalog.RetentionRequest
+	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	deleted, err := m.SetRetention(r.PathValue("job"), ret)
+	set := m.SetRetention
+	if req.DryRun {
+		set = m.PreviewRetention
+	}
+	deleted, err := set(r.PathValue("job"), req.Retention)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, catalog.RetentionResult{Retention: ret, Deleted: nonNil(deleted)})
+	writeJSON(w, http.StatusOK, catalog.RetentionResult{Schema: catalog.SchemaRetention, Job: r.PathValue("job"),
+		Retention: req.Retention, Deleted: nonNil(deleted), DryRun: req.DryRun})
 	return nil
 }
 
@@ -411,6 +427,7 @@ func (m *Manager) serveHealth(one bool) handlerFunc {
 		if err != nil {
 			return err
 		}
+		h.Schema = catalog.SchemaHealth
 		writeJSON(w, http.StatusOK, h)
 		return nil
 	}
@@ -432,6 +449,7 @@ func (m *Manager) serveRepair(w http.ResponseWriter, r *http.Request, body []byt
 	if err != nil {
 		return err
 	}
+	rep.Schema = catalog.SchemaRepair
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }

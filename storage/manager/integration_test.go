@@ -57,12 +57,12 @@ func used(t *testing.T, c *clustertest.Cluster, what string, ok func(int64) bool
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", "stores", "--json")
-		var stores []catalog.StoreInfo
-		if code != 0 || json.Unmarshal([]byte(out), &stores) != nil {
+		var list catalog.StoreList
+		if code != 0 || json.Unmarshal([]byte(out), &list) != nil || list.Schema != catalog.SchemaStores {
 			t.Fatalf("stores --json: code %d, %q, %s", code, out, errOut)
 		}
 		var sum int64
-		for _, s := range stores {
+		for _, s := range list.Stores {
 			sum += s.Used
 		}
 		if ok(sum) {

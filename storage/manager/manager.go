@@ -80,6 +80,9 @@ type Options struct {
 	// RepairMaxBytes bounds the block bytes a repair pass holds in memory
 	// at once. Zero means DefaultRepairMaxBytes (64 MiB).
 	RepairMaxBytes int64
+	// Observer, when not nil, is told of commits, GC and repair passes
+	// and HTTP requests, for metrics (see Observer); nil observes nothing.
+	Observer Observer
 }
 
 // Manager is the catalog of stores, jobs, versions and in-flight
@@ -119,6 +122,8 @@ type repairState struct {
 	dirty    bool                  // something changed since the last full pass
 	aliveSig string                // the alive stores at the last full pass
 	lastFull time.Time             // start of the last full pass
+
+	progress catalog.RepairProgress // of the running pass
 }
 
 // storeState is a store's latest heartbeat, in memory.

@@ -76,8 +76,17 @@ func (m *Manager) RepairStatus() catalog.RepairStatus {
 	st := catalog.RepairStatus{Running: m.mu.repair.running, Last: m.mu.repair.last}
 	if st.Running {
 		st.Since = m.mu.repair.since
+		p := m.mu.repair.progress
+		st.Progress = &p
 	}
 	return st
+}
+
+// repairProgressed updates the running pass's progress.
+func (m *Manager) repairProgressed(f func(p *catalog.RepairProgress)) {
+	m.mu.Lock()
+	f(&m.mu.repair.progress)
+	m.mu.Unlock()
 }
 
 // markRepairDirty makes the next periodic repair run a full pass: a
@@ -153,12 +162,14 @@ func (m *Manager) runRepair(ctx context.Context, job string) (catalog.RepairRepo
 	sig := m.aliveSignature()
 	m.mu.Lock()
 	m.mu.repair.running, m.mu.repair.since = true, started
+	m.mu.repair.progress = catalog.RepairProgress{}
 	if job == "" {
 		m.mu.repair.dirty = false
 	}
 	m.mu.Unlock()
 
 	rep, err := m.repair(ctx, job, started)
+	m.observer().RepairDone(rep, err)
 
 	m.mu.Lock()
 	r := &m.mu.repair
@@ -235,6 +246,7 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (ca
 	slices.SortFunc(rep.Busy, func(a, b catalog.StoreRef) int { return cmpString(a.ID, b.ID) })
 	pl := newDestPicker(conns, dests)
 	pl.busy = len(rep.Busy) > 0
+	m.repairProgressed(func(p *catalog.RepairProgress) { p.Jobs = len(jobs) })
 	for _, j := range jobs {
 		sv, err := m.surveyJob(ctx, conns, j, 0)
 		if err != nil {
@@ -246,6 +258,7 @@ func (m *Manager) repair(ctx context.Context, job string, started time.Time) (ca
 		if err := m.repairSurvey(ctx, conns, pl, sv, &rep); err != nil {
 			return rep, err
 		}
+		m.repairProgressed(func(p *catalog.RepairProgress) { p.JobsDone++ })
 	}
 	rep.Stores = conns.reports()
 	rep.Took = catalog.Duration(m.now().Sub(started))
@@ -307,6 +320,17 @@ func (p *destPicker) pick(key storage.Hash, size int64, exclude []string) (strin
 func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destPicker, sv *survey, rep *catalog.RepairReport) error {
 	rep.Versions += len(sv.versions)
 	rep.Blocks += int64(len(sv.blocks))
+	var planned int64
+	for k := range sv.blocks {
+		bs := &sv.blocks[k]
+		if need := bs.target - len(bs.held); need > 0 && len(bs.held)+len(bs.unsure) > 0 {
+			planned += int64(need) * bs.size
+		}
+	}
+	m.repairProgressed(func(p *catalog.RepairProgress) {
+		p.Blocks += int64(len(sv.blocks))
+		p.CopyBytes += planned
+	})
 	maxBytes := m.opts.RepairMaxBytes
 	sem := semaphore.NewWeighted(maxBytes)
 	var g errgroup.Group
@@ -348,6 +372,7 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 		g.Go(func() error {
 			defer sem.Release(w)
 			added, deferred := m.copyBlock(ctx, conns, pl, sv.keys[k], bs, sources, need)
+			m.repairProgressed(func(p *catalog.RepairProgress) { p.CopiedBytes += int64(need) * bs.size })
 			mu.Lock()
 			defer mu.Unlock()
 			rep.Copies += int64(len(added))

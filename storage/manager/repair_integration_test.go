@@ -78,11 +78,11 @@ func waitStore(t *testing.T, c *clustertest.Cluster, id string, alive bool) {
 func verifyStates(t *testing.T, c *clustertest.Cluster, wantCode int, args ...string) []catalog.VersionHealth {
 	t.Helper()
 	out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", append([]string{"verify", "job", "--json"}, args...)...)
-	var vs []catalog.VersionHealth
-	if code != wantCode || json.Unmarshal([]byte(out), &vs) != nil {
+	var h catalog.JobHealth
+	if code != wantCode || json.Unmarshal([]byte(out), &h) != nil || h.Schema != catalog.SchemaHealth {
 		t.Fatalf("verify --json %v: code %d (want %d), %q, %s", args, code, wantCode, out, errOut)
 	}
-	return vs
+	return h.Versions
 }
 
 // TestRepairAgainstRealDaemons: a version with every block on two stores

@@ -774,3 +774,38 @@ func TestRepairPlacesWhereTheWriterWould(t *testing.T) {
 		off += int64(len(b.name))
 	}
 }
+
+// TestRepairProgress: while a pass runs, RepairStatus counts the jobs,
+// the blocks surveyed and the bytes of copies planned and made; once it
+// ends, the progress is gone and the report is the last one.
+func TestRepairProgress(t *testing.T) {
+	e := newRepairEnv(t, 3, Options{})
+	e.commitPlaced(t, "j", 2, placed{"alpha", []string{"s1", "s2"}}, placed{"beta", []string{"s1", "s2"}})
+	e.kill(t, 1)
+	gate := make(chan struct{})
+	e.stores[2].mu.Lock()
+	e.stores[2].mu.putGate = gate
+	e.stores[2].mu.Unlock()
+	done := make(chan catalog.RepairReport, 1)
+	go func() {
+		rep, err := e.m.Repair(context.Background(), "")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	<-e.stores[2].putting // a copy waits at the gate: none is made yet
+	st := e.m.RepairStatus()
+	want := catalog.RepairProgress{Jobs: 1, Blocks: 2, CopyBytes: int64(len("alpha") + len("beta"))}
+	if !st.Running || st.Progress == nil || *st.Progress != want {
+		t.Fatalf("status while running: %+v, progress %+v, want %+v", st, st.Progress, want)
+	}
+	close(gate)
+	rep := <-done
+	if rep.Copies != 2 {
+		t.Fatalf("repair %+v", rep)
+	}
+	if st := e.m.RepairStatus(); st.Running || st.Progress != nil || st.Last == nil || st.Last.CopiedBytes != want.CopyBytes {
+		t.Fatalf("status after the pass: %+v", st)
+	}
+}

@@ -83,6 +83,34 @@ func (m *Manager) SetRetention(job string, r catalog.Retention) ([]int64, error)
 	return deleted, nil
 }
 
+// PreviewRetention returns the versions SetRetention(job, r) would delete
+// now, changing nothing: none for a job that never committed.
+func (m *Manager) PreviewRetention(job string, r catalog.Retention) ([]int64, error) {
+	if err := catalog.ValidJobName(job); err != nil {
+		return nil, err
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	var out []int64
+	err := m.db.View(func(tx *bolt.Tx) error {
+		_, jb, err := readJob(tx, job)
+		if err != nil || jb == nil {
+			return err
+		}
+		vs, err := readVersions(jb, job)
+		if err != nil {
+			return err
+		}
+		out = r.Select(vs, m.now())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: retention of job %s: %w", job, err)
+	}
+	return out, nil
+}
+
 // ApplyRetention applies a job's retention policy now and returns the
 // versions it deleted (none if the job has no policy).
 func (m *Manager) ApplyRetention(job string) ([]int64, error) {

@@ -75,7 +75,7 @@ func TestAPIRetentionPinDelete(t *testing.T) {
 		{"PUT", "/v1/jobs/heat/retention", `{"keep_within":"forever"}`, 400, "duration"},
 		{"PUT", "/v1/jobs/heat/retention", `{"keep_last":1,"extra":2}`, 400, "unknown field"},
 		{"POST", "/v1/jobs/heat/versions/1/pin", `{}`, 400, "no body"},
-		{"POST", "/v1/gc", `{}`, 400, "no body"},
+		{"POST", "/v1/gc", `{"dry_run":true,"extra":1}`, 400, "unknown field"},
 	} {
 		status, eb := raw(t, srv, testToken, now, tt.method, tt.path, "application/json", []byte(tt.body))
 		if status != tt.status || !strings.Contains(eb.Error, tt.msg) {

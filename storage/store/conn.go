@@ -84,7 +84,9 @@ func (c *conn) serve() {
 	wake := context.AfterFunc(c.stop, func() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer wake()
 
-	if err := c.handshake(); err != nil {
+	err := c.handshake()
+	c.s.opts.Observer.Connection(handshakeOutcome(err))
+	if err != nil {
 		return
 	}
 	c.log.Debug("connection open")
@@ -193,6 +195,7 @@ func message(err error) [][]byte { return [][]byte{[]byte(wire.Message(err.Error
 func (c *conn) handle(f wire.Frame) {
 	defer c.handlers.Done()
 	r := reply{id: f.ID, op: f.Op, slot: true}
+	start := time.Now()
 	parts, err := c.s.handle(c.work, f)
 	if err != nil {
 		r.st = wire.StatusFor(err)
@@ -208,6 +211,7 @@ func (c *conn) handle(f wire.Frame) {
 	} else {
 		r.parts = parts
 	}
+	c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
 	if f.Op == wire.OpPutBlock && f.Payload != nil {
 		// Put does not retain its data (storage.BlockStore), and its
 		// reply does not refer to the request.

@@ -58,6 +58,9 @@ type Options struct {
 	// client connections together to that many a second (one token
 	// bucket, NewBucket, for both directions). 0 means unlimited.
 	MaxBandwidth int64
+	// Observer, when not nil, is told of every request answered (see
+	// Observer); nil observes nothing.
+	Observer Observer
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -110,6 +113,9 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = wire.DefaultMaxPayload
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	s := &Server{
 		bs:    bs,
@@ -212,6 +218,7 @@ func (s *Server) accept(nc net.Conn) {
 // refuse tells nc the store is busy and closes it, in the accept loop: a
 // fresh connection's send buffer is empty, and the deadline bounds the rest.
 func (s *Server) refuse(nc net.Conn, open int) {
+	s.opts.Observer.Connection(ConnBusy) // before the client can know
 	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_ = wire.RefuseBusy(nc, fmt.Sprintf("store busy: %d connections open, the limit; retry later", open))
 	nc.Close()

@@ -29,6 +29,10 @@ type Options struct {
 	// Warn is told of what the capture skips (special files, files that
 	// vanished while it walked); nil = silent.
 	Warn func(path, reason string)
+	// Progress, if set, is told of the bytes Write reads from files as it
+	// reads them (Counts.ReadBytes in all, plus blocks re-read), from
+	// Write's goroutine; nil = not told.
+	Progress func(n int64)
 }
 
 // Item is one file, directory or symlink a Scan found.
@@ -46,10 +50,11 @@ type Item struct {
 
 // Scan is a tree as found on disk, ready to be written into a version.
 type Scan struct {
-	Items   []Item
-	Skipped int    // special files and files that vanished
-	root    string // directory the names are relative to
-	frozen  string // Freeze's directory; "" = none
+	Items    []Item
+	Skipped  int    // special files and files that vanished
+	root     string // directory the names are relative to
+	frozen   string // Freeze's directory; "" = none
+	progress func(n int64)
 }
 
 // Counts tallies a scan: regular files by what changed since the
@@ -83,7 +88,7 @@ func plural(n int, what string) string {
 // opts.Rank (manifest.Tree). A path that does not exist is an error;
 // a file that vanishes during the walk is skipped with a warning.
 func ScanPaths(root string, paths []string, prev []manifest.File, opts Options) (*Scan, error) {
-	s := &Scan{root: root}
+	s := &Scan{root: root, progress: opts.Progress}
 	byPath := make(map[string]*manifest.File, len(prev))
 	for i := range prev {
 		byPath[prev[i].Object] = &prev[i]

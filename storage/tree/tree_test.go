@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,5 +471,26 @@ func TestLayout(t *testing.T) {
 	m.Blocks = append(m.Blocks, blk("a/b", 0, 0, 1))
 	if _, err := Layout(m); err == nil || !strings.Contains(err.Error(), "not a safe file name") {
 		t.Fatalf("unsafe region: %v", err)
+	}
+}
+
+// TestProgressCountsReads: Options.Progress is told of every byte Write
+// reads, which is Counts.ReadBytes; an unchanged file adds nothing.
+func TestProgressCountsReads(t *testing.T) {
+	src := t.TempDir()
+	os.Mkdir(filepath.Join(src, "d"), 0o755)
+	writeRand(t, filepath.Join(src, "a"), 10*4096+7, 1, 0o644)
+	writeRand(t, filepath.Join(src, "d", "b"), 5000, 2, 0o644)
+	e := newEnv()
+	var read atomic.Int64
+	opts := Options{Rank: -1, Progress: func(n int64) { read.Add(n) }}
+	_, n := e.capture(t, src, []string{"a", "d"}, opts, nil)
+	if n.ReadBytes != 10*4096+7+5000 || read.Load() != n.ReadBytes {
+		t.Fatalf("progress told of %d bytes, counts %+v", read.Load(), n)
+	}
+	read.Store(0)
+	writeRand(t, filepath.Join(src, "d", "b"), 6000, 3, 0o644)
+	if _, n := e.capture(t, src, []string{"a", "d"}, opts, nil); n.Unchanged != 1 || read.Load() != 6000 {
+		t.Fatalf("second capture: progress told of %d bytes, counts %+v", read.Load(), n)
 	}
 }

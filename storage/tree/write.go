@@ -78,7 +78,11 @@ func (s *Scan) writeFile(ctx context.Context, w *version.Writer, it *Item) error
 	// What is read is what is recorded: a file that grows or shrinks
 	// while read gets the size read, and the next capture reads it
 	// again (its stat will differ).
-	n, err := w.WriteObject(ctx, it.Object, it.Rank, io.LimitReader(f, it.Size))
+	var r io.Reader = io.LimitReader(f, it.Size)
+	if s.progress != nil {
+		r = &counting{r: r, add: s.progress}
+	}
+	n, err := w.WriteObject(ctx, it.Object, it.Rank, r)
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", it.src, err)
 	}
@@ -104,7 +108,24 @@ func (s *Scan) reread(ctx context.Context, w *version.Writer, it *Item, r versio
 	if storage.Sum(buf) != r.Hash {
 		return fmt.Errorf("capture %s: the block at %d differs from the previous version although size, mtime, ctime and inode match; capture again with ForceRead (ckpt put --force-read)", src, r.Offset)
 	}
+	if s.progress != nil {
+		s.progress(int64(len(buf)))
+	}
 	return w.Put(ctx, r, buf, nil)
+}
+
+// counting tells add of the bytes read through it.
+type counting struct {
+	r   io.Reader
+	add func(n int64)
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
 }
 
 // Freeze copies the files Write would read into dir (a reflink where the

@@ -1,10 +1,10 @@
 // Package cli holds what the ckptio commands share: logging setup, signal
-// handling, the one-line error exit and the TLS flags' configurations.
+// handling, the one-line error exit with its documented exit statuses,
+// --version, and the TLS flags' configurations.
 package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -19,7 +19,7 @@ import (
 func Logger(level string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
@@ -33,16 +33,6 @@ func Logger(level string) (*zap.Logger, error) {
 // SignalContext returns a context cancelled on SIGINT or SIGTERM.
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-// Exit prints err as one line prefixed with the command name and exits 1;
-// it returns when err is nil.
-func Exit(name string, err error) {
-	if err == nil {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	os.Exit(1)
 }
 
 // StartCPUProfile writes a CPU profile to path until the returned func is

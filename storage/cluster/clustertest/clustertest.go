@@ -89,6 +89,8 @@ type Proc struct {
 	Log  *strings.Builder
 	mu   *sync.Mutex
 	done chan struct{}
+	// metrics gets the address of the "metrics on" line (MetricsAddr).
+	metrics chan string
 }
 
 // Output returns what the daemon printed so far.
@@ -129,7 +131,7 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, Log: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, Log: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan struct{}), metrics: make(chan string, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -141,6 +143,12 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
+				default:
+				}
+			}
+			if m := metricsLine.FindStringSubmatch(line); m != nil {
+				select {
+				case p.metrics <- m[1]:
 				default:
 				}
 			}
