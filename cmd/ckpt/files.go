@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptio/ckptio/cmd/internal/cli"
+	"github.com/ckptio/ckptio/cmd/internal/progress"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
@@ -250,7 +251,7 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	took := meter.Stop()
 	fmt.Fprintf(os.Stderr, "ckpt: %s version %d: %s; %s, %s read, %s sent, %s new, on %d stores, in %s, %s\n", jobName, c.Version, counts,
 		storage.FormatSize(c.LogicalBytes), storage.FormatSize(counts.ReadBytes), storage.FormatSize(c.SentBytes), storage.FormatSize(c.NewBytes), c.Stores,
-		took.Took(), took.Rate())
+		took.Took(), progress.Rate(c.LogicalBytes, took.Elapsed))
 	if asJSON {
 		t := newTransfer("put", jobName, c.Version, counts.New+counts.Changed+counts.Unchanged+counts.Dirs+counts.Symlinks, c.LogicalBytes, start)
 		t.NewBytes, t.SentBytes = &c.NewBytes, &c.SentBytes

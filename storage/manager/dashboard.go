@@ -244,14 +244,9 @@ type DashboardState struct {
 type DashboardJob struct {
 	catalog.JobInfo
 	// Recent holds the newest versions (at most 20), newest first.
-	Recent []DashboardVersion `json:"recent"`
-}
-
-// DashboardVersion is a version with its application step.
-type DashboardVersion struct {
-	catalog.VersionInfo
-	// Step is Meta "step" (catalog.MetaStep); empty when absent.
-	Step string `json:"step,omitempty"`
+	// Each is the ckptio.version/1 document (docs/json.md): a numeric step
+	// is its "step" field, any other in "meta".
+	Recent []catalog.VersionInfo `json:"recent"`
 }
 
 // DashboardState reads what the dashboard shows.
@@ -263,7 +258,7 @@ func (m *Manager) DashboardState() (DashboardState, error) {
 	}
 	st.Jobs = make([]DashboardJob, 0, len(jobs))
 	for _, j := range jobs {
-		dj := DashboardJob{JobInfo: j, Recent: []DashboardVersion{}}
+		dj := DashboardJob{JobInfo: j, Recent: []catalog.VersionInfo{}}
 		if j.Versions > 0 {
 			vs, err := m.Versions(j.Name)
 			switch {
@@ -276,7 +271,7 @@ func (m *Manager) DashboardState() (DashboardState, error) {
 				if len(dj.Recent) == uiVersionsPerJob {
 					break
 				}
-				dj.Recent = append(dj.Recent, DashboardVersion{VersionInfo: v, Step: v.Meta[catalog.MetaStep]})
+				dj.Recent = append(dj.Recent, v)
 			}
 		}
 		st.Jobs = append(st.Jobs, dj)

@@ -283,7 +283,7 @@ func TestDashboardState(t *testing.T) {
 		t.Fatalf("jobs %+v", st.Jobs)
 	}
 	recent := st.Jobs[0].Recent
-	if len(recent) != uiVersionsPerJob || recent[0].Version != versions || recent[0].Step != strconv.Itoa(versions*50) ||
+	if len(recent) != uiVersionsPerJob || recent[0].Version != versions || recent[0].Meta[catalog.MetaStep] != strconv.Itoa(versions*50) ||
 		recent[len(recent)-1].Version != versions-uiVersionsPerJob+1 || recent[0].Replicas != 1 || recent[0].LogicalBytes != 300 {
 		t.Fatalf("recent versions: %d, first %+v", len(recent), recent[0])
 	}

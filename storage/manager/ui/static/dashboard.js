@@ -65,6 +65,14 @@
     return node;
   }
 
+  // stepOf is a version's application step: the number in "step", or a
+  // step that is not a number, kept as text in "meta".
+  function stepOf(v) {
+    if (typeof v.step === "number") return String(v.step);
+    if (v.meta && typeof v.meta.step === "string") return v.meta.step;
+    return "—";
+  }
+
   function cell(content, cls) {
     return el("td", cls ? { class: cls } : {}, content);
   }
@@ -161,7 +169,7 @@
         if (v.pinned) health.append(" ", badge("pinned", "info"));
         body.append(el("tr", { "data-version": String(v.version) },
           cell("v" + v.version, "num"),
-          cell(v.step || "—", "num"),
+          cell(stepOf(v), "num"),
           el("td", { title: when(v.committed) }, ago(v.committed, now)),
           cell(bytes(v.logical_bytes), "num"),
           cell(bytes(v.new_bytes), "num"),
