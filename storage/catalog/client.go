@@ -286,9 +286,9 @@ func (c *Client) drain(ctx context.Context, method, id string) (StoreInfo, error
 	if err != nil {
 		return StoreInfo{}, err
 	}
-	var out StoreInfo
+	var out StoreDoc
 	_, err = c.do(ctx, method, p+"/drain", "", nil, &out)
-	return out, err
+	return out.StoreInfo, err
 }
 
 // StoreCopies says what the catalog's manifests place on store id.

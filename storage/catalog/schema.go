@@ -12,6 +12,8 @@ import (
 // field does not.
 const (
 	SchemaStores          = "ckptio.stores/1"
+	SchemaStore           = "ckptio.store/1"
+	SchemaStoreCopies     = "ckptio.store-copies/1"
 	SchemaJobs            = "ckptio.jobs/1"
 	SchemaVersions        = "ckptio.versions/1"
 	SchemaVersion         = "ckptio.version/1"
@@ -32,6 +34,13 @@ const (
 type StoreList struct {
 	Schema string      `json:"schema"`
 	Stores []StoreInfo `json:"stores"`
+}
+
+// StoreDoc is one store (POST and DELETE /v1/stores/{id}/drain): the
+// store's fields next to the schema.
+type StoreDoc struct {
+	Schema string `json:"schema"`
+	StoreInfo
 }
 
 // JobList is GET /v1/jobs and 'ckpt jobs --json'.
@@ -84,6 +93,8 @@ type schemaDoc interface {
 }
 
 func (*StoreList) wantSchema() string       { return SchemaStores }
+func (*StoreDoc) wantSchema() string        { return SchemaStore }
+func (*StoreCopies) wantSchema() string     { return SchemaStoreCopies }
 func (*JobList) wantSchema() string         { return SchemaJobs }
 func (*VersionList) wantSchema() string     { return SchemaVersions }
 func (*VersionInfo) wantSchema() string     { return SchemaVersion }
@@ -96,6 +107,8 @@ func (*RetentionResult) wantSchema() string { return SchemaRetention }
 func (*RetentionPolicy) wantSchema() string { return SchemaRetentionPolicy }
 
 func (d *StoreList) setSchema()       { d.Schema = SchemaStores }
+func (d *StoreDoc) setSchema()        { d.Schema = SchemaStore }
+func (d *StoreCopies) setSchema()     { d.Schema = SchemaStoreCopies }
 func (d *JobList) setSchema()         { d.Schema = SchemaJobs }
 func (d *VersionList) setSchema()     { d.Schema = SchemaVersions }
 func (d *VersionInfo) setSchema()     { d.Schema = SchemaVersion }

@@ -62,7 +62,8 @@ type StoreInfo struct {
 // the store would lose. A copy counts as elsewhere when a manifest lists
 // it on another store that is alive and not draining.
 type StoreCopies struct {
-	ID string `json:"id"`
+	Schema string `json:"schema"`
+	ID     string `json:"id"`
 	// Blocks are the distinct blocks the manifests list on the store;
 	// Versions the versions naming at least one of them.
 	Blocks   int64 `json:"blocks"`

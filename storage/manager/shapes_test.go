@@ -63,6 +63,11 @@ func TestHTTPShapes(t *testing.T) {
 	}{
 		{"GET", "/v1/ping", "", 200, catalog.SchemaPong},
 		{"GET", "/v1/stores", "", 200, catalog.SchemaStores},
+		{"GET", "/v1/stores/s1/copies", "", 200, catalog.SchemaStoreCopies},
+		{"POST", "/v1/stores/s1/drain", "", 200, catalog.SchemaStore},
+		{"DELETE", "/v1/stores/s1/drain", "", 200, catalog.SchemaStore},
+		{"DELETE", "/v1/stores/s1", "", 409, catalog.SchemaError}, // alive, not draining
+		{"DELETE", "/v1/stores/nope", "", 404, catalog.SchemaError},
 		{"GET", "/v1/jobs", "", 200, catalog.SchemaJobs},
 		{"GET", "/v1/jobs/heat/versions", "", 200, catalog.SchemaVersions},
 		{"GET", "/v1/jobs/heat/versions/1", "", 200, catalog.SchemaVersion},

@@ -175,7 +175,7 @@ func (m *Manager) loadForgotten(tx *bolt.Tx) error {
 // other stores that are alive and not draining. It reads the manifests of
 // the versions whose placement names the store.
 func (m *Manager) StoreCopies(id string) (catalog.StoreCopies, error) {
-	c := catalog.StoreCopies{ID: id}
+	c := catalog.StoreCopies{Schema: catalog.SchemaStoreCopies, ID: id}
 	if _, ok := m.store(id); !ok {
 		return c, unknownStore(id)
 	}
@@ -298,7 +298,7 @@ func (m *Manager) serveDrain(on bool) func(w http.ResponseWriter, r *http.Reques
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, info)
+		writeJSON(w, http.StatusOK, catalog.StoreDoc{Schema: catalog.SchemaStore, StoreInfo: info})
 		return nil
 	}
 }

@@ -102,7 +102,7 @@ func isNoSpace(err error) bool {
 
 func isNotFound(err error) bool {
 	return errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrUnknownVersion) ||
-		errors.Is(err, catalog.ErrNoVersions) || errors.Is(err, fs.ErrNotExist)
+		errors.Is(err, catalog.ErrNoVersions) || errors.Is(err, catalog.ErrUnknownStore) || errors.Is(err, fs.ErrNotExist)
 }
 
 func isUnreachable(err error) bool {

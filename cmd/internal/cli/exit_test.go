@@ -28,6 +28,8 @@ func TestCode(t *testing.T) {
 		{wrap(catalog.ErrUnknownJob), ExitNotFound},
 		{wrap(catalog.ErrUnknownVersion), ExitNotFound},
 		{wrap(catalog.ErrNoVersions), ExitNotFound},
+		{wrap(catalog.ErrUnknownStore), ExitNotFound},
+		{wrap(catalog.ErrOnlyCopy), ExitFailure},
 		{&os.PathError{Op: "lstat", Path: "x", Err: syscall.ENOENT}, ExitNotFound},
 		{wrap(fs.ErrNotExist), ExitNotFound},
 		{wrap(&catalog.UnreachableError{Addr: "m:1", Err: syscall.ECONNREFUSED}), ExitUnreachable},
