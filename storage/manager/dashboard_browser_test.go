@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -119,7 +120,7 @@ const readPage = `(() => {
 // new version and a store that dies by itself.
 func TestDashboardInChromium(t *testing.T) {
 	chrome := chromium(t)
-	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3})
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, Labels: true})
 	base := "http://" + c.Manager.Addr
 	work := t.TempDir()
 	put := func(seed int64) {
@@ -214,9 +215,12 @@ func TestDashboardInChromium(t *testing.T) {
 	if len(page.Stores) != len(c.Stores) {
 		t.Fatalf("the page lists %d stores, want %d: %q", len(page.Stores), len(c.Stores), page.Stores)
 	}
-	for _, s := range c.Stores {
-		if !slices.ContainsFunc(page.Stores, func(row string) bool { return strings.Contains(row, s.Addr) && strings.Contains(row, "alive") }) {
-			t.Errorf("no row for store %s alive in %q", s.Addr, page.Stores)
+	for i, s := range c.Stores {
+		label := fmt.Sprintf("store-%d", i) // clustertest's Labels
+		if !slices.ContainsFunc(page.Stores, func(row string) bool {
+			return strings.Contains(row, s.Addr) && strings.Contains(row, "alive") && strings.Contains(row, label)
+		}) {
+			t.Errorf("no row for store %s (%s) alive in %q", s.Addr, label, page.Stores)
 		}
 	}
 	if got := page.Versions["heat-demo"]; !slices.Equal(got, []string{"2", "1"}) {
@@ -246,6 +250,12 @@ func TestDashboardInChromium(t *testing.T) {
 	get(t, tab, "waiting for the page to show the deletion and the new version on its own",
 		chromedp.Poll[bool](`document.querySelector('table.versions[data-job="heat-demo"] tr[data-version="3"]') !== null &&
 			document.querySelector('table.versions[data-job="wave"] tr[data-version="3"]') === null`,
+			chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(200*time.Millisecond)))
+
+	// The real stores report their byte counters: every row's bandwidth
+	// becomes a rate once two of its heartbeats were seen.
+	get(t, tab, "waiting for every store's bandwidth",
+		chromedp.Poll[bool](`[...document.querySelectorAll('#stores tbody tr td.bw')].every(td => td.innerText.endsWith('/s'))`,
 			chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(200*time.Millisecond)))
 
 	// A store that stops heartbeating shows as dead.
@@ -305,7 +315,8 @@ func TestDashboardLabelsAndBandwidthInChromium(t *testing.T) {
 			"stores": []map[string]any{
 				{"id": "st-a", "addr": "10.0.0.1:7171", "label": `<b id="xss">lab-desk-7</b>`, "alive": true, "used": 1 << 30, "quota": 4 << 30,
 					"blocks": 100, "last_seen": seen, "bytes_in": k << 19, "bytes_out": k << 19},
-				{"id": "st-b", "addr": "10.0.0.2:7171", "alive": true, "used": 0, "quota": 1 << 30, "blocks": 0, "last_seen": seen},
+				{"id": "st-b", "addr": "10.0.0.2:7171", "alive": true, "used": 0, "quota": 1 << 30, "blocks": 0, "last_seen": seen,
+					"draining": true, "busy": true, "busy_reason": "quiet hours 09:00-17:00"},
 			},
 			"jobs": []any{}, "txns": []any{},
 			"gc": map[string]any{"running": false, "last": nil}, "repair": map[string]any{"running": false, "last": nil},
@@ -332,12 +343,17 @@ func TestDashboardLabelsAndBandwidthInChromium(t *testing.T) {
 	}
 	type row struct {
 		Text     string `json:"text"`
+		State    string `json:"state"`
+		Why      string `json:"why"`
 		BW       string `json:"bw"`
 		Injected bool   `json:"injected"`
 	}
 	rows := get(t, tab, "reading the stores", chromedp.Evaluate[[]row](`[...document.querySelectorAll('#stores tbody tr')].map(r => ({
-		text: r.children[0].textContent, bw: r.querySelector('td.bw').textContent, injected: document.getElementById('xss') !== null}))`))
-	if len(rows) != 2 || rows[0].Text != `<b id="xss">lab-desk-7</b>st-a` || rows[0].Injected || rows[1].Text != "st-b" || rows[1].BW != "—" {
+		text: r.children[0].textContent, state: r.children[2].textContent,
+		why: [...r.children[2].querySelectorAll('.badge')].map(b => b.title).join(''),
+		bw: r.querySelector('td.bw').textContent, injected: document.getElementById('xss') !== null}))`))
+	if len(rows) != 2 || rows[0].Text != `<b id="xss">lab-desk-7</b>st-a` || rows[0].Injected || rows[1].Text != "st-b" || rows[1].BW != "—" ||
+		rows[0].State != "alive" || rows[1].State != "alive draining busy" || rows[1].Why != "quiet hours 09:00-17:00" {
 		t.Fatalf("store rows %+v", rows)
 	}
 }

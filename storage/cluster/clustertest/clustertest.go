@@ -183,7 +183,8 @@ type Cluster struct {
 	Manager   *Proc
 	Stores    []*Proc
 	// TLS is the daemons' TLS material with Options.TLS, nil otherwise.
-	TLS *tlsconftest.Certs
+	TLS    *tlsconftest.Certs
+	labels bool // Options.Labels
 }
 
 // Options for NewCluster.
@@ -194,6 +195,8 @@ type Options struct {
 	// TLS runs the manager and the stores with --tls-cert, --tls-key and
 	// --tls-ca of a throwaway CA; Client and Env then use TLS too.
 	TLS bool
+	// Labels starts each store with --label and its name (store-0, ...).
+	Labels bool
 }
 
 // NewCluster builds the commands and starts a manager and the stores, and
@@ -206,7 +209,7 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 	if o.Quota == "" {
 		o.Quota = "1GiB"
 	}
-	c := &Cluster{Bin: Build(t, o.Extra...), Dir: t.TempDir()}
+	c := &Cluster{Bin: Build(t, o.Extra...), Dir: t.TempDir(), labels: o.Labels}
 	c.TokenFile = filepath.Join(c.Dir, "token")
 	var err error
 	if c.Token, err = token.Ensure(c.TokenFile); err != nil {
@@ -228,9 +231,19 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 func (c *Cluster) AddStore(t testing.TB, name, quota string) *Proc {
 	t.Helper()
 	p := Start(t, filepath.Join(c.Bin, "ckpt-store"), append([]string{"--listen", "127.0.0.1:0", "--manager", c.Manager.Addr,
-		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms"}, c.tlsArgs()...)...)
+		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms"}, c.storeArgs(name)...)...)
 	c.Stores = append(c.Stores, p)
 	return p
+}
+
+// storeArgs are the flags of store name beyond its address, directory and
+// quota: TLS, and its label with Options.Labels.
+func (c *Cluster) storeArgs(name string) []string {
+	args := c.tlsArgs()
+	if c.labels {
+		args = append(args, "--label", name)
+	}
+	return args
 }
 
 // tlsArgs are the daemons' TLS flags, none without Options.TLS.

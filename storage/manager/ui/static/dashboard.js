@@ -28,7 +28,7 @@
     const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let i = 0;
     while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : 1)) + " " + units[i];
+    return (i === 0 ? String(Math.round(n)) : n.toFixed(n < 10 ? 2 : 1)) + " " + units[i];
   }
 
   function rate(bps) {
@@ -118,6 +118,20 @@
     );
   }
 
+  // storeState is the store's badge: dead, or alive and maybe draining (the
+  // operator's 'ckpt stores drain') or busy (its owner's quiet hours or own
+  // load defer background work), with the reason as its title.
+  function storeState(s) {
+    const box = el("span", {}, s.alive ? badge("alive", "ok") : badge("dead", "bad"));
+    if (s.draining) box.append(" ", badge("draining", "info"));
+    if (s.alive && s.busy) {
+      const b = badge("busy", "warn");
+      if (s.busy_reason) b.title = s.busy_reason;
+      box.append(" ", b);
+    }
+    return box;
+  }
+
   function renderStores(st, now) {
     const body = clear(document.querySelector("#stores tbody"));
     if (st.stores.length === 0) {
@@ -131,7 +145,7 @@
       body.append(el("tr", { "data-store": s.id },
         name,
         cell(s.addr, "mono addr"),
-        el("td", {}, s.alive ? badge("alive", "ok") : badge("dead", "bad")),
+        el("td", {}, storeState(s)),
         el("td", {}, usageBar(s.used || 0, s.quota || 0)),
         cell(s.blocks ?? "—", "num"),
         el("td", { title: when(s.last_seen) }, ago(s.last_seen, now)),
