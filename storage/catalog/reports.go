@@ -23,8 +23,8 @@ type GCReport struct {
 	// FreedBytes and Unreferenced sum the stores' figures.
 	FreedBytes   int64 `json:"freed_bytes"`
 	Unreferenced int64 `json:"unreferenced"`
-	// EstimatedBytes (dry runs) sums the stores' estimates.
-	EstimatedBytes int64    `json:"estimated_bytes,omitempty"`
+	// EstimatedBytes (dry runs; 0 in a collection) sums the stores' estimates.
+	EstimatedBytes int64    `json:"estimated_bytes"`
 	Took           Duration `json:"took"`
 }
 
@@ -51,11 +51,11 @@ type GCStoreReport struct {
 	Unreferenced int64 `json:"unreferenced"`
 	// FreedBytes is what the store reported freed.
 	FreedBytes int64 `json:"freed_bytes"`
-	// EstimatedBytes (dry runs only) estimates the bytes a collection would
+	// EstimatedBytes (dry runs; 0 in a collection) estimates the bytes a collection would
 	// free: Unreferenced times the store's average stored block (used over
 	// blocks), as stores do not list sizes. A collection frees less when
 	// blocks were touched since NotSince.
-	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
+	EstimatedBytes int64 `json:"estimated_bytes"`
 	// Error is why the sweep of this store stopped early ("" if it did
 	// not). Keys deleted before it stay deleted.
 	Error string `json:"error,omitempty"`
