@@ -32,6 +32,9 @@ var (
 	ErrClosed = errors.New("storage: closed")
 	// ErrBadRequest: a malformed request reached a store.
 	ErrBadRequest = errors.New("storage: bad request")
+	// ErrNoLiveStore: no store is alive to write to (none registered, or
+	// every one is dead or draining). Writers return it, wrapped.
+	ErrNoLiveStore = errors.New("no live store")
 )
 
 // BlockError names the store and the block an operation failed on. Every

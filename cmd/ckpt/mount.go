@@ -59,14 +59,14 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := storage.ParseSize(o.blockSize)
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return cli.Usagef("--block-size: %v", err)
 			}
 			if bs <= 0 || bs > storage.MaxBlockSize {
-				return fmt.Errorf("--block-size %s: want 1 byte to %s", o.blockSize, storage.FormatSize(storage.MaxBlockSize))
+				return cli.Usagef("--block-size %s: want 1 byte to %s", o.blockSize, storage.FormatSize(storage.MaxBlockSize))
 			}
 			ra, err := storage.ParseSize(o.readAhead)
 			if err != nil {
-				return fmt.Errorf("--readahead: %w", err)
+				return cli.Usagef("--readahead: %v", err)
 			}
 			replicas, optimistic, err := writeMode(o.replicas, o.mode)
 			if err != nil {
@@ -127,7 +127,7 @@ func writeMode(replicas int, mode string) (int, bool, error) {
 		mode = os.Getenv("CKPT_WRITE_MODE")
 	}
 	if mode != "" && mode != "pessimistic" && mode != "optimistic" {
-		return 0, false, fmt.Errorf("--mode %q: want pessimistic or optimistic", mode)
+		return 0, false, cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
 	}
 	return replicas, mode == "optimistic", nil
 }
@@ -291,7 +291,7 @@ func runUmount(ctx context.Context, dir string, lazy bool, timeout time.Duration
 		if serr == nil && st.Done {
 			os.Remove(statePath(abs))
 		}
-		return fmt.Errorf("%s is not a ckpt mount (no %s mount there in /proc/self/mountinfo)", abs, mount.FSType)
+		return cli.WithCode(cli.ExitNotFound, fmt.Errorf("%s is not a ckpt mount (no %s mount there in /proc/self/mountinfo)", abs, mount.FSType))
 	}
 	if !alive {
 		if err := mount.Unmount(abs, true); err != nil {

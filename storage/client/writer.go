@@ -182,7 +182,7 @@ type slot struct {
 // NewWriter returns a Writer over targets. It fails when there is none.
 func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	if len(targets) == 0 {
-		return nil, errors.New("client: no live store to write to (are ckpt-store daemons running and registered with the manager? see 'ckpt stores')")
+		return nil, fmt.Errorf("client: %w to write to (are ckpt-store daemons running and registered with the manager? see 'ckpt stores')", storage.ErrNoLiveStore)
 	}
 	if opts.BlockSize <= 0 {
 		opts.BlockSize = DefaultBlockSize

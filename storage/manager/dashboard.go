@@ -81,7 +81,7 @@ func (m *Manager) mountDashboard(mux *http.ServeMux) {
 	// logout form) are refused before any handler runs.
 	cop := http.NewCrossOriginProtection()
 	handle := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, secureHeaders(cop.Handler(h)))
+		mux.Handle(pattern, m.observed(pattern, secureHeaders(cop.Handler(h)).ServeHTTP))
 	}
 	// A browser pointed at the manager's address lands on the dashboard.
 	handle("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -85,6 +85,13 @@ func TestObserverHearsCommitsPassesAndRequests(t *testing.T) {
 		t.Fatalf("a wrongly signed request answered %d", code)
 	}
 
+	// The dashboard's routes are counted too: its state without a session.
+	resp, err := http.Get(srv.URL + "/ui/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
 	rec.mu.Lock()
 	committed, gc, repair := rec.committed, len(rec.gc), len(rec.repair)
 	rec.mu.Unlock()
@@ -105,6 +112,7 @@ func TestObserverHearsCommitsPassesAndRequests(t *testing.T) {
 		{"POST /v1/txns/{id}/commit", http.StatusNotFound},
 		{"other", http.StatusNotFound},
 		{"GET /v1/stores", http.StatusUnauthorized},
+		{"GET /ui/api/state", http.StatusUnauthorized},
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, w := range want {

@@ -14,6 +14,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/token"
 )
 
 // Exit statuses shared by ckpt, ckpt-store, ckpt-manager and ckptrun
@@ -83,7 +84,7 @@ func Code(err error) int {
 		return ExitOK
 	case errors.As(err, &ce):
 		return ce.Code
-	case errors.As(err, new(*UsageError)), errors.Is(err, catalog.ErrInvalid):
+	case errors.As(err, new(*UsageError)), errors.Is(err, catalog.ErrInvalid), errors.Is(err, token.ErrNoToken):
 		return ExitUsage
 	case isNoSpace(err):
 		return ExitNoSpace
@@ -114,7 +115,7 @@ func isUnreachable(err error) bool {
 		hne x509.HostnameError
 		cie x509.CertificateInvalidError
 	)
-	return errors.Is(err, catalog.ErrUnreachable) || errors.Is(err, storage.ErrUnauthorized) ||
+	return errors.Is(err, catalog.ErrUnreachable) || errors.Is(err, storage.ErrUnauthorized) || errors.Is(err, storage.ErrNoLiveStore) ||
 		errors.Is(err, catalog.ErrClockSkew) || errors.Is(err, storage.ErrClosed) ||
 		errors.Is(err, remote.ErrConnLost) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
+	"github.com/ckptio/ckptio/storage/token"
 )
 
 func TestCode(t *testing.T) {
@@ -25,6 +26,7 @@ func TestCode(t *testing.T) {
 		{errors.New("disk on fire"), ExitFailure},
 		{Usagef("--to DIR is required"), ExitUsage},
 		{wrap(catalog.ErrInvalid), ExitUsage},
+		{wrap(token.ErrNoToken), ExitUsage},
 		{wrap(catalog.ErrUnknownJob), ExitNotFound},
 		{wrap(catalog.ErrUnknownVersion), ExitNotFound},
 		{wrap(catalog.ErrNoVersions), ExitNotFound},
@@ -35,6 +37,7 @@ func TestCode(t *testing.T) {
 		{wrap(&catalog.UnreachableError{Addr: "m:1", Err: syscall.ECONNREFUSED}), ExitUnreachable},
 		{wrap(dialErr), ExitUnreachable},
 		{wrap(storage.ErrUnauthorized), ExitUnreachable},
+		{wrap(storage.ErrNoLiveStore), ExitUnreachable},
 		{wrap(catalog.ErrClockSkew), ExitUnreachable},
 		{wrap(context.DeadlineExceeded), ExitUnreachable},
 		{wrap(storage.ErrNoSpace), ExitNoSpace},
