@@ -119,11 +119,13 @@ func (m *Manager) Request(route string, code int, took time.Duration) {
 }
 
 var (
-	storesDesc    = prometheus.NewDesc("ckpt_manager_stores", "Stores the catalog knows, by state (alive: heartbeated within --dead-after; dead).", []string{"state"}, nil)
-	storeUpDesc   = prometheus.NewDesc("ckpt_manager_store_up", "1 when the store is alive, 0 when dead.", []string{"id", "addr"}, nil)
-	storeUsedDesc = prometheus.NewDesc("ckpt_manager_store_used_bytes", "Bytes of blocks the store held at its last heartbeat.", []string{"id", "addr"}, nil)
-	storeQuotDesc = prometheus.NewDesc("ckpt_manager_store_quota_bytes", "Bytes the store may hold, as of its last heartbeat.", []string{"id", "addr"}, nil)
-	storeSeenDesc = prometheus.NewDesc("ckpt_manager_store_last_seen_timestamp_seconds", "When the store last heartbeated (Unix time).", []string{"id", "addr"}, nil)
+	storesDesc     = prometheus.NewDesc("ckpt_manager_stores", "Stores the catalog knows, by state (alive: heartbeated within --dead-after; dead).", []string{"state"}, nil)
+	storeUpDesc    = prometheus.NewDesc("ckpt_manager_store_up", "1 when the store is alive, 0 when dead.", []string{"id", "addr"}, nil)
+	storeUsedDesc  = prometheus.NewDesc("ckpt_manager_store_used_bytes", "Bytes of blocks the store held at its last heartbeat.", []string{"id", "addr"}, nil)
+	storeQuotDesc  = prometheus.NewDesc("ckpt_manager_store_quota_bytes", "Bytes the store may hold, as of its last heartbeat.", []string{"id", "addr"}, nil)
+	storeSeenDesc  = prometheus.NewDesc("ckpt_manager_store_last_seen_timestamp_seconds", "When the store last heartbeated (Unix time).", []string{"id", "addr"}, nil)
+	storeBusyDesc  = prometheus.NewDesc("ckpt_manager_store_busy", "1 while the store reports its desktop busy (quiet hours or the owner's load): repair and GC leave it alone.", []string{"id", "addr"}, nil)
+	storeDrainDesc = prometheus.NewDesc("ckpt_manager_store_draining", "1 while the store is being drained ('ckpt stores drain'): no new blocks go there.", []string{"id", "addr"}, nil)
 )
 
 // RegisterStores registers on reg the gauges of the stores the catalog
@@ -144,6 +146,15 @@ func (c storesCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeUsedDesc
 	ch <- storeQuotDesc
 	ch <- storeSeenDesc
+	ch <- storeBusyDesc
+	ch <- storeDrainDesc
+}
+
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c storesCollector) Collect(ch chan<- prometheus.Metric) {
@@ -160,6 +171,8 @@ func (c storesCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(storeUsedDesc, prometheus.GaugeValue, float64(s.Used), s.ID, s.Addr)
 		ch <- prometheus.MustNewConstMetric(storeQuotDesc, prometheus.GaugeValue, float64(s.Quota), s.ID, s.Addr)
 		ch <- prometheus.MustNewConstMetric(storeSeenDesc, prometheus.GaugeValue, float64(s.LastSeen.UnixNano())/1e9, s.ID, s.Addr)
+		ch <- prometheus.MustNewConstMetric(storeBusyDesc, prometheus.GaugeValue, flag(s.Alive && s.Busy), s.ID, s.Addr)
+		ch <- prometheus.MustNewConstMetric(storeDrainDesc, prometheus.GaugeValue, flag(s.Draining), s.ID, s.Addr)
 	}
 	ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(alive), "alive")
 	ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(dead), "dead")

@@ -107,3 +107,34 @@ func BenchmarkStoreRequest(b *testing.B) {
 		}
 	})
 }
+
+// TestStoreGauges: the manager's per-store gauges follow the catalog, and
+// a dead store is never reported busy.
+func TestStoreGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	stores := []catalog.StoreInfo{
+		{Heartbeat: catalog.Heartbeat{ID: "a", Addr: "h:1", Busy: true}, Alive: true},
+		{Heartbeat: catalog.Heartbeat{ID: "b", Addr: "h:2", Busy: true}, Alive: false, Draining: true},
+		{Heartbeat: catalog.Heartbeat{ID: "c", Addr: "h:3"}, Alive: true},
+	}
+	RegisterStores(reg, func() []catalog.StoreInfo { return stores })
+	want := `
+# HELP ckpt_manager_store_busy 1 while the store reports its desktop busy (quiet hours or the owner's load): repair and GC leave it alone.
+# TYPE ckpt_manager_store_busy gauge
+ckpt_manager_store_busy{addr="h:1",id="a"} 1
+ckpt_manager_store_busy{addr="h:2",id="b"} 0
+ckpt_manager_store_busy{addr="h:3",id="c"} 0
+# HELP ckpt_manager_store_draining 1 while the store is being drained ('ckpt stores drain'): no new blocks go there.
+# TYPE ckpt_manager_store_draining gauge
+ckpt_manager_store_draining{addr="h:1",id="a"} 0
+ckpt_manager_store_draining{addr="h:2",id="b"} 1
+ckpt_manager_store_draining{addr="h:3",id="c"} 0
+# HELP ckpt_manager_stores Stores the catalog knows, by state (alive: heartbeated within --dead-after; dead).
+# TYPE ckpt_manager_stores gauge
+ckpt_manager_stores{state="alive"} 2
+ckpt_manager_stores{state="dead"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ckpt_manager_store_busy", "ckpt_manager_store_draining", "ckpt_manager_stores"); err != nil {
+		t.Error(err)
+	}
+}
