@@ -135,10 +135,11 @@ func run(c config) error {
 		return err
 	}
 	defer m.Close()
-	if err := om.listen(c.metricsListen, m, log); err != nil {
+	ep := om.endpoint(m)
+	if err := ep.Serve(log); err != nil {
 		return err
 	}
-	defer om.close()
+	defer ep.Close()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
@@ -156,7 +157,7 @@ func run(c config) error {
 		zap.Duration("gc_every", c.gcEvery), zap.Duration("gc_clock_skew", c.gcClockSkew), zap.Duration("repair_every", c.repairEvery),
 		zap.Bool("tls", serverTLS != nil), zap.Bool("stores_tls", storeTLS != nil))
 	fmt.Printf("listening on %s\n", ln.Addr())
-	om.announce()
+	ep.Announce(os.Stdout)
 
 	select {
 	case err = <-serveErr:

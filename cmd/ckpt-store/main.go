@@ -130,10 +130,11 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		return err
 	}
 	defer bs.Close()
-	if err := om.listen(metricsListen, bs, log); err != nil {
+	ep := om.endpoint(bs)
+	if err := ep.Serve(log); err != nil {
 		return err
 	}
-	defer om.close()
+	defer ep.Close()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
@@ -157,7 +158,7 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		zap.String("quota", storage.FormatSize(quota)), zap.String("used", storage.FormatSize(st.Used)),
 		zap.Bool("tls", serverTLS != nil), zap.String("label", ow.label), zap.Int64("max_bandwidth", ow.bandwidth))
 	fmt.Printf("listening on %s\n", addr)
-	om.announce()
+	ep.Announce(os.Stdout)
 
 	hbDone := make(chan struct{})
 	go func() {

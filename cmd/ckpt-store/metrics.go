@@ -1,11 +1,6 @@
 package main
 
 import (
-	"fmt"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
 	"github.com/ckptio/ckptio/storage/disk"
 	"github.com/ckptio/ckptio/storage/metrics"
 	"github.com/ckptio/ckptio/storage/store"
@@ -14,18 +9,19 @@ import (
 // storeMetrics is the store's --metrics-listen: nil when it is off, so
 // the store and its disk observe nothing.
 type storeMetrics struct {
-	reg *prometheus.Registry
-	m   *metrics.Store
-	srv *metrics.Server
+	ep *metrics.Endpoint
+	m  *metrics.Store
 }
 
 func newStoreMetrics(addr string) *storeMetrics {
-	if addr == "" {
+	ep := metrics.NewEndpoint(addr)
+	if ep == nil {
 		return nil
 	}
-	reg := metrics.NewRegistry()
-	return &storeMetrics{reg: reg, m: metrics.NewStore(reg)}
+	return &storeMetrics{ep: ep, m: metrics.NewStore(ep.Registry())}
 }
+
+// The observers are nil interfaces, not nil pointers, when metrics are off.
 
 func (o *storeMetrics) disk() disk.Observer {
 	if o == nil {
@@ -41,32 +37,12 @@ func (o *storeMetrics) store() store.Observer {
 	return o.m
 }
 
-// listen registers the usage of bs and serves the metrics on addr;
-// announce says where.
-func (o *storeMetrics) listen(addr string, bs *disk.Store, log *zap.Logger) error {
+// endpoint registers the usage of bs and returns the endpoint to serve
+// (nil when metrics are off).
+func (o *storeMetrics) endpoint(bs *disk.Store) *metrics.Endpoint {
 	if o == nil {
 		return nil
 	}
-	metrics.RegisterUsage(o.reg, bs.Stat)
-	srv, err := metrics.Listen(addr, o.reg, log)
-	if err != nil {
-		return err
-	}
-	o.srv = srv
-	log.Info("metrics served", zap.String("addr", srv.Addr()))
-	return nil
-}
-
-// announce prints "metrics on HOST:PORT", after the daemon's "listening
-// on" line.
-func (o *storeMetrics) announce() {
-	if o != nil && o.srv != nil {
-		fmt.Printf("metrics on %s\n", o.srv.Addr())
-	}
-}
-
-func (o *storeMetrics) close() {
-	if o != nil && o.srv != nil {
-		o.srv.Close()
-	}
+	metrics.RegisterUsage(o.ep.Registry(), bs.Stat)
+	return o.ep
 }

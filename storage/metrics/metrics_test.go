@@ -138,3 +138,39 @@ ckpt_manager_stores{state="dead"} 1
 		t.Error(err)
 	}
 }
+
+// TestEndpoint: an empty --metrics-listen is a nil endpoint that does
+// nothing; a served one announces the address it serves on.
+func TestEndpoint(t *testing.T) {
+	var off *Endpoint = NewEndpoint("")
+	if off != nil {
+		t.Fatalf("NewEndpoint(\"\") = %v, want nil", off)
+	}
+	var out strings.Builder
+	if err := off.Serve(nil); err != nil {
+		t.Fatal(err)
+	}
+	off.Announce(&out)
+	off.Close()
+	if out.Len() != 0 {
+		t.Errorf("a nil endpoint announced %q", out.String())
+	}
+	ep := NewEndpoint("127.0.0.1:0")
+	if err := ep.Serve(nil); err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	ep.Announce(&out)
+	addr, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "metrics on ")
+	if !ok {
+		t.Fatalf("announced %q", out.String())
+	}
+	resp, err := http.Get("http://" + addr + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %d", Path, resp.StatusCode)
+	}
+}

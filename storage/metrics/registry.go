@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -76,4 +77,57 @@ func (s *Server) Close() error {
 	err := s.srv.Shutdown(ctx)
 	<-s.done
 	return err
+}
+
+// Endpoint is a daemon's --metrics-listen: its registry, and its listener
+// once served. NewEndpoint returns nil when the flag is empty, and every
+// method of a nil Endpoint does nothing, so a daemon calls them either way.
+type Endpoint struct {
+	addr string
+	reg  *prometheus.Registry
+	srv  *Server
+}
+
+// NewEndpoint returns the endpoint of --metrics-listen addr, not yet
+// served; nil when addr is empty (metrics off).
+func NewEndpoint(addr string) *Endpoint {
+	if addr == "" {
+		return nil
+	}
+	return &Endpoint{addr: addr, reg: NewRegistry()}
+}
+
+// Registry is where the daemon registers its metrics.
+func (e *Endpoint) Registry() *prometheus.Registry { return e.reg }
+
+// Serve starts serving the registry on the endpoint's address.
+func (e *Endpoint) Serve(log *zap.Logger) error {
+	if e == nil {
+		return nil
+	}
+	srv, err := Listen(e.addr, e.reg, log)
+	if err != nil {
+		return err
+	}
+	e.srv = srv
+	if log != nil {
+		log.Info("metrics served", zap.String("addr", srv.Addr()))
+	}
+	return nil
+}
+
+// Announce writes "metrics on HOST:PORT" to w once served: the line
+// daemons print after their "listening on" line, which the local cluster
+// reads.
+func (e *Endpoint) Announce(w io.Writer) {
+	if e != nil && e.srv != nil {
+		fmt.Fprintf(w, "metrics on %s\n", e.srv.Addr())
+	}
+}
+
+// Close stops serving.
+func (e *Endpoint) Close() {
+	if e != nil && e.srv != nil {
+		e.srv.Close()
+	}
 }
