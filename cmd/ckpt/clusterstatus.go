@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,11 +50,24 @@ func localStatus(ctx context.Context, home string) clusterStatus {
 	}
 	if err != nil && info.Manager == "" {
 		st.Reason = "not started"
+		if !errors.Is(err, cluster.ErrNone) {
+			st.Reason = err.Error()
+		}
 		return st
 	}
 	st.Manager, st.TokenFile, st.ManagerMetrics = info.Manager, info.TokenFile, info.ManagerMetrics
 	if err != nil {
 		st.Reason = err.Error()
+		return st
+	}
+	// A manager whose process is gone (or whose pid now belongs to
+	// another program) is down, whatever answers on its port.
+	if len(info.Pids) == 0 || !cluster.Alive(st.Home, info.Pids[0]) {
+		pid := 0
+		if len(info.Pids) > 0 {
+			pid = info.Pids[0]
+		}
+		st.Reason = fmt.Sprintf("ckpt-manager (pid %d) is not running", pid)
 		return st
 	}
 	tok, err := token.ReadFile(info.TokenFile)
@@ -120,9 +134,18 @@ func (st clusterStatus) print() {
 func (st clusterStatus) err() error {
 	switch st.State {
 	case clusterDown:
+		if st.Reason == "not started" {
+			return cli.WithCode(cli.ExitUnreachable, noCluster(st.Home))
+		}
 		return cli.WithCode(cli.ExitUnreachable, fmt.Errorf("local cluster under %s is not running (%s); 'ckpt cluster up' starts it", st.Home, st.Reason))
 	case clusterDegraded:
 		return cli.WithCode(cli.ExitDegraded, fmt.Errorf("local cluster under %s is degraded (%s); 'ckpt cluster up' restarts what is missing", st.Home, st.Reason))
 	}
 	return nil
+}
+
+// noCluster is the error of a command that finds no local cluster and
+// does not start one.
+func noCluster(home string) error {
+	return fmt.Errorf("no local cluster under %s: 'ckpt cluster up' starts one, or set CKPT_MANAGER", home)
 }

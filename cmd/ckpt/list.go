@@ -82,7 +82,13 @@ func clusterCmd(g *globals) *cobra.Command {
 		Long: `The embedded local cluster is a ckpt-manager and N ckpt-store daemons on
 127.0.0.1 whose data lives under CKPT_HOME (default ./.ckpt). ckpt and
 ckptrun start it on demand when CKPT_MANAGER is unset; it keeps running,
-in the background, until 'ckpt cluster down'. Data is kept across down/up.`,
+in the background, until 'ckpt cluster down'. Data is kept across down/up.
+
+The daemons run detached (own session, stdin /dev/null, output in
+CKPT_HOME/logs) with their pids in CKPT_HOME/run/NAME.pid. 'up' reuses a
+healthy cluster whatever its number of stores, and stops daemons left
+behind by a killed command before starting afresh; 'down' stops every
+daemon it finds, even without cluster.json.`,
 	}
 	var stores int
 	var quota string
@@ -101,7 +107,7 @@ in the background, until 'ckpt cluster down'. Data is kept across down/up.`,
 			return nil
 		},
 	}
-	up.Flags().IntVar(&stores, "stores", 4, "number of stores")
+	up.Flags().IntVar(&stores, "stores", 0, "number of stores when it starts (default: as many as it had, else 4); a running cluster keeps its own")
 	up.Flags().StringVar(&quota, "quota", "8GiB", "space each store donates")
 	down := &cobra.Command{
 		Use:   "down",

@@ -29,6 +29,17 @@ type globals struct {
 	home      string
 	logLevel  string
 	tlsCA     string
+	// command is the name of the subcommand that runs ("versions"),
+	// set before it runs.
+	command string
+}
+
+// readOnly are the commands that only read the cluster: in a CKPT_HOME
+// with no local cluster (no catalog, no daemon) they say so and exit 4
+// rather than start an empty cluster to look into.
+var readOnly = map[string]bool{
+	"versions": true, "ls": true, "stores": true, "jobs": true, "diff": true,
+	"verify": true, "export": true, "get": true, "restore": true,
 }
 
 func main() {
@@ -43,12 +54,15 @@ With --manager or CKPT_MANAGER it uses that cluster; the token comes from
 --token-file, CKPT_TOKEN or CKPT_TOKEN_FILE. Without either, it uses the
 embedded local cluster under CKPT_HOME (default ./.ckpt): a manager and 4
 stores on 127.0.0.1, started on demand and kept running until
-'ckpt cluster down'.`,
+'ckpt cluster down'. A command that only reads (versions, ls, stores, jobs,
+diff, verify, export, get, restore) does not start one in a CKPT_HOME that
+has none: it exits 4.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       cli.VersionLine("ckpt"),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { g.command = cmd.Name() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.manager, "manager", os.Getenv("CKPT_MANAGER"), "manager address HOST:PORT (default $CKPT_MANAGER; empty = local cluster)")
@@ -85,6 +99,9 @@ func (g *globals) connect(ctx context.Context) (*session, error) {
 	}
 	s := &session{addr: g.manager, log: log}
 	if s.addr == "" {
+		if readOnly[g.command] && !cluster.Exists(g.home) {
+			return nil, cli.WithCode(cli.ExitUnreachable, noCluster(cluster.HomeDir(g.home)))
+		}
 		info, err := cluster.Up(ctx, cluster.Options{Home: g.home, Progress: func(msg string) {
 			fmt.Fprintln(os.Stderr, "ckpt:", msg)
 		}})

@@ -7,14 +7,18 @@
 //
 //	token          the cluster token, mode 0600, made on first use
 //	cluster.json   addresses and process ids of the running daemons
-//	cluster.lock   held while starting or stopping, so two commands do not race
+//	cluster.lock   flock(2)ed while starting or stopping, so two commands do not race
+//	run/NAME.pid   each daemon's pid (manager, store-N), written when it starts
 //	manager/       the manager's catalog
 //	store-N/       store N's blocks
 //	logs/          each daemon's output
 //
-// The daemons are separate processes in their own session: they outlive the
-// command that started them and keep serving until Down (ckpt cluster down).
-// Data is kept across Down/Up.
+// The daemons are separate processes in their own session, stdin from
+// /dev/null and output to logs/: they outlive the command that started them
+// (a pipe closed under it, SIGINT to its process group) and keep serving
+// until Down (ckpt cluster down). A daemon is known as ours by its command
+// line (binary and data directory under the home), so a reused pid is never
+// taken for one. Data is kept across Down/Up.
 package cluster
 
 import (
@@ -28,7 +32,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,10 +98,19 @@ func (o *Options) fill() {
 	}
 }
 
+// ErrNone is returned by Status for a home where no daemon runs and none
+// is recorded.
+var ErrNone = errors.New("cluster: no local cluster")
+
 // Up returns the running local cluster under opts.Home, starting whatever
-// part of it is not running. It waits until the manager sees every store
-// alive.
+// part of it is not running. A healthy cluster is reused whatever its
+// number of stores; one that is not healthy, and daemons left behind by a
+// command killed while starting it (found by their pid files under run/,
+// or in the process table), are stopped and the cluster is started again
+// on the same addresses when they are free. It waits until the manager
+// sees every store alive.
 func Up(ctx context.Context, opts Options) (Info, error) {
+	want := opts.Stores
 	opts.fill()
 	if err := os.MkdirAll(filepath.Join(opts.Home, "logs"), 0o700); err != nil {
 		return Info{}, fmt.Errorf("cluster: %w", err)
@@ -114,15 +126,43 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 		return Info{}, fmt.Errorf("cluster: %w", err)
 	}
 
-	if info, err := readInfo(opts.Home); err == nil && len(info.Pids) == opts.Stores+1 {
-		if healthy(ctx, info, tok) {
-			return info, nil
+	prev, perr := readInfo(opts.Home)
+	if perr != nil {
+		// cluster.json is missing or unreadable: a whole cluster whose
+		// daemons run and answer is adopted as it is.
+		if found, ok := discover(opts.Home); ok && healthy(ctx, opts.Home, found, tok) {
+			prev, perr = found, nil
 		}
-		// Part of it died: stop what is left and start afresh (the data
-		// directories are kept, so nothing committed is lost).
-		opts.Progress("local cluster under " + opts.Home + " is not healthy; restarting it")
-		stopPids(info.Pids)
 	}
+	if perr == nil && healthy(ctx, opts.Home, prev, tok) {
+		if want > 0 && want != len(prev.Stores) {
+			opts.Progress(fmt.Sprintf("the local cluster under %s runs with %d stores, not %d; 'ckpt cluster down' then 'ckpt cluster up --stores %d' changes that",
+				opts.Home, len(prev.Stores), want, want))
+		}
+		if err := writeInfo(opts.Home, prev); err != nil {
+			return Info{}, err
+		}
+		return prev, nil
+	}
+	if perr == nil {
+		opts.Progress("local cluster under " + opts.Home + " is not healthy; restarting it")
+	}
+	// Stop what is left, recorded or orphaned: an orphan manager would
+	// hold catalog.db's lock. The data directories are kept, so nothing
+	// committed is lost.
+	if ds := stopAll(opts.Home, prev.Pids); len(ds) > 0 {
+		opts.Progress("stopped daemons left running under " + opts.Home + ": " + pidList(ds))
+	}
+	switch {
+	case want > 0:
+	case len(prev.Stores) > 0:
+		want = len(prev.Stores)
+	case storeDirs(opts.Home) > 0:
+		want = storeDirs(opts.Home)
+	default:
+		want = opts.Stores
+	}
+	opts.Stores = want
 
 	bin, err := findBins(opts.BinDir)
 	if err != nil {
@@ -130,13 +170,12 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 	}
 	info := Info{Home: opts.Home, TokenFile: tokFile}
 	fail := func(err error) (Info, error) {
-		stopPids(info.Pids)
-		os.Remove(filepath.Join(opts.Home, "cluster.json"))
+		stopAll(opts.Home, info.Pids)
 		return Info{}, err
 	}
 	opts.Progress("starting ckpt-manager (data in " + filepath.Join(opts.Home, "manager") + ")")
-	pid, addr, maddr, err := start(ctx, filepath.Join(bin, "ckpt-manager"), filepath.Join(opts.Home, "logs", "manager.log"),
-		"--listen", "127.0.0.1:0", "--data", filepath.Join(opts.Home, "manager"), "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0")
+	pid, addr, maddr, err := startOn(ctx, opts.Home, "manager", prev.Manager, filepath.Join(bin, "ckpt-manager"),
+		"--data", filepath.Join(opts.Home, "manager"), "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)
 	}
@@ -145,11 +184,15 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 	for i := 0; i < opts.Stores; i++ {
 		dir := filepath.Join(opts.Home, fmt.Sprintf("store-%d", i))
 		opts.Progress(fmt.Sprintf("starting ckpt-store %d (quota %s, blocks in %s)", i, opts.Quota, dir))
-		args := []string{"--listen", "127.0.0.1:0", "--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0"}
+		args := []string{"--manager", addr, "--dir", dir, "--quota", opts.Quota, "--token-file", tokFile, "--metrics-listen", "127.0.0.1:0"}
 		if opts.ProfileDir != "" {
 			args = append(args, "--cpuprofile", filepath.Join(opts.ProfileDir, fmt.Sprintf("store-%d.prof", i)))
 		}
-		pid, saddr, smaddr, err := start(ctx, filepath.Join(bin, "ckpt-store"), filepath.Join(opts.Home, "logs", fmt.Sprintf("store-%d.log", i)), args...)
+		old := ""
+		if i < len(prev.Stores) {
+			old = prev.Stores[i]
+		}
+		pid, saddr, smaddr, err := startOn(ctx, opts.Home, fmt.Sprintf("store-%d", i), old, filepath.Join(bin, "ckpt-store"), args...)
 		if err != nil {
 			return fail(err)
 		}
@@ -167,8 +210,31 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 	return info, nil
 }
 
-// Down stops the local cluster under home, keeping its data. It is not an
-// error when nothing runs.
+// storeDirs counts the store-0, store-1, ... directories under home.
+func storeDirs(home string) int {
+	n := 0
+	for {
+		if st, err := os.Stat(filepath.Join(home, fmt.Sprintf("store-%d", n))); err != nil || !st.IsDir() {
+			return n
+		}
+		n++
+	}
+}
+
+// Exists reports whether home holds a local cluster: a manager catalog,
+// or a daemon running. Read-only commands start a cluster only then.
+func Exists(home string) bool {
+	home = HomeDir(home)
+	if _, err := os.Stat(filepath.Join(home, "manager", "catalog.db")); err == nil {
+		return true
+	}
+	return len(running(home)) > 0
+}
+
+// Down stops the local cluster under home, keeping its data: every daemon
+// recorded in cluster.json or a pid file, or found in the process table
+// serving home's directories, so that it works when cluster.json is gone
+// or stale. It is not an error when nothing runs.
 func Down(home string) error {
 	home = HomeDir(home)
 	unlock, err := lock(home)
@@ -176,34 +242,81 @@ func Down(home string) error {
 		return err
 	}
 	defer unlock()
-	info, err := readInfo(home)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	info, _ := readInfo(home)
+	stopAll(home, info.Pids)
+	if ds := running(home); len(ds) > 0 {
+		return fmt.Errorf("cluster: could not stop %s; kill them by hand", pidList(ds))
 	}
-	if err != nil {
-		return err
-	}
-	stopPids(info.Pids)
-	return os.Remove(filepath.Join(home, "cluster.json"))
+	return nil
 }
 
-// Status returns the recorded cluster and whether it answers.
+// Status returns the local cluster under home and whether it is healthy:
+// every daemon's process runs (pid files and cluster.json are checked
+// against the process table, so a reused pid does not count) and the
+// manager answers. Without cluster.json it describes the daemons it finds
+// running from their pid files and logs. With nothing running or recorded
+// it returns ErrNone.
 func Status(ctx context.Context, home string) (Info, bool, error) {
 	home = HomeDir(home)
 	info, err := readInfo(home)
 	if err != nil {
-		return Info{Home: home}, false, err
+		found, ok := discover(home)
+		if !ok {
+			if errors.Is(err, os.ErrNotExist) {
+				err = ErrNone
+			}
+			return Info{Home: home}, false, err
+		}
+		info = found
 	}
 	tok, err := token.ReadFile(info.TokenFile)
 	if err != nil {
 		return info, false, err
 	}
-	return info, healthy(ctx, info, tok), nil
+	return info, healthy(ctx, home, info, tok), nil
 }
 
-func healthy(ctx context.Context, info Info, tok []byte) bool {
+// discover rebuilds the Info of the daemons that run under home without
+// cluster.json, from their pid files and the addresses in their logs
+// (each log is rewritten when its daemon starts). ok is false when no
+// manager runs.
+func discover(home string) (Info, bool) {
+	info := Info{Home: home, TokenFile: filepath.Join(home, "token")}
+	ds := running(home)
+	for _, d := range ds {
+		if d.name == "manager" {
+			info.Manager, info.ManagerMetrics = scanListening(filepath.Join(home, "logs", "manager.log"))
+			info.Pids = append(info.Pids, d.pid)
+		}
+	}
+	if info.Manager == "" {
+		return Info{}, false
+	}
+	// Every store-N directory should have its daemon; one that has none
+	// is listed with pid 0 (not running), so the cluster is not healthy.
+	byName := map[string]int{}
+	for _, d := range ds {
+		byName[d.name] = d.pid
+	}
+	for i := 0; i < storeDirs(home); i++ {
+		name := fmt.Sprintf("store-%d", i)
+		addr, maddr := "", ""
+		if byName[name] != 0 {
+			addr, maddr = scanListening(filepath.Join(home, "logs", name+".log"))
+		}
+		info.Pids = append(info.Pids, byName[name])
+		info.Stores = append(info.Stores, addr)
+		info.StoreMetrics = append(info.StoreMetrics, maddr)
+	}
+	return info, true
+}
+
+func healthy(ctx context.Context, home string, info Info, tok []byte) bool {
+	if len(info.Stores) == 0 || len(info.Pids) != len(info.Stores)+1 {
+		return false
+	}
 	for _, pid := range info.Pids {
-		if !alive(pid) {
+		if _, ok := ours(home, pid); !ok {
 			return false
 		}
 	}
@@ -245,11 +358,28 @@ var (
 	metricsRE   = regexp.MustCompile(`metrics on (\S+)`)
 )
 
-// start launches a daemon in its own session with its output in logPath and
-// waits for its "listening on HOST:PORT" line, and for its "metrics on
-// HOST:PORT" line (printed after it) when args have --metrics-listen. It
-// returns the pid and both addresses.
-func start(ctx context.Context, bin, logPath string, args ...string) (int, string, string, error) {
+// startOn starts daemon name with --listen on addr (its address before a
+// restart, so that clients that knew it find it again) or, when that is
+// "" or taken, on a free port.
+func startOn(ctx context.Context, home, name, addr, bin string, args ...string) (int, string, string, error) {
+	logPath := filepath.Join(home, "logs", name+".log")
+	if addr != "" {
+		pid, a, m, err := start(ctx, home, name, bin, logPath, append([]string{"--listen", addr}, args...)...)
+		if err == nil || ctx.Err() != nil {
+			return pid, a, m, err
+		}
+	}
+	return start(ctx, home, name, bin, logPath, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+}
+
+// start launches a daemon detached from the caller: in its own session
+// (so a signal to the caller's process group, a closed pipe or a closed
+// terminal does not reach it), stdin from /dev/null, output in logPath.
+// Its pid file is written at once, before it listens, so that a caller
+// killed now leaves a record. It waits for the "listening on HOST:PORT"
+// line, and for "metrics on HOST:PORT" (printed after it) when args have
+// --metrics-listen, and returns the pid and both addresses.
+func start(ctx context.Context, home, name, bin, logPath string, args ...string) (int, string, string, error) {
 	wantMetrics := slices.Contains(args, "--metrics-listen")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -257,6 +387,7 @@ func start(ctx context.Context, bin, logPath string, args ...string) (int, strin
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
+	cmd.Stdin = nil // /dev/null
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -265,14 +396,19 @@ func start(ctx context.Context, bin, logPath string, args ...string) (int, strin
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	if err := writePid(home, name, pid); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+		return 0, "", "", err
+	}
 	deadline := time.After(15 * time.Second)
 	for {
 		if addr, maddr := scanListening(logPath); addr != "" && (maddr != "" || !wantMetrics) {
-			cmd.Process.Release()
 			return pid, addr, maddr, nil
 		}
 		select {
 		case err := <-exited:
+			os.Remove(pidPath(home, name))
 			return 0, "", "", fmt.Errorf("cluster: %s exited before listening (%v): %s", filepath.Base(bin), err, lastLine(logPath))
 		case <-deadline:
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -334,54 +470,6 @@ func findBins(dir string) (string, error) {
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	// A zombie or a reused pid is not our daemon.
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
-		return false
-	}
-	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return strings.Contains(string(cmdline), "ckpt-")
-}
-
-func stopPids(pids []int) {
-	for _, pid := range pids {
-		if alive(pid) {
-			syscall.Kill(pid, syscall.SIGTERM)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if alive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-func lock(home string) (func(), error) {
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(home, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cluster: locking %s: %w", home, err)
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func readInfo(home string) (Info, error) {
