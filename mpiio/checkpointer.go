@@ -383,8 +383,14 @@ func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 
 // Resume restores CKPT_RESTART_VERSION when it is set, else the latest
 // version when there is one; it reports the version and whether anything
-// was restored. Collective. This is what a program calls at start.
+// was restored. CKPT_RESTART_VERSION=none (ckptrun --fresh) restores
+// nothing: the program starts from the beginning and its checkpoints are
+// new versions after the old ones, which are kept. Collective. This is
+// what a program calls at start.
 func (cp *Checkpointer) Resume(ctx context.Context) (int64, bool, error) {
+	if os.Getenv("CKPT_RESTART_VERSION") == RestartNone {
+		return 0, false, nil
+	}
 	v, set, err := restartVersion()
 	if err != nil {
 		return 0, false, err

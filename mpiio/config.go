@@ -185,6 +185,10 @@ func (c *Config) fromEnv() error {
 	return nil
 }
 
+// RestartNone as CKPT_RESTART_VERSION makes Resume restore nothing (a
+// fresh start, ckptrun --fresh).
+const RestartNone = "none"
+
 // restartVersion reads CKPT_RESTART_VERSION: 0 and false when unset.
 func restartVersion() (int64, bool, error) {
 	v := os.Getenv("CKPT_RESTART_VERSION")
@@ -193,7 +197,7 @@ func restartVersion() (int64, bool, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, false, fmt.Errorf("mpiio: CKPT_RESTART_VERSION=%q: want a version number (see 'ckpt versions JOB')", v)
+		return 0, false, fmt.Errorf("mpiio: CKPT_RESTART_VERSION=%q: want a version number (see 'ckpt versions JOB') or %q", v, RestartNone)
 	}
 	return n, true, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,6 +25,9 @@ type options struct {
 	job            string // --job; "" = $CKPT_JOB, then the program's base name
 	maxRestarts    int    // --max-restarts
 	restartVersion string // --restart-version; "" = not given
+	fresh          bool   // --fresh: the first launch restores nothing
+	manager        string // --manager; "" = $CKPT_MANAGER
+	tokenFile      string // --token-file; "" = $CKPT_TOKEN, $CKPT_TOKEN_FILE
 	mpirunFlags    []string
 	program        string
 	args           []string
@@ -138,10 +142,33 @@ func parseArgs(argv []string) (options, error) {
 			if err != nil {
 				return options{}, err
 			}
-			if v == "" {
-				return options{}, fmt.Errorf("%s needs a version", word)
+			if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 {
+				return options{}, fmt.Errorf("%s %q: want a version number >= 1 (see 'ckpt versions JOB')", word, v)
 			}
 			o.restartVersion = v
+		case "fresh":
+			if has {
+				return options{}, fmt.Errorf("%s takes no value", word)
+			}
+			o.fresh = true
+		case "manager":
+			v, err := value(word, inline, has)
+			if err != nil {
+				return options{}, err
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return options{}, fmt.Errorf("%s %q: want HOST:PORT", word, v)
+			}
+			o.manager = v
+		case "token-file":
+			v, err := value(word, inline, has)
+			if err != nil {
+				return options{}, err
+			}
+			if v == "" {
+				return options{}, fmt.Errorf("%s needs a file", word)
+			}
+			o.tokenFile = v
 		default:
 			n := mpirunValues[name]
 			if n == 0 {
@@ -174,6 +201,9 @@ func parseArgs(argv []string) (options, error) {
 	}
 	if i >= len(argv) {
 		return options{}, errors.New("no program given (see ckptrun --help)")
+	}
+	if o.fresh && o.restartVersion != "" {
+		return options{}, errors.New("--fresh and --restart-version contradict each other: --fresh restores nothing")
 	}
 	o.program = argv[i]
 	o.args = append([]string{}, argv[i+1:]...)
@@ -298,6 +328,7 @@ func ckptNames(env []string) []string {
 type clusterEnv struct {
 	manager   string // host:port; "" = keep the inherited CKPT_MANAGER
 	tokenFile string // set with manager: the local cluster's token file
+	home      string // the local cluster's CKPT_HOME; "" = not local
 }
 
 // baseEnv prepares the environment shared by every attempt from ckptrun's

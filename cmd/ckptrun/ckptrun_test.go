@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ckptio/ckptio/storage/cluster"
+	"github.com/ckptio/ckptio/storage/cluster/clustertest"
 )
 
 // The tests in this file build ckptrun and run it as a process, against a
@@ -64,7 +65,8 @@ func buildCkptrun(t *testing.T) string {
 
 // fakeMpirun is a stand-in for mpirun: call n (from 1) records its
 // arguments in argv.n and its CKPT_ variables in env.n, then fails with
-// FAKE_EXIT while n <= FAKE_FAILS and succeeds after. With FAKE_SLEEP it
+// FAKE_EXIT while n <= FAKE_FAILS and succeeds after, printing FAKE_STDERR
+// to stderr first. With FAKE_SLEEP it
 // waits for a signal instead, records it in sig.n and exits 5.
 const fakeMpirun = `#!/bin/sh
 dir=$(dirname "$0")
@@ -72,6 +74,7 @@ n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
 echo $n > "$dir/count"
 printf '%s\n' "$@" > "$dir/argv.$n"
 env | grep '^CKPT_' | sort > "$dir/env.$n"
+[ -n "$FAKE_STDERR" ] && echo "$FAKE_STDERR" >&2
 if [ -n "$FAKE_SLEEP" ]; then
 	trap 'echo TERM > "$dir/sig.$n"; kill $child; exit 5' TERM
 	trap 'echo INT > "$dir/sig.$n"; kill $child; exit 5' INT
@@ -134,17 +137,54 @@ func (f *fake) env(t *testing.T, n int) map[string]string {
 	return m
 }
 
-// testEnv is a clean environment for ckptrun: a dummy manager so that no
-// local cluster starts, and no CKPT_ variables from the test's own.
-func testEnv(extra ...string) []string {
+// cleanEnv is the test's environment without CKPT_, MPIRUN and FAKE_
+// variables, plus extra.
+func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CKPT_") && !strings.HasPrefix(kv, "MPIRUN=") && !strings.HasPrefix(kv, "FAKE_") {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "CKPT_MANAGER=127.0.0.1:1", "CKPT_TOKEN=0123456789abcdef0123456789abcdef")
 	return append(env, extra...)
+}
+
+// noManagerEnv is a clean environment naming a manager that is not there,
+// for tests that end before ckptrun looks at the cluster.
+func noManagerEnv(extra ...string) []string {
+	return cleanEnv(append([]string{"CKPT_MANAGER=127.0.0.1:1", "CKPT_TOKEN=0123456789abcdef0123456789abcdef"}, extra...)...)
+}
+
+// manager is a real ckpt-manager (with one store) for ckptrun to check
+// before it launches.
+type manager struct {
+	c     *clustertest.Cluster
+	addr  string
+	token string
+}
+
+func newManager(t *testing.T) *manager {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a manager")
+	}
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 1, Extra: []string{"examples/heat"}})
+	return &manager{c: c, addr: c.Manager.Addr, token: strings.TrimSpace(string(c.Token))}
+}
+
+// env is a clean environment for ckptrun using m.
+func (m *manager) env(extra ...string) []string {
+	return cleanEnv(append([]string{"CKPT_MANAGER=" + m.addr, "CKPT_TOKEN=" + m.token}, extra...)...)
+}
+
+// put commits a version of job holding one small file.
+func (m *manager) put(t *testing.T, job string) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644)
+	if _, errOut, code := m.c.Run(t, dir, nil, "ckpt", "put", job, "f"); code != 0 {
+		t.Fatalf("ckpt put %s: %s", job, errOut)
+	}
 }
 
 func runCkptrun(t *testing.T, env []string, args ...string) (int, string) {
@@ -163,8 +203,10 @@ func runCkptrun(t *testing.T, env []string, args ...string) (int, string) {
 
 func TestRelaunchAfterFailure(t *testing.T) {
 	f := newFake(t)
-	code, out := runCkptrun(t, testEnv("MPIRUN="+f.path, "FAKE_FAILS=1", "FAKE_EXIT=1", "CKPT_RANKS_PER_LEADER=2"),
-		"-np", "2", "--restart-version", "7", "--mca", "btl", "self", "-x", "OMP_NUM_THREADS", "bin/heat", "--n", "1024")
+	m := newManager(t)
+	m.put(t, "heat")
+	code, out := runCkptrun(t, m.env("MPIRUN="+f.path, "FAKE_FAILS=1", "FAKE_EXIT=1", "CKPT_RANKS_PER_LEADER=2"),
+		"-np", "2", "--restart-version", "1", "--mca", "btl", "self", "-x", "OMP_NUM_THREADS", "bin/heat", "--n", "1024")
 	if code != 0 {
 		t.Fatalf("exit status %d, want 0; output:\n%s", code, out)
 	}
@@ -188,15 +230,17 @@ func TestRelaunchAfterFailure(t *testing.T) {
 	if env0["CKPT_ATTEMPT"] != "0" || env1["CKPT_ATTEMPT"] != "1" {
 		t.Errorf("CKPT_ATTEMPT = %q then %q, want 0 then 1", env0["CKPT_ATTEMPT"], env1["CKPT_ATTEMPT"])
 	}
-	if env0["CKPT_RESTART_VERSION"] != "7" {
-		t.Errorf("attempt 0: CKPT_RESTART_VERSION = %q, want 7", env0["CKPT_RESTART_VERSION"])
+	if env0["CKPT_RESTART_VERSION"] != "1" {
+		t.Errorf("attempt 0: CKPT_RESTART_VERSION = %q, want 1", env0["CKPT_RESTART_VERSION"])
 	}
-	if v, ok := env1["CKPT_RESTART_VERSION"]; ok {
-		t.Errorf("attempt 1: CKPT_RESTART_VERSION = %q, want it unset", v)
+	// The failed attempt committed nothing, so the relaunch restores the
+	// asked-for version again.
+	if v := env1["CKPT_RESTART_VERSION"]; v != "1" {
+		t.Errorf("attempt 1: CKPT_RESTART_VERSION = %q, want 1 again (nothing committed)", v)
 	}
 	for _, env := range []map[string]string{env0, env1} {
-		for k, v := range map[string]string{"CKPT_JOB": "heat", "CKPT_MANAGER": "127.0.0.1:1", "CKPT_RANKS_PER_LEADER": "2",
-			"CKPT_TOKEN": "0123456789abcdef0123456789abcdef"} {
+		for k, v := range map[string]string{"CKPT_JOB": "heat", "CKPT_MANAGER": m.addr, "CKPT_RANKS_PER_LEADER": "2",
+			"CKPT_TOKEN": m.token} {
 			if env[k] != v {
 				t.Errorf("%s = %q, want %q", k, env[k], v)
 			}
@@ -211,8 +255,8 @@ func TestRelaunchAfterFailure(t *testing.T) {
 			t.Errorf("mpirun arguments lack %q:\n%s\n%s", want, argv0, argv1)
 		}
 	}
-	if !strings.Contains(argv0, "-x CKPT_RESTART_VERSION") || strings.Contains(argv1, "CKPT_RESTART_VERSION") {
-		t.Errorf("-x CKPT_RESTART_VERSION should be on attempt 0 only:\n%s\n%s", argv0, argv1)
+	if !strings.Contains(argv0, "-x CKPT_RESTART_VERSION") || !strings.Contains(argv1, "-x CKPT_RESTART_VERSION") {
+		t.Errorf("-x CKPT_RESTART_VERSION should be on both attempts:\n%s\n%s", argv0, argv1)
 	}
 	if !strings.HasSuffix(argv0, "bin/heat --n 1024") {
 		t.Errorf("program and its arguments should come last: %s", argv0)
@@ -224,7 +268,8 @@ func TestRelaunchAfterFailure(t *testing.T) {
 
 func TestExitStatusPassThrough(t *testing.T) {
 	f := newFake(t)
-	code, out := runCkptrun(t, testEnv("MPIRUN="+f.path, "FAKE_FAILS=99", "FAKE_EXIT=3"),
+	m := newManager(t)
+	code, out := runCkptrun(t, m.env("MPIRUN="+f.path, "FAKE_FAILS=99", "FAKE_EXIT=3"),
 		"--max-restarts", "1", "-np", "1", "--job", "solver", "--", "./solver")
 	if code != 3 {
 		t.Errorf("exit status %d, want 3; output:\n%s", code, out)
@@ -242,7 +287,8 @@ func TestExitStatusPassThrough(t *testing.T) {
 
 func TestKilledBySignal(t *testing.T) {
 	f := newFake(t)
-	code, out := runCkptrun(t, testEnv("MPIRUN="+f.path, "FAKE_FAILS=99", "FAKE_EXIT=kill"),
+	m := newManager(t)
+	code, out := runCkptrun(t, m.env("MPIRUN="+f.path, "FAKE_FAILS=99", "FAKE_EXIT=kill"),
 		"--max-restarts", "0", "prog")
 	if code != 128+9 {
 		t.Errorf("exit status %d, want 137; output:\n%s", code, out)
@@ -254,8 +300,9 @@ func TestKilledBySignal(t *testing.T) {
 
 func TestSignalForwardedAndNoRelaunch(t *testing.T) {
 	f := newFake(t)
+	m := newManager(t)
 	cmd := exec.Command(buildCkptrun(t), "-np", "2", "prog")
-	cmd.Env = testEnv("MPIRUN="+f.path, "FAKE_SLEEP=1")
+	cmd.Env = m.env("MPIRUN="+f.path, "FAKE_SLEEP=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -293,22 +340,22 @@ func TestSignalForwardedAndNoRelaunch(t *testing.T) {
 }
 
 func TestMissingMpirun(t *testing.T) {
-	code, out := runCkptrun(t, testEnv("PATH="+t.TempDir()), "-np", "2", "prog")
+	code, out := runCkptrun(t, noManagerEnv("PATH="+t.TempDir()), "-np", "2", "prog")
 	if code != 1 || !strings.Contains(out, "apt-get install openmpi-bin libopenmpi-dev") {
 		t.Errorf("exit status %d, output:\n%s", code, out)
 	}
-	code, out = runCkptrun(t, testEnv("MPIRUN=/nonexistent/mpirun"), "prog")
+	code, out = runCkptrun(t, noManagerEnv("MPIRUN=/nonexistent/mpirun"), "prog")
 	if code != 1 || !strings.Contains(out, "MPIRUN=/nonexistent/mpirun") {
 		t.Errorf("exit status %d, output:\n%s", code, out)
 	}
 }
 
 func TestUsage(t *testing.T) {
-	code, out := runCkptrun(t, testEnv(), "--help")
+	code, out := runCkptrun(t, noManagerEnv(), "--help")
 	if code != 0 || !strings.Contains(out, "usage: ckptrun") || !strings.Contains(out, "CKPT_RESTART_VERSION") {
 		t.Errorf("--help: exit status %d, output:\n%s", code, out)
 	}
-	code, out = runCkptrun(t, testEnv(), "-np", "x", "prog")
+	code, out = runCkptrun(t, noManagerEnv(), "-np", "x", "prog")
 	if code != 2 || !strings.Contains(out, "positive number") {
 		t.Errorf("bad -np: exit status %d, output:\n%s", code, out)
 	}
@@ -326,14 +373,15 @@ func TestRealMpirun(t *testing.T) {
 	}
 	// The ranks are shells, which do not call MPI_Init, so no transport
 	// settings (like OMPI_MCA_btl_vader_single_copy_mechanism) matter.
-	env := testEnv("MPIRUN="+mpirun, "CKPT_CHUNKING=cdc")
+	m := newManager(t)
+	env := m.env("MPIRUN="+mpirun, "CKPT_CHUNKING=cdc")
 	code, out := runCkptrun(t, env, "-np", "2", "--job", "smoke", "--",
 		"/bin/sh", "-c", `echo "rank=$OMPI_COMM_WORLD_RANK job=$CKPT_JOB attempt=$CKPT_ATTEMPT manager=$CKPT_MANAGER chunking=$CKPT_CHUNKING"`)
 	if code != 0 {
 		t.Fatalf("exit status %d; output:\n%s", code, out)
 	}
 	for _, rank := range []string{"0", "1"} {
-		want := "rank=" + rank + " job=smoke attempt=0 manager=127.0.0.1:1 chunking=cdc"
+		want := "rank=" + rank + " job=smoke attempt=0 manager=" + m.addr + " chunking=cdc"
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -371,7 +419,7 @@ func TestLocalCluster(t *testing.T) {
 		}
 	})
 	f := newFake(t)
-	env := unsetEnv(unsetEnv(testEnv(), "CKPT_MANAGER"), "CKPT_TOKEN")
+	env := cleanEnv()
 	// An inherited CKPT_TOKEN would shadow the local cluster's token file.
 	env = append(env, "MPIRUN="+f.path, "CKPT_HOME="+home, "CKPT_TOKEN=an-inherited-token-to-drop")
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ckptio/ckptio/cmd/internal/cli"
 )
 
 // interrupts catches SIGINT and SIGTERM for the life of ckptrun. The first
@@ -109,15 +112,36 @@ type launcher struct {
 	// manager cannot be asked. With --restart-version V, a relaunch keeps
 	// restoring V until the run has committed a version of its own.
 	latest func() (int64, error)
+	// quick: a failure this soon after the start is quick; two quick
+	// failures in a row with the same status are not relaunched again.
+	quick time.Duration
+	// restartCluster, set when ckptrun started (or reused) the local
+	// cluster, starts whatever part of it is down and updates base;
+	// clusterHealthy says whether that is needed, and why.
+	restartCluster func() error
+	clusterHealthy func() (ok bool, why string)
+}
+
+// first is the CKPT_RESTART_VERSION of the first launch: V from
+// --restart-version, "none" with --fresh (mpiio restores nothing), or "".
+func (l *launcher) first() string {
+	if l.opts.fresh {
+		return "none"
+	}
+	return l.opts.restartVersion
 }
 
 // restartFor returns the CKPT_RESTART_VERSION of attempt n: V on the first
 // attempt; on a relaunch V again if nothing was committed since the first
 // launch (base is the latest version then), else "" (the latest).
 func (l *launcher) restartFor(n int, base int64, baseErr error) string {
-	v := l.opts.restartVersion
+	v := l.first()
 	if n == 0 || v == "" {
 		return v
+	}
+	what := "restores version " + v
+	if v == "none" {
+		what, v = "starts fresh", "a fresh start"
 	}
 	if l.latest == nil || baseErr != nil {
 		fmt.Fprintf(l.stderr, "ckptrun: warning: cannot ask the manager whether attempt %d committed anything; relaunching from the latest version, not %s\n", n, v)
@@ -130,8 +154,8 @@ func (l *launcher) restartFor(n int, base int64, baseErr error) string {
 	}
 	if now == base {
 		// The failed attempts committed nothing: V is still the way back.
-		fmt.Fprintf(l.stderr, "ckptrun: nothing was committed since the first launch; the relaunch restores version %s again\n", v)
-		return v
+		fmt.Fprintf(l.stderr, "ckptrun: nothing was committed since the first launch; the relaunch %s again\n", what)
+		return l.first()
 	}
 	return ""
 }
@@ -144,15 +168,20 @@ func (l *launcher) run() int {
 	status, launched := 0, 0
 	var base int64
 	var baseErr error = errNoLatest
-	if l.latest != nil && l.opts.restartVersion != "" {
+	if l.latest != nil && l.first() != "" {
 		base, baseErr = l.latest()
 	}
+	var prev attempt // the attempt before, for the quick-failure rule
 	for n := 0; n < attempts; n++ {
+		if n > 0 && !l.ensureCluster() {
+			break
+		}
 		env := attemptEnv(l.base, l.job, l.restartFor(n, base, baseErr), n)
 		args := mpirunArgs(l.opts, l.mach, env)
 		cmd := exec.Command(l.mpirun, args...)
 		cmd.Env = env
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		watch := &refusalWatch{w: os.Stderr}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, watch
 		if sig := l.in.signal(); sig != nil {
 			// Interrupted between attempts: the last status stands.
 			fmt.Fprintf(l.stderr, "ckptrun: %s received; not relaunching\n", sigName(sig))
@@ -196,6 +225,12 @@ func (l *launcher) run() int {
 				n+1, took, why, l.opts.maxRestarts)
 			break
 		}
+		cur := attempt{status: status, quick: time.Since(t0) < l.quick}
+		if reason := l.hopeless(watch, cur, prev); reason != "" {
+			fmt.Fprintf(l.stderr, "ckptrun: attempt %d failed after %s: %s; not relaunching: %s\n", n+1, took, why, reason)
+			break
+		}
+		prev = cur
 		fmt.Fprintf(l.stderr, "ckptrun: attempt %d failed after %s: %s; restarting\n",
 			n+1, took, why)
 	}
@@ -212,6 +247,80 @@ func (l *launcher) run() int {
 }
 
 var errNoLatest = errors.New("no manager to ask")
+
+// attempt is how one attempt ended, for the quick-failure rule.
+type attempt struct {
+	status int  // exit status; 0 = none yet
+	quick  bool // it failed sooner than launcher.quick after its start
+}
+
+// hopeless returns why relaunching after the attempt cur (the one before
+// it: prev) would fail the same way, or "".
+func (l *launcher) hopeless(watch *refusalWatch, cur, prev attempt) string {
+	switch {
+	case watch.refused():
+		return "the program's restore was refused (the version's shape differs from what the program protects now: its number of ranks, regions or files), and a relaunch would restore the same version; run with the -np and inputs of that checkpoint, pick another with --restart-version V, or start over with --fresh"
+	case cur.status == cli.ExitUsage:
+		return "exit status 2 is a usage error (bad flags or arguments), which a relaunch repeats; fix the command line"
+	case cur.quick && prev.quick && cur.status == prev.status:
+		return fmt.Sprintf("it and the attempt before both failed within %s of their start with exit status %d, so the failure is not one a relaunch gets past; see the program's output above", l.quick, cur.status)
+	}
+	return ""
+}
+
+// ensureCluster restarts the local cluster ckptrun owns when a daemon of
+// it died, before a relaunch. It reports false (and says why) when that
+// fails, so the job is not relaunched against a dead cluster.
+func (l *launcher) ensureCluster() bool {
+	if l.restartCluster == nil {
+		return true
+	}
+	ok, why := l.clusterHealthy()
+	if ok {
+		return true
+	}
+	fmt.Fprintf(l.stderr, "ckptrun: the local cluster is not healthy (%s); restarting it before the relaunch\n", why)
+	if err := l.restartCluster(); err != nil {
+		fmt.Fprintf(l.stderr, "ckptrun: restarting the local cluster: %v; not relaunching\n", err)
+		return false
+	}
+	return true
+}
+
+// RefusedMarker is what a refused restore prints: mpiio's error for a
+// version whose shape differs from what the ranks protect contains it
+// ("restore of JOB refused, nothing touched: ..."). ckptrun watches the
+// job's stderr for it and does not relaunch (docs/ckptrun.md).
+const RefusedMarker = "refused, nothing touched"
+
+// refusalWatch copies the job's stderr to w and notes a line holding
+// RefusedMarker. exec.Cmd calls Write from one goroutine and Wait returns
+// after the last Write; refused is read after Wait.
+type refusalWatch struct {
+	w    io.Writer
+	tail []byte // the end of the last Write, for a marker split across two
+	mu   struct {
+		sync.Mutex
+		seen bool
+	}
+}
+
+func (r *refusalWatch) Write(p []byte) (int, error) {
+	joined := append(r.tail, p...)
+	if bytes.Contains(joined, []byte(RefusedMarker)) {
+		r.mu.Lock()
+		r.mu.seen = true
+		r.mu.Unlock()
+	}
+	r.tail = append(r.tail[:0], joined[max(0, len(joined)-len(RefusedMarker)):]...)
+	return r.w.Write(p)
+}
+
+func (r *refusalWatch) refused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.seen
+}
 
 // exitStatus turns the end of mpirun into an exit status (128+signal when
 // a signal killed it) and a short description.

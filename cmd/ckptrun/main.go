@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,22 +23,37 @@ import (
 	"github.com/ckptio/ckptio/storage/token"
 )
 
-const usage = `usage: ckptrun [-np N] [--job NAME] [--max-restarts K] [--restart-version V]
+const usage = `usage: ckptrun [-np N] [--job NAME] [--manager HOST:PORT] [--token-file FILE]
+               [--max-restarts K] [--restart-version V | --fresh]
                [MPIRUN-OPTIONS...] [--] PROGRAM [ARGS...]
 
 Runs PROGRAM under mpirun with the ckptio environment exported to every
 rank, and relaunches it when it fails: each relaunch restores the latest
 committed checkpoint of the job.
 
-ckptrun options (one or two dashes; --name=value works too):
+ckptrun's own options (one or two dashes; --name=value works too; these
+are read by ckptrun and not passed to mpirun):
   -np N, -n N, -c N       number of ranks (passed to mpirun as -np N)
   --job NAME              job name the checkpoints are kept under
                           (default: $CKPT_JOB, else the base name of PROGRAM)
+  --manager HOST:PORT     the cluster's manager (default $CKPT_MANAGER;
+                          neither: the local cluster under CKPT_HOME)
+  --token-file FILE       the cluster token, for --manager/CKPT_MANAGER
+                          (default $CKPT_TOKEN, $CKPT_TOKEN_FILE)
   --max-restarts K        relaunch a failed job at most K times (default 3;
                           0 = never)
   --restart-version V     the first launch restores version V instead of the
-                          latest (sets CKPT_RESTART_VERSION on attempt 0 only)
+                          latest; it must exist (checked before launching)
+  --fresh                 the first launch restores nothing: the job starts
+                          from step 0; its old versions are kept
   -h, --help              this help
+  --version               ckptrun's version
+
+Before launching, ckptrun checks that the manager answers and that V
+exists. It does not relaunch a failure that a relaunch would repeat, and
+says why: a refused restore (the job's stderr holds "refused, nothing
+touched"), exit status 2 (a usage error), or two failures in a row with the
+same exit status, each within 1s of its start ($CKPTRUN_QUICK_EXIT).
 
 Every other option before PROGRAM goes to mpirun unchanged, with its values
 (--host a,b  -H a,b  -x VAR  --mca KEY VALUE  --bind-to none  --map-by ...).
@@ -49,7 +65,8 @@ passed as a switch: if it takes a value, write it as --option=value.
 Cluster:
   With CKPT_MANAGER unset, ckptrun starts (or reuses) the embedded local
   cluster under CKPT_HOME (default ./.ckpt) and gives the job its address
-  and token file. It listens on 127.0.0.1, so it serves ranks on this host
+  and token file; before each relaunch it restarts the daemons of that
+  cluster that died. It listens on 127.0.0.1, so it serves ranks on this host
   only; for several hosts run ckpt-manager and ckpt-store yourself and set
   CKPT_MANAGER and CKPT_TOKEN or CKPT_TOKEN_FILE.
 
@@ -60,7 +77,9 @@ Environment of the job (each exported with mpirun -x):
   CKPT_HOME               if set (made absolute)
   CKPT_JOB                the job name
   CKPT_ATTEMPT            0 on the first launch, 1, 2, ... on relaunches
-  CKPT_RESTART_VERSION    V from --restart-version, on attempt 0 only
+  CKPT_RESTART_VERSION    V from --restart-version, or none with --fresh, on
+                          attempt 0 (and on relaunches while nothing new
+                          was committed)
   CKPT_*                  any other CKPT_ variable ckptrun was given
 
 mpirun is $MPIRUN if set, else found on $PATH. ckptrun adds
@@ -70,15 +89,18 @@ this machine's cores (unless given, or ranks are placed with --host,
 
 Exit status: the last attempt's (128+signal if a signal killed mpirun).
 SIGINT and SIGTERM are forwarded to mpirun and stop any relaunch. 1 when
-ckptrun itself fails (no mpirun), 2 on a bad command line, and when the
-local cluster does not start the status ckpt would exit with (4
-unreachable, 5 out of space, ...; README.md, "Scripting").
+ckptrun itself fails (no mpirun), 2 on a bad command line, 3 when V does
+not exist, and when the cluster does not answer or the local cluster does
+not start the status ckpt would exit with (4 unreachable, 5 out of space,
+...; README.md, "Scripting").
 --version prints the version, commit and Go version.
 
 Examples:
   ckptrun -np 4 bin/heat --n 1024
   ckptrun -np 8 --host node1:4,node2:4 -x OMP_NUM_THREADS --job heat bin/heat
   ckptrun -np 4 --restart-version 12 --max-restarts 5 -- bin/heat --steps 1000
+  ckptrun -np 4 --fresh bin/heat
+  ckptrun --manager mgr:7070 --token-file ~/.ckpt-token -np 2 ./solver
   CKPT_MANAGER=mgr:7070 CKPT_TOKEN_FILE=~/.ckpt-token ckptrun -np 2 ./solver
 `
 
@@ -113,15 +135,32 @@ func run(argv, environ []string, stderr io.Writer) int {
 	in := catchInterrupts(cancel)
 	defer in.stop()
 
+	if opts.manager != "" {
+		environ = setEnv(environ, "CKPT_MANAGER", opts.manager)
+	}
+	if opts.tokenFile != "" {
+		if lookupEnv(environ, "CKPT_MANAGER") == "" {
+			fmt.Fprintf(stderr, "ckptrun: warning: ignoring --token-file %s: it is for a cluster given with --manager or CKPT_MANAGER; the local cluster uses its own token file\n", opts.tokenFile)
+		} else {
+			environ = unsetEnv(setEnv(environ, "CKPT_TOKEN_FILE", opts.tokenFile), "CKPT_TOKEN")
+		}
+	}
+
 	var ce clusterEnv
+	var restartCluster func() (clusterEnv, error)
 	if lookupEnv(environ, "CKPT_MANAGER") == "" {
 		if opts.onHosts() {
 			fmt.Fprintln(stderr, "ckptrun: warning: CKPT_MANAGER is unset, so the job uses the local cluster on 127.0.0.1, which ranks on other hosts cannot reach")
 		}
-		info, err := cluster.Up(ctx, cluster.Options{
-			Home:     lookupEnv(environ, "CKPT_HOME"),
-			Progress: func(msg string) { fmt.Fprintf(stderr, "ckptrun: %s\n", msg) },
-		})
+		up := func() (clusterEnv, error) {
+			info, err := cluster.Up(ctx, cluster.Options{
+				Home:     lookupEnv(environ, "CKPT_HOME"),
+				Progress: func(msg string) { fmt.Fprintf(stderr, "ckptrun: %s\n", msg) },
+			})
+			return clusterEnv{manager: info.Manager, tokenFile: info.TokenFile, home: info.Home}, err
+		}
+		var err error
+		ce, err = up()
 		if sig := in.signal(); sig != nil {
 			fmt.Fprintf(stderr, "ckptrun: %s received while starting the local cluster\n", sigName(sig))
 			return signalStatus(sig)
@@ -130,8 +169,8 @@ func run(argv, environ []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ckptrun: local cluster: %v\n", err)
 			return cli.Code(err)
 		}
-		fmt.Fprintf(stderr, "ckptrun: using the local cluster under %s (manager %s)\n", info.Home, info.Manager)
-		ce = clusterEnv{manager: info.Manager, tokenFile: info.TokenFile}
+		fmt.Fprintf(stderr, "ckptrun: using the local cluster under %s (manager %s)\n", ce.home, ce.manager)
+		restartCluster = up
 	} else if err := checkToken(environ); err != nil {
 		// The job may not checkpoint at all; say it, but launch.
 		fmt.Fprintf(stderr, "ckptrun: warning: %v\n", err)
@@ -150,9 +189,86 @@ func run(argv, environ []string, stderr io.Writer) int {
 		job:     opts.jobName(base),
 		stderr:  stderr,
 		in:      in,
+		quick:   quickExit(environ, stderr),
 	}
-	l.latest = latestVersion(ctx, environ, ce, l.job)
+	mc := managerClient(environ, ce)
+	if mc != nil {
+		l.latest = func() (int64, error) { return latestVersion(ctx, mc, l.job) }
+		if err := preflight(ctx, mc, l.job, opts.restartVersion); err != nil {
+			fmt.Fprintf(stderr, "ckptrun: %v; nothing launched\n", err)
+			return cli.Code(err)
+		}
+	}
+	if restartCluster != nil {
+		l.restartCluster = func() error {
+			c, err := restartCluster()
+			if err != nil {
+				return err
+			}
+			l.base = baseEnv(l.base, c, filepath.Abs)
+			mc = managerClient(environ, c)
+			return nil
+		}
+		l.clusterHealthy = func() (bool, string) {
+			info, ok, err := cluster.Status(ctx, ce.home)
+			switch {
+			case err != nil:
+				return false, err.Error()
+			case !ok:
+				return false, fmt.Sprintf("a daemon of manager %s is gone or it does not answer", info.Manager)
+			}
+			return true, ""
+		}
+	}
 	return l.run()
+}
+
+// preflight checks, before anything is launched, that the manager answers
+// and, when restartVersion is set, that the job has that version.
+func preflight(ctx context.Context, mc *catalog.Client, job, restartVersion string) error {
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := mc.Ping(c); err != nil {
+		return fmt.Errorf("the checkpoint cluster does not answer: %w (start it, or fix --manager/CKPT_MANAGER; unset, ckptrun uses the local cluster)", err)
+	}
+	if restartVersion == "" {
+		return nil
+	}
+	want, _ := strconv.ParseInt(restartVersion, 10, 64)
+	vs, err := mc.Versions(c, job)
+	if err != nil && !errors.Is(err, catalog.ErrUnknownJob) && !errors.Is(err, catalog.ErrNoVersions) {
+		return fmt.Errorf("--restart-version %s: %w", restartVersion, err)
+	}
+	var latest int64
+	for _, v := range vs {
+		if v.Version == want {
+			return nil
+		}
+		latest = max(latest, v.Version)
+	}
+	if latest == 0 {
+		return cli.WithCode(cli.ExitNotFound, fmt.Errorf("--restart-version %s: job %s has no committed version (a first run needs no --restart-version)", restartVersion, job))
+	}
+	return cli.WithCode(cli.ExitNotFound, fmt.Errorf("--restart-version %s: job %s has no version %s; its latest is %d ('ckpt versions %s' lists them)", restartVersion, job, restartVersion, latest, job))
+}
+
+// quickExitDefault is how soon after its start an attempt's failure counts
+// as quick: two quick failures in a row with the same exit status are not
+// relaunched again.
+const quickExitDefault = time.Second
+
+// quickExit reads CKPTRUN_QUICK_EXIT (a duration), else the default.
+func quickExit(environ []string, stderr io.Writer) time.Duration {
+	v := lookupEnv(environ, "CKPTRUN_QUICK_EXIT")
+	if v == "" {
+		return quickExitDefault
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		fmt.Fprintf(stderr, "ckptrun: warning: ignoring CKPTRUN_QUICK_EXIT=%s: want a duration like 1s; using %s\n", v, quickExitDefault)
+		return quickExitDefault
+	}
+	return d
 }
 
 // findMpirun returns the path of mpirun ($MPIRUN if set, else from $PATH)
@@ -190,9 +306,9 @@ func checkToken(environ []string) error {
 	return fmt.Errorf("%w; the job's checkpoints will fail", token.ErrNoToken)
 }
 
-// latestVersion returns a func asking the manager for the job's newest
-// committed version (0 when none), or nil when no manager or token is known.
-func latestVersion(ctx context.Context, environ []string, ce clusterEnv, job string) func() (int64, error) {
+// managerClient returns a client of the job's manager, or nil when no
+// manager or usable token is known.
+func managerClient(environ []string, ce clusterEnv) *catalog.Client {
 	addr, tokFile := ce.manager, ce.tokenFile
 	if addr == "" {
 		addr = lookupEnv(environ, "CKPT_MANAGER")
@@ -207,24 +323,27 @@ func latestVersion(ctx context.Context, environ []string, ce clusterEnv, job str
 	case lookupEnv(environ, "CKPT_TOKEN_FILE") != "":
 		tok, err = token.ReadFile(lookupEnv(environ, "CKPT_TOKEN_FILE"))
 	}
-	if addr == "" || len(tok) == 0 || err != nil {
+	if addr == "" || len(tok) < token.MinLength || err != nil {
 		return nil
 	}
-	mc := catalog.NewClient(addr, tok, catalog.ClientOptions{})
-	return func() (int64, error) {
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		vs, err := mc.Versions(c, job)
-		if errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		var latest int64
-		for _, v := range vs {
-			latest = max(latest, v.Version)
-		}
-		return latest, nil
+	return catalog.NewClient(addr, tok, catalog.ClientOptions{})
+}
+
+// latestVersion asks the manager for the job's newest committed version
+// (0 when none).
+func latestVersion(ctx context.Context, mc *catalog.Client, job string) (int64, error) {
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	vs, err := mc.Versions(c, job)
+	if errors.Is(err, catalog.ErrUnknownJob) || errors.Is(err, catalog.ErrNoVersions) {
+		return 0, nil
 	}
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, v := range vs {
+		latest = max(latest, v.Version)
+	}
+	return latest, nil
 }
