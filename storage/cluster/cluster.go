@@ -45,8 +45,11 @@ const DefaultHome = ".ckpt"
 
 // Options configures Up. Zero values pick the defaults.
 type Options struct {
-	Home   string // CKPT_HOME; "" = $CKPT_HOME or ./.ckpt
-	Stores int    // number of stores; 0 = 4
+	Home string // CKPT_HOME; "" = $CKPT_HOME or ./.ckpt
+	// Stores is the number of stores to start; 0 = as many as the
+	// cluster had (cluster.json, else the store-N directories), else 4.
+	// A healthy running cluster is reused whatever its number.
+	Stores int
 	Quota  string // per store, like "8GiB"; "" = 8GiB
 	// BinDir holds ckpt-manager and ckpt-store; "" = the directory of the
 	// running executable, then $PATH.
