@@ -173,7 +173,8 @@ func TestSyncWhenTheCopyDoesNotFit(t *testing.T) {
 }
 
 // TestResumeAndRestartVersion: Resume restores the latest version, or
-// CKPT_RESTART_VERSION when set, and reports false on a job with none.
+// CKPT_RESTART_VERSION when set, nothing with CKPT_RESTART_VERSION=none,
+// and reports false on a job with none.
 func TestResumeAndRestartVersion(t *testing.T) {
 	cl := managertest.New(t, managertest.Options{})
 	run(t, cl, 2, mpiio.Config{Job: "resume", Sync: true}, func(cp *mpiio.Checkpointer, c collective.Comm) error {
@@ -201,6 +202,16 @@ func TestResumeAndRestartVersion(t *testing.T) {
 		cp.Protect("f", f)
 		if v, restored, err := cp.Resume(context.Background()); err != nil || !restored || v != 2 || !slices.Equal(f, field(c.Rank(), 2)) {
 			return fmt.Errorf("resume with CKPT_RESTART_VERSION=2: version %d, %v, %v", v, restored, err)
+		}
+		return nil
+	})
+	// none (ckptrun --fresh): nothing is restored although versions exist.
+	t.Setenv("CKPT_RESTART_VERSION", mpiio.RestartNone)
+	run(t, cl, 2, mpiio.Config{Job: "resume", Sync: true}, func(cp *mpiio.Checkpointer, c collective.Comm) error {
+		f := make([]float64, len(field(c.Rank(), 0)))
+		cp.Protect("f", f)
+		if v, restored, err := cp.Resume(context.Background()); err != nil || restored || v != 0 || !slices.Equal(f, make([]float64, len(f))) {
+			return fmt.Errorf("resume with CKPT_RESTART_VERSION=none: version %d, %v, %v", v, restored, err)
 		}
 		return nil
 	})

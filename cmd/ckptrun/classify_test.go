@@ -29,6 +29,10 @@ func TestOwnFlags(t *testing.T) {
 	if strings.Contains(out, "warning") {
 		t.Errorf("a warning with a good --token-file:\n%s", out)
 	}
+	code, out = runCkptrun(t, env, "--token-file", "/nonexistent/token", "--manager", m.addr, "prog")
+	if code != 2 || f.calls(t) != 1 || !strings.Contains(out, "--token-file") || !strings.Contains(out, "/nonexistent/token") {
+		t.Errorf("missing --token-file: exit status %d; output:\n%s", code, out)
+	}
 	code, out = runCkptrun(t, noManagerEnv(), "--help")
 	for _, want := range []string{"--token-file FILE", "--manager HOST:PORT", "--job NAME", "--fresh"} {
 		if code != 0 || !strings.Contains(out, want) {

@@ -141,6 +141,9 @@ func run(argv, environ []string, stderr io.Writer) int {
 	if opts.tokenFile != "" {
 		if lookupEnv(environ, "CKPT_MANAGER") == "" {
 			fmt.Fprintf(stderr, "ckptrun: warning: ignoring --token-file %s: it is for a cluster given with --manager or CKPT_MANAGER; the local cluster uses its own token file\n", opts.tokenFile)
+		} else if _, err := token.ReadFile(opts.tokenFile); err != nil {
+			fmt.Fprintf(stderr, "ckptrun: --token-file: %v\n", err)
+			return cli.ExitUsage
 		} else {
 			environ = unsetEnv(setEnv(environ, "CKPT_TOKEN_FILE", opts.tokenFile), "CKPT_TOKEN")
 		}
