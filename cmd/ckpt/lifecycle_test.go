@@ -126,8 +126,8 @@ func TestReadOnlyCommandsStartNoCluster(t *testing.T) {
 // processes started by the real ckpt) through the ways they go wrong: a
 // cluster of 2 stores is reused by commands that default to 4; a closed
 // pipe kills ckpt but not the daemons; SIGKILLed daemons with their pid
-// files and lock left behind are reported down and recovered; cluster down
-// without cluster.json stops them; an orphan manager holding catalog.db's
+// files and lock left behind are reported down and recovered; a cluster
+// without cluster.json is adopted; cluster down without it stops them; an orphan manager holding catalog.db's
 // lock, with no record at all, is found and replaced.
 func TestLocalClusterLifecycle(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
@@ -209,6 +209,20 @@ func TestLocalClusterLifecycle(t *testing.T) {
 		t.Fatalf("recovered cluster has pids %v, want its 2 stores back", pids)
 	}
 	getSame()
+
+	// A whole cluster whose cluster.json is gone is adopted, not restarted.
+	if err := os.Remove(filepath.Join(home, "cluster.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := ckpt("cluster", "status"); code != 0 {
+		t.Fatalf("status of a running cluster without cluster.json: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := ckpt("cluster", "up"); code != 0 || !strings.Contains(errOut, "adopting") {
+		t.Fatalf("cluster up without cluster.json: exit %d: %s", code, errOut)
+	}
+	if got := recordedPids(t, home); !equalInts(got, pids) {
+		t.Fatalf("cluster up without cluster.json replaced the daemons: %v, then %v", pids, got)
+	}
 
 	// cluster down with cluster.json gone stops every daemon.
 	if err := os.Remove(filepath.Join(home, "cluster.json")); err != nil {

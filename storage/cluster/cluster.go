@@ -133,7 +133,9 @@ func Up(ctx context.Context, opts Options) (Info, error) {
 	if perr != nil {
 		// cluster.json is missing or unreadable: a whole cluster whose
 		// daemons run and answer is adopted as it is.
-		if found, ok := discover(opts.Home); ok && healthy(ctx, opts.Home, found, tok) {
+		if found, ok := discover(opts.Home); ok && healthy(ctx, opts.Home, found, tok) &&
+			waitStores(ctx, found, tok, len(found.Stores)) == nil {
+			opts.Progress("adopting the local cluster running under " + opts.Home + " (its cluster.json was missing)")
 			prev, perr = found, nil
 		}
 	}

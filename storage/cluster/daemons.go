@@ -125,6 +125,11 @@ func stopPids(home string, pids []int) {
 		}
 		if _, ok := ours(home, pid); ok {
 			syscall.Kill(pid, syscall.SIGKILL)
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if _, ok := ours(home, pid); !ok {
+					break
+				}
+			}
 		}
 	}
 }
