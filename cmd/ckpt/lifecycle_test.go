@@ -287,6 +287,34 @@ func TestKilledWhileStarting(t *testing.T) {
 	}
 }
 
+// TestClosedPipeWhileStarting: a writing command whose output goes to a
+// closed pipe (ckpt put ... 2>&1 | head -0) dies of SIGPIPE while it
+// starts the cluster; the next 'cluster up' starts it cleanly.
+func TestClosedPipeWhileStarting(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	ckpt := localCkpt(t, home)
+	work := t.TempDir()
+	writeRandom(t, filepath.Join(work, "f"), 1000, 1)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(filepath.Join(clustertest.Build(t), "ckpt"), "put", "j", "f")
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = localEnv(home), work, w, w
+	err = cmd.Run()
+	w.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Fatalf("ckpt put into a closed pipe: %v, want killed by SIGPIPE", err)
+	}
+	if _, errOut, code := ckpt("cluster", "up", "--stores", "2"); code != 0 {
+		t.Fatalf("cluster up after a ckpt killed by SIGPIPE: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := ckpt("cluster", "status"); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errOut)
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
