@@ -28,11 +28,18 @@ type DiscardRequest struct {
 // freed. Stores that could not be reached are named in Failed; their
 // blocks are left to garbage collection.
 type DiscardReport struct {
+	Schema     string          `json:"schema"` // SchemaDiscard
 	Asked      int64           `json:"asked"`
 	Deleted    int64           `json:"deleted"`
 	FreedBytes int64           `json:"freed_bytes"`
 	Failed     []GCStoreReport `json:"failed,omitempty"`
 }
+
+// SchemaDiscard names DiscardReport (docs/json.md).
+const SchemaDiscard = "ckptio.discard/1"
+
+func (*DiscardReport) wantSchema() string { return SchemaDiscard }
+func (d *DiscardReport) setSchema()       { d.Schema = SchemaDiscard }
 
 // Discard asks the manager to delete blocks an aborted write left behind
 // (DiscardRequest), in batches of MaxDiscardKeys, and adds up the reports.

@@ -128,6 +128,7 @@ func (m *Manager) serveDiscard(w http.ResponseWriter, r *http.Request, body []by
 	if err != nil {
 		return err
 	}
+	rep.Schema = catalog.SchemaDiscard
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
