@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/memstore"
 )
 
@@ -131,5 +132,56 @@ func TestReaderTriesDeadStoresLastAndSummarises(t *testing.T) {
 	if !strings.HasPrefix(sum, want) ||
 		!strings.HasSuffix(sum, fmt.Sprintf("store st-1 (addr-st-1) unreachable: %v (%d blocks)", storage.ErrNotFound, n)) {
 		t.Fatalf("summary %q, want it to start %q", sum, want)
+	}
+}
+
+// staleLister is a manager whose figures are a heartbeat old: it says
+// every store is full.
+type staleLister struct{ ids []string }
+
+func (l staleLister) Stores(context.Context) ([]catalog.StoreInfo, error) {
+	var out []catalog.StoreInfo
+	for _, id := range l.ids {
+		out = append(out, catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: id, Addr: id,
+			Usage: storage.Usage{Quota: 1000, Used: 1000}}, Alive: true})
+	}
+	return out, nil
+}
+
+// TestPoolRereadsUsageOfFullStores: a store the manager says is full is
+// asked for its usage itself before a writer is refused (GC may have
+// freed it since the heartbeat); one the writer marked full after a
+// quota refusal is asked again too, and stays a target only with room.
+func TestPoolRereadsUsageOfFullStores(t *testing.T) {
+	ctx := context.Background()
+	stores := map[string]*memstore.Store{"st-0": memstore.New("st-0", 1000), "st-1": memstore.New("st-1", 1000)}
+	if _, err := stores["st-1"].Put(ctx, storage.Sum(make([]byte, 1000)), make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPool(staleLister{[]string{"st-0", "st-1"}}, func(_ context.Context, addr string) (storage.BlockStore, error) {
+		return stores[addr], nil
+	}, nil)
+	targets, full, err := p.Targets(ctx)
+	if err != nil || len(targets) != 1 || targets[0].ID != "st-0" || targets[0].Free != 1000 || len(full) != 1 || full[0].ID != "st-1" {
+		t.Fatalf("targets %+v, full %+v, err %v: want st-0 with its own 1000 bytes free", targets, full, err)
+	}
+	// st-0 fills (as a writer's quota refusal tells): the pool asks it
+	// again rather than take it as a target.
+	if _, err := stores["st-0"].Put(ctx, storage.Sum(make([]byte, 999)), make([]byte, 999)); err != nil {
+		t.Fatal(err)
+	}
+	p.MarkFull("st-0")
+	targets, _, err = p.Targets(ctx)
+	if err != nil || len(targets) != 1 || targets[0].Free != 1 {
+		t.Fatalf("after MarkFull: targets %+v, err %v: want st-0 with 1 byte free", targets, err)
+	}
+	if _, err := stores["st-0"].Put(ctx, storage.Sum([]byte("x")), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	p.MarkFull("st-0")
+	_, _, err = p.Targets(ctx)
+	var se *SpaceError
+	if !errors.As(err, &se) || se.Stores != 2 || !strings.HasPrefix(err.Error(), "cluster out of space: free 0 B on 2 stores") {
+		t.Fatalf("all full: %v", err)
 	}
 }
