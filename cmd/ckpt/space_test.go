@@ -179,8 +179,20 @@ func TestGetWithAStoreKilledSaysSoOnce(t *testing.T) {
 	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "j", "f", "--block-size", "64KiB"); code != 0 {
 		t.Fatalf("put: %s", errOut)
 	}
-	dead := c.StoreStats(t)[0].ID
-	c.Stores[0].Kill()
+	// A block lists its stores sorted: the store with the lowest ID is
+	// the first copy of every block it holds.
+	stats := c.StoreStats(t)
+	first := 0
+	for i, st := range stats {
+		if st.ID < stats[first].ID {
+			first = i
+		}
+	}
+	if stats[first].Blocks == 0 {
+		t.Fatalf("store %s holds no block: %+v", stats[first].ID, stats)
+	}
+	dead := stats[first].ID
+	c.Stores[first].Kill()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list, err := c.Client().Stores(context.Background())
