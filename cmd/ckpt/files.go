@@ -232,17 +232,24 @@ func put(ctx context.Context, g *globals, jobName string, args []string, opts cl
 	}
 	counts := scan.Counts()
 	meter.SetTotal(counts.ReadBytes)
-	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{})
+	// The pre-check: the bytes read, times the copies, must fit (an
+	// upper bound: compression and reuse only lower what is stored).
+	w, err := job.NewWriter(ctx, txn.Previous(), version.Hints{Bytes: counts.ReadBytes})
 	if err != nil {
 		return err
 	}
 	werr := scan.Write(ctx, w)
 	part, err := w.Close(ctx)
-	if werr != nil {
-		return werr
+	if werr == nil {
+		werr = err
 	}
-	if err != nil {
-		return err
+	if werr != nil {
+		// Nothing is committed: delete the blocks this put created
+		// that nothing else has come to rely on.
+		if _, derr := txn.AbortDiscarding(context.WithoutCancel(ctx), w); derr != nil {
+			fmt.Fprintf(os.Stderr, "ckpt: warning: %v\n", derr)
+		}
+		return werr
 	}
 	c, err := txn.Commit(ctx, meta, part)
 	if err != nil {

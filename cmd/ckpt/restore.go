@@ -111,8 +111,14 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 	}
 	meter := pf.start(writeOutVerb(filesOnly)+" "+job, total)
 	defer meter.Stop()
-	r := countingReader{client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode}), meter}
-	if err := tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite}); err != nil {
+	cr := client.NewReader(s.pool.Resolve, client.ReaderOptions{Logger: s.log, Decode: key.Decode, Dead: s.pool.Dead})
+	r := countingReader{cr, meter}
+	err = tree.Extract(ctx, r, files, to, tree.ExtractOptions{Overwrite: overwrite})
+	if sum := cr.DegradedSummary(); sum != "" {
+		// One line for every block read from another copy.
+		fmt.Fprintf(os.Stderr, "ckpt: %s\n", sum)
+	}
+	if err != nil {
 		if errors.Is(err, tree.ErrExists) {
 			return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
 		}

@@ -32,6 +32,7 @@ type Pool struct {
 		sync.Mutex
 		conns  map[string]storage.BlockStore // by address
 		stores map[string]catalog.StoreInfo  // by ID, from the last refresh
+		full   map[string]bool               // refused a block for room (MarkFull)
 	}
 }
 
@@ -43,6 +44,7 @@ func NewPool(cat StoreLister, dial Dialer, log *zap.Logger) *Pool {
 	p := &Pool{cat: cat, dial: dial, log: log}
 	p.mu.conns = map[string]storage.BlockStore{}
 	p.mu.stores = map[string]catalog.StoreInfo{}
+	p.mu.full = map[string]bool{}
 	return p
 }
 
@@ -108,17 +110,26 @@ func (p *Pool) Targets(ctx context.Context) (targets, full []Target, err error) 
 			continue
 		}
 		t := Target{ID: s.ID, Addr: s.Addr, Free: s.Free(), Store: c}
-		if t.Free > 0 {
+		p.mu.Lock()
+		marked := p.mu.full[s.ID]
+		p.mu.Unlock()
+		if t.Free > 0 && !marked {
 			targets = append(targets, t)
 		} else {
 			full = append(full, t)
 		}
 	}
+	if len(full) > 0 {
+		// The manager's figure for a store without room is a heartbeat
+		// old: a collection or a deletion may have freed space since.
+		room, still := p.Restat(ctx, full)
+		targets, full = append(targets, room...), still
+	}
 	switch {
 	case len(targets) > 0:
 		return targets, full, nil
 	case len(full) > 0:
-		return nil, nil, fmt.Errorf("client: the %d alive stores have no free space left (see 'ckpt stores'; 'ckpt gc' frees what no version uses): %w", len(full), storage.ErrNoSpace)
+		return nil, nil, &SpaceError{Stores: len(full)}
 	case len(skipped) > 0:
 		return nil, nil, fmt.Errorf("client: no store reachable: %v", skipped)
 	case draining > 0:

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -32,6 +34,10 @@ type ReaderOptions struct {
 	// codec.Decode, which fails on encrypted blocks: set it to
 	// storage/crypt's Key.Decode to read those.
 	Decode func(b manifest.Block, stored []byte) ([]byte, error)
+	// Dead, if set, reports whether the manager marks a store dead, and
+	// its address (Pool.Dead): such a store's copies are tried last,
+	// after every other copy, instead of in the manifest's order.
+	Dead   func(id string) (addr string, dead bool)
 	Logger *zap.Logger // nil = no logging
 }
 
@@ -41,6 +47,31 @@ type Reader struct {
 	stores StoreFunc
 	opts   ReaderOptions
 	log    *zap.Logger
+
+	mu struct {
+		sync.Mutex
+		// passed: by store, the blocks read from another copy because
+		// this one was dead or unreadable, and the last reason.
+		passed map[string]*passed
+		blocks int64 // read from another copy than the manifest's first
+	}
+}
+
+type passed struct {
+	blocks int64
+	why    error
+	addr   string // of a store skipped as dead
+}
+
+var errDead = errors.New("the manager marks it dead")
+
+// Degraded is one store whose copies a Reader could not or did not read,
+// so that Blocks blocks were read from another copy. Err says why: the
+// store's error, or that the manager marks it dead.
+type Degraded struct {
+	Store  string // ID, and address when known
+	Blocks int64
+	Err    error
 }
 
 // NewReader returns a Reader that reaches stores through stores.
@@ -49,6 +80,7 @@ func NewReader(stores StoreFunc, opts ReaderOptions) *Reader {
 		opts.Parallel = DefaultParallel
 	}
 	r := &Reader{stores: stores, opts: opts, log: opts.Logger}
+	r.mu.passed = map[string]*passed{}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
@@ -84,19 +116,107 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 			Err: errors.New("manifest lists no store for this block")}
 	}
 	var errs []error
-	for _, id := range b.Stores {
+	ids := b.Stores
+	var dead []string
+	if r.opts.Dead != nil {
+		// Copies on stores the manager marks dead go last: a read does
+		// not wait on a store known to be gone when another copy is up.
+		for i, id := range ids {
+			if _, d := r.opts.Dead(id); d {
+				if dead == nil {
+					ids = slices.Clone(ids[:i])
+				}
+				dead = append(dead, id)
+			} else if dead != nil {
+				ids = append(ids, id)
+			}
+		}
+		ids = append(ids, dead...)
+	}
+	var failed []string
+	for _, id := range ids {
 		data, err := r.readFrom(ctx, id, b, dst)
 		if err == nil {
+			r.pass(b.Stores, id, failed, errs)
 			return data, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		r.log.Warn("block copy unreadable; trying the next copy",
+		// Summarised by Degraded, not one line per block.
+		r.log.Debug("block copy unreadable; trying the next copy",
 			zap.String("store", id), zap.String("block", b.Key.Short()), zap.Error(err))
 		errs = append(errs, err)
+		failed = append(failed, id)
 	}
 	return nil, joinBlockErrors(errs)
+}
+
+// pass records a block read from store got rather than from the
+// manifest's first copy: the stores listed before got in the manifest's
+// order were skipped as dead or failed (errs, in the order of failed).
+func (r *Reader) pass(listed []string, got string, failed []string, errs []error) {
+	if len(listed) == 0 || listed[0] == got {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mu.blocks++
+	for _, id := range listed {
+		if id == got {
+			return
+		}
+		p := r.mu.passed[id]
+		if p == nil {
+			p = &passed{}
+			r.mu.passed[id] = p
+		}
+		p.blocks++
+		if i := slices.Index(failed, id); i >= 0 {
+			p.why = errs[i]
+		} else if p.why == nil {
+			p.why = errDead
+			if r.opts.Dead != nil {
+				p.addr, _ = r.opts.Dead(id)
+			}
+		}
+	}
+}
+
+// Degraded returns the stores whose copies were passed over so far, by
+// store ID, each with the blocks read from another copy instead, and the
+// blocks read from another copy than their first, counted once each.
+func (r *Reader) Degraded() ([]Degraded, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Degraded, 0, len(r.mu.passed))
+	for id, p := range r.mu.passed {
+		d := Degraded{Store: id, Blocks: p.blocks, Err: p.why}
+		var be *storage.BlockError
+		if errors.As(p.why, &be) {
+			d.Store, d.Err = be.Store, be.Err
+		} else if p.addr != "" {
+			d.Store = id + " (" + p.addr + ")"
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Degraded) int { return strings.Compare(a.Store, b.Store) })
+	return out, r.mu.blocks
+}
+
+// DegradedSummary is Degraded in one line for people ("" when every
+// block was read from its first copy): "960 blocks read from another
+// copy; store st-1 (127.0.0.1:4000) unreachable: ...".
+func (r *Reader) DegradedSummary() string {
+	ds, n := r.Degraded()
+	if len(ds) == 0 {
+		return ""
+	}
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("store %s unreachable: %v (%d blocks)", d.Store, d.Err, d.Blocks)
+	}
+	return fmt.Sprintf("%d blocks read from another copy; %s", n, strings.Join(parts, "; "))
 }
 
 func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block, dst []byte) ([]byte, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -100,6 +101,10 @@ type WriterOptions struct {
 	// copies already held, as PutBlock's caller may. storage/version sets
 	// it: it is where the version layer decides reuse.
 	Before func(ctx context.Context, b *manifest.Block) bool
+	// OnFull, if set, is called once per store the writer stops placing
+	// blocks on because it refused one for want of room (quota, full
+	// disk): storage/version marks it in the Pool (Pool.MarkFull).
+	OnFull func(storeID string)
 	Logger *zap.Logger // nil = no logging
 }
 
@@ -128,7 +133,11 @@ type Writer struct {
 		err       error
 		closed    bool
 		excluded  map[int]error // why a store was dropped
-		squeeze   map[objectKey]*squeeze
+		// created are the keys this writer put that the store did not
+		// hold before (Put reported created), by target: what an aborted
+		// write may discard (Created).
+		created map[int][]storage.Hash
+		squeeze map[objectKey]*squeeze
 	}
 }
 
@@ -220,6 +229,7 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	w.mu.seen = map[storage.Hash]*slot{}
 	w.mu.blocks = make([]manifest.Block, 0, max(0, opts.ExpectBlocks))
 	w.mu.excluded = map[int]error{}
+	w.mu.created = map[int][]storage.Hash{}
 	w.mu.squeeze = map[objectKey]*squeeze{}
 	bs := opts.BlockSize
 	w.bufs.New = func() any { b := make([]byte, bs); return &b }
@@ -462,7 +472,19 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 			err := fmt.Errorf("client: block %s of %q at offset %d: %d of %d copies stored, no other store took it: %s",
 				ref.Key.Short(), ref.Object, ref.Offset, len(holders), w.Copies(), w.exclusions())
 			if w.allFull() {
-				err = fmt.Errorf("%w: %w", err, storage.ErrNoSpace)
+				// One line for the user, not one per refused block.
+				w.mu.Lock()
+				se := &SpaceError{During: true, Sent: w.mu.sentBytes, Stores: len(w.targets)}
+				for _, kind := range []error{storage.ErrQuotaExceeded, storage.ErrDiskFull} {
+					for _, why := range w.mu.excluded {
+						if errors.Is(why, kind) {
+							se.Causes = append(se.Causes, kind)
+							break
+						}
+					}
+				}
+				w.mu.Unlock()
+				err = se
 			}
 			w.fail(err)
 			return 0, false
@@ -501,6 +523,9 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 					w.mu.newBytes += ref.StoredLength
 				}
 				created = created || o.created
+				if o.created {
+					w.mu.created[o.i] = append(w.mu.created[o.i], ref.Key)
+				}
 				w.mu.Unlock()
 			case ctx.Err() != nil:
 				w.fail(ctx.Err())
@@ -511,9 +536,20 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 					w.fail(berr) // another store would refuse it the same way
 					return 0, false
 				}
-				w.log.Warn("store refused a block; moving it to another store",
+				if !w.exclude(o.i, berr) {
+					break // already dropped: said once
+				}
+				if isFull(o.err) {
+					// Said once, in Close's summary or the write's error.
+					w.log.Debug("store full; moving its blocks to other stores",
+						zap.String("store", t.ID), zap.String("addr", t.Addr), zap.Error(o.err))
+					if w.opts.OnFull != nil {
+						w.opts.OnFull(t.ID)
+					}
+					break
+				}
+				w.log.Warn("store refused a block; moving its blocks to other stores",
 					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
-				w.exclude(o.i, berr)
 			}
 		}
 	}
@@ -570,11 +606,36 @@ func (w *Writer) learn(ref manifest.Block, logical, stored int) {
 	}
 }
 
-// exclude stops placing blocks on store i for the rest of this writer.
-func (w *Writer) exclude(i int, why error) {
+// exclude stops placing blocks on store i for the rest of this writer;
+// it reports whether i was not excluded already.
+func (w *Writer) exclude(i int, why error) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if _, ok := w.mu.excluded[i]; ok {
+		return false
+	}
 	w.mu.excluded[i] = why
+	return true
+}
+
+// isFull reports whether a store refused a put for want of room.
+func isFull(err error) bool {
+	return errors.Is(err, storage.ErrQuotaExceeded) || errors.Is(err, storage.ErrDiskFull)
+}
+
+// Created returns, by store ID, the keys this writer put that the store
+// did not hold before. After a failed or abandoned write they are what
+// the write left behind; only the manager can tell whether anything else
+// has come to rely on them since (storage/version discards them through
+// it), so a caller must not delete them from the stores itself.
+func (w *Writer) Created() map[string][]storage.Hash {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string][]storage.Hash, len(w.mu.created))
+	for i, hs := range w.mu.created {
+		out[w.targets[i].ID] = slices.Clone(hs)
+	}
+	return out
 }
 
 // dropped returns the stores excluded so far, with why, for use without
@@ -607,11 +668,22 @@ func (w *Writer) allFull() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, why := range w.mu.excluded {
-		if !errors.Is(why, storage.ErrQuotaExceeded) && !errors.Is(why, storage.ErrDiskFull) {
+		if !isFull(why) {
 			return false
 		}
 	}
 	return len(w.mu.excluded) > 0
+}
+
+// fullLocked counts the stores dropped for want of room.
+func (w *Writer) fullLocked() int {
+	n := 0
+	for _, why := range w.mu.excluded {
+		if isFull(why) {
+			n++
+		}
+	}
+	return n
 }
 
 // record adds ref to the version's blocks and returns its index there.
@@ -648,6 +720,9 @@ func (w *Writer) Close(ctx context.Context) (Result, error) {
 	w.mu.closed = true
 	if w.mu.err != nil {
 		return Result{}, w.mu.err
+	}
+	if n := w.fullLocked(); n > 0 {
+		w.log.Warn(fmt.Sprintf("%d of %d stores filled up during the write; their blocks went to the other stores (free space with 'ckpt retain' and 'ckpt gc', or add stores)", n, len(w.targets)))
 	}
 	blocks := w.mu.blocks
 	sort.Slice(blocks, func(a, b int) bool {

@@ -249,6 +249,9 @@ func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time,
 			return rep
 		}
 		if len(page) == 0 {
+			if !dry {
+				m.refreshUsage(ctx, st.ID, s)
+			}
 			return rep
 		}
 		if len(page) > gcPage {
@@ -289,6 +292,22 @@ func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time,
 			rep.Unreferenced += int64(len(cands))
 		}
 		after = page[len(page)-1]
+	}
+}
+
+// refreshUsage sets store id's usage in the store list from its own Stat,
+// right after a sweep or a discard freed space: a writer that asks the
+// manager next sees the room without waiting for the store's heartbeat.
+// A store that does not answer keeps its heartbeat's figures.
+func (m *Manager) refreshUsage(ctx context.Context, id string, s GCStore) {
+	stat, err := s.Stat(ctx)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st, ok := m.mu.stores[id]; ok {
+		st.info.Usage = stat.Usage
 	}
 }
 

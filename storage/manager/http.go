@@ -144,6 +144,7 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, rep)
 		return nil
 	})
+	m.route(mux, "POST /v1/blocks/discard", j, m.serveDiscard)
 	m.route(mux, "GET /v1/gc", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		st := m.GCStatus()
 		st.Schema = catalog.SchemaGCStatus

@@ -150,7 +150,11 @@ type Reader struct {
 // NewReader returns a reader over the job's stores with its Reader
 // options.
 func (j *Job) NewReader() *Reader {
-	return &Reader{r: client.NewReader(j.Pool.Resolve, j.Reader)}
+	o := j.Reader
+	if o.Dead == nil {
+		o.Dead = j.Pool.Dead
+	}
+	return &Reader{r: client.NewReader(j.Pool.Resolve, o)}
 }
 
 // ReadInto reads extent e of s into dst, which holds exactly e.Length
@@ -188,3 +192,8 @@ func (r *Reader) OpenObject(ctx context.Context, s *Snapshot, rank int32, name s
 	}
 	return client.NewObjectReader(ctx, r.r, blocks, 0)
 }
+
+// DegradedSummary says in one line which stores' copies were passed over
+// and how many blocks were read from another copy instead; "" when none
+// (client.Reader.DegradedSummary).
+func (r *Reader) DegradedSummary() string { return r.r.DegradedSummary() }

@@ -183,6 +183,51 @@ func (t *Txn) Abort(ctx context.Context) error {
 	return t.job.Catalog.Abort(ctx, t.id)
 }
 
+// Discarder is implemented by catalogs that can delete the blocks an
+// aborted write left behind (*catalog.Client: POST /v1/blocks/discard).
+type Discarder interface {
+	Discard(ctx context.Context, stores map[string][]storage.Hash) (catalog.DiscardReport, error)
+}
+
+// AbortDiscarding is Abort followed by a discard of the blocks the
+// writers created (Writer.Created): the manager deletes those that no
+// committed version names and that no writer in flight has touched
+// (catalog.DiscardRequest), so a concurrent writer that deduplicated
+// against one of them keeps it. The rest, and everything when the
+// catalog cannot discard, is left to garbage collection. It returns the
+// discard's report; after Commit it does nothing.
+func (t *Txn) AbortDiscarding(ctx context.Context, ws ...*Writer) (catalog.DiscardReport, error) {
+	if t.end() {
+		return catalog.DiscardReport{}, nil
+	}
+	if err := t.job.Catalog.Abort(ctx, t.id); err != nil {
+		// The transaction still holds the horizon: a discard would
+		// delete nothing.
+		return catalog.DiscardReport{}, err
+	}
+	d, ok := t.job.Catalog.(Discarder)
+	if !ok {
+		return catalog.DiscardReport{}, nil
+	}
+	created := map[string][]storage.Hash{}
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		for id, hs := range w.Created() {
+			created[id] = append(created[id], hs...)
+		}
+	}
+	if len(created) == 0 {
+		return catalog.DiscardReport{}, nil
+	}
+	rep, err := d.Discard(ctx, created)
+	if err != nil {
+		return rep, fmt.Errorf("version: discarding the blocks of an aborted version of %s (garbage collection will): %w", t.job.Name, err)
+	}
+	return rep, nil
+}
+
 // Previous is a committed version a new one may reuse blocks from: its
 // blocks by logical hash. It is read-only and safe for concurrent use.
 type Previous struct {

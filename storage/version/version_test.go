@@ -352,7 +352,7 @@ func TestNothingListedOnFailure(t *testing.T) {
 		_, err := w.WriteObject(ctx, "f", -1, bytes.NewReader(randBytes(1, 10_000)))
 		return err
 	})
-	if err == nil || !strings.Contains(err.Error(), "disk full") {
+	if err == nil || !strings.Contains(err.Error(), "(disks full)") || !errors.Is(err, storage.ErrDiskFull) {
 		t.Fatalf("write to full stores: %v", err)
 	}
 	boom := errors.New("the program's own failure")
@@ -503,7 +503,7 @@ func TestFullStoresSaySo(t *testing.T) {
 		}
 	}
 	_, err := cl.Job("j", client.WriterOptions{}).Write(context.Background(), version.Files, nil, func(*version.Writer) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "no free space") || !errors.Is(err, storage.ErrNoSpace) {
+	if err == nil || !strings.Contains(err.Error(), "cluster out of space: free 0 B on 2 stores") || !errors.Is(err, storage.ErrNoSpace) {
 		t.Fatalf("write to full stores: %v", err)
 	}
 }

@@ -29,6 +29,12 @@ type Hints struct {
 	BlockSize    int   // the largest block the writer is given
 	MaxBuffered  int64 // bytes handed to the writer and not yet stored
 	ExpectBlocks int   // about how many blocks it will write
+	// Bytes, if known, is at most how many logical bytes the writer will
+	// be given: NewWriter fails with a *client.SpaceError, before
+	// anything is sent, when Bytes times the copies of each block exceed
+	// the free space of the alive stores that are not draining (an upper
+	// bound: compression and reuse only lower what is stored).
+	Bytes int64
 }
 
 // Writer writes blocks of a version and decides, for each, whether the
@@ -92,12 +98,41 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 		w.stores[t.ID] = t.Store
 	}
 	opts.Before = w.decide
+	onFull := opts.OnFull
+	opts.OnFull = func(id string) {
+		j.Pool.MarkFull(id)
+		if onFull != nil {
+			onFull(id)
+		}
+	}
+	if h.Bytes > 0 {
+		copies := opts.Replicas
+		if copies <= 0 {
+			copies = min(2, len(targets))
+		}
+		if opts.Optimistic {
+			copies = 1
+		}
+		need := h.Bytes * int64(copies)
+		if client.CheckSpace(targets, full, need) != nil {
+			// The manager's figures are a heartbeat old: ask the
+			// stores before refusing.
+			targets, full = j.Pool.Restat(ctx, slices.Concat(targets, full))
+			if err := client.CheckSpace(targets, full, need); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if w.w, err = client.NewWriter(targets, opts); err != nil {
 		return nil, err
 	}
 	w.copies = w.w.Copies()
 	return w, nil
 }
+
+// Created returns, by store ID, the blocks this writer put that the
+// store did not hold before: what Txn.AbortDiscarding discards.
+func (w *Writer) Created() map[string][]storage.Hash { return w.w.Created() }
 
 // Plan decides, for blocks whose data the caller has not moved yet,
 // which the previous version's copies stand for: those are recorded in
