@@ -111,8 +111,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 // may be again): not a TLS or scheme mismatch, which retrying cannot cure.
 func retryable(err error) bool {
 	var ue *UnreachableError
-	return errors.As(err, &ue)
+	return errors.As(err, &ue) || errors.Is(err, errNoneAlive)
 }
+
+// errNoneAlive is a list of stores none of which is alive, which Stores
+// retries like an unreachable manager.
+var errNoneAlive = errors.New("the manager lists no live store (all away, or the manager restarted and has not heard their heartbeats yet)")
 
 // retry runs call until it succeeds, fails otherwise than unreachable,
 // ctx ends or the time is up. It returns the number of attempts made.
@@ -124,7 +128,7 @@ func (r *Retrying) retry(ctx context.Context, what string, call func() error) (i
 	start := r.opts.Now()
 	deadline := start.Add(r.opts.For)
 	wait := r.opts.Min
-	r.opts.Logger.Warn("the manager is unreachable; retrying",
+	r.opts.Logger.Warn("retrying the manager",
 		zap.String("call", what), zap.Duration("for up to", r.opts.For), zap.Error(err))
 	for n := 2; ; n++ {
 		left := deadline.Sub(r.opts.Now())
@@ -185,10 +189,26 @@ func (r *Retrying) Versions(ctx context.Context, job string) ([]VersionInfo, err
 	return vs, err
 }
 
-// Stores is Client.Stores, retried.
+// Stores is Client.Stores, retried; a list of stores none of which is
+// alive is retried too, since a writer can do nothing with it: the stores
+// are away, or the manager came back from an outage and has not heard
+// their heartbeats yet. When the time is up that list is returned.
 func (r *Retrying) Stores(ctx context.Context) ([]StoreInfo, error) {
 	var ss []StoreInfo
-	_, err := r.retry(ctx, "stores", func() (err error) { ss, err = r.c.Stores(ctx); return })
+	_, err := r.retry(ctx, "stores", func() (err error) {
+		if ss, err = r.c.Stores(ctx); err != nil || len(ss) == 0 {
+			return err
+		}
+		for _, s := range ss {
+			if s.Alive {
+				return nil
+			}
+		}
+		return errNoneAlive
+	})
+	if errors.Is(err, errNoneAlive) {
+		err = nil
+	}
 	return ss, err
 }
 

@@ -96,7 +96,12 @@ func (f *flaky) Versions(ctx context.Context, job string) ([]catalog.VersionInfo
 	return f.versions, nil
 }
 
-func (f *flaky) Stores(ctx context.Context) ([]catalog.StoreInfo, error) { return nil, nil }
+func (f *flaky) Stores(ctx context.Context) ([]catalog.StoreInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Down means: the stores have not heartbeated yet.
+	return []catalog.StoreInfo{{Alive: f.up()}}, nil
+}
 
 // fakeClock advances by each sleep and records them.
 type fakeClock struct {
@@ -231,5 +236,22 @@ func TestRetryingStopsWithContext(t *testing.T) {
 	cancel()
 	if err := r.Renew(ctx, "t1"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled renew: %v, want context.Canceled", err)
+	}
+}
+
+// TestRetryingStoresWaitsForALiveStore: a manager back from an outage
+// lists its stores dead until they heartbeat; Stores waits for one alive,
+// and after For returns the list as it is.
+func TestRetryingStoresWaitsForALiveStore(t *testing.T) {
+	f := &flaky{down: 4}
+	r, _ := newRetrying(f, time.Minute)
+	ss, err := r.Stores(t.Context())
+	if err != nil || len(ss) != 1 || !ss[0].Alive || f.calls != 5 {
+		t.Fatalf("stores: %+v, %v after %d calls; want one alive after 5", ss, err, f.calls)
+	}
+	f = &flaky{down: 1 << 30}
+	r, _ = newRetrying(f, time.Minute)
+	if ss, err = r.Stores(t.Context()); err != nil || len(ss) != 1 || ss[0].Alive {
+		t.Fatalf("stores never alive: %+v, %v; want the dead list and no error", ss, err)
 	}
 }
