@@ -45,10 +45,11 @@ type Checkpointer struct {
 	job  *version.Job
 	cat  Catalog
 	pool *client.Pool
+	key  *crypt.Key // nil = not encrypted
+
 	// alert reports retries and failed checkpoints: Config.Logger, or
 	// stderr when it is nil.
 	alert *zap.Logger
-	key  *crypt.Key // nil = not encrypted
 
 	regions []collective.Region
 	index   map[string]int
@@ -303,6 +304,9 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	if _, err := cp.Wait(ctx); err != nil {
 		return 0, err
 	}
+	cp.mu.Lock()
+	cp.lastErr = nil // this one's, once it ends
+	cp.mu.Unlock()
 	began := time.Now()
 	st := CheckpointStats{Job: cp.cfg.Job, Rank: cp.Rank(), Step: meta.Step}
 	c := cp.newCapture()

@@ -1,10 +1,13 @@
 package mpiio
 
 import (
+	"errors"
 	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ckptio/ckptio/storage/catalog"
 )
 
 // failed records err, the failure of the checkpoint of step, and applies
@@ -27,16 +30,20 @@ func (cp *Checkpointer) failed(step int64, err error) error {
 	if latest > 0 {
 		fields = append(fields, zap.Int64("latest known", latest))
 	}
-	cp.alert.Error("checkpoint failed, nothing of it was committed; the program continues and the next checkpoint tries again",
+	msg := "checkpoint failed, nothing of it was committed; the program continues and the next checkpoint tries again"
+	if errors.Is(err, catalog.ErrCommitUnknown) {
+		msg = "checkpoint failed: its commit was sent but the manager did not answer again, so whether it committed is not known ('ckpt versions' tells); the program continues and the next checkpoint tries again"
+	}
+	cp.alert.Error(msg,
 		append(fields, zap.Error(err), zap.String("to stop instead", "CKPT_ON_FAILURE=abort"))...)
 	return nil
 }
 
-// LastError returns why the last checkpoint failed, or nil when it
-// committed (or none has ended): the checkpoint that the last synchronous
-// Checkpoint or Wait (or a call that waited) ended. With Config.OnFailure
-// Continue this is how a program learns of a failure besides the log and
-// Config.OnCheckpoint.
+// LastError returns why the last checkpoint that ended failed: after a
+// synchronous Checkpoint, or after Wait (or a call that waits) for an
+// asynchronous one; nil when it committed, and while a checkpoint Checkpoint
+// started is in flight. With Config.OnFailure Continue this is how a
+// program learns of a failure, besides the log and Config.OnCheckpoint.
 func (cp *Checkpointer) LastError() error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,6 +16,11 @@ import (
 // DefaultRetryFor is how long a Retrying client keeps trying an
 // unreachable manager when RetryOptions.For is not set.
 const DefaultRetryFor = 3 * time.Minute
+
+// ErrCommitUnknown: a commit was sent and the manager did not answer
+// again within RetryOptions.For, so whether the version committed is not
+// known ('ckpt versions' tells). Either way nothing half-written is listed.
+var ErrCommitUnknown = errors.New("catalog: the commit's outcome is unknown")
 
 // MetaTxn is the meta key a version's transaction ID is committed under,
 // so that a commit whose answer was lost can be found again
@@ -109,6 +115,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // retryable reports whether err means the manager was not reached (and
 // may be again): not a TLS or scheme mismatch, which retrying cannot cure.
+// sent reports whether a request that failed with err may have reached
+// the manager: anything but a failure to connect.
+func sent(err error) bool {
+	var oe *net.OpError
+	return !(errors.As(err, &oe) && oe.Op == "dial")
+}
+
 func retryable(err error) bool {
 	var ue *UnreachableError
 	return errors.As(err, &ue) || errors.Is(err, errNoneAlive)
@@ -168,9 +181,18 @@ func (r *Retrying) Renew(ctx context.Context, txnID string) error {
 	return err
 }
 
-// Abort is Client.Abort, retried.
+// abortRetryFor bounds the retries of Abort: an abort that does not reach
+// the manager is harmless (the transaction expires), so a failed
+// checkpoint does not wait another RetryOptions.For for it.
+const abortRetryFor = 5 * time.Second
+
+// Abort is Client.Abort, retried for at most abortRetryFor.
 func (r *Retrying) Abort(ctx context.Context, txnID string) error {
-	_, err := r.retry(ctx, "abort", func() error { return r.c.Abort(ctx, txnID) })
+	short := *r
+	if short.opts.For > abortRetryFor {
+		short.opts.For = abortRetryFor
+	}
+	_, err := short.retry(ctx, "abort", func() error { return r.c.Abort(ctx, txnID) })
 	return err
 }
 
@@ -219,7 +241,7 @@ func (r *Retrying) Commit(ctx context.Context, txnID string, body []byte) (int64
 	ambiguous := false // an attempt may have reached the manager
 	_, err := r.retry(ctx, "commit", func() (err error) {
 		v, err = r.c.Commit(ctx, txnID, body)
-		if err != nil && retryable(err) {
+		if err != nil && retryable(err) && sent(err) {
 			ambiguous = true
 		}
 		if err != nil && ambiguous && errors.Is(err, ErrUnknownTxn) {
@@ -237,8 +259,8 @@ func (r *Retrying) Commit(ctx context.Context, txnID string, body []byte) (int64
 	if err != nil && ambiguous && retryable(err) {
 		// The manager never answered again: the commit may or may not have
 		// happened. Either way nothing half-written is listed.
-		return 0, fmt.Errorf("the commit's outcome is unknown (the manager did not answer again; "+
-			"'ckpt versions' shows whether transaction %s committed): %w", txnID, err)
+		return 0, fmt.Errorf("%w (the manager did not answer again; "+
+			"'ckpt versions' shows whether transaction %s committed): %w", ErrCommitUnknown, txnID, err)
 	}
 	return v, err
 }

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -21,11 +22,16 @@ type flaky struct {
 	commits  int
 	txns     map[string]bool
 	versions []catalog.VersionInfo
-	// loseAnswer: the first commit happens but its answer is lost.
-	loseAnswer bool
+	// loseAnswer: the first commit happens but its answer is lost; the
+	// manager is then down for downAfterLoss calls.
+	loseAnswer    bool
+	downAfterLoss int
 }
 
-var errDown = &catalog.UnreachableError{Addr: "127.0.0.1:1", Err: errors.New("connection refused")}
+var (
+	errDown  = &catalog.UnreachableError{Addr: "127.0.0.1:1", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}
+	errReset = &catalog.UnreachableError{Addr: "127.0.0.1:1", Err: &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}}
+)
 
 func (f *flaky) up() bool {
 	f.calls++
@@ -77,7 +83,8 @@ func (f *flaky) Commit(ctx context.Context, id string, body []byte) (int64, erro
 	f.versions = append(f.versions, catalog.VersionInfo{Job: hdr.Job, Version: v, Meta: hdr.Meta})
 	if f.loseAnswer {
 		f.loseAnswer = false
-		return 0, &catalog.UnreachableError{Addr: "127.0.0.1:1", Err: errors.New("connection reset by peer")}
+		f.down = f.downAfterLoss
+		return 0, errReset
 	}
 	return v, nil
 }
@@ -253,5 +260,25 @@ func TestRetryingStoresWaitsForALiveStore(t *testing.T) {
 	r, _ = newRetrying(f, time.Minute)
 	if ss, err = r.Stores(t.Context()); err != nil || len(ss) != 1 || ss[0].Alive {
 		t.Fatalf("stores never alive: %+v, %v; want the dead list and no error", ss, err)
+	}
+}
+
+// TestRetryingCommitOutcomeUnknown: a commit whose answer was lost, with
+// the manager away for longer than For, fails with ErrCommitUnknown; one
+// that never connected fails as plainly unreachable.
+func TestRetryingCommitOutcomeUnknown(t *testing.T) {
+	f := &flaky{loseAnswer: true, downAfterLoss: 1 << 30}
+	r, _ := newRetrying(f, time.Minute)
+	if _, err := r.Begin(t.Context(), "j"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Commit(t.Context(), "t1", body(t, "t1")); !errors.Is(err, catalog.ErrCommitUnknown) {
+		t.Fatalf("commit with a lost answer and no manager after: %v, want ErrCommitUnknown", err)
+	}
+	f = &flaky{down: 1 << 30}
+	r, _ = newRetrying(f, time.Minute)
+	_, err := r.Commit(t.Context(), "t1", body(t, "t1"))
+	if !errors.Is(err, catalog.ErrUnreachable) || errors.Is(err, catalog.ErrCommitUnknown) {
+		t.Fatalf("commit that never connected: %v, want ErrUnreachable only", err)
 	}
 }
