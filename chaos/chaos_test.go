@@ -54,7 +54,8 @@ var sizes = map[string]size{
 	"default": {name: "default", n: 128, steps: 1000, every: 10, maxRestarts: 100, wipeGap: 2 * time.Second, timeout: 5 * time.Minute, restores: 12,
 		chaos: chaos.Options{Stores: 5, Length: 15 * time.Second, Every: 800 * time.Millisecond, Down: 1600 * time.Millisecond, Wipe: 0.5, ManagerDown: 3 * time.Second}},
 	"long": {name: "long", n: 512, steps: 6000, every: 20, maxRestarts: 400, wipeGap: 3 * time.Second, timeout: 25 * time.Minute,
-		chaos: chaos.Options{Stores: 5, Length: 3 * time.Minute, Every: 1500 * time.Millisecond, Down: 3 * time.Second, Wipe: 0.8, ManagerDown: 4 * time.Second}},
+		chaos: chaos.Options{Stores: 5, Length: 3 * time.Minute, Every: 1500 * time.Millisecond, Down: 3 * time.Second, Wipe: 0.8,
+			ManagerDown: 10 * time.Second, ManagerDownMax: 30 * time.Second, ManagerKills: 2}},
 }
 
 func pickSize(t *testing.T) size {

@@ -4,7 +4,9 @@
 // checkpoints on 4 MPI ranks to 5 stores with 2 copies of every block
 // while stores are SIGKILLed and restarted (some with their directory
 // wiped, so they come back empty under a new ID) and the manager is
-// SIGKILLed once and restarted on its address; at the end every
+// SIGKILLed (once; in the long form of make chaos twice, down 10 to 30 s
+// each, which the job waits through) and restarted on its address; at
+// the end every
 // committed version verifies and the final checksum equals a
 // failure-free run's.
 //
@@ -15,7 +17,7 @@
 //     ...). It is a pure function of its Options, so a seed names
 //     one schedule, and it keeps the invariants by construction: never
 //     fewer than MinAlive stores running, the manager killed exactly
-//     once, everything running again at the end.
+//     ManagerKills times, everything running again at the end.
 //   - Run plays a schedule against a Fleet, the daemons, at the planned
 //     offsets. A store the plan wipes loses its directory just before it
 //     starts again, and only when the Fleet says that every block of

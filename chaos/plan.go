@@ -80,6 +80,15 @@ type Options struct {
 	// ManagerFrom and ManagerTo bound the time of the manager's kill;
 	// 0 = Length/10 and Length/2.
 	ManagerFrom, ManagerTo time.Duration
+	// ManagerKills is how many times the manager is killed (0 = once,
+	// when ManagerDown is set): the window [ManagerFrom, ManagerTo] is
+	// cut in as many equal slots, a kill falls uniformly in each, and a
+	// kill that would come before the previous outage ended comes 1 s
+	// after it (so it may fall after ManagerTo).
+	ManagerKills int
+	// ManagerDownMax, when above ManagerDown, makes each outage last
+	// uniformly from ManagerDown to ManagerDownMax.
+	ManagerDownMax time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -98,13 +107,16 @@ func (o Options) withDefaults() Options {
 	if o.ManagerTo == 0 {
 		o.ManagerTo = o.Length / 2
 	}
+	if o.ManagerKills == 0 && o.ManagerDown > 0 {
+		o.ManagerKills = 1
+	}
 	return o
 }
 
 // Plan returns the schedule of o.Seed, ordered by time: store kills at
 // random intervals, each followed by the same store's start, never fewer
-// than MinAlive stores running, and one manager kill and start when
-// ManagerDown is set. Every store killed and the manager are started
+// than MinAlive stores running, and ManagerKills manager kills and starts
+// when ManagerDown is set. Every store killed and the manager are started
 // again by the end of the plan. A store is marked to come back wiped only
 // when it is the only one down, and stays so until it is back: the other
 // stores then hold a copy of every block it held (with 2 copies), so Run
@@ -121,15 +133,28 @@ func Plan(o Options) ([]Event, error) {
 		return nil, fmt.Errorf("chaos: wipe chance %g: want 0 to 1", o.Wipe)
 	case o.ManagerDown > 0 && (o.ManagerFrom < 0 || o.ManagerTo < o.ManagerFrom):
 		return nil, fmt.Errorf("chaos: manager kill between %s and %s: want 0 <= from <= to", o.ManagerFrom, o.ManagerTo)
+	case o.ManagerKills < 0:
+		return nil, fmt.Errorf("chaos: %d manager kills: want 0 or more", o.ManagerKills)
 	}
 	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x636b7074696f)) // "ckptio"
 	uniform := func(lo, hi time.Duration) time.Duration {
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
 	}
 	var plan []Event
-	if o.ManagerDown > 0 {
-		at := uniform(o.ManagerFrom, o.ManagerTo)
-		plan = append(plan, Event{At: at, Kind: KillManager}, Event{At: at + o.ManagerDown, Kind: StartManager})
+	var back time.Duration // the previous outage's end
+	for i := 0; o.ManagerDown > 0 && i < o.ManagerKills; i++ {
+		slot := (o.ManagerTo - o.ManagerFrom) / time.Duration(o.ManagerKills)
+		from := o.ManagerFrom + time.Duration(i)*slot
+		at := uniform(from, from+slot)
+		if i > 0 && at < back+time.Second {
+			at = back + time.Second
+		}
+		down := o.ManagerDown
+		if o.ManagerDownMax > o.ManagerDown {
+			down = uniform(o.ManagerDown, o.ManagerDownMax)
+		}
+		back = at + down
+		plan = append(plan, Event{At: at, Kind: KillManager}, Event{At: back, Kind: StartManager})
 	}
 	upAt := make([]time.Duration, o.Stores) // a store runs at t when upAt <= t
 	var quiet time.Duration                 // no kill before: a store to be wiped is down

@@ -16,6 +16,7 @@ func checkPlan(plan []Event, o Options) error {
 	down := map[int]bool{}
 	wiping := -1 // the store down to be wiped, -1 if none
 	managerKills, managerDown := 0, false
+	var managerAt time.Duration
 	for i, e := range plan {
 		if i > 0 && e.At < plan[i-1].At {
 			return fmt.Errorf("event %d (%s) before event %d (%s)", i, e, i-1, plan[i-1])
@@ -50,14 +51,19 @@ func checkPlan(plan []Event, o Options) error {
 			if managerDown {
 				return fmt.Errorf("%s: manager already down", e)
 			}
-			if e.At < o.ManagerFrom || e.At > o.ManagerTo {
+			if e.At < o.ManagerFrom || managerKills == 0 && e.At > o.ManagerTo {
 				return fmt.Errorf("%s: outside [%s, %s]", e, o.ManagerFrom, o.ManagerTo)
 			}
 			managerKills++
 			managerDown = true
+			managerAt = e.At
 		case StartManager:
 			if !managerDown {
 				return fmt.Errorf("%s: manager not down", e)
+			}
+			d := e.At - managerAt
+			if d < o.ManagerDown || d > max(o.ManagerDown, o.ManagerDownMax) {
+				return fmt.Errorf("%s: the manager was down %s, want %s to %s", e, d, o.ManagerDown, max(o.ManagerDown, o.ManagerDownMax))
 			}
 			managerDown = false
 		}
@@ -65,8 +71,8 @@ func checkPlan(plan []Event, o Options) error {
 	switch {
 	case len(down) > 0 || managerDown:
 		return fmt.Errorf("plan ends with stores %v down, manager down %v", down, managerDown)
-	case o.ManagerDown > 0 && managerKills != 1:
-		return fmt.Errorf("manager killed %d times, want once", managerKills)
+	case o.ManagerDown > 0 && managerKills != max(1, o.ManagerKills):
+		return fmt.Errorf("manager killed %d times, want %d", managerKills, max(1, o.ManagerKills))
 	case o.ManagerDown == 0 && managerKills != 0:
 		return fmt.Errorf("manager killed %d times without ManagerDown", managerKills)
 	}
@@ -77,6 +83,8 @@ func TestPlanKeepsItsInvariants(t *testing.T) {
 	for _, o := range []Options{
 		{Stores: 5, Length: time.Minute, Every: 300 * time.Millisecond, Down: 4 * time.Second, Wipe: 0.3, ManagerDown: 2 * time.Second},
 		{Stores: 3, MinAlive: 2, Length: 10 * time.Second, ManagerDown: time.Second, ManagerFrom: time.Second, ManagerTo: time.Second},
+		{Stores: 5, Length: 3 * time.Minute, ManagerDown: 10 * time.Second, ManagerDownMax: 30 * time.Second, ManagerKills: 2,
+			ManagerFrom: 5 * time.Second, ManagerTo: 12 * time.Second},
 		{Stores: 8, MinAlive: 1, Length: 30 * time.Second, Every: 50 * time.Millisecond, Down: 10 * time.Second, Wipe: 1},
 	} {
 		kills, wipes := 0, 0

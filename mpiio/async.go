@@ -79,9 +79,10 @@ func (cp *Checkpointer) start(ctx context.Context, meta Meta, regions []collecti
 }
 
 // Wait waits for the checkpoint draining in the background, if any, and
-// returns its version (0 when none was pending) or its error. Collective in
-// effect: every rank gets the same outcome. After Wait, the error is not
-// reported again.
+// returns its version (0 when none was pending or it failed) or, with
+// Config.OnFailure Abort, its error; with Continue a failure is logged and
+// kept for LastError. Collective in effect: every rank gets the same
+// outcome. After Wait, the error is not reported again.
 func (cp *Checkpointer) Wait(ctx context.Context) (int64, error) {
 	cp.mu.Lock()
 	p := cp.pending
@@ -98,7 +99,7 @@ func (cp *Checkpointer) Wait(ctx context.Context) (int64, error) {
 	cp.pending = nil
 	cp.mu.Unlock()
 	if p.err != nil {
-		return 0, fmt.Errorf("mpiio: the asynchronous checkpoint of step %d failed, nothing was committed: %w", p.step, p.err)
+		return 0, cp.failed(p.step, fmt.Errorf("mpiio: the asynchronous checkpoint of step %d failed, nothing was committed: %w", p.step, p.err))
 	}
 	return p.res.Version, nil
 }

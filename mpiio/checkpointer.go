@@ -47,6 +47,10 @@ type Checkpointer struct {
 	pool *client.Pool
 	key  *crypt.Key // nil = not encrypted
 
+	// alert reports retries and failed checkpoints: Config.Logger, or
+	// stderr when it is nil.
+	alert *zap.Logger
+
 	regions []collective.Region
 	index   map[string]int
 	files   fileState // ProtectFiles
@@ -56,6 +60,8 @@ type Checkpointer struct {
 	snapshots    map[int64]*snapshotCache
 	pending      *pending          // an asynchronous checkpoint in flight
 	last         collective.Result // of the last completed checkpoint
+	lastErr      error             // of the last checkpoint, nil when it committed
+	latest       int64             // the latest version this program knows of; 0 = none
 	stage        staging
 	fallbackOnce sync.Once
 }
@@ -89,6 +95,7 @@ type connInfo struct {
 func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer, error) {
 	// Every rank must take the same path, so a configuration error on any
 	// rank stops all of them.
+	quiet := cfg.Logger == nil
 	cfgErr := cfg.fromEnv()
 	bad, anyBad := []int64{0}, []int64{0}
 	if cfgErr != nil {
@@ -142,13 +149,19 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		}
 	}
 	log := cfg.Logger
+	cp.alert = log
+	if quiet {
+		cp.alert = stderrLogger()
+	}
 	dial := cfg.Dial
-	if cp.cat = cfg.Catalog; cp.cat == nil {
-		cp.cat = catalog.NewClient(ci.Manager, tok, catalog.ClientOptions{TLS: tlsConf})
+	cat := cfg.Catalog
+	if cat == nil {
+		cat = catalog.NewClient(ci.Manager, tok, catalog.ClientOptions{TLS: tlsConf})
 		dial = func(ctx context.Context, addr string) (storage.BlockStore, error) {
 			return remote.Dial(ctx, addr, tok, remote.Options{Logger: log, NoVerify: true, TLS: tlsConf})
 		}
 	}
+	cp.cat = catalog.NewRetrying(cat, catalog.RetryOptions{For: cfg.RetryFor, Logger: cp.alert})
 	cp.pool = client.NewPool(cp.cat, dial, log)
 	chunker, err := chunk.Options{Kind: cfg.Chunking, Size: cfg.BlockSize}.New()
 	if err != nil {
@@ -291,6 +304,9 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	if _, err := cp.Wait(ctx); err != nil {
 		return 0, err
 	}
+	cp.mu.Lock()
+	cp.lastErr = nil // this one's, once it ends
+	cp.mu.Unlock()
 	began := time.Now()
 	st := CheckpointStats{Job: cp.cfg.Job, Rank: cp.Rank(), Step: meta.Step}
 	c := cp.newCapture()
@@ -307,7 +323,10 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, meta Meta) (int64, error
 	}
 	r, err := cp.checkpoint(ctx, meta, cp.regions, c)
 	cp.report(st, called, began, r, err)
-	return r.Version, err
+	if err != nil {
+		return 0, cp.failed(meta.Step, err)
+	}
+	return r.Version, nil
 }
 
 // checkpoint writes regions and the capture c (nil: no files) as one
@@ -325,7 +344,7 @@ func (cp *Checkpointer) checkpoint(ctx context.Context, meta Meta, regions []col
 	}
 	cp.committed(c)
 	cp.mu.Lock()
-	cp.last = r
+	cp.last, cp.lastErr, cp.latest = r, nil, max(cp.latest, r.Version)
 	cp.mu.Unlock()
 	return r, nil
 }
@@ -357,6 +376,9 @@ func (cp *Checkpointer) Latest(ctx context.Context) (int64, bool, error) {
 		return 0, false, fmt.Errorf("mpiio: latest version of %s: %w", cp.cfg.Job, err)
 	}
 	v, _ := strconv.ParseInt(string(raw), 10, 64)
+	cp.mu.Lock()
+	cp.latest = max(cp.latest, v)
+	cp.mu.Unlock()
 	return v, v > 0, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -71,7 +72,17 @@ type Config struct {
 	// program never needs it.
 	Catalog Catalog
 	Dial    client.Dialer
-	Logger  *zap.Logger // nil = no logging
+	Logger  *zap.Logger // nil = no logging (but see OnFailure and RetryFor)
+	// RetryFor is how long a checkpoint keeps retrying an unreachable
+	// manager (begin, renew, commit, the lists it reads) before it fails
+	// (CKPT_RETRY_FOR, a Go duration like 3m; CKPT_RETRY_FOR=0 fails at
+	// once); 0 = CKPT_RETRY_FOR, else catalog.DefaultRetryFor (3 minutes);
+	// negative = no retry. Rank 0 says on stderr (or Logger) when it
+	// starts retrying and when the manager answers again.
+	RetryFor time.Duration
+	// OnFailure is what a failed checkpoint does (CKPT_ON_FAILURE);
+	// "" = CKPT_ON_FAILURE, else Continue. See FailurePolicy.
+	OnFailure FailurePolicy
 	// OnCheckpoint, when set, is called on every rank once each of its
 	// checkpoints has committed or failed, with its figures: from the
 	// goroutine that wrote it (a background one for an asynchronous
@@ -179,6 +190,27 @@ func (c *Config) fromEnv() error {
 	if c.EncryptKeyFile == "" {
 		c.EncryptKeyFile = os.Getenv("CKPT_ENCRYPT_KEY_FILE")
 	}
+	if c.RetryFor == 0 {
+		if v := os.Getenv("CKPT_RETRY_FOR"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("mpiio: CKPT_RETRY_FOR=%q: want a duration like 3m, or 0 to fail at once", v)
+			}
+			c.RetryFor = d
+			if d == 0 {
+				c.RetryFor = -1
+			}
+		}
+	}
+	if c.OnFailure == "" {
+		c.OnFailure = FailurePolicy(os.Getenv("CKPT_ON_FAILURE"))
+		if c.OnFailure == "" {
+			c.OnFailure = Continue
+		}
+	}
+	if c.OnFailure != Continue && c.OnFailure != Abort {
+		return fmt.Errorf("mpiio: CKPT_ON_FAILURE=%q: want continue or abort", c.OnFailure)
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -188,6 +220,22 @@ func (c *Config) fromEnv() error {
 // RestartNone as CKPT_RESTART_VERSION makes Resume restore nothing (a
 // fresh start, ckptrun --fresh).
 const RestartNone = "none"
+
+// FailurePolicy says what a checkpoint that failed does to the program.
+type FailurePolicy string
+
+const (
+	// Continue (the default): the failure is logged on every rank (on
+	// stderr when Config.Logger is nil), naming the step, the cause and
+	// the version that stays the latest; Checkpoint or Wait returns
+	// nil and the program goes on; the next checkpoint tries again.
+	// LastError and Config.OnCheckpoint give the error to the program.
+	Continue FailurePolicy = "continue"
+	// Abort: the failure is returned by Checkpoint, or for an
+	// asynchronous checkpoint by the next call that waits for it, on
+	// every rank; a program that stops on an error then exits.
+	Abort FailurePolicy = "abort"
+)
 
 // restartVersion reads CKPT_RESTART_VERSION: 0 and false when unset.
 func restartVersion() (int64, bool, error) {

@@ -34,6 +34,9 @@ func run(t *testing.T, cl *managertest.Cluster, n int, cfg mpiio.Config, fn func
 		cfg.Catalog = cl.Client
 	}
 	cfg.Dial = cl.Dial
+	if cfg.OnFailure == "" {
+		cfg.OnFailure = mpiio.Abort // these tests read failures from the calls
+	}
 	if cfg.BlockSize == 0 {
 		cfg.BlockSize = 4096
 	}

@@ -82,6 +82,16 @@ func main() {
 	mpi.Finalize()
 }
 
+// printCheckpoint says what became of the checkpoint of step: its version,
+// or (v == 0) that it failed and the program goes on without it.
+func printCheckpoint(cp *mpiio.Checkpointer, step int, v int64, sum string) {
+	if v == 0 {
+		fmt.Printf("checkpoint step %d failed; continuing without it: %v\n", step, cp.LastError())
+		return
+	}
+	fmt.Printf("checkpoint step %d version %d sha256 %s\n", step, v, sum)
+}
+
 // rowsOf returns the first global row and the row count of rank r.
 func rowsOf(n, size, r int) (int, int) {
 	lo, hi := r*n/size, (r+1)*n/size
@@ -182,7 +192,7 @@ func run(o options) error {
 			return err
 		}
 		if rank == 0 {
-			fmt.Printf("checkpoint step %d version %d sha256 %s\n", pend.step, v, pend.sum)
+			printCheckpoint(cp, pend.step, v, pend.sum)
 		}
 		pend = nil
 		return nil
@@ -230,7 +240,12 @@ func run(o options) error {
 			pend = &pendingLine{step: s + 1, sum: sum}
 			if v != 0 { // synchronous
 				if rank == 0 {
-					fmt.Printf("checkpoint step %d version %d sha256 %s\n", s+1, v, sum)
+					printCheckpoint(cp, s+1, v, sum)
+				}
+				pend = nil
+			} else if cp.LastError() != nil { // synchronous and failed (CKPT_ON_FAILURE=continue)
+				if rank == 0 {
+					printCheckpoint(cp, s+1, 0, sum)
 				}
 				pend = nil
 			}

@@ -159,6 +159,7 @@ func (t *Txn) Commit(ctx context.Context, meta map[string]string, parts ...*Part
 	}
 	c.Replicas = max(1, c.Replicas)
 	hdr.Meta[catalog.MetaReplicas] = strconv.Itoa(c.Replicas)
+	hdr.Meta[catalog.MetaTxn] = t.id // finds a commit whose answer was lost (catalog.Retrying)
 	raw, err := manifest.Splice(hdr, data...)
 	if err != nil {
 		abort()
