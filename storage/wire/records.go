@@ -25,13 +25,15 @@ const (
 
 // ValidRecordName reports whether name may name a record: 1 to
 // MaxRecordName bytes of ASCII letters, digits, '.', '_', '-' and '/',
-// neither starting with '/' nor holding "..".
+// in '/'-separated parts none of which is empty, "." or "..".
 func ValidRecordName(name string) error {
 	if name == "" || len(name) > MaxRecordName {
 		return fmt.Errorf("%w: record name of %d bytes, want 1 to %d", ErrMalformed, len(name), MaxRecordName)
 	}
-	if name[0] == '/' || strings.Contains(name, "..") {
-		return fmt.Errorf("%w: record name %q starts with '/' or holds \"..\"", ErrMalformed, name)
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("%w: record name %q has an empty, \".\" or \"..\" part", ErrMalformed, name)
+		}
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

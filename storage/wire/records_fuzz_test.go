@@ -44,12 +44,12 @@ func FuzzRecordPayloads(f *testing.F) {
 }
 
 func TestRecordNames(t *testing.T) {
-	for _, ok := range []string{"v/job/1", "j/a.b_c-d", "x"} {
+	for _, ok := range []string{"v/job/1", "j/a.b_c-d", "x", "v/a..b/1"} {
 		if err := ValidRecordName(ok); err != nil {
 			t.Errorf("ValidRecordName(%q) = %v, want nil", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "/abs", "a/../b", "a b", "a\x00", string(make([]byte, 256))} {
+	for _, bad := range []string{"", "/abs", "a/../b", "a//b", "a/", ".", "a b", "a\x00", string(make([]byte, 256))} {
 		if err := ValidRecordName(bad); err == nil {
 			t.Errorf("ValidRecordName(%q) = nil, want an error", bad)
 		}
