@@ -19,6 +19,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/wire"
 )
 
@@ -88,6 +89,16 @@ type recordHeader struct {
 type recordState struct {
 	mu      sync.Mutex // held while one change's records are read and written
 	lastSeq int64
+	// noRecords: store IDs whose failure to keep records was logged at
+	// warning level once already.
+	noRecords sync.Map
+}
+
+// errNoRecords: the store, or its connection, keeps no catalog records.
+var errNoRecords = fmt.Errorf("the store keeps no catalog records: %w", remote.ErrNoRecords)
+
+func isNoRecords(err error) bool {
+	return errors.Is(err, errNoRecords) || errors.Is(err, remote.ErrNoRecords)
 }
 
 func jobRecordName(job string) string { return "j/" + job }
@@ -177,6 +188,13 @@ func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs map[
 		go func() {
 			defer wg.Done()
 			if err := m.putRecords(ctx, t, recs); err != nil {
+				// A store without records says so on every change: warn once.
+				if isNoRecords(err) {
+					if _, again := m.records.noRecords.LoadOrStore(t.id, true); again {
+						m.log.Debug("writing catalog records to a store", zap.String("store", t.id), zap.Error(err))
+						return
+					}
+				}
 				m.log.Warn("writing catalog records to a store", zap.String("store", t.id), zap.String("addr", t.addr), zap.Error(err))
 				return
 			}
@@ -197,7 +215,7 @@ func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs map[strin
 	defer s.Close()
 	rs, ok := s.(RecordStore)
 	if !ok {
-		return errors.New("the store connection keeps no catalog records")
+		return errNoRecords
 	}
 	for _, name := range slices.Sorted(maps.Keys(recs)) {
 		if err := rs.PutRecord(ctx, name, recs[name]); err != nil {

@@ -162,7 +162,7 @@ func readStoreRecords(ctx context.Context, dial func(ctx context.Context, id, ad
 	defer s.Close()
 	rs, ok := s.(RecordStore)
 	if !ok {
-		return 0, errors.New("the store connection keeps no catalog records")
+		return 0, errNoRecords
 	}
 	n := 0
 	for after := ""; ; {
