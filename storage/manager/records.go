@@ -39,7 +39,9 @@ import (
 // VERSION is the number in 20 decimal digits, so names sort by version. A
 // version record goes to max(r, 1) distinct alive stores, r the version's
 // replica target, preferring the stores that hold most of its blocks (if
-// they are all lost, so is the version); job records and tombstones, which
+// they are all lost, so is the version), the next ones in place of those
+// that fail; a repair that rewrites a version's manifest writes its record
+// again, on the new holders; job records and tombstones, which
 // are small, go to every alive store. Every record carries a sequence
 // number, increasing on this manager (its clock in nanoseconds, or one
 // more than the last); recovery keeps, per name, the record with the
@@ -300,9 +302,15 @@ func (m *Manager) recordChange(job string, versions ...int64) {
 			targets[i].blocks = holders[targets[i].id]
 		}
 		slices.SortStableFunc(targets, func(a, b recordTarget) int { return cmp.Compare(b.blocks, a.blocks) })
-		targets = targets[:min(len(targets), max(replicas, 1))]
-		name := versionRecordName(job, v)
-		if n := m.publish(ctx, targets, map[string][]byte{name: data}); n < max(replicas, 1) {
+		// A store that fails (alive by its last heartbeat, gone since) is
+		// replaced by the next one.
+		need, n := max(replicas, 1), 0
+		for n < need && len(targets) > 0 && ctx.Err() == nil {
+			batch := targets[:min(need-n, len(targets))]
+			targets = targets[len(batch):]
+			n += m.publish(ctx, batch, map[string][]byte{versionRecordName(job, v): data})
+		}
+		if n < need {
 			m.log.Warn("a version's catalog record is on fewer stores than its replica target",
 				zap.String("job", job), zap.Int64("version", v), zap.Int("stores", n), zap.Int("replicas", replicas))
 		}

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
@@ -216,5 +218,74 @@ func TestRecoverWithAStoreDead(t *testing.T) {
 		if got := getVersion(t, c, "job", vi.Version); !bytes.Equal(got, want[vi.Version]) {
 			t.Errorf("version %d reads back bytes that differ from those put", vi.Version)
 		}
+	}
+}
+
+// TestRecoverAfterRepair: a version with 2 copies loses a store; repair
+// copies its blocks to the third store and rewrites its manifest, and so
+// its catalog record, on the alive holders. Then the other original holder dies
+// too and the manager's data is lost: recovery from the one store left
+// brings the version back with the repaired manifest, readable.
+func TestRecoverAfterRepair(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3})
+	work := t.TempDir()
+	want := putVersions(t, c, work, "job", 1, 1, "2", 1000) // one block
+	man, err := c.Client().Manifest(context.Background(), "job", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores, err := c.Client().Stores(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []int
+	var deadID string
+	for _, s := range stores {
+		for i, p := range c.Stores {
+			if s.Addr == p.Addr && slices.Contains(man.Blocks[0].Stores, s.ID) {
+				if holders = append(holders, i); len(holders) == 1 {
+					deadID = s.ID
+				}
+			}
+		}
+	}
+	if len(holders) != 2 {
+		t.Fatalf("version 1's block is on stores %v, want 2 of %+v", man.Blocks[0].Stores, stores)
+	}
+	t.Logf("killing store %s, a holder of version 1", deadID)
+	c.Stores[holders[0]].Kill()
+	// Repair counts a store out once it is dead (--dead-after 3s).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, errOut, code := c.Run(t, work, nil, "ckpt", "repair", "job", "--quiet")
+		if code != 0 {
+			t.Fatalf("repair: code %d, %s%s", code, out, errOut)
+		}
+		m, err := c.Client().Manifest(context.Background(), "job", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The third store holds a copy now (the dead one may stay listed).
+		if slices.ContainsFunc(m.Blocks[0].Stores, func(id string) bool { return !slices.Contains(man.Blocks[0].Stores, id) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("repair did not copy version 1 to the third store within a minute: %v", m.Blocks[0].Stores)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	repaired := readCatalog(t, c, "job")
+	c.Stores[holders[1]].Kill()
+
+	m := loseAndRecover(t, c, 1)
+	if !strings.Contains(m.Output(), "recovered the catalog from 1 of 3 stores: 1 jobs, 1 versions") {
+		t.Fatalf("recovery report:\n%s", m.Output())
+	}
+	after := readCatalog(t, c, "job")
+	if !bytes.Equal(after.manifests[1], repaired.manifests[1]) {
+		t.Errorf("recovered manifest differs from the repaired one")
+	}
+	if got := getVersion(t, c, "job", 1); !bytes.Equal(got, want[1]) {
+		t.Errorf("version 1 reads back bytes that differ from those put")
 	}
 }
