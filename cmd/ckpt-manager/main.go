@@ -53,6 +53,12 @@ With --metrics-listen HOST:PORT it also serves Prometheus metrics at
 http://HOST:PORT/metrics (plain HTTP, no token: bind it to a monitoring
 network) and prints "metrics on HOST:PORT" (docs/metrics.md).
 
+After each commit, delete, pin and retention change it keeps catalog
+records on the stores. With --recover --recover-from HOST:PORT,... it
+rebuilds a lost catalog from them into --data, which must be new or empty,
+says on stderr what it recovered and what it could not, then serves
+(docs/availability.md, "Recovering the catalog").
+
 flags:
 `
 
@@ -64,6 +70,8 @@ type config struct {
 	repairEvery                    time.Duration
 	tlsCert, tlsKey, tlsCA         string
 	metricsListen                  string
+	recover                        bool   // rebuild the catalog from the stores (recover.go)
+	recoverFrom                    string // the stores to rebuild it from
 }
 
 func main() {
@@ -83,6 +91,8 @@ func main() {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CKPT_TLS_CA"), "PEM CA to verify the stores with, for stores run with --tls-cert ('system': the system's roots; default $CKPT_TLS_CA)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated (port 0 picks a free one; default off; docs/metrics.md)")
+	fs.BoolVar(&c.recover, "recover", false, "rebuild a lost catalog into the new, empty --data from the catalog records on the stores of --recover-from, then serve (docs/availability.md)")
+	fs.StringVar(&c.recoverFrom, "recover-from", "", "with --recover: the stores' addresses, HOST:PORT,HOST:PORT,...")
 	showVersion := fs.Bool("version", false, "print the version, commit and Go version, and exit")
 	fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -128,9 +138,15 @@ func run(c config) error {
 	defer stop()
 
 	om := newManagerMetrics(c.metricsListen)
-	m, err := manager.Open(c.data, manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
+	opts := manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
 		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew), RepairEvery: orNever(c.repairEvery),
-		DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()})
+		DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()}
+	var m *manager.Manager
+	if c.recover || c.recoverFrom != "" {
+		m, err = recoverCatalog(ctx, c, opts)
+	} else {
+		m, err = manager.Open(c.data, opts)
+	}
 	if err != nil {
 		return err
 	}

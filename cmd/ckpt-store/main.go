@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -149,7 +150,11 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
-	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, Observer: om.store(), MaxBandwidth: ow.bandwidth})
+	records, err := store.OpenRecords(filepath.Join(dir, "records"))
+	if err != nil {
+		return err
+	}
+	srv := store.NewServer(bs, tok, store.Options{Logger: log, TLS: serverTLS, Observer: om.store(), MaxBandwidth: ow.bandwidth, Records: records})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 

@@ -246,14 +246,20 @@ func (m *Manager) expireTxns() (int, error) {
 func (m *Manager) Commit(id string, manifestBytes []byte) (vi catalog.VersionInfo, err error) {
 	defer m.observeCommit(time.Now(), &vi, &err)
 	vi, policy, err := m.commit(id, manifestBytes)
-	if err != nil || !policy {
+	if err != nil {
 		return vi, err
 	}
-	if deleted, err := m.ApplyRetention(vi.Job); err != nil {
+	if !policy {
+		m.recordChange(vi.Job, vi.Version) // records.go
+		return vi, nil
+	}
+	deleted, err := m.ApplyRetention(vi.Job)
+	if err != nil {
 		m.log.Error("applying the retention policy after a commit", zap.String("job", vi.Job), zap.Int64("version", vi.Version), zap.Error(err))
 	} else if len(deleted) > 0 {
 		m.log.Info("retention deleted versions", zap.String("job", vi.Job), zap.Int64s("versions", deleted))
 	}
+	m.recordChange(vi.Job, append([]int64{vi.Version}, deleted...)...)
 	return vi, nil
 }
 

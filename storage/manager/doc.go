@@ -86,6 +86,14 @@
 // Arrow IPC manifest) and "placements" (version -> the distinct Stores
 // lists of its blocks, JSON)).
 //
+// # Catalog records
+//
+// After each commit, delete, pin and retention change the manager writes
+// catalog records (the job, the version with its manifest, or a
+// tombstone) to the stores, before answering; Recover rebuilds a lost
+// catalog from them into an empty directory (records.go, recover.go,
+// docs/availability.md "Recovering the catalog").
+//
 // # HTTP API
 //
 // Handler serves the API that package storage/catalog specifies and its

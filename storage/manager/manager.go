@@ -101,6 +101,7 @@ type Manager struct {
 	opened    time.Time     // when Open ran, on opts.Now
 	repairSem chan struct{} // held by the running repair pass
 	gcWake    chan struct{} // gcCatchUp: a store GC skipped as busy is idle (stores.go)
+	records   recordState   // catalog records on the stores (records.go)
 
 	mu struct {
 		sync.Mutex

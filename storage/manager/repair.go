@@ -419,6 +419,7 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 		}
 		if updated {
 			rep.Updated++
+			m.recordChange(sv.job, svv.version) // the new manifest, on its new holders (records.go)
 		} else {
 			rep.Gone++
 		}

@@ -80,6 +80,7 @@ func (m *Manager) SetRetention(job string, r catalog.Retention) ([]int64, error)
 		return nil, fmt.Errorf("manager: retention of job %s: %w", job, err)
 	}
 	m.log.Info("retention policy set", zap.String("job", job), zap.Stringer("policy", r), zap.Int64s("deleted", deleted))
+	m.recordChange(job, deleted...) // records.go
 	return deleted, nil
 }
 
@@ -251,6 +252,7 @@ func (m *Manager) DeleteVersion(job string, v int64) (catalog.VersionInfo, error
 		return catalog.VersionInfo{}, err
 	}
 	m.log.Info("version deleted", zap.String("job", job), zap.Int64("version", v))
+	m.recordChange(job, v) // records.go
 	return vi, nil
 }
 
@@ -279,5 +281,6 @@ func (m *Manager) Pin(job string, v int64, pinned bool) (catalog.VersionInfo, er
 		return catalog.VersionInfo{}, err
 	}
 	m.log.Info("pin", zap.String("job", job), zap.Int64("version", vi.Version), zap.Bool("pinned", pinned))
+	m.recordChange(job, vi.Version) // records.go
 	return vi, nil
 }

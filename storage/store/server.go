@@ -61,6 +61,9 @@ type Options struct {
 	// Observer, when not nil, is told of every request answered (see
 	// Observer); nil observes nothing.
 	Observer Observer
+	// Records, when not nil, serves the catalog-record ops (records.go);
+	// nil answers them UnknownOp, as a store older than them does.
+	Records Records
 }
 
 // Server serves one BlockStore to many connections. Create it with
@@ -333,6 +336,10 @@ func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 		return [][]byte{p}, nil
 	case wire.OpHello:
 		return nil, fmt.Errorf("store: hello after the handshake: %w", storage.ErrBadRequest)
+	case wire.OpPutRecord, wire.OpGetRecord, wire.OpListRecords:
+		if s.opts.Records != nil {
+			return s.handleRecord(ctx, f)
+		}
 	}
 	return nil, fmt.Errorf("%w 0x%02x: this store speaks wire protocol version %d",
 		wire.ErrUnknownOp, uint8(f.Op), wire.Version)

@@ -54,6 +54,9 @@
 //	0x05  Delete    notSince (u64) | n hashes      bytes freed (u64)
 //	0x06  Stat      empty                          JSON object of storage.Stat
 //	0x07  List      cursor hash (32) | max (u32)   n hashes (n*32), ascending, n <= max
+//	0x08  PutRecord name length (1) | name | bytes  empty
+//	0x09  GetRecord name                         the record's bytes
+//	0x0A  ListRecords max (u32) | cursor name    names, each length (1) | name, ascending
 //
 // A hash is the 32-byte BLAKE3-256 content address of the block
 // (storage.Hash). A PutBlock's block may be empty and is at most
@@ -77,6 +80,35 @@
 //     cursor starts at the beginning. An empty reply means there are no
 //     more; a shorter one than max does not. A client walks the store by
 //     sending the last hash of each reply as the next cursor.
+//
+// # Catalog records
+//
+// Ops 0x08 to 0x0A keep a small namespace of named records beside the
+// content-addressed blocks: the manager's copy of its catalog, from which
+// it is rebuilt when lost (storage/manager/records.go). A record name is 1
+// to MaxRecordName (255) bytes of ASCII letters, digits, '.', '_', '-'
+// and '/', in '/'-separated parts none of which is empty, "." or "..". A
+// record is at most MaxRecordSize (storage.MaxBlockSize) bytes, opaque to
+// the store.
+//
+//   - PutRecord replaces the record of that name atomically; when the
+//     reply comes the record is durable.
+//   - GetRecord answers the bytes, or NotFound.
+//   - ListRecords answers the names greater than the cursor (bytewise;
+//     an empty cursor starts at the beginning), ascending, at most max
+//     and at most MaxRecordList (4096). Only an empty reply means the
+//     end; a client walks by sending the last name of each reply as the
+//     next cursor. An empty payload after max is the empty cursor.
+//
+// Records are not blocks: Has, Delete, List and Stat ignore them, and
+// garbage collection never removes them. A bad name or an oversize record
+// is answered BadRequest or TooLarge.
+//
+// These ops came after protocol version 2 was fixed, without changing the
+// version: a store older than them answers UnknownOp (and the connection
+// stays usable), which a client reports as "store keeps no catalog
+// records" (remote.ErrNoRecords) and the manager logs and skips. A store
+// that does not keep records answers the same way.
 //
 // A frame longer than the server's limit is answered TooLarge with the
 // frame's id, then the server closes the connection: skipping the payload
@@ -140,5 +172,8 @@
 //	MaxBatch             65536 hashes per Has, Delete or List reply
 //	MaxMessage           4096 bytes of error message
 //	MaxHandshakePayload  1024 bytes per handshake frame
+//	MaxRecordName        255 bytes of record name
+//	MaxRecordSize        storage.MaxBlockSize bytes per record
+//	MaxRecordList        4096 names per ListRecords reply
 //	HandshakeTimeout     5 s
 package wire

@@ -52,6 +52,11 @@ const (
 	OpDelete   Op = 0x05
 	OpStat     Op = 0x06
 	OpList     Op = 0x07
+	// Catalog records (records.go), since ckptio's catalog recovery; an
+	// older store answers them UnknownOp.
+	OpPutRecord   Op = 0x08
+	OpGetRecord   Op = 0x09
+	OpListRecords Op = 0x0A
 )
 
 func (o Op) String() string {
@@ -72,12 +77,18 @@ func (o Op) String() string {
 		return "stat"
 	case OpList:
 		return "list"
+	case OpPutRecord:
+		return "put-record"
+	case OpGetRecord:
+		return "get-record"
+	case OpListRecords:
+		return "list-records"
 	}
 	return fmt.Sprintf("op(0x%02x)", uint8(o))
 }
 
 // Known reports whether o is an op of this protocol version.
-func (o Op) Known() bool { return o <= OpList }
+func (o Op) Known() bool { return o <= OpListRecords }
 
 // Header is a frame's fixed-size header, without magic and version.
 type Header struct {

@@ -1,0 +1,380 @@
+package manager
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/ckptio/ckptio/storage/catalog"
+	"github.com/ckptio/ckptio/storage/manifest"
+	"github.com/ckptio/ckptio/storage/remote"
+	"github.com/ckptio/ckptio/storage/wire"
+)
+
+// Catalog records: a copy of the catalog on the stores, from which Recover
+// rebuilds it when the manager's data directory is lost
+// (docs/availability.md, "Recovering the catalog").
+//
+// The manager writes them with the stores' named-record ops
+// (storage/wire, "Catalog records") right after each change it makes, and
+// before it answers the request that made it:
+//
+//	j/JOB           job record: created, last version number, retention
+//	v/JOB/VERSION   version record: VersionInfo (pin included) and the
+//	                stored manifest, byte for byte; or, once the version is
+//	                deleted, a tombstone with no manifest
+//
+// VERSION is the number in 20 decimal digits, so names sort by version. A
+// version record goes to max(r, 1) distinct alive stores, r the version's
+// replica target, preferring the stores that hold most of its blocks (if
+// they are all lost, so is the version), the next ones in place of those
+// that fail; a repair that rewrites a version's manifest writes its record
+// again, on the new holders; job records and tombstones, which
+// are small, go to every alive store. Every record carries a sequence
+// number, increasing on this manager (its clock in nanoseconds, or one
+// more than the last); recovery keeps, per name, the record with the
+// highest, so a tombstone beats the live record a store that missed the
+// delete still holds.
+//
+// Writing records is best effort: a store that fails or is older than the
+// ops is logged and skipped, and the catalog change stands.
+//
+// Record bytes: the 8-byte magic "ckptrec1", a u32 big-endian length n,
+// n bytes of JSON (recordHeader), then the manifest of a live version
+// record (nothing for the others).
+
+// RecordStore is what a store connection (Options.DialStore) must
+// implement for the manager to keep catalog records on it; remote.Store
+// does. Connections that do not are skipped.
+type RecordStore interface {
+	PutRecord(ctx context.Context, name string, data []byte) error
+	GetRecord(ctx context.Context, name string) ([]byte, error)
+	ListRecords(ctx context.Context, after string, max int) ([]string, error)
+}
+
+const (
+	recordMagic = "ckptrec1"
+	// recordTimeout bounds the writing of one change's records.
+	recordTimeout = 30 * time.Second
+	kindJob       = "job"
+	kindVersion   = "version"
+)
+
+// recordHeader is a record's JSON part.
+type recordHeader struct {
+	Kind string `json:"kind"` // kindJob or kindVersion
+	Job  string `json:"job"`
+	Seq  int64  `json:"seq"`
+	// Job records.
+	Created     time.Time          `json:"created,omitzero"`
+	LastVersion int64              `json:"last_version,omitempty"`
+	Retention   *catalog.Retention `json:"retention,omitempty"`
+	// Version records.
+	Version int64                `json:"version,omitempty"`
+	Deleted bool                 `json:"deleted,omitempty"`
+	Info    *catalog.VersionInfo `json:"info,omitempty"`
+}
+
+// recordState orders the records this manager writes.
+type recordState struct {
+	mu      sync.Mutex // held while one change's records are read and written
+	lastSeq int64
+	// noRecords: store IDs whose failure to keep records was logged at
+	// warning level once already.
+	noRecords sync.Map
+}
+
+// errNoRecords: the store, or its connection, keeps no catalog records.
+var errNoRecords = fmt.Errorf("the store keeps no catalog records: %w", remote.ErrNoRecords)
+
+func isNoRecords(err error) bool {
+	return errors.Is(err, errNoRecords) || errors.Is(err, remote.ErrNoRecords)
+}
+
+func jobRecordName(job string) string { return "j/" + job }
+
+func versionRecordName(job string, v int64) string {
+	return fmt.Sprintf("v/%s/%020d", job, v)
+}
+
+func encodeRecord(h recordHeader, body []byte) ([]byte, error) {
+	js, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(recordMagic)+4+len(js)+len(body))
+	out = append(out, recordMagic...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(js)))
+	out = append(out, js...)
+	return append(out, body...), nil
+}
+
+// decodeRecord parses a record read from a store named name; body aliases
+// data. It checks that the record is what its name says.
+func decodeRecord(name string, data []byte) (recordHeader, []byte, error) {
+	var h recordHeader
+	if len(data) < len(recordMagic)+4 || string(data[:len(recordMagic)]) != recordMagic {
+		return h, nil, fmt.Errorf("manager: record %s: not a catalog record (bad magic)", name)
+	}
+	n := binary.BigEndian.Uint32(data[len(recordMagic):])
+	rest := data[len(recordMagic)+4:]
+	if uint64(n) > uint64(len(rest)) {
+		return h, nil, fmt.Errorf("manager: record %s: header of %d bytes, only %d follow", name, n, len(rest))
+	}
+	if err := json.Unmarshal(rest[:n], &h); err != nil {
+		return h, nil, fmt.Errorf("manager: record %s: %w", name, err)
+	}
+	body := rest[n:]
+	if err := catalog.ValidJobName(h.Job); err != nil {
+		return h, nil, fmt.Errorf("manager: record %s: %w", name, err)
+	}
+	switch h.Kind {
+	case kindJob:
+		if name != jobRecordName(h.Job) || len(body) != 0 || h.LastVersion < 0 {
+			return h, nil, fmt.Errorf("manager: record %s: job record for %q does not match its name", name, h.Job)
+		}
+		if h.Retention != nil {
+			if err := h.Retention.Validate(); err != nil {
+				return h, nil, fmt.Errorf("manager: record %s: %w", name, err)
+			}
+		}
+	case kindVersion:
+		if h.Version <= 0 || name != versionRecordName(h.Job, h.Version) {
+			return h, nil, fmt.Errorf("manager: record %s: version record for %s version %d does not match its name", name, h.Job, h.Version)
+		}
+		if h.Deleted != (h.Info == nil) || h.Deleted != (len(body) == 0) {
+			return h, nil, fmt.Errorf("manager: record %s: a version record has info and a manifest, a tombstone neither", name)
+		}
+		if h.Info != nil && (h.Info.Job != h.Job || h.Info.Version != h.Version) {
+			return h, nil, fmt.Errorf("manager: record %s: info is for %s version %d", name, h.Info.Job, h.Info.Version)
+		}
+	default:
+		return h, nil, fmt.Errorf("manager: record %s: unknown kind %q", name, h.Kind)
+	}
+	return h, body, nil
+}
+
+// nextSeqLocked returns the next sequence number; m.records.mu is held.
+func (m *Manager) nextSeqLocked() int64 {
+	s := max(m.now().UnixNano(), m.records.lastSeq+1)
+	m.records.lastSeq = s
+	return s
+}
+
+// recordTarget is a store to write records on.
+type recordTarget struct {
+	id, addr string
+	blocks   int // blocks of the version it holds (version records)
+}
+
+// publish writes records (name -> bytes) on targets and returns how many
+// stores took each; failures are logged.
+func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs map[string][]byte) int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.putRecords(ctx, t, recs); err != nil {
+				// A store without records says so on every change: warn once.
+				if isNoRecords(err) {
+					if _, again := m.records.noRecords.LoadOrStore(t.id, true); again {
+						m.log.Debug("writing catalog records to a store", zap.String("store", t.id), zap.Error(err))
+						return
+					}
+				}
+				m.log.Warn("writing catalog records to a store", zap.String("store", t.id), zap.String("addr", t.addr), zap.Error(err))
+				return
+			}
+			mu.Lock()
+			ok++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return ok
+}
+
+func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs map[string][]byte) error {
+	s, err := m.opts.DialStore(ctx, t.id, t.addr)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rs, ok := s.(RecordStore)
+	if !ok {
+		return errNoRecords
+	}
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		if err := rs.PutRecord(ctx, name, recs[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aliveTargets lists the alive stores, by ID.
+func (m *Manager) aliveTargets() []recordTarget {
+	alive, _ := m.aliveStores()
+	out := make([]recordTarget, 0, len(alive))
+	for id, st := range alive {
+		out = append(out, recordTarget{id: id, addr: st.Addr})
+	}
+	slices.SortFunc(out, func(a, b recordTarget) int { return strings.Compare(a.id, b.id) })
+	return out
+}
+
+// recordJobLocked encodes job's record from the catalog; nil when the job
+// is unknown.
+func (m *Manager) recordJobLocked(job string) ([]byte, error) {
+	var h *recordHeader
+	err := m.db.View(func(tx *bolt.Tx) error {
+		rec, jb, err := readJob(tx, job)
+		if err != nil || jb == nil {
+			return err
+		}
+		h = &recordHeader{Kind: kindJob, Job: job, Created: rec.Created, LastVersion: rec.LastVersion}
+		var r catalog.Retention
+		if err := readRetention(jb, job, &r); err != nil {
+			return err
+		}
+		if r.IsSet() {
+			h.Retention = &r
+		}
+		return nil
+	})
+	if err != nil || h == nil {
+		return nil, err
+	}
+	h.Seq = m.nextSeqLocked()
+	return encodeRecord(*h, nil)
+}
+
+// recordChange writes the records of a change to job: its job record, the
+// version records of versions (live ones with their manifests, deleted
+// ones as tombstones). It returns when the stores have answered or
+// recordTimeout passed.
+func (m *Manager) recordChange(job string, versions ...int64) {
+	ctx, cancel := context.WithTimeout(m.ctx, recordTimeout)
+	defer cancel()
+	m.records.mu.Lock()
+	defer m.records.mu.Unlock()
+	all := m.aliveTargets()
+	if len(all) == 0 {
+		m.log.Warn("no alive store to keep catalog records on; this change cannot be recovered from the stores", zap.String("job", job))
+		return
+	}
+	small := map[string][]byte{}
+	jrec, err := m.recordJobLocked(job)
+	if err != nil {
+		m.log.Error("encoding a job's catalog record", zap.String("job", job), zap.Error(err))
+		return
+	}
+	if jrec != nil {
+		small[jobRecordName(job)] = jrec
+	}
+	for _, v := range versions {
+		data, replicas, holders, err := m.recordVersionLocked(job, v)
+		if err != nil {
+			m.log.Error("encoding a version's catalog record", zap.String("job", job), zap.Int64("version", v), zap.Error(err))
+			continue
+		}
+		if holders == nil { // a tombstone
+			small[versionRecordName(job, v)] = data
+			continue
+		}
+		targets := slices.Clone(all)
+		for i := range targets {
+			targets[i].blocks = holders[targets[i].id]
+		}
+		slices.SortStableFunc(targets, func(a, b recordTarget) int { return cmp.Compare(b.blocks, a.blocks) })
+		// A store that fails (alive by its last heartbeat, gone since) is
+		// replaced by the next one.
+		need, n := max(replicas, 1), 0
+		for n < need && len(targets) > 0 && ctx.Err() == nil {
+			batch := targets[:min(need-n, len(targets))]
+			targets = targets[len(batch):]
+			n += m.publish(ctx, batch, map[string][]byte{versionRecordName(job, v): data})
+		}
+		if n < need {
+			m.log.Warn("a version's catalog record is on fewer stores than its replica target",
+				zap.String("job", job), zap.Int64("version", v), zap.Int("stores", n), zap.Int("replicas", replicas))
+		}
+	}
+	if len(small) > 0 {
+		if n := m.publish(ctx, all, small); n == 0 {
+			m.log.Warn("no store took a job's catalog records", zap.String("job", job))
+		}
+	}
+}
+
+// recordVersionLocked encodes version v's record: the live version with
+// its manifest, the number of its blocks each store holds and its replica
+// target; or, when the catalog no longer has v, a tombstone and nil
+// holders.
+func (m *Manager) recordVersionLocked(job string, v int64) ([]byte, int, map[string]int, error) {
+	var vi catalog.VersionInfo
+	var man []byte
+	err := m.db.View(func(tx *bolt.Tx) error {
+		_, jb, err := readJob(tx, job)
+		if err != nil || jb == nil {
+			return err
+		}
+		vb, mb := jb.Bucket(bucketVersions), jb.Bucket(bucketManifests)
+		if vb == nil || mb == nil || vb.Get(vkey(v)) == nil {
+			return nil
+		}
+		if err := json.Unmarshal(vb.Get(vkey(v)), &vi); err != nil {
+			return err
+		}
+		man = bytes.Clone(mb.Get(vkey(v)))
+		return nil
+	})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	h := recordHeader{Kind: kindVersion, Job: job, Version: v, Seq: m.nextSeqLocked()}
+	if man == nil {
+		h.Deleted = true
+		data, err := encodeRecord(h, nil)
+		return data, 0, nil, err
+	}
+	parsed, err := manifest.Unmarshal(man)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	holders := map[string]int{}
+	for _, b := range parsed.Blocks {
+		for _, s := range b.Stores {
+			holders[s]++
+		}
+	}
+	vi.Protected = false // computed when read
+	replicas, err := catalog.ParseReplicas(vi.Meta)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	h.Info = &vi
+	data, err := encodeRecord(h, man)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if len(data) > wire.MaxRecordSize {
+		return nil, 0, nil, fmt.Errorf("record of %d bytes is above the stores' limit of %d (the manifest is too large to keep on the stores)", len(data), wire.MaxRecordSize)
+	}
+	return data, replicas, holders, nil
+}
