@@ -76,14 +76,15 @@ type Server struct {
 	opts  Options
 	log   *zap.Logger
 
-	refused   atomic.Int64  // connections refused for MaxConns
-	evicted   atomic.Int64  // handshaking connections closed for MaxHandshakes
-	errors    atomic.Int64  // requests answered with an error (Stats)
-	started   time.Time     // when NewServer ran
-	meter     meter         // bytes moved, and the bandwidth bucket (bandwidth.go)
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
-	wg        sync.WaitGroup // one per connection goroutine
+	refused    atomic.Int64  // connections refused for MaxConns
+	evicted    atomic.Int64  // handshaking connections closed for MaxHandshakes
+	wrongToken atomic.Int64  // handshakes refused for a wrong token
+	errors     atomic.Int64  // requests answered with an error (Stats)
+	started    time.Time     // when NewServer ran
+	meter      meter         // bytes moved, and the bandwidth bucket (bandwidth.go)
+	done       chan struct{} // closed by Close
+	closeOnce  sync.Once
+	wg         sync.WaitGroup // one per connection goroutine
 
 	// Set by tests (export_test.go), before Serve. connDone, when set, is
 	// called each time a connection has ended and given back its MaxConns
