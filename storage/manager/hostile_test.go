@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/ckptio/ckptio/storage/catalog"
 )
 
@@ -106,5 +109,29 @@ func TestLoginThrottleBackoffIsCapped(t *testing.T) {
 	}
 	if got := l.wait("h", now); got != loginMaxBackoff {
 		t.Fatalf("after 100 failures: wait %v, want %v", got, loginMaxBackoff)
+	}
+}
+
+// A stranger hammering the API with bad signatures is refused every time
+// but logged only on the 1st, 2nd, 4th... refusal.
+func TestHostileBadSignatureHammerDoesNotFloodTheLog(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	m, err := Open(t.TempDir(), Options{Token: testToken, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		m.Close()
+	})
+	const attempts = 64
+	for i := range attempts {
+		if status, _ := raw(t, srv, []byte("guess"), time.Now(), "GET", "/v1/stores", "", nil); status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: HTTP %d, want 401", i, status)
+		}
+	}
+	if n := logs.FilterMessage("request refused").Len(); n != 7 {
+		t.Fatalf("%d refused requests logged %d warnings, want 7 (1st, 2nd, 4th ... 64th)", attempts, n)
 	}
 }

@@ -186,8 +186,12 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 		status, code := classify(err)
 		switch {
 		case status == http.StatusUnauthorized:
-			m.log.Warn("request refused", zap.String("remote", r.RemoteAddr), zap.String("method", r.Method),
-				zap.String("path", r.URL.Path), zap.Error(err))
+			// Log the 1st, 2nd, 4th...: a stranger hammering the API must
+			// not grow the manager's log at its rate.
+			if n := m.refused.Add(1); n&(n-1) == 0 {
+				m.log.Warn("request refused", zap.String("remote", r.RemoteAddr), zap.String("method", r.Method),
+					zap.String("path", r.URL.Path), zap.Error(err), zap.Int64("refused_total", n))
+			}
 		case status >= 500:
 			m.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		default:

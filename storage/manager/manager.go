@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,6 +102,7 @@ type Manager struct {
 	opened    time.Time     // when Open ran, on opts.Now
 	repairSem chan struct{} // held by the running repair pass
 	gcWake    chan struct{} // gcCatchUp: a store GC skipped as busy is idle (stores.go)
+	refused   atomic.Int64  // API requests refused as unauthorized (http.go)
 
 	mu struct {
 		sync.Mutex
