@@ -160,7 +160,10 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS}
+	// A body that stalls is dropped after ReadTimeout (long enough for a
+	// 256 MiB manifest at 1 MB/s), an idle keep-alive after IdleTimeout.
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, TLSConfig: serverTLS}
 	serveErr := make(chan error, 1)
 	go func() {
 		if serverTLS != nil {

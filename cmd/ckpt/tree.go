@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -143,9 +146,9 @@ type, mode, size, mtime, target, rank, blocks}]} (docs/json.md).`,
 				if f.MTime != 0 {
 					when = time.Unix(0, f.MTime).Local().Format("2006-01-02 15:04:05")
 				}
-				name := f.Object
+				name := shown(f.Object)
 				if f.Type == manifest.TypeSymlink {
-					name += " -> " + f.Target
+					name += " -> " + shown(f.Target)
 				}
 				fmt.Printf("%s %*d %s %s\n", modeString(f.File), width, f.Size, when, name)
 			}
@@ -215,18 +218,18 @@ change, type, old_size, new_size, changed_bytes, what}]} (docs/json.md).`,
 				case "added":
 					added++
 					bytes += c.NewSize
-					fmt.Printf("+ %s  (%s)\n", c.Path, storage.FormatSize(c.NewSize))
+					fmt.Printf("+ %s  (%s)\n", shown(c.Path), storage.FormatSize(c.NewSize))
 				case "removed":
 					removed++
-					fmt.Printf("- %s  (%s)\n", c.Path, storage.FormatSize(c.OldSize))
+					fmt.Printf("- %s  (%s)\n", shown(c.Path), storage.FormatSize(c.OldSize))
 				default:
 					changed++
 					bytes += c.ChangedBytes
 					if slices.Contains(c.What, "content") {
-						fmt.Printf("M %s  %s -> %s, %s changed: %s\n", c.Path, storage.FormatSize(c.OldSize), storage.FormatSize(c.NewSize),
+						fmt.Printf("M %s  %s -> %s, %s changed: %s\n", shown(c.Path), storage.FormatSize(c.OldSize), storage.FormatSize(c.NewSize),
 							storage.FormatSize(c.ChangedBytes), strings.Join(c.What, ", "))
 					} else {
-						fmt.Printf("M %s  %s\n", c.Path, strings.Join(c.What, ", "))
+						fmt.Printf("M %s  %s\n", shown(c.Path), strings.Join(c.What, ", "))
 					}
 				}
 			}
@@ -237,4 +240,15 @@ change, type, old_size, new_size, changed_bytes, what}]} (docs/json.md).`,
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// shown is a name from a manifest as ls and diff print it: as it is when
+// it is printable UTF-8, else Go-quoted, so that a name holding terminal
+// escapes (anyone with the token can commit one) cannot drive the
+// operator's terminal.
+func shown(name string) string {
+	if utf8.ValidString(name) && strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return name
+	}
+	return strconv.Quote(name)
 }

@@ -58,6 +58,8 @@ type dashboard struct {
 	key   []byte // signs session cookies: HMAC-SHA256(token, label)
 	token [sha256.Size]byte
 	login *template.Template
+	// throttle slows down guessing the token (throttle.go).
+	throttle loginThrottle
 }
 
 // sessionKey derives the key session cookies are signed with from the
@@ -199,15 +201,25 @@ func (d *dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pasted := r.PostForm.Get("token") // the body only, never the URL
+	host := clientHost(r.RemoteAddr)
+	if wait := d.throttle.wait(host, d.m.now()); wait > 0 {
+		// Refused without looking at the token, so guessing stays slow.
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		d.renderLogin(w, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong tokens from %s: try again in %d s.", host, secs))
+		return
+	}
 	if strings.TrimSpace(pasted) == "" {
 		d.renderLogin(w, http.StatusBadRequest, "Paste the cluster token: the contents of the manager's --token-file (or its CKPT_TOKEN).")
 		return
 	}
 	if !d.tokenMatches(pasted) {
+		d.throttle.failed(host, d.m.now())
 		d.m.log.Warn("dashboard login refused: wrong token", zap.String("remote", r.RemoteAddr))
 		d.renderLogin(w, http.StatusUnauthorized, "Wrong token: it is not this cluster's token. Paste the contents of the manager's --token-file (or its CKPT_TOKEN).")
 		return
 	}
+	d.throttle.succeeded(host)
 	expires := d.m.now().Add(SessionTTL)
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookie,

@@ -187,8 +187,12 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 		status, code := classify(err)
 		switch {
 		case status == http.StatusUnauthorized:
-			m.log.Warn("request refused", zap.String("remote", r.RemoteAddr), zap.String("method", r.Method),
-				zap.String("path", r.URL.Path), zap.Error(err))
+			// Log the 1st, 2nd, 4th...: a stranger hammering the API must
+			// not grow the manager's log at its rate.
+			if n := m.refused.Add(1); n&(n-1) == 0 {
+				m.log.Warn("request refused", zap.String("remote", r.RemoteAddr), zap.String("method", r.Method),
+					zap.String("path", r.URL.Path), zap.Error(err), zap.Int64("refused_total", n))
+			}
 		case status >= 500:
 			m.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		default:
@@ -224,11 +228,17 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h h
 	return h(w, r, body)
 }
 
+// maxPreGrow bounds the buffer readBody allocates before the body arrives.
+const maxPreGrow = 1 << 20
+
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	var buf bytes.Buffer
+	// The announced length is the client's word, not bytes received: grow
+	// to it only up to maxPreGrow, and past that as the bytes arrive, so a
+	// stranger announcing 256 MiB and stalling costs no memory.
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // ReadFrom wants room to see EOF
+		buf.Grow(int(min(r.ContentLength, maxPreGrow)) + bytes.MinRead) // ReadFrom wants room to see EOF
 	}
 	if _, err := buf.ReadFrom(rd); err != nil {
 		var mbe *http.MaxBytesError

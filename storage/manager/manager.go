@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -102,6 +103,7 @@ type Manager struct {
 	repairSem chan struct{} // held by the running repair pass
 	gcWake    chan struct{} // gcCatchUp: a store GC skipped as busy is idle (stores.go)
 	records   recordState   // catalog records on the stores (records.go)
+	refused   atomic.Int64  // API requests refused as unauthorized (http.go)
 
 	mu struct {
 		sync.Mutex

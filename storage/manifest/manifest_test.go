@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -362,6 +363,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"raw stored", withBlocks(func(bs []Block) []Block { bs[0].StoredLength++; return bs }), ErrInvalid, "raw block"},
 		{"logical bytes", mustMarshal(&Manifest{Job: "j", LogicalBytes: 7, Blocks: object("x", -1, 5, 2)}), ErrInvalid, "add up to 5"},
 		{"no job", mustMarshal(&Manifest{Blocks: object("x", -1, 5, 2)}), ErrInvalid, "no job"},
+		// A block no store accepts nor reader decodes, committed by a
+		// hostile client: refused at commit, not when a restore needs it.
+		{"huge raw block", mustMarshal(&Manifest{Job: "j", Blocks: []Block{{Object: "x", Rank: -1,
+			Length: math.MaxInt64, StoredLength: math.MaxInt64, Codec: CodecRaw}}}), ErrInvalid, "larger than"},
+		{"huge stored block", withBlocks(func(bs []Block) []Block { bs[0].Codec, bs[0].StoredLength = CodecLZ4, 1<<40; return bs }), ErrInvalid, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

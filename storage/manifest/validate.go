@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/ckptio/ckptio/storage"
 )
 
 // ObjectInfo summarises one object of a manifest.
@@ -75,7 +77,8 @@ func (m *Manifest) Size() int64 {
 //   - Every block has an object name, valid UTF-8 strings, a non-negative
 //     offset, length and stored length, a known codec (raw, lz4, aesgcm or
 //     lz4+aesgcm; an empty object's row may have none), and for CodecRaw a
-//     stored length equal to its length; store IDs are not empty.
+//     stored length equal to its length; neither length is more than
+//     storage.MaxBlockSize; store IDs are not empty.
 //   - The blocks of an object (same name and rank) tile it: sorted by
 //     offset, the first starts at 0 and each starts where the previous one
 //     ends, with no gap and no overlap.
@@ -167,6 +170,9 @@ func checkBlock(b *Block) error {
 			b.Object, b.Rank, b.Offset, b.Length, b.StoredLength)
 	case b.Offset > math.MaxInt64-b.Length:
 		return fmt.Errorf("object %q rank %d: offset %d + length %d overflows", b.Object, b.Rank, b.Offset, b.Length)
+	case b.Length > storage.MaxBlockSize || b.StoredLength > storage.MaxBlockSize:
+		return fmt.Errorf("object %q rank %d offset %d: block of %d bytes (%d stored) larger than a store accepts (%d)",
+			b.Object, b.Rank, b.Offset, b.Length, b.StoredLength, storage.MaxBlockSize)
 	}
 	switch b.Codec {
 	case CodecRaw:

@@ -5,8 +5,11 @@
 // handshake), then reads requests and runs up to Options.MaxInFlight of them
 // at once per connection, answering each as it completes; when that many are
 // running it stops reading, so a fast client is slowed down by TCP rather
-// than by the server's memory. Options.MaxConns bounds the connections; an
-// extra one is told the store is busy and closed. A malformed or oversized
+// than by the server's memory. Options.MaxConns bounds the authenticated
+// connections; an extra one is told the store is busy and closed.
+// Options.MaxHandshakes bounds, apart, those still in their handshake: a
+// new one beyond it closes the oldest, so strangers who never authenticate
+// cannot keep clients out. A malformed or oversized
 // frame ends its own connection only.
 //
 // With Options.TLS every connection is TLS and the token handshake runs

@@ -18,9 +18,10 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultMaxConns     = 256
-	DefaultIdleTimeout  = 10 * time.Minute
-	DefaultWriteTimeout = time.Minute
+	DefaultMaxConns      = 256
+	DefaultMaxHandshakes = 64
+	DefaultIdleTimeout   = 10 * time.Minute
+	DefaultWriteTimeout  = time.Minute
 )
 
 // ErrClosed is returned by Serve on a server already closed.
@@ -30,10 +31,14 @@ var ErrClosed = errors.New("store: server closed")
 type Options struct {
 	// Logger receives connection and failure events; nil logs nothing.
 	Logger *zap.Logger
-	// MaxConns bounds the connections open at once, handshakes included;
-	// 0 means DefaultMaxConns. A connection beyond it is answered Busy and
-	// closed.
+	// MaxConns bounds the authenticated connections open at once; 0 means
+	// DefaultMaxConns. A connection beyond it is answered Busy and closed.
 	MaxConns int
+	// MaxHandshakes bounds the connections still in their handshake,
+	// beside MaxConns; 0 means DefaultMaxHandshakes. A new connection
+	// beyond it closes the oldest one still handshaking, so that strangers
+	// who connect and never authenticate cannot keep clients out.
+	MaxHandshakes int
 	// MaxInFlight bounds the requests of one connection handled at once;
 	// 0 means wire.Window. Memory per connection is about
 	// MaxInFlight times the largest frame.
@@ -74,13 +79,15 @@ type Server struct {
 	opts  Options
 	log   *zap.Logger
 
-	refused   atomic.Int64  // connections refused for MaxConns
-	errors    atomic.Int64  // requests answered with an error (Stats)
-	started   time.Time     // when NewServer ran
-	meter     meter         // bytes moved, and the bandwidth bucket (bandwidth.go)
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
-	wg        sync.WaitGroup // one per connection goroutine
+	refused    atomic.Int64  // connections refused for MaxConns
+	evicted    atomic.Int64  // handshaking connections closed for MaxHandshakes
+	wrongToken atomic.Int64  // handshakes refused for a wrong token
+	errors     atomic.Int64  // requests answered with an error (Stats)
+	started    time.Time     // when NewServer ran
+	meter      meter         // bytes moved, and the bandwidth bucket (bandwidth.go)
+	done       chan struct{} // closed by Close
+	closeOnce  sync.Once
+	wg         sync.WaitGroup // one per connection goroutine
 
 	// Set by tests (export_test.go), before Serve. connDone, when set, is
 	// called each time a connection has ended and given back its MaxConns
@@ -93,6 +100,9 @@ type Server struct {
 		closed    bool
 		listeners map[net.Listener]struct{}
 		conns     map[*conn]struct{}
+		pending   map[*conn]uint64 // conns still handshaking, by arrival
+		arrivals  uint64
+		authed    map[*conn]struct{} // conns past their handshake
 	}
 }
 
@@ -104,6 +114,9 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxHandshakes <= 0 {
+		opts.MaxHandshakes = DefaultMaxHandshakes
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = wire.Window
@@ -134,6 +147,8 @@ func NewServer(bs storage.BlockStore, token []byte, opts Options) *Server {
 	}
 	s.mu.listeners = make(map[net.Listener]struct{})
 	s.mu.conns = make(map[*conn]struct{})
+	s.mu.pending = make(map[*conn]uint64)
+	s.mu.authed = make(map[*conn]struct{})
 	return s
 }
 
@@ -197,13 +212,18 @@ func (s *Server) accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if n := len(s.mu.conns); n >= s.opts.MaxConns {
+	if n := len(s.mu.authed); n >= s.opts.MaxConns {
 		s.mu.Unlock()
 		s.refuse(nc, n)
 		return
 	}
+	if len(s.mu.pending) >= s.opts.MaxHandshakes {
+		s.evictOldestLocked()
+	}
 	c := newConn(s, s.metered(nc))
 	s.mu.conns[c] = struct{}{}
+	s.mu.arrivals++
+	s.mu.pending[c] = s.mu.arrivals
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -211,11 +231,43 @@ func (s *Server) accept(nc net.Conn) {
 		c.serve()
 		s.mu.Lock()
 		delete(s.mu.conns, c)
+		delete(s.mu.pending, c)
+		delete(s.mu.authed, c)
 		s.mu.Unlock()
 		if s.connDone != nil {
 			s.connDone()
 		}
 	}()
+}
+
+// evictOldestLocked ends the connection that has been handshaking longest:
+// an honest client's handshake takes a round trip, a stranger's lasts until
+// it is evicted or wire.HandshakeTimeout.
+func (s *Server) evictOldestLocked() {
+	var oldest *conn
+	for c, n := range s.mu.pending {
+		if oldest == nil || n < s.mu.pending[oldest] {
+			oldest = c
+		}
+	}
+	delete(s.mu.pending, oldest)
+	oldest.shutdown()
+	if n := s.evicted.Add(1); n&(n-1) == 0 {
+		s.log.Warn("connection still handshaking closed: too many handshakes",
+			zap.Stringer("remote", oldest.nc.RemoteAddr()), zap.Int("max_handshakes", s.opts.MaxHandshakes),
+			zap.Int64("evicted_total", n))
+	}
+}
+
+// handshook moves c out of the handshaking connections, whether its
+// handshake passed or not.
+func (s *Server) handshook(c *conn, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mu.pending, c)
+	if err == nil {
+		s.mu.authed[c] = struct{}{}
+	}
 }
 
 // refuse tells nc the store is busy and closes it, in the accept loop: a

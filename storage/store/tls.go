@@ -52,7 +52,11 @@ func (c *conn) handshake() error {
 	switch {
 	case err == nil:
 	case errors.Is(err, storage.ErrUnauthorized):
-		c.log.Warn("client refused: wrong cluster token", zap.Error(err))
+		// Log the 1st, 2nd, 4th, 8th...: a client hammering with a wrong
+		// token must not fill the desktop's disk with the store's log.
+		if n := c.s.wrongToken.Add(1); n&(n-1) == 0 {
+			c.log.Warn("client refused: wrong cluster token", zap.Error(err), zap.Int64("refused_total", n))
+		}
 	case c.stop.Err() != nil:
 	case fc != nil && fc.read && fc.first == tlsRecordHandshake && errors.Is(err, wire.ErrBadMagic):
 		c.log.Warn("client speaks TLS but this store runs without --tls-cert; told it so and closed")
