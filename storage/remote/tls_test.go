@@ -17,7 +17,6 @@ import (
 	"github.com/ckptio/ckptio/storage/store"
 	"github.com/ckptio/ckptio/storage/storetest"
 	"github.com/ckptio/ckptio/storage/tlsconf/tlsconftest"
-	"github.com/ckptio/ckptio/storage/wire"
 )
 
 func TestConformanceTLS(t *testing.T) {
@@ -91,17 +90,13 @@ func TestTLSWrongTokenRefused(t *testing.T) {
 func TestTLSClientOfBusyPlainStore(t *testing.T) {
 	certs := tlsconftest.New(t)
 	addr, _ := serve(t, memstore.New("m", 0), nil, store.Options{Logger: zaptest.NewLogger(t), MaxConns: 1})
-	hold, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// MaxConns counts authenticated connections: a plain client that has
+	// been answered fills the store.
+	hold := dial(t, addr, remote.Options{})
+	if err := hold.Ping(context.Background()); err != nil {
+		t.Fatalf("ping on the connection that fills the store: %v", err)
 	}
-	defer hold.Close()
-	// The store counts a connection before it sends its hello.
-	_ = hold.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := wire.ReadFrame(hold, 0); err != nil {
-		t.Fatalf("hello on the connection that fills the store: %v", err)
-	}
-	_, err = remote.Dial(context.Background(), addr, token, remote.Options{TLS: certs.Client(t)})
+	_, err := remote.Dial(context.Background(), addr, token, remote.Options{TLS: certs.Client(t)})
 	wantErr(t, err, fmt.Sprintf("store %s refused the connection", addr), "store busy")
 }
 
