@@ -4,11 +4,13 @@
 // checkpoints on 4 MPI ranks to 5 stores with 2 copies of every block
 // while stores are SIGKILLed and restarted (some with their directory
 // wiped, so they come back empty under a new ID) and the manager is
-// SIGKILLed (once; in the long form of make chaos twice, down 10 to 30 s
-// each, which the job waits through) and restarted on its address; at
-// the end every
-// committed version verifies and the final checksum equals a
-// failure-free run's.
+// SIGKILLed (once; in the long form of make chaos three times, down 10 to
+// 30 s each, which the job waits through) and restarted on its address;
+// in the long form its first kill also loses its data directory, and it
+// comes back by rebuilding the catalog from the catalog records on the
+// stores (ckpt-manager --recover), with every version committed before
+// the loss. At the end every committed version verifies and the final
+// checksum equals a failure-free run's.
 //
 // The package splits the chaos in two:
 //
@@ -17,7 +19,9 @@
 //     ...). It is a pure function of its Options, so a seed names
 //     one schedule, and it keeps the invariants by construction: never
 //     fewer than MinAlive stores running, the manager killed exactly
-//     ManagerKills times, everything running again at the end.
+//     ManagerKills times, every store running when the manager recovers
+//     a lost catalog (a store killed in that outage is back before it
+//     ends, and not wiped), everything running again at the end.
 //   - Run plays a schedule against a Fleet, the daemons, at the planned
 //     offsets. A store the plan wipes loses its directory just before it
 //     starts again, and only when the Fleet says that every block of
@@ -26,7 +30,9 @@
 //     so no block ever loses every copy: a disk lost while the only other
 //     copy is on another lost disk would destroy data that no system with
 //     2 copies could keep, and would test the test, not ckptio.
-//     Otherwise the store comes back with its blocks.
+//     Otherwise the store comes back with its blocks. A manager kill
+//     that loses its data directory removes it at once, and the start
+//     that ends that outage recovers the catalog from the stores.
 //
 // The timing of a run depends on the machine, so a seed replays the same
 // decisions, not the same interleaving with the job.

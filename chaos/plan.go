@@ -36,6 +36,10 @@ type Event struct {
 	// Wipe (KillStore): the store's disk is lost while it is down: its
 	// directory is removed before it starts again, so it comes back empty
 	// under a new ID. Run does it only when it is safe then (see Run).
+	// Wipe (KillManager): the manager's disk is lost with it: its data
+	// directory is removed at once, and its next StartManager rebuilds
+	// the catalog from the catalog records on the stores (ckpt-manager
+	// --recover) into a new directory.
 	Wipe bool
 }
 
@@ -44,6 +48,10 @@ func (e Event) String() string {
 	case KillStore:
 		if e.Wipe {
 			return fmt.Sprintf("%s kill store %d (to be wiped)", e.At, e.Store)
+		}
+	case KillManager:
+		if e.Wipe {
+			return fmt.Sprintf("%s kill manager and lose its data directory", e.At)
 		}
 		return fmt.Sprintf("%s kill store %d", e.At, e.Store)
 	case StartStore:
@@ -89,6 +97,17 @@ type Options struct {
 	// ManagerDownMax, when above ManagerDown, makes each outage last
 	// uniformly from ManagerDown to ManagerDownMax.
 	ManagerDownMax time.Duration
+	// ManagerDataLoss makes the first manager kill (the one surely in
+	// [ManagerFrom, ManagerTo]) lose the manager's data directory (Event
+	// Wipe): the manager comes back, at the outage's end, by recovering
+	// the catalog from the catalog records on the stores. Recovery reads
+	// the stores, so every store runs when it starts: a store kill is
+	// planned during that outage only if the store is back before the
+	// outage ends, and then never to be wiped (a store wiped while the
+	// manager is down, which cannot repair, would take copies of records
+	// that nothing re-creates before the recovery reads them). Requires
+	// ManagerDown.
+	ManagerDataLoss bool
 }
 
 func (o Options) withDefaults() Options {
@@ -116,8 +135,10 @@ func (o Options) withDefaults() Options {
 // Plan returns the schedule of o.Seed, ordered by time: store kills at
 // random intervals, each followed by the same store's start, never fewer
 // than MinAlive stores running, and ManagerKills manager kills and starts
-// when ManagerDown is set. Every store killed and the manager are started
-// again by the end of the plan. A store is marked to come back wiped only
+// when ManagerDown is set, the first of them losing the manager's data
+// directory when ManagerDataLoss is set (with every store running when
+// the manager starts again, recovering). Every store killed and the
+// manager are started again by the end of the plan. A store is marked to come back wiped only
 // when it is the only one down, and stays so until it is back: the other
 // stores then hold a copy of every block it held (with 2 copies), so Run
 // finds the wipe safe unless a block was under-replicated already. The
@@ -135,13 +156,16 @@ func Plan(o Options) ([]Event, error) {
 		return nil, fmt.Errorf("chaos: manager kill between %s and %s: want 0 <= from <= to", o.ManagerFrom, o.ManagerTo)
 	case o.ManagerKills < 0:
 		return nil, fmt.Errorf("chaos: %d manager kills: want 0 or more", o.ManagerKills)
+	case o.ManagerDataLoss && o.ManagerDown <= 0:
+		return nil, fmt.Errorf("chaos: a manager data loss without ManagerDown: the manager is never killed to lose it")
 	}
 	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x636b7074696f)) // "ckptio"
 	uniform := func(lo, hi time.Duration) time.Duration {
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
 	}
 	var plan []Event
-	var back time.Duration // the previous outage's end
+	var back time.Duration             // the previous outage's end
+	var lossAt, lossBack time.Duration // the data loss's outage, when planned
 	for i := 0; o.ManagerDown > 0 && i < o.ManagerKills; i++ {
 		slot := (o.ManagerTo - o.ManagerFrom) / time.Duration(o.ManagerKills)
 		from := o.ManagerFrom + time.Duration(i)*slot
@@ -154,7 +178,11 @@ func Plan(o Options) ([]Event, error) {
 			down = uniform(o.ManagerDown, o.ManagerDownMax)
 		}
 		back = at + down
-		plan = append(plan, Event{At: at, Kind: KillManager}, Event{At: back, Kind: StartManager})
+		loss := o.ManagerDataLoss && i == 0
+		if loss {
+			lossAt, lossBack = at, back
+		}
+		plan = append(plan, Event{At: at, Kind: KillManager, Wipe: loss}, Event{At: back, Kind: StartManager})
 	}
 	upAt := make([]time.Duration, o.Stores) // a store runs at t when upAt <= t
 	var quiet time.Duration                 // no kill before: a store to be wiped is down
@@ -170,7 +198,16 @@ func Plan(o Options) ([]Event, error) {
 		}
 		i := up[rng.IntN(len(up))]
 		wipe := rng.Float64() < o.Wipe && len(up) == o.Stores
-		upAt[i] = t + uniform(o.Down/4, 7*o.Down/4)
+		u := t + uniform(o.Down/4, 7*o.Down/4)
+		if o.ManagerDataLoss && t <= lossBack && u >= lossAt {
+			// Down during the outage that loses the catalog: back before
+			// the recovery reads the stores, and not wiped.
+			if u >= lossBack {
+				continue
+			}
+			wipe = false
+		}
+		upAt[i] = u
 		if wipe {
 			quiet = upAt[i]
 		}

@@ -16,6 +16,7 @@ func checkPlan(plan []Event, o Options) error {
 	down := map[int]bool{}
 	wiping := -1 // the store down to be wiped, -1 if none
 	managerKills, managerDown := 0, false
+	losses, lost := 0, false // manager kills that lose its data; down so
 	var managerAt time.Duration
 	for i, e := range plan {
 		if i > 0 && e.At < plan[i-1].At {
@@ -33,6 +34,9 @@ func checkPlan(plan []Event, o Options) error {
 				return fmt.Errorf("%s: another store is down with a wipe planned, or a wipe is planned with another store down", e)
 			}
 			if e.Wipe {
+				if lost {
+					return fmt.Errorf("%s: a store to be wiped while the manager is down without its data", e)
+				}
 				wiping = e.Store
 			}
 			down[e.Store] = true
@@ -54,6 +58,16 @@ func checkPlan(plan []Event, o Options) error {
 			if e.At < o.ManagerFrom || managerKills == 0 && e.At > o.ManagerTo {
 				return fmt.Errorf("%s: outside [%s, %s]", e, o.ManagerFrom, o.ManagerTo)
 			}
+			if e.Wipe {
+				if !o.ManagerDataLoss || managerKills > 0 {
+					return fmt.Errorf("%s: a data loss that is not the first kill of ManagerDataLoss", e)
+				}
+				if wiping >= 0 {
+					return fmt.Errorf("%s: store %d is down to be wiped", e, wiping)
+				}
+				losses++
+				lost = true
+			}
 			managerKills++
 			managerDown = true
 			managerAt = e.At
@@ -65,7 +79,10 @@ func checkPlan(plan []Event, o Options) error {
 			if d < o.ManagerDown || d > max(o.ManagerDown, o.ManagerDownMax) {
 				return fmt.Errorf("%s: the manager was down %s, want %s to %s", e, d, o.ManagerDown, max(o.ManagerDown, o.ManagerDownMax))
 			}
-			managerDown = false
+			if lost && len(down) > 0 {
+				return fmt.Errorf("%s: the manager recovers its catalog while stores %v are down", e, down)
+			}
+			managerDown, lost = false, false
 		}
 	}
 	switch {
@@ -75,6 +92,8 @@ func checkPlan(plan []Event, o Options) error {
 		return fmt.Errorf("manager killed %d times, want %d", managerKills, max(1, o.ManagerKills))
 	case o.ManagerDown == 0 && managerKills != 0:
 		return fmt.Errorf("manager killed %d times without ManagerDown", managerKills)
+	case o.ManagerDataLoss != (losses == 1) || losses > 1:
+		return fmt.Errorf("%d manager data losses, ManagerDataLoss %v", losses, o.ManagerDataLoss)
 	}
 	return nil
 }
@@ -86,6 +105,12 @@ func TestPlanKeepsItsInvariants(t *testing.T) {
 		{Stores: 5, Length: 3 * time.Minute, ManagerDown: 10 * time.Second, ManagerDownMax: 30 * time.Second, ManagerKills: 2,
 			ManagerFrom: 5 * time.Second, ManagerTo: 12 * time.Second},
 		{Stores: 8, MinAlive: 1, Length: 30 * time.Second, Every: 50 * time.Millisecond, Down: 10 * time.Second, Wipe: 1},
+		// The long form's shape, with the data loss.
+		{Stores: 5, Length: 3 * time.Minute, Every: 1500 * time.Millisecond, Down: 3 * time.Second, Wipe: 0.8,
+			ManagerDown: 10 * time.Second, ManagerDownMax: 30 * time.Second, ManagerKills: 3, ManagerDataLoss: true,
+			ManagerFrom: 5 * time.Second, ManagerTo: 12 * time.Second},
+		{Stores: 3, Length: 20 * time.Second, Every: 100 * time.Millisecond, Down: 5 * time.Second, Wipe: 1,
+			ManagerDown: 3 * time.Second, ManagerDataLoss: true},
 	} {
 		kills, wipes := 0, 0
 		for seed := int64(0); seed < 200; seed++ {
@@ -129,6 +154,7 @@ func TestPlanRefusesBadOptions(t *testing.T) {
 		{Stores: 5, Length: 1, Wipe: 1.5},    // wipe chance over 1
 		{Stores: 5, Length: 1, MinAlive: -1}, // nothing need run
 		{Stores: 5, Length: time.Second, ManagerDown: 1, ManagerFrom: 2, ManagerTo: 1}, // empty window
+		{Stores: 5, Length: time.Second, ManagerDataLoss: true},                        // a data loss, no manager kill
 	} {
 		if _, err := Plan(o); err == nil || !strings.HasPrefix(err.Error(), "chaos: ") {
 			t.Errorf("Plan(%+v): err %v, want a chaos: error", o, err)
@@ -143,6 +169,8 @@ type fakeFleet struct {
 		sync.Mutex
 		down        map[int]bool
 		managerDown bool
+		managerLost bool // down without its data directory
+		recoveries  int
 		wiped       []int
 		log         []string
 		err         error
@@ -209,7 +237,36 @@ func (f *fakeFleet) StartManager() error {
 	if !f.mu.managerDown {
 		return f.failLocked("manager started while up")
 	}
+	if f.mu.managerLost {
+		return f.failLocked("manager started on the data directory it lost")
+	}
 	f.mu.managerDown = false
+	return nil
+}
+
+func (f *fakeFleet) LoseManager() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.managerDown {
+		return f.failLocked("manager lost while down")
+	}
+	f.mu.managerDown, f.mu.managerLost = true, true
+	f.mu.log = append(f.mu.log, "lose manager")
+	return nil
+}
+
+func (f *fakeFleet) RecoverManager() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !f.mu.managerLost:
+		return f.failLocked("manager recovered without a data loss")
+	case len(f.mu.down) > 0:
+		return f.failLocked("manager recovered while stores %v are down", f.mu.down)
+	}
+	f.mu.managerDown, f.mu.managerLost = false, false
+	f.mu.recoveries++
+	f.mu.log = append(f.mu.log, "recover manager")
 	return nil
 }
 
@@ -278,5 +335,87 @@ func TestRunStopsEarly(t *testing.T) {
 	}
 	if len(f.mu.down) > 0 || f.mu.managerDown {
 		t.Fatalf("after the run: down %v, manager down %v", f.mu.down, f.mu.managerDown)
+	}
+}
+
+// TestPlanDataLoss: the outage that loses the manager's data still sees
+// stores killed and started again, but none is down when the manager
+// recovers (checkPlan) and none of them is to be wiped.
+func TestPlanDataLoss(t *testing.T) {
+	o := Options{Stores: 5, Length: 2 * time.Minute, Every: time.Second, Down: 3 * time.Second, Wipe: 0.8,
+		ManagerDown: 10 * time.Second, ManagerDownMax: 30 * time.Second, ManagerKills: 3, ManagerDataLoss: true,
+		ManagerFrom: 5 * time.Second, ManagerTo: 12 * time.Second}
+	during := 0
+	for seed := int64(0); seed < 200; seed++ {
+		o.Seed = seed
+		plan, err := Plan(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkPlan(plan, o); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		var from, to time.Duration
+		for _, e := range plan {
+			if e.Kind == KillManager && e.Wipe {
+				from = e.At
+			}
+			if e.Kind == StartManager && from > 0 && to == 0 {
+				to = e.At
+			}
+		}
+		if from == 0 || plan[0].Kind == KillManager && !plan[0].Wipe {
+			t.Fatalf("seed %d: no data loss first: %v", seed, plan)
+		}
+		for _, e := range plan {
+			if e.Kind == KillStore && e.At >= from && e.At < to {
+				during++
+			}
+		}
+	}
+	if during == 0 {
+		t.Fatal("over 200 seeds, no store killed during the outage that loses the manager's data")
+	}
+}
+
+// TestRunRecoversTheLostManager: Run loses the manager's data on the
+// planned kill and recovers it at that outage's end, with every store
+// running (the fake fleet fails otherwise); the later outages restart
+// it on its new directory.
+func TestRunRecoversTheLostManager(t *testing.T) {
+	o := Options{Seed: 11, Stores: 5, Length: 300 * time.Millisecond, Every: 4 * time.Millisecond,
+		Down: 10 * time.Millisecond, Wipe: 0.5, ManagerDown: 20 * time.Millisecond, ManagerKills: 3, ManagerDataLoss: true,
+		ManagerFrom: 10 * time.Millisecond, ManagerTo: 100 * time.Millisecond}
+	plan, err := Plan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeFleet(func() bool { return true })
+	st, err := Run(context.Background(), f, plan, RunOptions{Logf: t.Logf})
+	if err != nil || f.mu.err != nil {
+		t.Fatalf("Run: %v; fleet: %v", err, f.mu.err)
+	}
+	if st.ManagerKills != 3 || st.ManagerStarts != 3 || st.ManagerLosses != 1 || st.Recoveries != 1 || f.mu.recoveries != 1 {
+		t.Fatalf("stats %+v, %d recoveries: want 3 kills and starts, 1 loss and 1 recovery", st, f.mu.recoveries)
+	}
+	if f.mu.managerDown || len(f.mu.down) > 0 {
+		t.Fatalf("after the run: down %v, manager down %v", f.mu.down, f.mu.managerDown)
+	}
+}
+
+// TestRunRecoversAtTheEnd: when ctx ends during the outage that lost the
+// manager's data, Run still recovers it, not restarts it on the lost
+// directory.
+func TestRunRecoversAtTheEnd(t *testing.T) {
+	plan := []Event{{At: 0, Kind: KillManager, Wipe: true}, {At: time.Hour, Kind: StartManager}}
+	f := newFakeFleet(func() bool { return true })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	st, err := Run(ctx, f, plan, RunOptions{})
+	if err != nil || f.mu.err != nil {
+		t.Fatalf("Run: %v; fleet: %v", err, f.mu.err)
+	}
+	if st.Recoveries != 1 || f.mu.managerDown {
+		t.Fatalf("stats %+v, manager down %v: want it recovered", st, f.mu.managerDown)
 	}
 }

@@ -23,6 +23,15 @@ type Fleet interface {
 	// StartManager starts the manager again on its address and data and
 	// returns once it serves.
 	StartManager() error
+	// LoseManager kills the manager at once, waits until it is gone and
+	// removes its data directory, as when its disk is lost with it.
+	LoseManager() error
+	// RecoverManager starts the manager again on its address with a new,
+	// empty data directory, rebuilding the catalog from the catalog
+	// records on the stores (ckpt-manager --recover --recover-from every
+	// store), and returns once it serves. Later StartManager calls use
+	// that directory.
+	RecoverManager() error
 	// SafeToWipe reports whether every block of every committed version
 	// has a copy on a store that answers now. The store Run wipes is
 	// down, so it does not answer: a yes means wiping it loses no block.
@@ -47,11 +56,13 @@ type Stats struct {
 	WipesSkipped  int // wipes planned and not done (not safe then)
 	ManagerKills  int
 	ManagerStarts int
+	ManagerLosses int // manager kills that lost its data directory
+	Recoveries    int // manager starts that recovered the catalog from the stores
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d store kills, %d store restarts (%d wiped, %d wipes skipped as unsafe), %d manager kills, %d manager restarts",
-		s.StoreKills, s.StoreStarts, s.Wipes, s.WipesSkipped, s.ManagerKills, s.ManagerStarts)
+	return fmt.Sprintf("%d store kills, %d store restarts (%d wiped, %d wipes skipped as unsafe), %d manager kills (%d losing its data directory), %d manager restarts (%d recovering the catalog from the stores)",
+		s.StoreKills, s.StoreStarts, s.Wipes, s.WipesSkipped, s.ManagerKills, s.ManagerLosses, s.ManagerStarts, s.Recoveries)
 }
 
 // Run plays plan against f, each event at its offset from the call,
@@ -59,7 +70,9 @@ func (s Stats) String() string {
 // manager still down, so that when it returns without error everything
 // runs. A store killed with Wipe is wiped just before it starts again, if
 // f.SafeToWipe says so then and the last wipe is at least MinWipeGap old;
-// otherwise it comes back with its blocks. Since stores are wiped one at
+// otherwise it comes back with its blocks. A manager killed with Wipe
+// loses its data directory at once (f.LoseManager), and its next start
+// recovers the catalog from the stores (f.RecoverManager). Since stores are wiped one at
 // a time, each while every block has a copy elsewhere, no block ever
 // loses all its copies: whatever a run loses, the system lost. ctx ending
 // is not an error: it is how the caller stops the chaos early (stores
@@ -74,6 +87,7 @@ func Run(ctx context.Context, f Fleet, plan []Event, o RunOptions) (Stats, error
 	down := map[int]bool{} // stores killed and not started again
 	wipe := map[int]bool{} // down stores the plan wipes
 	managerDown := false
+	managerLost := false // the manager is down without its data directory
 	var lastWipe time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -130,19 +144,31 @@ events:
 				logf("chaos %s: started store %d", stamp(), e.Store)
 			}
 		case KillManager:
-			if err = f.KillManager(); err != nil {
-				break events
+			if e.Wipe {
+				if err = f.LoseManager(); err != nil {
+					break events
+				}
+				managerLost = true
+				st.ManagerLosses++
+				logf("chaos %s: killed the manager and removed its data directory", stamp())
+			} else {
+				if err = f.KillManager(); err != nil {
+					break events
+				}
+				logf("chaos %s: killed the manager", stamp())
 			}
 			managerDown = true
 			st.ManagerKills++
-			logf("chaos %s: killed the manager", stamp())
 		case StartManager:
-			if err = f.StartManager(); err != nil {
+			if err = startManager(f, managerLost, &st); err != nil {
 				break events
 			}
-			managerDown = false
-			st.ManagerStarts++
-			logf("chaos %s: started the manager", stamp())
+			if managerLost {
+				logf("chaos %s: started the manager on a new data directory, recovering the catalog from the stores", stamp())
+			} else {
+				logf("chaos %s: started the manager", stamp())
+			}
+			managerDown, managerLost = false, false
 		}
 	}
 	if err != nil {
@@ -150,11 +176,10 @@ events:
 	}
 	// Bring back what the plan had not started yet (ctx ended first).
 	if managerDown {
-		if err := f.StartManager(); err != nil {
+		if err := startManager(f, managerLost, &st); err != nil {
 			return st, err
 		}
-		st.ManagerStarts++
-		logf("chaos %s: started the manager (end of chaos)", stamp())
+		logf("chaos %s: started the manager (end of chaos; recovering the catalog: %v)", stamp(), managerLost)
 	}
 	for i := range maxIndex(down) + 1 {
 		if !down[i] {
@@ -170,6 +195,21 @@ events:
 		logf("chaos %s: started store %d (end of chaos)", stamp(), i)
 	}
 	return st, nil
+}
+
+// startManager starts the manager again, recovering the catalog when it
+// was lost, and counts it.
+func startManager(f Fleet, lost bool, st *Stats) error {
+	if lost {
+		if err := f.RecoverManager(); err != nil {
+			return err
+		}
+		st.Recoveries++
+	} else if err := f.StartManager(); err != nil {
+		return err
+	}
+	st.ManagerStarts++
+	return nil
 }
 
 // safeToWipe applies the gap, then asks f.
