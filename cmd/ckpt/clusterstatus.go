@@ -50,6 +50,9 @@ func localStatus(ctx context.Context, home string) clusterStatus {
 	}
 	if err != nil && info.Manager == "" {
 		st.Reason = "not started"
+		if cluster.Exists(home) {
+			st.Reason = "stopped; its data is kept"
+		}
 		if !errors.Is(err, cluster.ErrNone) {
 			st.Reason = err.Error()
 		}
