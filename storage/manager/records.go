@@ -68,6 +68,11 @@ const (
 	recordMagic = "ckptrec1"
 	// recordTimeout bounds the writing of one change's records.
 	recordTimeout = 30 * time.Second
+	// recordStoreTimeout bounds one store's share of it: a store that was
+	// alive at its last heartbeat but does not answer (gone since, its
+	// address black-holed) holds a commit this long, not recordTimeout,
+	// before the next store is tried.
+	recordStoreTimeout = 5 * time.Second
 	kindJob       = "job"
 	kindVersion   = "version"
 )
@@ -210,6 +215,8 @@ func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs map[
 }
 
 func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs map[string][]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, recordStoreTimeout)
+	defer cancel()
 	s, err := m.opts.DialStore(ctx, t.id, t.addr)
 	if err != nil {
 		return err
