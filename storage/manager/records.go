@@ -73,8 +73,8 @@ const (
 	// address black-holed) holds a commit this long, not recordTimeout,
 	// before the next store is tried.
 	recordStoreTimeout = 5 * time.Second
-	kindJob       = "job"
-	kindVersion   = "version"
+	kindJob            = "job"
+	kindVersion        = "version"
 )
 
 // recordHeader is a record's JSON part.
