@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,16 +73,10 @@ func recordedPids(t *testing.T, home string) []int {
 // waitFile polls for path to exist, failing the test after 30s.
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within 30s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	clustertest.Eventually(t, 30*time.Second, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	}, func() string { return fmt.Sprintf("%s did not appear within 30s", path) })
 }
 
 // TestReadOnlyCommandsStartNoCluster: in an empty CKPT_HOME, commands that
@@ -331,12 +326,7 @@ func equalInts(a, b []int) bool {
 func waitGone(t *testing.T, home string, pids ...int) {
 	t.Helper()
 	for _, pid := range pids {
-		deadline := time.Now().Add(20 * time.Second)
-		for cluster.Alive(home, pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d still alive after SIGKILL", pid)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		clustertest.Eventually(t, 20*time.Second, func() bool { return !cluster.Alive(home, pid) },
+			func() string { return fmt.Sprintf("pid %d still alive after SIGKILL", pid) })
 	}
 }

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,17 +143,12 @@ func TestClusterStatusExitCodes(t *testing.T) {
 	if err := syscall.Kill(info.Pids[2], syscall.SIGKILL); err != nil { // a store the cluster started for this test
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	clustertest.Eventually(t, 20*time.Second, func() bool {
 		doc, code = status()
-		if code == cli.ExitDegraded && doc["state"] == "degraded" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a store killed: status exit %d, %v; want %d degraded", code, doc, cli.ExitDegraded)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return code == cli.ExitDegraded && doc["state"] == "degraded"
+	}, func() string {
+		return fmt.Sprintf("a store killed: status exit %d, %v; want %d degraded", code, doc, cli.ExitDegraded)
+	})
 	if _, errOut, code := ckpt("cluster", "down"); code != 0 {
 		t.Fatal(errOut)
 	}

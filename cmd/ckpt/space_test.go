@@ -3,12 +3,15 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/cluster/clustertest"
 	"github.com/ckptio/ckptio/storage/token"
 )
@@ -193,24 +196,13 @@ func TestGetWithAStoreKilledSaysSoOnce(t *testing.T) {
 	}
 	dead := stats[first].ID
 	c.Stores[first].Kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	clustertest.Eventually(t, 30*time.Second, func() bool {
 		list, err := c.Client().Stores(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		gone := false
-		for _, s := range list {
-			gone = gone || s.ID == dead && !s.Alive
-		}
-		if gone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the manager does not mark store %s dead after 30s", dead)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return slices.ContainsFunc(list, func(s catalog.StoreInfo) bool { return s.ID == dead && !s.Alive })
+	}, func() string { return fmt.Sprintf("the manager does not mark store %s dead after 30s", dead) })
 	to := filepath.Join(t.TempDir(), "out")
 	_, errOut, code := c.Run(t, work, nil, "ckpt", "get", "j", "--to", to)
 	if code != 0 {

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -91,16 +92,10 @@ func startHeat(t *testing.T, c *clustertest.Cluster, job string, env []string, a
 	return h
 }
 
-// poll calls cond every 20ms until it holds, failing t after d.
+// poll waits until cond holds, failing t after d.
 func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	clustertest.Eventually(t, d, cond, func() string { return fmt.Sprintf("%s: not within %s", what, d) })
 }
 
 var failedRE = regexp.MustCompile(`checkpoint step \d+ failed; continuing`)

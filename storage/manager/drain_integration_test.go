@@ -44,17 +44,15 @@ func labelledCluster(t *testing.T) *clustertest.Cluster {
 // waits for, or fails after a minute.
 func pollStores(t *testing.T, c *clustertest.Cluster, what string, ok func(out string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", "stores")
-		if code == 0 && ok(out) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ckpt stores: %s not seen within a minute: code %d\n%s%s", what, code, out, errOut)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var out, errOut string
+	var code int
+	clustertest.Eventually(t, time.Minute, func() bool {
+		out, errOut, code = c.Run(t, c.Dir, nil, "ckpt", "stores")
+		return code == 0 && ok(out)
+	}, func() string {
+		return fmt.Sprintf("ckpt stores: %s not seen within a minute: code %d\n%s%s", what, code, out, errOut)
+	})
+	return out
 }
 
 // lineOf returns the line of ckpt stores' output naming store id.
@@ -91,24 +89,22 @@ func TestDrainAndForgetAgainstRealDaemons(t *testing.T) {
 	pollStores(t, c, "every label", func(out string) bool {
 		return strings.Contains(out, "desk-0") && strings.Contains(out, "desk-1") && strings.Contains(out, "desk-2")
 	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, _, code := c.Run(t, c.Dir, nil, "ckpt", "stores", "--json")
+	var in int64
+	var out string
+	clustertest.Eventually(t, time.Minute, func() bool {
+		var code int
+		out, _, code = c.Run(t, c.Dir, nil, "ckpt", "stores", "--json")
 		var list catalog.StoreList
-		var in int64
+		in = 0
 		if code == 0 && json.Unmarshal([]byte(out), &list) == nil {
 			for _, s := range list.Stores {
 				in += s.BytesIn
 			}
 		}
-		if in >= 2*int64(len(data)) { // two copies of every block
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stores report %d bytes in after two copies of %d bytes:\n%s", in, len(data), out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return in >= 2*int64(len(data)) // two copies of every block
+	}, func() string {
+		return fmt.Sprintf("stores report %d bytes in after two copies of %d bytes:\n%s", in, len(data), out)
+	})
 
 	mc := c.Client()
 	list, err := mc.Stores(ctx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,8 +256,8 @@ func TestRecoverAfterRepair(t *testing.T) {
 	t.Logf("killing store %s, a holder of version 1", deadID)
 	c.Stores[holders[0]].Kill()
 	// Repair counts a store out once it is dead (--dead-after 3s).
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var now []string
+	clustertest.Eventually(t, time.Minute, func() bool {
 		out, errOut, code := c.Run(t, work, nil, "ckpt", "repair", "job", "--quiet")
 		if code != 0 {
 			t.Fatalf("repair: code %d, %s%s", code, out, errOut)
@@ -266,14 +267,11 @@ func TestRecoverAfterRepair(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The third store holds a copy now (the dead one may stay listed).
-		if slices.ContainsFunc(m.Blocks[0].Stores, func(id string) bool { return !slices.Contains(man.Blocks[0].Stores, id) }) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("repair did not copy version 1 to the third store within a minute: %v", m.Blocks[0].Stores)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		now = m.Blocks[0].Stores
+		return slices.ContainsFunc(now, func(id string) bool { return !slices.Contains(man.Blocks[0].Stores, id) })
+	}, func() string {
+		return fmt.Sprintf("repair did not copy version 1 to the third store within a minute: %v", now)
+	})
 	repaired := readCatalog(t, c, "job")
 	c.Stores[holders[1]].Kill()
 

@@ -135,13 +135,9 @@ func TestDaemonsMetricsWhenAStoreDies(t *testing.T) {
 		t.Fatalf("ckpt put: exit %d\n%s%s", code, out, errOut)
 	}
 	c.Stores[1].Kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for value(scrape(t, mgrMetrics), "ckpt_manager_stores", map[string]string{"state": "dead"}) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the manager's metrics never counted the killed store dead")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	clustertest.Eventually(t, 30*time.Second, func() bool {
+		return value(scrape(t, mgrMetrics), "ckpt_manager_stores", map[string]string{"state": "dead"}) == 1
+	}, func() string { return "the manager's metrics never counted the killed store dead" })
 	// The repair exits non-zero when blocks stay below target; its
 	// figures are what the metrics must show.
 	c.Run(t, work, nil, "ckpt", "repair")

@@ -275,24 +275,39 @@ func (c *Cluster) Client() *catalog.Client {
 // WaitAlive waits until the manager sees at least n stores alive.
 func (c *Cluster) WaitAlive(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		list, err := c.Client().Stores(context.Background())
-		alive := 0
+	var alive int
+	var err error
+	Eventually(t, 20*time.Second, func() bool {
+		var list []catalog.StoreInfo
+		list, err = c.Client().Stores(context.Background())
+		alive = 0
 		for _, s := range list {
 			if s.Alive {
 				alive++
 			}
 		}
-		if err == nil && alive >= n {
-			return
-		}
+		return err == nil && alive >= n
+	}, func() string { return fmt.Sprintf("only %d of %d stores alive after 20s (err %v)", alive, n, err) })
+}
+
+// Eventually polls cond until it holds, and fails the test with why()
+// when it still does not after d. It is for conditions set by other
+// processes (heartbeats, a daemon's exit, a file another process
+// writes), which a test cannot be told of; it never sleeps once cond
+// holds.
+func Eventually(t testing.TB, d time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d stores alive after 20s (err %v)", alive, n, err)
+			t.Fatal(why())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(pollEvery)
 	}
 }
+
+// pollEvery is how often Eventually looks again.
+const pollEvery = 20 * time.Millisecond
 
 // Env returns the environment a client command needs to use the cluster.
 func (c *Cluster) Env() []string {
