@@ -85,7 +85,9 @@ func (c *conn) serve() {
 	defer wake()
 
 	err := c.handshake()
-	c.s.handshook(c, err)
+	if err != nil {
+		c.s.handshook(c, err)
+	}
 	c.s.opts.Observer.Connection(handshakeOutcome(err))
 	if err != nil {
 		return

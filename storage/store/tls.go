@@ -48,7 +48,10 @@ func (c *conn) handshake() error {
 		fc = &firstByteConn{Conn: c.nc}
 		rw = fc
 	}
-	err := wire.ServerHandshake(c.stop, rw, c.s.token)
+	// The connection counts against MaxConns from the moment its proof is
+	// checked, before the client hears it is in: a client that opens one
+	// more connection right after must find the store full.
+	err := wire.ServerHandshakeVerified(c.stop, rw, c.s.token, func() { c.s.handshook(c, nil) })
 	switch {
 	case err == nil:
 	case errors.Is(err, storage.ErrUnauthorized):

@@ -43,15 +43,23 @@ type deadliner interface {
 // When rw has a SetDeadline method (a net.Conn), the handshake is bounded
 // by HandshakeTimeout and by ctx, and the deadline is cleared on success.
 func ServerHandshake(ctx context.Context, rw io.ReadWriter, token []byte) error {
+	return ServerHandshakeVerified(ctx, rw, token, nil)
+}
+
+// ServerHandshakeVerified is ServerHandshake with verified called once the
+// client's proof has been checked and before the server's proof is sent:
+// whatever verified records about the client is in place before the client
+// can know it was let in.
+func ServerHandshakeVerified(ctx context.Context, rw io.ReadWriter, token []byte, verified func()) error {
 	done, err := bound(ctx, rw)
 	if err != nil {
 		return err
 	}
-	err = serverHandshake(rw, token)
+	err = serverHandshake(rw, token, verified)
 	return done(err)
 }
 
-func serverHandshake(rw io.ReadWriter, token []byte) error {
+func serverHandshake(rw io.ReadWriter, token []byte, verified func()) error {
 	var sn [NonceSize]byte
 	rand.Read(sn[:])
 	if err := WriteFrame(rw, 0, OpHello, StatusOK, sn[:]); err != nil {
@@ -70,6 +78,9 @@ func serverHandshake(rw io.ReadWriter, token []byte) error {
 		// Best effort: the client learns why before the connection closes.
 		_ = WriteError(rw, 0, OpHello, StatusUnauthorized, WrongTokenMessage)
 		return fmt.Errorf("wire: client's proof does not match the cluster token: %w", storage.ErrUnauthorized)
+	}
+	if verified != nil {
+		verified()
 	}
 	if err := WriteFrame(rw, 0, OpHello, StatusOK, mac(token, serverLabel, cn, sn[:])); err != nil {
 		return fmt.Errorf("wire: handshake: send proof: %w", err)
