@@ -36,8 +36,20 @@ type Block struct {
 	Key          storage.Hash // BLAKE3-256 of the stored bytes: the address on the stores
 	StoredLength int64        // bytes held on each store
 	Codec        Codec
-	Stores       []string // IDs of the stores holding a copy
+	// Stores are the IDs of the stores holding a copy of the stored bytes
+	// or, for an erasure-coded block, of each shard: Stores[i] holds
+	// Shards[i], "" when no live store holds it.
+	Stores []string
+	// DataShards is K of a Reed-Solomon K+M block (storage/erasure), 0
+	// for a replicated one. Shards are then the K+M shard keys in shard
+	// order, each the BLAKE3-256 of its shard's bytes; Key stays the
+	// address of the whole stored bytes, checked after joining.
+	DataShards int
+	Shards     []storage.Hash
 }
+
+// Erasure reports whether b is erasure-coded.
+func (b *Block) Erasure() bool { return b.DataShards > 0 }
 
 // Manifest describes one version: every block of every object, plus
 // version-level figures. The manager keeps one per committed version.
