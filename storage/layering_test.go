@@ -54,9 +54,10 @@ func TestLayering(t *testing.T) {
 	allowed := map[string][]string{
 		"../collective": {"storage", "storage/chunk", "storage/version"},
 		"./client":      {"storage", "storage/catalog", "storage/chunk", "storage/codec", "storage/manifest", "storage/placement", "storage/wire"},
-		"./catalog":     {"storage", "storage/manifest"},
+		"./catalog":     {"storage", "storage/erasure", "storage/manifest"},
 		"./mount":       {"storage", "storage/catalog", "storage/client", "storage/manifest", "storage/tree", "storage/version"},
 		"./placement":   {"storage"},
+		"./erasure":     {},
 		"./desktop":     {},
 		"./manifest":    {"storage"},
 		"./wire":        {"storage"},

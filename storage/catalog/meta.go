@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/ckptio/ckptio/storage/erasure"
 )
 
 // Keys of a version's meta (manifest.Manifest.Meta, VersionInfo.Meta):
@@ -13,6 +15,13 @@ const (
 	// on distinct stores, each of its blocks should have. A decimal from 1
 	// to MaxReplicas; absent means 1. The version writer records it.
 	MetaReplicas = "replicas"
+	// MetaRedundancy holds the Reed-Solomon scheme ("rs:K+M",
+	// storage/erasure) a version's new blocks were written with; absent
+	// for replicated versions. A version has one or the other: a commit
+	// with both is refused. Blocks it references from earlier versions
+	// keep the redundancy they were written with (their manifest rows say
+	// which).
+	MetaRedundancy = "redundancy"
 	// MetaStep is the application's step of an MPI checkpoint (mpiio.Meta).
 	MetaStep = "step"
 	// MetaLabelPrefix starts the keys of an MPI checkpoint's free-form
@@ -56,6 +65,25 @@ func ParseReplicas(meta map[string]string) (int, error) {
 func ReplicasOf(meta map[string]string) int {
 	n, _ := ParseReplicas(meta)
 	return n
+}
+
+// ParseRedundancy reads a version's Reed-Solomon scheme from its Meta: the
+// zero Scheme when it has none (replicas). A version with both a scheme
+// and a replication target above 1 is refused.
+func ParseRedundancy(meta map[string]string) (erasure.Scheme, error) {
+	s, ok := meta[MetaRedundancy]
+	if !ok {
+		return erasure.Scheme{}, nil
+	}
+	sc, err := erasure.Parse(s)
+	if err != nil {
+		return erasure.Scheme{}, fmt.Errorf("%w: meta %q: %w", ErrInvalid, MetaRedundancy, err)
+	}
+	if n, _ := ParseReplicas(meta); n > 1 {
+		return erasure.Scheme{}, fmt.Errorf("%w: meta has both %q=%s and %q=%d: a version is erasure-coded or replicated, not both",
+			ErrInvalid, MetaRedundancy, s, MetaReplicas, n)
+	}
+	return sc, nil
 }
 
 // FilesListObject is the object, one per rank that protects files (mpiio
