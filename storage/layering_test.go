@@ -59,7 +59,7 @@ func TestLayering(t *testing.T) {
 		"./placement":   {"storage"},
 		"./erasure":     {},
 		"./desktop":     {},
-		"./manifest":    {"storage"},
+		"./manifest":    {"storage", "storage/erasure"},
 		"./wire":        {"storage"},
 		"./tree":        {"storage", "storage/catalog", "storage/manifest", "storage/version"},
 		"./metrics":     {"storage", "storage/catalog", "storage/wire"},

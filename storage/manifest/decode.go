@@ -62,7 +62,18 @@ func Decode(r io.Reader) (*Manifest, error) {
 	return m, err
 }
 
+// decodeUnchecked is Decode without Validate: for a part of a version,
+// whose figures the whole version's header gives.
+func decodeUnchecked(r io.Reader) (*Manifest, error) {
+	m, _, err := decodeStream(r, false)
+	return m, err
+}
+
 func decode(r io.Reader) (m *Manifest, n int64, err error) {
+	return decodeStream(r, true)
+}
+
+func decodeStream(r io.Reader, validate bool) (m *Manifest, n int64, err error) {
 	mr := &messageReader{r: r, limit: MaxStreamBytes, refs: 1}
 	alloc := &budgetAllocator{mem: memory.NewGoAllocator(), read: &mr.n}
 	defer func() {
@@ -79,7 +90,8 @@ func decode(r io.Reader) (m *Manifest, n int64, err error) {
 	if err != nil {
 		return nil, mr.n, err
 	}
-	d := decoder{m: m, intern: make(map[string]string), entries: len(rd.Schema().Fields()) == numCols}
+	nf := len(rd.Schema().Fields())
+	d := decoder{m: m, intern: make(map[string]string), entries: nf >= numColsV2, erasure: nf == numCols}
 	for rd.Next() {
 		if err := d.record(rd.Record()); err != nil {
 			return nil, mr.n, err
@@ -90,6 +102,9 @@ func decode(r io.Reader) (m *Manifest, n int64, err error) {
 	}
 	if !mr.eos {
 		return nil, mr.n, corruptf("stream ends without an end-of-stream marker after %d bytes (truncated?)", mr.n)
+	}
+	if !validate {
+		return m, mr.n, nil
 	}
 	if err := m.Validate(); err != nil {
 		return nil, mr.n, err
@@ -146,8 +161,8 @@ func fromSchema(s *arrow.Schema) (*Manifest, string, error) {
 	if !ok {
 		return nil, "", corruptf("schema metadata lacks %s (not a ckptio manifest?)", MetaFormat)
 	}
-	if f != FormatVersion && f != formatV1 {
-		return nil, "", corruptf("format version %q, this build reads %q and %q (written by a newer ckptio?)", f, formatV1, FormatVersion)
+	if formatRank(f) == 0 {
+		return nil, "", corruptf("format version %q, this build reads %q, %q and %q (written by a newer ckptio?)", f, formatV1, FormatVersion, FormatErasure)
 	}
 	if err := checkSchema(s, f); err != nil {
 		return nil, "", err
@@ -192,6 +207,7 @@ type decoder struct {
 	intern  map[string]string
 	row     int64 // rows decoded so far, for messages
 	entries bool  // the stream has the entry columns (format 2)
+	erasure bool  // the stream has the erasure columns (format 3)
 }
 
 func (d *decoder) str(s string) string {
@@ -241,6 +257,20 @@ func (d *decoder) record(rec arrow.Record) error {
 	if storeVals.NullN() != 0 {
 		return corruptf("column %q has null store IDs", ColStores)
 	}
+	var dataShards *array.Uint8
+	var shards *array.List
+	var shardVals *array.FixedSizeBinary
+	if d.erasure {
+		dataShards = rec.Column(colDataShards).(*array.Uint8)
+		shards = rec.Column(colShards).(*array.List)
+		if shardVals, ok = shards.ListValues().(*array.FixedSizeBinary); !ok {
+			return corruptf("column %q: list values are %s, want fixed_size_binary(32)", ColShards, shards.ListValues().DataType())
+		}
+		if shardVals.NullN() != 0 {
+			return corruptf("column %q has null shard keys", ColShards)
+		}
+	}
+	prevShardEnd := int64(-1)
 	var ents *entryCols
 	if d.entries {
 		if ents, err = d.entryColumns(rec); err != nil {
@@ -286,6 +316,24 @@ func (d *decoder) record(rec arrow.Record) error {
 		if ents != nil {
 			if err := ents.row(d, i, &b); err != nil {
 				return err
+			}
+		}
+		if shards != nil {
+			b.DataShards = int(dataShards.Value(i))
+			start, end := shards.ValueOffsets(i)
+			if start < 0 || start < prevShardEnd || start > end || end > int64(shardVals.Len()) {
+				return corruptf("row %d: shard list [%d, %d) out of order or out of range", d.row, start, end)
+			}
+			prevShardEnd = end
+			if end > start {
+				b.Shards = make([]storage.Hash, end-start)
+				for j := start; j < end; j++ {
+					v := shardVals.Value(int(j))
+					if len(v) != storage.HashSize {
+						return corruptf("row %d: shard key of %d bytes, want %d", d.row, len(v), storage.HashSize)
+					}
+					copy(b.Shards[j-start][:], v)
+				}
 			}
 		}
 		d.m.Blocks = append(d.m.Blocks, b)

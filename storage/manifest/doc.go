@@ -27,6 +27,8 @@
 //	| ctime_ns      | int64                              | entry: status change time when read; 0 unknown    |
 //	| inode         | uint64                             | entry: inode number when read; 0 unknown          |
 //	| target        | utf8                               | entry: a symlink's target, never followed         |
+//	| data_shards   | uint8                              | format 3: K of an rs:K+M row; 0 when replicated   |
+//	| shards        | list<fixed_size_binary(32)>        | format 3: the K+M shard keys, in shard order      |
 //
 // The encoder writes every column non-nullable and the object and type
 // columns as dictionaries (int32 and int8 indices), one dictionary per
@@ -34,6 +36,21 @@
 // The decoder also accepts plain utf8 for either, any signed integer
 // dictionary index, and nullable fields as long as no value is null, so a
 // manifest rewritten by pyarrow still reads.
+//
+// # Erasure-coded rows (format 3)
+//
+// A row with data_shards K > 0 is a block kept as Reed-Solomon shards
+// (storage/erasure) instead of copies: its stored bytes (key and
+// stored_length as for any row) are cut into K data shards and M parity
+// shards, K+M = the length of shards, each held under its own key (the
+// BLAKE3-256 of the shard's bytes) by one store. stores then has one entry
+// per shard, in shard order: the store holding that shard, or "" when no
+// live store holds it (repair puts it back). No store holds two shards of
+// one row. K is 1 to 16, M 1 to 16, K+M at most 32; an empty row is never
+// erasure-coded. The encoder writes format 3 only when some row is
+// erasure-coded, so a replicated manifest stays in format 2; Splice joins
+// parts in formats 2 and 3 into format 3 (re-encoding the format-2 ones)
+// and refuses to join format 1 with either.
 //
 // # Entries: files, directories and symlinks
 //
@@ -73,7 +90,7 @@
 //
 //	| key                  | value                                                  |
 //	|----------------------|--------------------------------------------------------|
-//	| ckptio.format        | format version, "2" ("1" still reads) (required)       |
+//	| ckptio.format        | format version, "2" or "3" ("1" still reads) (required) |
 //	| ckptio.job           | job name                                               |
 //	| ckptio.version       | version number, decimal; 0 until the manager commits   |
 //	| ckptio.created       | RFC 3339 time with nanoseconds, UTC; absent if unknown |

@@ -35,11 +35,19 @@ func Encode(w io.Writer, m *Manifest) error {
 	if m == nil {
 		return fmt.Errorf("manifest: encode: nil manifest")
 	}
-	md, err := schemaMetadata(m, FormatVersion)
+	return encode(w, m, formatFor(m.Blocks))
+}
+
+// encode is Encode in a given format, which must hold m's rows.
+func encode(w io.Writer, m *Manifest, format string) error {
+	md, err := schemaMetadata(m, format)
 	if err != nil {
 		return err
 	}
-	schema := arrow.NewSchema(fields(), &md)
+	if format != FormatErasure && formatFor(m.Blocks) == FormatErasure {
+		return fmt.Errorf("manifest: encode: format %s cannot hold erasure-coded rows", format)
+	}
+	schema := arrow.NewSchema(fieldsOf(format), &md)
 	mem := memory.NewGoAllocator()
 	wr := ipc.NewWriter(w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	entries, err := entryIndex(m)
@@ -49,7 +57,7 @@ func Encode(w io.Writer, m *Manifest) error {
 	}
 	for start := 0; start < len(m.Blocks); start += BatchRows {
 		end := min(start+BatchRows, len(m.Blocks))
-		rec, err := buildRecord(mem, schema, m.Blocks[start:end], entries)
+		rec, err := buildRecord(mem, schema, m.Blocks[start:end], entries, format)
 		if err != nil {
 			wr.Close()
 			return err
@@ -99,7 +107,7 @@ func schemaMetadata(m *Manifest, format string) (arrow.Metadata, error) {
 // buildRecord builds one record batch. A fresh builder per batch keeps each
 // batch's object dictionary to the names that batch uses; the IPC writer
 // emits it as a replacement dictionary ahead of the batch.
-func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block, entries map[objectKey]*Entry) (arrow.Record, error) {
+func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block, entries map[objectKey]*Entry, format string) (arrow.Record, error) {
 	rb := array.NewRecordBuilder(mem, schema)
 	defer rb.Release()
 	rb.Reserve(len(blocks))
@@ -119,6 +127,14 @@ func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block, ent
 	ctime := rb.Field(colCTime).(*array.Int64Builder)
 	inode := rb.Field(colInode).(*array.Uint64Builder)
 	target := rb.Field(colTarget).(*array.StringBuilder)
+	var dataShards *array.Uint8Builder
+	var shards *array.ListBuilder
+	var shardVals *array.FixedSizeBinaryBuilder
+	if format == FormatErasure {
+		dataShards = rb.Field(colDataShards).(*array.Uint8Builder)
+		shards = rb.Field(colShards).(*array.ListBuilder)
+		shardVals = shards.ValueBuilder().(*array.FixedSizeBinaryBuilder)
+	}
 	none := &Entry{}
 	for i := range blocks {
 		b := &blocks[i]
@@ -150,6 +166,16 @@ func buildRecord(mem memory.Allocator, schema *arrow.Schema, blocks []Block, ent
 		ctime.Append(e.CTime)
 		inode.Append(e.Inode)
 		target.Append(e.Target)
+		if shards != nil {
+			if b.DataShards < 0 || b.DataShards > 255 {
+				return nil, fmt.Errorf("manifest: encode: block of %q at offset %d has %d data shards", b.Object, b.Offset, b.DataShards)
+			}
+			dataShards.Append(uint8(b.DataShards))
+			shards.Append(true)
+			for _, h := range b.Shards {
+				shardVals.Append(h[:])
+			}
+		}
 	}
 	return rb.NewRecord(), nil
 }

@@ -10,6 +10,7 @@ func FuzzDecode(f *testing.F) {
 	for _, m := range []*Manifest{
 		sample(),
 		treeSample(),
+		erasureSample(),
 		{Job: "j"},
 		{Job: "j", Blocks: object("e", -1, 0, 1)},
 		{Job: "j", Kind: "files", Meta: map[string]string{"k": "v"}, Blocks: object("x", 3, 50, 7, "a", "b")},

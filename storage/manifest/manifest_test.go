@@ -241,7 +241,7 @@ func pyarrowFields(hashWidth int) []arrow.Field {
 }
 
 func pyarrowFields2(hashWidth int) []arrow.Field {
-	fs := fields()
+	fs := fields()[:numColsV2]
 	fs[colObject].Type = arrow.BinaryTypes.String
 	fs[colType].Type = arrow.BinaryTypes.String
 	fs[colHash].Type = &arrow.FixedSizeBinaryType{ByteWidth: hashWidth}
@@ -277,7 +277,7 @@ func fillRowTyped(rb *array.RecordBuilder, obj string, off, n int64, hash []byte
 	lb := rb.Field(colStores).(*array.ListBuilder)
 	lb.Append(true)
 	lb.ValueBuilder().(*array.StringBuilder).Append("s1")
-	if rb.Schema().NumFields() == numCols {
+	if rb.Schema().NumFields() >= numColsV2 {
 		rb.Field(colType).(*array.StringBuilder).Append(typ)
 		rb.Field(colMode).(*array.Uint32Builder).Append(mode)
 		rb.Field(colMTime).(*array.Int64Builder).Append(0)

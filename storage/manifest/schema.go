@@ -12,6 +12,12 @@ const FormatVersion = "2"
 // formatV1 is the first format: the block columns only.
 const formatV1 = "1"
 
+// FormatErasure is the format of a manifest with erasure-coded rows: format
+// 2 plus the data_shards and shards columns. The encoder writes it only
+// when some row is erasure-coded, so a replicated manifest stays readable
+// by a build that knows formats 1 and 2.
+const FormatErasure = "3"
+
 // Schema metadata keys (see the package documentation).
 const (
 	MetaFormat       = "ckptio.format"
@@ -44,6 +50,10 @@ const (
 	ColCTime  = "ctime_ns"
 	ColInode  = "inode"
 	ColTarget = "target"
+	// Erasure columns (format 3): K and the K+M shard keys of an
+	// erasure-coded row; 0 and an empty list on a replicated one.
+	ColDataShards = "data_shards"
+	ColShards     = "shards"
 )
 
 // Column indices, in schema order.
@@ -63,11 +73,16 @@ const (
 	colCTime
 	colInode
 	colTarget
+	colDataShards
+	colShards
 	numCols
 )
 
 // numColsV1 is the number of columns of format 1: the block columns.
 const numColsV1 = colType
+
+// numColsV2 is the number of columns of format 2: the entry columns added.
+const numColsV2 = colDataShards
 
 // BatchRows is the number of blocks per record batch the encoder writes, so
 // a huge manifest streams in pieces of bounded size.
@@ -101,15 +116,45 @@ func fields() []arrow.Field {
 		{Name: ColCTime, Type: arrow.PrimitiveTypes.Int64},
 		{Name: ColInode, Type: arrow.PrimitiveTypes.Uint64},
 		{Name: ColTarget, Type: arrow.BinaryTypes.String},
+		{Name: ColDataShards, Type: arrow.PrimitiveTypes.Uint8},
+		{Name: ColShards, Type: arrow.ListOf(hashType)},
 	}
 }
 
 // fieldsOf returns the columns of a format.
 func fieldsOf(format string) []arrow.Field {
-	if format == formatV1 {
+	switch format {
+	case formatV1:
 		return fields()[:numColsV1]
+	case FormatVersion:
+		return fields()[:numColsV2]
 	}
 	return fields()
+}
+
+// formatRank orders the formats: each one's columns are a prefix of the
+// next one's.
+func formatRank(format string) int {
+	switch format {
+	case formatV1:
+		return 1
+	case FormatVersion:
+		return 2
+	case FormatErasure:
+		return 3
+	}
+	return 0
+}
+
+// formatFor is the format the encoder writes for blocks: the erasure
+// format when one of them is erasure-coded, else FormatVersion.
+func formatFor(blocks []Block) string {
+	for i := range blocks {
+		if blocks[i].Erasure() || len(blocks[i].Shards) > 0 {
+			return FormatErasure
+		}
+	}
+	return FormatVersion
 }
 
 // checkSchema reports whether s has the manifest columns with acceptable
@@ -167,6 +212,15 @@ func typeOK(col int, t arrow.DataType) bool {
 	case colStores:
 		l, ok := t.(*arrow.ListType)
 		return ok && l.Elem().ID() == arrow.STRING
+	case colDataShards:
+		return t.ID() == arrow.UINT8
+	case colShards:
+		l, ok := t.(*arrow.ListType)
+		if !ok {
+			return false
+		}
+		f, ok := l.Elem().(*arrow.FixedSizeBinaryType)
+		return ok && f.ByteWidth == 32
 	}
 	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
@@ -29,24 +30,44 @@ import (
 // trusts it decodes it first (the manager does, at commit).
 func Splice(hdr *Manifest, parts ...[]byte) ([]byte, error) {
 	// The parts' batches keep their columns: the result is in their
-	// format, which they must share (a part by an older writer is in
-	// format 1).
+	// format. A part by an older writer is in format 1; parts of one
+	// version in formats 2 and 3 (a leader whose blocks are all
+	// replicated beside one with erasure-coded rows) are joined in format
+	// 3, the format-2 ones decoded and encoded again.
 	format := FormatVersion
-	size := len(eos)
-	spans := make([][2]int, len(parts))
+	formats := make([]string, len(parts))
 	for i, p := range parts {
-		first, end, err := batches(p)
-		if err != nil {
-			return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
-		}
 		_, f, err := header(p)
 		if err != nil {
 			return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
 		}
-		if i == 0 {
+		formats[i] = f
+		switch {
+		case i == 0:
 			format = f
-		} else if f != format {
-			return nil, fmt.Errorf("%w: splice: part %d is in format %s, part 0 in %s", ErrInvalid, i, f, format)
+		case f == format:
+		case f == formatV1 || format == formatV1:
+			return nil, fmt.Errorf("%w: splice: part %d is in format %s, part 0 in %s", ErrInvalid, i, f, formats[0])
+		case formatRank(f) > formatRank(format):
+			format = f
+		}
+	}
+	size := len(eos)
+	spans := make([][2]int, len(parts))
+	parts = slices.Clone(parts) // the caller's slice is not rewritten
+	for i, p := range parts {
+		if formats[i] != format {
+			up, err := reformat(p, format)
+			if err != nil {
+				return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
+			}
+			parts[i] = up
+		}
+	}
+	for i, p := range parts {
+		first, end, err := batches(p)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: splice: part %d: %w", i, err)
 		}
 		spans[i] = [2]int{first, end}
 		size += end - first
@@ -65,6 +86,19 @@ func Splice(hdr *Manifest, parts ...[]byte) ([]byte, error) {
 		out = append(out, p[spans[i][0]:spans[i][1]]...)
 	}
 	return append(out, eos...), nil
+}
+
+// reformat encodes the part p again in format, whose columns extend p's.
+func reformat(p []byte, format string) ([]byte, error) {
+	m, err := decodeUnchecked(bytes.NewReader(p))
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := encode(&buf, m, format); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Header decodes the version-level fields of an encoded manifest: its

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/erasure"
 )
 
 // ObjectInfo summarises one object of a manifest.
@@ -188,9 +189,49 @@ func checkBlock(b *Block) error {
 	default:
 		return fmt.Errorf("object %q rank %d offset %d: unknown codec %q", b.Object, b.Rank, b.Offset, b.Codec)
 	}
+	if b.DataShards != 0 || len(b.Shards) != 0 {
+		return checkShards(b)
+	}
 	for _, s := range b.Stores {
 		if s == "" || !validUTF8(s) || len(s) > maxStringLen {
 			return fmt.Errorf("object %q rank %d offset %d: bad store ID %q", b.Object, b.Rank, b.Offset, s)
+		}
+	}
+	return nil
+}
+
+// checkShards checks an erasure-coded row: K within bounds, 1 to
+// erasure.MaxParity parity shards, non-zero shard keys, one store entry
+// per shard ("" for a shard no store holds) and no store holding two
+// shards of the row.
+func checkShards(b *Block) error {
+	at := fmt.Sprintf("object %q rank %d offset %d", b.Object, b.Rank, b.Offset)
+	k, m := b.DataShards, len(b.Shards)-b.DataShards
+	if err := (erasure.Scheme{Data: k, Parity: m}).Check(); err != nil {
+		return fmt.Errorf("%s: %d data shards of %d: %v", at, k, len(b.Shards), err)
+	}
+	if b.Length == 0 || b.StoredLength == 0 {
+		return fmt.Errorf("%s: an empty block cannot be erasure-coded", at)
+	}
+	if len(b.Stores) != len(b.Shards) {
+		return fmt.Errorf("%s: %d shards but %d store entries (want one per shard)", at, len(b.Shards), len(b.Stores))
+	}
+	for i, h := range b.Shards {
+		if h.IsZero() {
+			return fmt.Errorf("%s: shard %d has a zero key", at, i)
+		}
+	}
+	for i, s := range b.Stores {
+		if s == "" {
+			continue
+		}
+		if !validUTF8(s) || len(s) > maxStringLen {
+			return fmt.Errorf("%s: bad store ID %q", at, s)
+		}
+		for _, t := range b.Stores[:i] {
+			if t == s {
+				return fmt.Errorf("%s: store %q holds two shards of one block (shards go on distinct stores)", at, s)
+			}
 		}
 	}
 	return nil
