@@ -11,22 +11,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ckptio/ckptio/bench/internal/daemon"
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/token"
@@ -71,12 +68,12 @@ func run(bin, limitS, sizeS, blockS string, inflight int) error {
 	var procs []*exec.Cmd
 	defer func() {
 		for _, p := range procs {
-			p.Process.Kill() // startListening's goroutine reaps it
+			p.Process.Kill() // StartListening's goroutine reaps it
 		}
 	}()
 	start := func(name string, args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
-		addr, err := startListening(cmd)
+		addr, err := daemon.StartListening(cmd)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w (built? run 'make build-static')", name, err)
 		}
@@ -193,43 +190,4 @@ func pump(ctx context.Context, s *remote.Store, blocks [][]byte, inflight int, p
 		return 0, err
 	}
 	return float64(total) / time.Since(began).Seconds() / 1e6, nil
-}
-
-var listening = regexp.MustCompile(`listening on (\S+)`)
-
-// startListening starts cmd and returns the address it prints, draining
-// its output afterwards.
-func startListening(cmd *exec.Cmd) (string, error) {
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	addr := make(chan string, 1)
-	var tail strings.Builder
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			} else {
-				mu.Lock()
-				tail.WriteString(sc.Text() + "\n")
-				mu.Unlock()
-			}
-		}
-	}()
-	go func() { cmd.Wait(); pw.Close() }()
-	select {
-	case a := <-addr:
-		return a, nil
-	case <-time.After(20 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		return "", fmt.Errorf("no 'listening on' line within 20s:\n%s", tail.String())
-	}
 }
