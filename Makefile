@@ -61,6 +61,13 @@ bench-bandwidth: build-static
 	$(GO) build -o $(BIN)/ ./bench/bwbench
 	./$(BIN)/bwbench --bin $(BIN) --limit $${LIMIT:-20MiB/s} --size $${SIZE:-64MiB}
 
+# Reed-Solomon against replicas: put, get, stored bytes, degraded reads
+# (docs/benchmarks.md, "Erasure coding against replicas").
+.PHONY: bench-redundancy
+bench-redundancy: build-static
+	$(GO) build -o $(BIN)/ ./bench/rsbench
+	./$(BIN)/rsbench --bin $(BIN) --size $${SIZE:-128MiB} --scheme $${SCHEME:-rs:4+2} --replicas $${REPLICAS:-2}
+
 bench-put: build-static
 	$(GO) build -o $(BIN)/ ./bench/putbench
 	./$(BIN)/putbench --size $${SIZE:-1GiB}

@@ -197,6 +197,10 @@ type Options struct {
 	TLS bool
 	// Labels starts each store with --label and its name (store-0, ...).
 	Labels bool
+	// ManagerArgs are more ckpt-manager flags, after the default ones
+	// (a later flag wins: "--repair-every", "0" turns background repair
+	// off).
+	ManagerArgs []string
 }
 
 // NewCluster builds the commands and starts a manager and the stores, and
@@ -219,7 +223,7 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 		c.TLS = tlsconftest.New(t)
 	}
 	c.Manager = Start(t, filepath.Join(c.Bin, "ckpt-manager"), append([]string{"--listen", "127.0.0.1:0",
-		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "3s"}, c.tlsArgs()...)...)
+		"--data", filepath.Join(c.Dir, "manager"), "--token-file", c.TokenFile, "--dead-after", "3s"}, append(c.tlsArgs(), o.ManagerArgs...)...)...)
 	for i := 0; i < o.Stores; i++ {
 		c.AddStore(t, fmt.Sprintf("store-%d", i), o.Quota)
 	}
