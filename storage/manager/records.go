@@ -367,13 +367,22 @@ func (m *Manager) recordVersionLocked(job string, v int64) ([]byte, int, map[str
 	holders := map[string]int{}
 	for _, b := range parsed.Blocks {
 		for _, s := range b.Stores {
-			holders[s]++
+			if s != "" { // a shard no store holds
+				holders[s]++
+			}
 		}
 	}
 	vi.Protected = false // computed when read
 	replicas, err := catalog.ParseReplicas(vi.Meta)
 	if err != nil {
 		return nil, 0, nil, err
+	}
+	// An erasure-coded version survives M lost stores: its record, kept
+	// whole, needs M+1 copies to survive as many.
+	if sc, err := catalog.ParseRedundancy(vi.Meta); err != nil {
+		return nil, 0, nil, err
+	} else if !sc.IsZero() {
+		replicas = max(replicas, sc.Parity+1)
 	}
 	h.Info = &vi
 	data, err := encodeRecord(h, man)
