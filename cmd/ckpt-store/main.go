@@ -150,6 +150,10 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 		}
 		addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	}
+	identity, err := loadIdentity(dir)
+	if err != nil {
+		return err
+	}
 	records, err := store.OpenRecords(filepath.Join(dir, "records"))
 	if err != nil {
 		return err
@@ -169,7 +173,10 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	go func() {
 		defer close(hbDone)
 		rep := &reporter{o: ow, srv: srv, bs: bs, log: log}
-		heartbeat(ctx, log, catalog.NewClient(mgr, tok, catalog.ClientOptions{TLS: managerTLS}), bs, addr, beat, rep.fill)
+		heartbeat(ctx, log, catalog.NewClient(mgr, tok, catalog.ClientOptions{TLS: managerTLS}), bs, addr, beat, func(hb *catalog.Heartbeat) {
+			rep.fill(hb)
+			catalog.SignHeartbeat(hb, identity)
+		})
 	}()
 
 	err = <-serveErr

@@ -36,6 +36,12 @@ type Heartbeat struct {
 	// BusyReason says why, for people.
 	Busy       bool   `json:"busy"`
 	BusyReason string `json:"busy_reason,omitempty"`
+	// PublicKey is the store's identity (Ed25519, kept in its --dir) and
+	// Signature its signature of the ID and address (SignHeartbeat): the
+	// manager binds an ID to the first key it sees and refuses another,
+	// so a token holder cannot take over a store's ID (identity.go).
+	PublicKey []byte `json:"public_key,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // MaxLabel bounds Heartbeat.Label, in bytes.

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,6 +105,8 @@ type Manager struct {
 	gcWake    chan struct{} // gcCatchUp: a store GC skipped as busy is idle (stores.go)
 	records   recordState   // catalog records on the stores (records.go)
 	refused   atomic.Int64  // API requests refused as unauthorized (http.go)
+	// identityRefused counts heartbeats refused for their store identity.
+	identityRefused atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -281,6 +284,22 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 		return forgottenError(hb.ID, at)
 	}
 	st, ok := m.mu.stores[hb.ID]
+	var bound []byte
+	if ok {
+		bound = st.info.PublicKey
+	}
+	if err := hb.CheckIdentity(bound); err != nil {
+		m.mu.Unlock()
+		if n := m.identityRefused.Add(1); n&(n-1) == 0 {
+			m.log.Warn("heartbeat refused: store identity", zap.String("id", hb.ID), zap.String("addr", hb.Addr),
+				zap.Int64("refused_total", n), zap.Error(err))
+		}
+		return err
+	}
+	if len(bound) == 0 && len(hb.PublicKey) != 0 && ok {
+		m.log.Info("store identity bound", zap.String("id", hb.ID), zap.String("key", catalog.KeyFingerprint(hb.PublicKey)))
+	}
+	hb.Signature = nil // checked; not kept nor shown
 	if !ok {
 		st = &storeState{info: catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: hb.ID}, FirstSeen: now}}
 		m.mu.stores[hb.ID] = st
@@ -303,7 +322,8 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 	if catchUp {
 		st.gcDeferred = false
 	}
-	changed := st.info.Addr != hb.Addr || st.info.Label != hb.Label || st.info.Busy != hb.Busy
+	changed := st.info.Addr != hb.Addr || st.info.Label != hb.Label || st.info.Busy != hb.Busy ||
+		!bytes.Equal(st.info.PublicKey, hb.PublicKey)
 	st.info.Heartbeat = hb
 	st.info.LastSeen = now
 	st.live = true
