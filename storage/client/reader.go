@@ -111,6 +111,9 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 	if b.Length == 0 {
 		return dst, nil
 	}
+	if b.Erasure() {
+		return r.readCoded(ctx, b, dst)
+	}
 	if len(b.Stores) == 0 {
 		return nil, &storage.BlockError{Op: "get", Store: "(none)", Hash: b.Key,
 			Err: errors.New("manifest lists no store for this block")}

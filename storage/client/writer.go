@@ -15,6 +15,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/placement"
 	"github.com/ckptio/ckptio/storage/wire"
@@ -78,6 +79,12 @@ type WriterOptions struct {
 	// Replicas is the number of copies of each new block, on distinct
 	// stores; 0 = 2 when at least 2 stores are live, else 1.
 	Replicas int
+	// Redundancy, when not zero, erasure-codes every new block: its
+	// stored bytes are cut into Data+Parity shards (storage/erasure) put
+	// on that many distinct stores, instead of Replicas copies (which
+	// must then be 0 or 1). Every shard must be durable before the block
+	// is done; it cannot be combined with Optimistic.
+	Redundancy erasure.Scheme
 	// Optimistic: a block is done once one copy is durable (the manager's
 	// repair makes the other copies after the commit); otherwise
 	// (pessimistic, the default) all Replicas copies must be durable and
@@ -204,6 +211,18 @@ func NewWriter(targets []Target, opts WriterOptions) (*Writer, error) {
 	}
 	if opts.Window <= 0 {
 		opts.Window = WindowFor(opts.BlockSize)
+	}
+	if !opts.Redundancy.IsZero() {
+		if err := opts.Redundancy.Check(); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		if opts.Replicas > 1 || opts.Optimistic {
+			return nil, fmt.Errorf("client: %s erasure coding is asked together with %d replicas or optimistic writes: a version is erasure-coded (every shard durable before a block is done) or replicated, not both", opts.Redundancy, opts.Replicas)
+		}
+		if n := opts.Redundancy.Shards(); n > len(targets) {
+			return nil, fmt.Errorf("client: %s puts each block's %d shards on %d distinct stores, but only %d stores are live with room (lower K+M or add stores)", opts.Redundancy, n, n, len(targets))
+		}
+		opts.Replicas = 1
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = min(2, len(targets))
@@ -448,6 +467,9 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 	ref.Key = ref.Hash
 	if codec != manifest.CodecRaw {
 		ref.Key = storage.Sum(stored)
+	}
+	if !w.opts.Redundancy.IsZero() {
+		return w.storeShards(ctx, ref, stored)
 	}
 	// Put the copies on distinct stores, all at once; a store that refuses
 	// is dropped and the copy goes to the next store in the key's order.
@@ -706,6 +728,7 @@ type Result struct {
 	ReusedBytes int64            // logical bytes referenced from the previous version
 	Logical     int64            // logical bytes
 	Replicas    int              // copies of each block the writer aimed for
+	Redundancy  erasure.Scheme   // the erasure code of new blocks; zero for replicas
 }
 
 // Close waits for every outstanding put and returns the blocks written, or
@@ -736,7 +759,7 @@ func (w *Writer) Close(ctx context.Context) (Result, error) {
 		return x.Offset < y.Offset
 	})
 	res := Result{Blocks: blocks, NewBytes: w.mu.newBytes, SentBytes: w.mu.sentBytes, ReusedBytes: w.mu.reused,
-		Replicas: w.opts.Replicas}
+		Replicas: w.opts.Replicas, Redundancy: w.opts.Redundancy}
 	for _, b := range blocks {
 		res.Logical += b.Length
 	}
