@@ -86,11 +86,10 @@ func (w *Writer) storeShards(ctx context.Context, ref manifest.Block, stored []b
 				w.mu.Lock()
 				w.mu.sentBytes += size
 				if o.created {
-					w.mu.newBytes += size
 					w.mu.created[o.i] = append(w.mu.created[o.i], ref.Shards[o.shard])
 				}
-				created = created || o.created
 				w.mu.Unlock()
+				created = created || o.created
 			case ctx.Err() != nil:
 				w.fail(ctx.Err())
 				return 0, false
@@ -118,6 +117,7 @@ func (w *Writer) storeShards(ctx context.Context, ref manifest.Block, stored []b
 		}
 		todo = again
 	}
-	_ = created
-	return w.record(ref, false, 0), true
+	// NewBytes counts the stored bytes once, as for copies; SentBytes
+	// counted every shard.
+	return w.record(ref, created, 0), true
 }
