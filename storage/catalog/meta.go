@@ -18,9 +18,9 @@ const (
 	// MetaRedundancy holds the Reed-Solomon scheme ("rs:K+M",
 	// storage/erasure) a version's new blocks were written with; absent
 	// for replicated versions. A version has one or the other: a commit
-	// with both is refused. Blocks it references from earlier versions
-	// keep the redundancy they were written with (their manifest rows say
-	// which).
+	// with both, or whose rows are not all coded with the scheme, is
+	// refused (blocks are reused only from versions of the same
+	// redundancy, storage/version).
 	MetaRedundancy = "redundancy"
 	// MetaStep is the application's step of an MPI checkpoint (mpiio.Meta).
 	MetaStep = "step"

@@ -136,11 +136,25 @@ type VersionInfo struct {
 	// Replicas is the version's replication target (Meta "replicas",
 	// default 1), computed when read.
 	Replicas int `json:"replicas"`
+	// Redundancy is the Reed-Solomon scheme ("rs:K+M", Meta
+	// "redundancy") of an erasure-coded version, "" for a replicated
+	// one. Computed when read.
+	Redundancy string `json:"redundancy,omitempty"`
 	// Protected: the catalog lists every block of the version on at least
-	// Replicas stores that are alive now. Computed when read, from the
-	// catalog alone: the stores are not asked whether they still hold the
-	// blocks (GET /v1/jobs/{job}/health does that).
+	// Replicas stores that are alive now (every shard's store, for an
+	// erasure-coded version). Computed when read, from the catalog alone:
+	// the stores are not asked whether they still hold the blocks (GET
+	// /v1/jobs/{job}/health does that).
 	Protected bool `json:"protected"`
+}
+
+// Overhead is the bytes the stores hold per stored byte of the version's
+// blocks: its replicas, or (K+M)/K when it is erasure-coded.
+func (v VersionInfo) Overhead() float64 {
+	if sc, err := ParseRedundancy(v.Meta); err == nil && !sc.IsZero() {
+		return sc.Overhead()
+	}
+	return float64(max(1, ReplicasOf(v.Meta)))
 }
 
 var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

@@ -43,7 +43,10 @@ type versionJSON struct {
 	Status     string  `json:"status"`
 	Pinned     bool    `json:"pinned"`
 	Replicas   int     `json:"replicas"`
-	Protected  bool    `json:"protected"`
+	Redundancy string  `json:"redundancy,omitempty"` // MetaRedundancy
+	// Overhead is VersionInfo.Overhead; written, never read.
+	Overhead  float64 `json:"overhead"`
+	Protected bool    `json:"protected"`
 }
 
 // intMeta returns meta[key] as a number when it is one, written as
@@ -75,7 +78,7 @@ func (v VersionInfo) MarshalJSON() ([]byte, error) {
 		Schema: v.Schema, Job: v.Job, Version: v.Version, Created: v.Created, Committed: v.Committed, Kind: v.Kind,
 		Objects: v.Objects, Blocks: v.Blocks, LogicalBytes: v.LogicalBytes, NewBytes: v.NewBytes, SentBytes: v.SentBytes,
 		ManifestBytes: v.ManifestBytes, Status: v.Status, Pinned: v.Pinned, Replicas: v.Replicas, Protected: v.Protected,
-		DedupRatio: v.DedupRatio(),
+		DedupRatio: v.DedupRatio(), Overhead: v.Overhead(),
 	}
 	rest := maps.Clone(v.Meta)
 	take := func(key string) { delete(rest, key) }
@@ -108,6 +111,10 @@ func (v VersionInfo) MarshalJSON() ([]byte, error) {
 			j.Replicas = n
 			take(MetaReplicas)
 		}
+	}
+	if s, ok := v.Meta[MetaRedundancy]; ok && s != "" {
+		j.Redundancy = s
+		take(MetaRedundancy)
 	}
 	for k, val := range v.Meta {
 		if name, ok := strings.CutPrefix(k, MetaLabelPrefix); ok && name != "" {
@@ -160,6 +167,10 @@ func (v *VersionInfo) UnmarshalJSON(b []byte) error {
 	}
 	if j.KeyFingerprint != "" {
 		set(MetaFingerprint, j.KeyFingerprint)
+	}
+	if j.Redundancy != "" {
+		set(MetaRedundancy, j.Redundancy)
+		v.Redundancy = j.Redundancy
 	}
 	for name, val := range j.Labels {
 		set(MetaLabelPrefix+name, val)

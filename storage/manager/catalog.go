@@ -286,6 +286,9 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi catalog.VersionInf
 	if err != nil {
 		return catalog.VersionInfo{}, false, fmt.Errorf("commit %s: %w", id, err)
 	}
+	if err := checkRedundancy(man); err != nil {
+		return catalog.VersionInfo{}, false, fmt.Errorf("commit %s: %w", id, err)
+	}
 	man.LogicalBytes = man.Size()
 	keys := manifestKeys(man)
 	place := placementOf(man)
@@ -541,4 +544,31 @@ func (m *Manager) Jobs() ([]catalog.JobInfo, error) {
 }
 func sortJobs(js []catalog.JobInfo) {
 	slices.SortFunc(js, func(a, b catalog.JobInfo) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// checkRedundancy checks that a manifest's rows agree with its meta: an
+// erasure-coded version (catalog.MetaRedundancy) has every row holding
+// data coded with its scheme, a replicated one has no coded row. Health,
+// repair and the records kept on the stores count a version's copies by
+// one rule, so a version mixing both is refused.
+func checkRedundancy(man *manifest.Manifest) error {
+	sc, err := catalog.ParseRedundancy(man.Meta)
+	if err != nil {
+		return err
+	}
+	for i := range man.Blocks {
+		b := &man.Blocks[i]
+		if b.Length == 0 {
+			continue
+		}
+		switch {
+		case sc.IsZero() && b.Erasure():
+			return fmt.Errorf("%w: block of %q at offset %d is erasure-coded (%d of %d shards) but the version's meta names no %q",
+				catalog.ErrInvalid, b.Object, b.Offset, b.DataShards, len(b.Shards), catalog.MetaRedundancy)
+		case !sc.IsZero() && (b.DataShards != sc.Data || len(b.Shards) != sc.Shards()):
+			return fmt.Errorf("%w: version is %s but its block of %q at offset %d has %d data shards of %d",
+				catalog.ErrInvalid, sc, b.Object, b.Offset, b.DataShards, len(b.Shards))
+		}
+	}
+	return nil
 }

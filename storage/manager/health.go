@@ -201,15 +201,20 @@ func readPlacement(jb *bolt.Bucket, job string, v int64) (storeSets, error) {
 }
 
 // withProtection fills the fields of vi computed when it is read: the
-// replication target and whether the catalog lists every block on that
-// many alive stores.
+// replication target or erasure code, and whether the catalog lists every
+// block on that many alive stores (every shard's, when coded).
 func withProtection(jb *bolt.Bucket, vi *catalog.VersionInfo, alive map[string]catalog.StoreInfo) error {
 	vi.Replicas = catalog.ReplicasOf(vi.Meta)
+	target := vi.Replicas
+	vi.Redundancy = ""
+	if sc, err := catalog.ParseRedundancy(vi.Meta); err == nil && !sc.IsZero() {
+		vi.Redundancy, target = sc.String(), sc.Shards()
+	}
 	p, err := readPlacement(jb, vi.Job, vi.Version)
 	if err != nil {
 		return err
 	}
-	vi.Protected = p.protected(vi.Replicas, alive)
+	vi.Protected = p.protected(target, alive)
 	return nil
 }
 

@@ -29,12 +29,17 @@ var (
 	keyRefsBuilt = []byte("refs")
 )
 
-// manifestKeys returns the distinct block keys of a manifest, sorted, and
-// without the zero key of empty objects.
+// manifestKeys returns the distinct keys the stores hold for a manifest,
+// sorted, and without the zero key of empty objects: each replicated
+// block's key, and the shard keys of an erasure-coded block (its own key
+// names the joined bytes, which no store holds).
 func manifestKeys(man *manifest.Manifest) []storage.Hash {
 	keys := make([]storage.Hash, 0, len(man.Blocks))
 	for _, b := range man.Blocks {
-		if !b.Key.IsZero() {
+		switch {
+		case b.Erasure():
+			keys = append(keys, b.Shards...)
+		case !b.Key.IsZero():
 			keys = append(keys, b.Key)
 		}
 	}

@@ -10,8 +10,10 @@
 // Begin (on one process: the ckpt command, or world rank 0) starts a
 // manager transaction, then fetches the job's latest version and keeps it
 // as the Previous version the new one may reuse blocks from, if it has the
-// same kind and was written with the same encryption key (or none) as the
-// new one will be. The order matters: the stores' answers about the
+// same kind, was written with the same encryption key (or none) and has
+// the same redundancy (the replicas, or the erasure code rs:K+M, of the
+// job's WriterOptions) as the new one will be: after a change of
+// redundancy the next version is written in full. The order matters: the stores' answers about the
 // previous blocks come after Begin, so the garbage collector, whose
 // horizon is the oldest transaction's begin, keeps every block they
 // confirm. The transaction's lease is renewed in the background until
@@ -43,6 +45,13 @@
 // new, and does not wait for the manager's repair. A confirmation also
 // touches the block on its store, which protects it from garbage
 // collection for as long as the transaction runs.
+//
+// An erasure-coded block (rs:K+M) is reused only whole: when every one of
+// its K+M shards is confirmed on the store the row lists for it. Otherwise
+// all its shards are written again (stores that still hold one keep it:
+// a put of bytes a store holds creates nothing). A version has one
+// redundancy: Commit refuses parts written with different ones, and the
+// manager refuses a manifest whose rows disagree with its meta.
 //
 // Writer.Plan decides for a batch of blocks before their data is moved
 // (the MPI leaders gather only what Plan says is needed); Writer.Put and

@@ -15,6 +15,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/crypt"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -62,7 +63,10 @@ func (j *Job) Begin(ctx context.Context, kind Kind, meta map[string]string) (*Tx
 			j.Catalog.Abort(context.WithoutCancel(ctx), t.id)
 			return nil, fmt.Errorf("version: the latest version of %s: %w", j.Name, perr)
 		}
-		if prev.m.Kind == kind && crypt.SameKey(prev.m.Meta, meta) {
+		// Blocks are reused only under the same redundancy: a coded row
+		// is not a copy, nor a copy a shard (doc.go).
+		psc, _ := catalog.ParseRedundancy(prev.m.Meta)
+		if prev.m.Kind == kind && crypt.SameKey(prev.m.Meta, meta) && psc == j.Writer.Redundancy {
 			t.prev = prev
 		}
 	case errors.Is(err, catalog.ErrNoVersions), errors.Is(err, catalog.ErrUnknownJob):
@@ -125,6 +129,8 @@ type Committed struct {
 	NewBytes     int64 // stored bytes no store held before, counted once
 	SentBytes    int64 // stored bytes sent to stores, every copy
 	Replicas     int   // the replication target recorded
+	// Redundancy is the erasure code recorded; zero for replicas.
+	Redundancy erasure.Scheme
 	// Stores counts the distinct stores the blocks of the parts written in
 	// this process are on; 0 when every part came from elsewhere.
 	Stores int
@@ -148,6 +154,12 @@ func (t *Txn) Commit(ctx context.Context, meta map[string]string, parts ...*Part
 	data := make([][]byte, len(parts))
 	stores := map[string]bool{}
 	for i, p := range parts {
+		if i > 0 && p.redundancy != c.Redundancy {
+			abort()
+			return Committed{}, fmt.Errorf("version: the writers of a version of %s used different redundancy (%s and %s): a version is erasure-coded with one scheme or replicated",
+				t.job.Name, schemeName(c.Redundancy), schemeName(p.redundancy))
+		}
+		c.Redundancy = p.redundancy
 		data[i] = p.data
 		hdr.LogicalBytes += p.hdr.LogicalBytes
 		hdr.NewBytes += p.hdr.NewBytes
@@ -159,6 +171,10 @@ func (t *Txn) Commit(ctx context.Context, meta map[string]string, parts ...*Part
 	}
 	c.Replicas = max(1, c.Replicas)
 	hdr.Meta[catalog.MetaReplicas] = strconv.Itoa(c.Replicas)
+	delete(hdr.Meta, catalog.MetaRedundancy)
+	if !c.Redundancy.IsZero() {
+		hdr.Meta[catalog.MetaRedundancy] = c.Redundancy.String()
+	}
 	hdr.Meta[catalog.MetaTxn] = t.id // finds a commit whose answer was lost (catalog.Retrying)
 	raw, err := manifest.Splice(hdr, data...)
 	if err != nil {
@@ -291,10 +307,19 @@ func (p *Previous) row(h storage.Hash, n int64) (int32, bool) {
 // Part is the blocks one writer wrote, encoded as a manifest of their own:
 // what a writer hands to the process that commits (Bytes, ParsePart).
 type Part struct {
-	data     []byte
-	hdr      *manifest.Manifest // the part's figures; no blocks
-	replicas int
-	stores   []string // known only where the part was written
+	data       []byte
+	hdr        *manifest.Manifest // the part's figures; no blocks
+	replicas   int
+	redundancy erasure.Scheme
+	stores     []string // known only where the part was written
+}
+
+// schemeName is a scheme's name, "replicas" for none.
+func schemeName(sc erasure.Scheme) string {
+	if sc.IsZero() {
+		return "replicas"
+	}
+	return sc.String()
 }
 
 // Bytes is the part's encoding.
@@ -311,13 +336,20 @@ func ParsePart(data []byte) (*Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("version: a writer's blocks: %w", err)
 	}
-	return &Part{data: data, hdr: hdr, replicas: r}, nil
+	sc, err := catalog.ParseRedundancy(hdr.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("version: a writer's blocks: %w", err)
+	}
+	return &Part{data: data, hdr: hdr, replicas: r, redundancy: sc}, nil
 }
 
 // newPart encodes a writer's blocks as a part.
-func newPart(job string, blocks []manifest.Block, entries []manifest.Entry, logical, newBytes, sent int64, replicas int) (*Part, error) {
+func newPart(job string, blocks []manifest.Block, entries []manifest.Entry, logical, newBytes, sent int64, replicas int, sc erasure.Scheme) (*Part, error) {
 	m := &manifest.Manifest{Job: job, LogicalBytes: logical, NewBytes: newBytes, SentBytes: sent, Blocks: blocks, Entries: entries,
 		Meta: map[string]string{catalog.MetaReplicas: strconv.Itoa(max(1, replicas))}}
+	if !sc.IsZero() {
+		m.Meta[catalog.MetaRedundancy] = sc.String()
+	}
 	data, err := manifest.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("version: encoding a writer's blocks: %w", err)
@@ -334,7 +366,7 @@ func newPart(job string, blocks []manifest.Block, entries []manifest.Entry, logi
 	}
 	slices.Sort(stores)
 	m.Blocks, m.Entries = nil, nil
-	return &Part{data: data, hdr: m, replicas: max(1, replicas), stores: stores}, nil
+	return &Part{data: data, hdr: m, replicas: max(1, replicas), redundancy: sc, stores: stores}, nil
 }
 
 // Write writes a whole version in this process: Begin, one Writer over

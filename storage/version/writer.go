@@ -12,6 +12,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -33,7 +34,8 @@ type Hints struct {
 	// be given: NewWriter fails with a *client.SpaceError, before
 	// anything is sent, when Bytes times the copies of each block exceed
 	// the free space of the alive stores that are not draining (an upper
-	// bound: compression and reuse only lower what is stored).
+	// bound: compression and reuse only lower what is stored); an
+	// erasure-coded job needs Bytes times (K+M)/K.
 	Bytes int64
 }
 
@@ -46,6 +48,9 @@ type Writer struct {
 	job    string
 	prev   *Previous
 	copies int // copies a block needs before it is done: the reuse bar
+	// coded: the writer erasure-codes its blocks; only coded rows of the
+	// same scheme, every shard confirmed, are reused then.
+	coded erasure.Scheme
 	// stores answer which blocks they hold: every live store, those
 	// without room included.
 	stores map[string]storage.BlockStore
@@ -114,6 +119,9 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 			copies = 1
 		}
 		need := h.Bytes * int64(copies)
+		if sc := opts.Redundancy; !sc.IsZero() {
+			need = h.Bytes + (h.Bytes*int64(sc.Parity)+int64(sc.Data)-1)/int64(sc.Data)
+		}
 		if client.CheckSpace(targets, full, need) != nil {
 			// The manager's figures are a heartbeat old: ask the
 			// stores before refusing.
@@ -127,6 +135,7 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 		return nil, err
 	}
 	w.copies = w.w.Copies()
+	w.coded = opts.Redundancy
 	return w, nil
 }
 
@@ -225,7 +234,7 @@ func (w *Writer) Close(ctx context.Context) (*Part, error) {
 			blocks = append(blocks, manifest.Block{Object: e.Object, Rank: e.Rank})
 		}
 	}
-	return newPart(w.job, blocks, entries, res.Logical, res.NewBytes, res.SentBytes, res.Replicas)
+	return newPart(w.job, blocks, entries, res.Logical, res.NewBytes, res.SentBytes, res.Replicas, res.Redundancy)
 }
 
 // decide is the striping writer's Before hook: the reuse rule for a block
@@ -258,7 +267,14 @@ func (w *Writer) decide(ctx context.Context, b *manifest.Block) bool {
 // true; otherwise it returns the copies a write of the block counts.
 func (w *Writer) reuse(row int32, confirmed []string, object string, rank int32, offset int64) (held, bool) {
 	b := w.prev.m.Blocks[row]
-	if len(confirmed) < w.copies {
+	if b.Erasure() || !w.coded.IsZero() {
+		// A coded row is reused whole (confirm lists its stores only
+		// when every shard is held) and only by a writer of its scheme;
+		// otherwise the block is written afresh.
+		if confirmed == nil || b.DataShards != w.coded.Data || len(b.Shards) != w.coded.Shards() {
+			return held{}, false
+		}
+	} else if len(confirmed) < w.copies {
 		return held{key: b.Key, stores: confirmed}, false
 	}
 	b.Stores = confirmed
@@ -283,7 +299,8 @@ func (w *Writer) confirm(ctx context.Context, rows []int32) ([][]string, error) 
 	blocks := w.prev.m.Blocks
 	asks := map[string]*ask{}
 	for i, row := range rows {
-		for _, id := range blocks[row].Stores {
+		b := &blocks[row]
+		for j, id := range b.Stores {
 			if _, ok := w.stores[id]; !ok {
 				continue
 			}
@@ -293,7 +310,11 @@ func (w *Writer) confirm(ctx context.Context, rows []int32) ([][]string, error) 
 				asks[id] = a
 			}
 			a.idx = append(a.idx, int32(i))
-			a.hs = append(a.hs, blocks[row].Key)
+			if b.Erasure() {
+				a.hs = append(a.hs, b.Shards[j]) // Stores[j] holds shard j
+			} else {
+				a.hs = append(a.hs, b.Key)
+			}
 		}
 	}
 	count := make([]int32, len(rows))
@@ -334,15 +355,17 @@ func (w *Writer) confirm(ctx context.Context, rows []int32) ([][]string, error) 
 			out[i] = blocks[row].Stores
 		}
 	}
+	// A coded row's stores are positional: it is listed whole or not at
+	// all.
 	for id, a := range asks {
 		for j, ok := range a.has {
-			if i := a.idx[j]; ok && int(count[i]) < len(blocks[rows[i]].Stores) {
+			if i := a.idx[j]; ok && int(count[i]) < len(blocks[rows[i]].Stores) && !blocks[rows[i]].Erasure() {
 				out[i] = append(out[i], id)
 			}
 		}
 	}
 	for i, row := range rows {
-		if int(count[i]) < len(blocks[row].Stores) {
+		if int(count[i]) < len(blocks[row].Stores) && !blocks[row].Erasure() {
 			slices.Sort(out[i])
 		}
 	}
