@@ -198,14 +198,19 @@ const (
 type VersionHealth struct {
 	Version int64       `json:"version"`
 	State   HealthState `json:"state"`
-	Target  int         `json:"target"` // replication target (Meta "replicas")
+	// Target is the replication target (Meta "replicas"); for an
+	// erasure-coded version (Redundancy "rs:K+M") it is K+M, the shards
+	// of each block, and copies below count shards.
+	Target     int    `json:"target"`
+	Redundancy string `json:"redundancy,omitempty"`
 	// Blocks counts the manifest rows holding data; DegradedBlocks those
-	// with 1 to Target-1 live copies, LostBlocks those with none.
+	// with 1 to Target-1 live copies (K to K+M-1 live shards), LostBlocks
+	// those with none (fewer than K shards: unreadable).
 	Blocks         int `json:"blocks"`
 	DegradedBlocks int `json:"degraded_blocks"`
 	LostBlocks     int `json:"lost_blocks"`
-	// MinCopies is the fewest live copies any of its blocks has (0 when it
-	// has no block holding data).
+	// MinCopies is the fewest live copies (shards) any of its blocks has
+	// (0 when it has no block holding data).
 	MinCopies int `json:"min_copies"`
 }
 

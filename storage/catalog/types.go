@@ -75,10 +75,12 @@ type StoreCopies struct {
 	Blocks   int64 `json:"blocks"`
 	Versions int   `json:"versions"`
 	// Pending are the blocks listed on it that have fewer copies elsewhere
-	// than their versions' target: what a drain still has to move.
+	// than their versions' target (an erasure-coded block: fewer than K+M
+	// shards): what a drain still has to move.
 	Pending int64 `json:"pending"`
-	// OnlyCopy are the blocks with no copy elsewhere, and OnlyVersions
-	// the versions naming one of them: what forgetting it would lose.
+	// OnlyCopy are the blocks with no copy elsewhere (an erasure-coded
+	// block: fewer than K shards elsewhere), and OnlyVersions the versions
+	// naming one of them: what forgetting it would lose.
 	OnlyCopy     int64 `json:"only_copy"`
 	OnlyVersions int   `json:"only_versions"`
 }

@@ -373,7 +373,7 @@ func (m *Manager) commit(id string, manifestBytes []byte) (vi catalog.VersionInf
 		}
 		if !raced {
 			alive, _ := m.aliveStores()
-			vi.Protected = place.protected(replicas, alive)
+			vi.Protected = place.protected(withTarget(&vi), alive)
 			m.markRepairDirty()
 			m.log.Info("commit", zap.String("job", t.Job), zap.Int64("version", next), zap.String("txn", id),
 				zap.Int("blocks", vi.Blocks), zap.Int64("logical_bytes", vi.LogicalBytes))

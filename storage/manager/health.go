@@ -51,6 +51,23 @@ func (sv *survey) versionHealth(svv surveyVersion) catalog.VersionHealth {
 			vh.DegradedBlocks++
 		}
 	}
+	if sc := svv.scheme; !sc.IsZero() {
+		vh.Target, vh.Redundancy = sc.Shards(), sc.String()
+	}
+	vh.Blocks += len(svv.coded)
+	for i, c := range svv.coded {
+		cs := &sv.coded[c]
+		n := cs.live()
+		if (i == 0 && len(svv.rows) == 0) || n < vh.MinCopies {
+			vh.MinCopies = n
+		}
+		switch {
+		case n < cs.sc.Data:
+			vh.LostBlocks++
+		case n < cs.sc.Shards():
+			vh.DegradedBlocks++
+		}
+	}
 	switch {
 	case vh.LostBlocks > 0:
 		vh.State = catalog.StateLost
@@ -204,18 +221,26 @@ func readPlacement(jb *bolt.Bucket, job string, v int64) (storeSets, error) {
 // replication target or erasure code, and whether the catalog lists every
 // block on that many alive stores (every shard's, when coded).
 func withProtection(jb *bolt.Bucket, vi *catalog.VersionInfo, alive map[string]catalog.StoreInfo) error {
-	vi.Replicas = catalog.ReplicasOf(vi.Meta)
-	target := vi.Replicas
-	vi.Redundancy = ""
-	if sc, err := catalog.ParseRedundancy(vi.Meta); err == nil && !sc.IsZero() {
-		vi.Redundancy, target = sc.String(), sc.Shards()
-	}
+	target := withTarget(vi)
 	p, err := readPlacement(jb, vi.Job, vi.Version)
 	if err != nil {
 		return err
 	}
 	vi.Protected = p.protected(target, alive)
 	return nil
+}
+
+// withTarget sets vi's Replicas and Redundancy from its meta and returns
+// the alive stores each block must be listed on to be protected: the
+// replicas, or K+M for an erasure-coded version.
+func withTarget(vi *catalog.VersionInfo) int {
+	vi.Replicas = catalog.ReplicasOf(vi.Meta)
+	vi.Redundancy = ""
+	if sc, err := catalog.ParseRedundancy(vi.Meta); err == nil && !sc.IsZero() {
+		vi.Redundancy = sc.String()
+		return sc.Shards()
+	}
+	return vi.Replicas
 }
 
 // buildPlacements writes the placement of every version that lacks one

@@ -399,7 +399,12 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 		return err
 	}
 	m.listLost(sv, lost, rep)
-	if len(finals) == 0 {
+	rep.Blocks += int64(len(sv.coded))
+	cfinals := m.repairCoded(ctx, conns, pl, sv, rep)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(finals) == 0 && len(cfinals) == 0 {
 		return nil
 	}
 	for _, svv := range sv.versions {
@@ -410,10 +415,16 @@ func (m *Manager) repairSurvey(ctx context.Context, conns *storeConns, pl *destP
 				break
 			}
 		}
+		for _, c := range svv.coded {
+			if _, ok := cfinals[c]; ok {
+				touched = true
+				break
+			}
+		}
 		if !touched {
 			continue
 		}
-		updated, err := m.rewriteStores(sv, svv.version, finals)
+		updated, err := m.rewriteStores(sv, svv.version, finals, cfinals)
 		if err != nil {
 			return err
 		}
@@ -511,11 +522,11 @@ func (m *Manager) listLost(sv *survey, lost []int32, rep *catalog.RepairReport) 
 }
 
 // rewriteStores replaces the Stores list of every block of version v whose
-// key has an entry in finals, and stores the manifest, its size and its
+// key has an entry in finals (cfinals, for an erasure-coded block), and stores the manifest, its size and its
 // placement. The manifest is decoded and encoded outside the catalog's
 // write lock; the write checks that the version still exists with the
 // bytes read, so a version deleted meanwhile is not brought back (false).
-func (m *Manager) rewriteStores(sv *survey, v int64, finals map[int32][]string) (bool, error) {
+func (m *Manager) rewriteStores(sv *survey, v int64, finals, cfinals map[int32][]string) (bool, error) {
 	job := sv.job
 	old, _, ok, err := m.storedManifest(job, v)
 	if err != nil || !ok {
@@ -527,6 +538,14 @@ func (m *Manager) rewriteStores(sv *survey, v int64, finals map[int32][]string) 
 	}
 	for i := range man.Blocks {
 		b := &man.Blocks[i]
+		if b.Erasure() {
+			if c, ok := sv.cindex[b.Key]; ok && len(b.Shards) == len(sv.coded[c].shards) {
+				if final, ok := cfinals[c]; ok {
+					b.Stores = slices.Clone(final)
+				}
+			}
+			continue
+		}
 		if k, ok := sv.index[b.Key]; ok && b.Length > 0 {
 			if final, ok := finals[k]; ok {
 				b.Stores = slices.Clone(final)

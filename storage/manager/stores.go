@@ -172,7 +172,8 @@ func (m *Manager) loadForgotten(tx *bolt.Tx) error {
 
 // StoreCopies counts what the catalog's manifests place on store id, and
 // how many of those blocks have no copy, or fewer than their target, on
-// other stores that are alive and not draining. It reads the manifests of
+// other stores that are alive and not draining (for an erasure-coded
+// block: fewer than K, or than K+M, shards elsewhere). It reads the manifests of
 // the versions whose placement names the store.
 func (m *Manager) StoreCopies(id string) (catalog.StoreCopies, error) {
 	c := catalog.StoreCopies{Schema: catalog.SchemaStoreCopies, ID: id}
@@ -185,7 +186,9 @@ func (m *Manager) StoreCopies(id string) (catalog.StoreCopies, error) {
 			good[st.ID] = true
 		}
 	}
-	type agg struct{ target, elsewhere int }
+	// A coded block counts shards: its target is K+M, and it is lost
+	// below K (need).
+	type agg struct{ target, elsewhere, need int }
 	blocks := map[storage.Hash]*agg{}
 	type ver struct {
 		job  string
@@ -239,10 +242,14 @@ func (m *Manager) StoreCopies(id string) (catalog.StoreCopies, error) {
 				}
 				a, ok := blocks[b.Key]
 				if !ok {
-					a = &agg{}
+					a = &agg{need: 1}
 					blocks[b.Key] = a
 				}
-				a.target, a.elsewhere = max(a.target, target), max(a.elsewhere, n)
+				t := target
+				if b.Erasure() {
+					t, a.need = len(b.Shards), b.DataShards
+				}
+				a.target, a.elsewhere = max(a.target, t), max(a.elsewhere, n)
 				vv.keys = append(vv.keys, b.Key)
 			}
 			if len(vv.keys) > 0 {
@@ -255,13 +262,13 @@ func (m *Manager) StoreCopies(id string) (catalog.StoreCopies, error) {
 		if a.elsewhere < a.target {
 			c.Pending++
 		}
-		if a.elsewhere == 0 {
+		if a.elsewhere < a.need {
 			c.OnlyCopy++
 		}
 	}
 	for _, vv := range vers {
 		for _, k := range vv.keys {
-			if blocks[k].elsewhere == 0 {
+			if a := blocks[k]; a.elsewhere < a.need {
 				c.OnlyVersions++
 				break
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -167,12 +168,56 @@ type blockState struct {
 	first []string // the first list seen, to detect a split
 }
 
+// codedState is one distinct erasure-coded block of the versions
+// surveyed (keyed by its Key, the joined stored bytes'). Per shard i, in
+// shard order, the stores the manifests list for it and what they said.
+type codedState struct {
+	sc     erasure.Scheme
+	size   int64 // stored bytes of the whole block
+	shards []storage.Hash
+	listed [][]string // per shard: the stores listed ("" left out), sorted
+	held   [][]string // per shard: alive listed stores that answered held
+	// draining: alive draining stores that answered held (read from,
+	// counted by health, moved by repair); unsure: alive listed stores
+	// that did not answer.
+	draining [][]string
+	unsure   [][]string
+	stale    bool // an alive listed store answered "not held"
+	split    bool // versions list different stores for some shard
+	first    []string
+}
+
+// live counts the shards some alive store was found holding.
+func (cs *codedState) live() int {
+	n := 0
+	for i := range cs.shards {
+		if len(cs.held[i])+len(cs.draining[i]) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// maybe counts the shards held or possibly held (a store did not answer).
+func (cs *codedState) maybe() int {
+	n := 0
+	for i := range cs.shards {
+		if len(cs.held[i])+len(cs.draining[i])+len(cs.unsure[i]) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // surveyVersion is one version surveyed: its target and, per manifest row
-// holding data, the index of its key in survey.keys.
+// holding data, the index of its key in survey.keys (replicated rows) or
+// survey.coded (erasure-coded rows).
 type surveyVersion struct {
 	version int64
 	target  int
 	rows    []int32
+	scheme  erasure.Scheme // of an erasure-coded version
+	coded   []int32
 }
 
 // survey is the state of one job's blocks on the alive stores, from its
@@ -183,6 +228,10 @@ type survey struct {
 	index    map[storage.Hash]int32 // position in keys
 	blocks   []blockState
 	versions []surveyVersion
+	// Erasure-coded blocks, by the position of their Key in ckeys.
+	ckeys  []storage.Hash
+	cindex map[storage.Hash]int32
+	coded  []codedState
 }
 
 // aliveStores splits the stores the manager knows into alive ones (by ID)
@@ -258,7 +307,7 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 		return nil, err
 	}
 	index := make(map[storage.Hash]int32)
-	sv := &survey{job: job, index: index}
+	sv := &survey{job: job, index: index, cindex: make(map[storage.Hash]int32)}
 	for _, v := range nums {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -275,9 +324,14 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 			return nil, fmt.Errorf("manager: catalog: manifest of job %s version %d: %w", job, v, err)
 		}
 		svv := surveyVersion{version: v, target: catalog.ReplicasOf(vi.Meta)}
+		svv.scheme, _ = catalog.ParseRedundancy(vi.Meta)
 		for i := range man.Blocks {
 			b := &man.Blocks[i]
 			if b.Length == 0 || b.Key.IsZero() {
+				continue
+			}
+			if b.Erasure() {
+				svv.coded = append(svv.coded, sv.addCoded(b))
 				continue
 			}
 			k, ok := index[b.Key]
@@ -338,6 +392,45 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 			return nil
 		})
 	}
+	// And one per alive store over the shards listed on it.
+	type shardRef struct{ c, i int32 }
+	var shardKeys []storage.Hash
+	var shardRefs []shardRef
+	sasks := make(map[string][]int32)
+	for c := range sv.coded {
+		cs := &sv.coded[c]
+		for i := range cs.shards {
+			for _, id := range cs.listed[i] {
+				if _, ok := conns.alive[id]; ok {
+					sasks[id] = append(sasks[id], int32(len(shardKeys)))
+					shardKeys = append(shardKeys, cs.shards[i])
+					shardRefs = append(shardRefs, shardRef{int32(c), int32(i)})
+				}
+			}
+		}
+	}
+	for id, ks := range sasks {
+		g.Go(func() error {
+			held, err := m.askHas(ctx, conns, id, shardKeys, ks)
+			mu.Lock()
+			defer mu.Unlock()
+			for j, k := range ks {
+				r := shardRefs[k]
+				cs := &sv.coded[r.c]
+				switch {
+				case err != nil:
+					cs.unsure[r.i] = append(cs.unsure[r.i], id)
+				case held[j] && conns.alive[id].Draining:
+					cs.draining[r.i] = append(cs.draining[r.i], id)
+				case held[j]:
+					cs.held[r.i] = append(cs.held[r.i], id)
+				default:
+					cs.stale = true
+				}
+			}
+			return nil
+		})
+	}
 	g.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -347,7 +440,48 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 		slices.Sort(sv.blocks[k].unsure)
 		slices.Sort(sv.blocks[k].draining)
 	}
+	for c := range sv.coded {
+		cs := &sv.coded[c]
+		for i := range cs.shards {
+			slices.Sort(cs.held[i])
+			slices.Sort(cs.unsure[i])
+			slices.Sort(cs.draining[i])
+		}
+	}
 	return sv, nil
+}
+
+// addCoded records an erasure-coded row of a version and returns the
+// index of its block in sv.coded.
+func (sv *survey) addCoded(b *manifest.Block) int32 {
+	c, ok := sv.cindex[b.Key]
+	if !ok {
+		c = int32(len(sv.coded))
+		sv.cindex[b.Key] = c
+		sv.ckeys = append(sv.ckeys, b.Key)
+		n := len(b.Shards)
+		sv.coded = append(sv.coded, codedState{
+			sc: erasure.Scheme{Data: b.DataShards, Parity: n - b.DataShards}, size: b.StoredLength, shards: b.Shards,
+			listed: make([][]string, n), held: make([][]string, n), draining: make([][]string, n), unsure: make([][]string, n),
+			first: b.Stores,
+		})
+	}
+	cs := &sv.coded[c]
+	if len(b.Shards) != len(cs.shards) {
+		// Validated at commit; a row of another scheme with the same
+		// key cannot come from a writer.
+		return c
+	}
+	if !cs.split && !slices.Equal(cs.first, b.Stores) {
+		cs.split = true
+	}
+	for i, id := range b.Stores {
+		if id != "" && !slices.Contains(cs.listed[i], id) {
+			cs.listed[i] = append(cs.listed[i], id)
+			slices.Sort(cs.listed[i])
+		}
+	}
+	return c
 }
 
 // askHas asks store id which of keys[ks] it holds.
