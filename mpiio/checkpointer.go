@@ -175,7 +175,7 @@ func Open(ctx context.Context, comm collective.Comm, cfg Config) (*Checkpointer,
 		cp.pool.Close()
 		return nil, err
 	}
-	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic}
+	wopts := client.WriterOptions{Logger: log, Replicas: cfg.Replicas, Optimistic: cfg.Optimistic, Redundancy: cfg.Redundancy}
 	if !cfg.NoCompress {
 		wopts.Encode = codec.Encode
 	}

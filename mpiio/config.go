@@ -11,6 +11,7 @@ import (
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/chunk"
 	"github.com/ckptio/ckptio/storage/client"
+	"github.com/ckptio/ckptio/storage/erasure"
 )
 
 // Config configures Open. Zero fields are taken from the environment; see
@@ -36,6 +37,11 @@ type Config struct {
 	// Replicas is the number of copies of each block on distinct stores
 	// (CKPT_REPLICAS); 0 = 2 when at least 2 stores are live, else 1.
 	Replicas int
+	// Redundancy, when set, erasure-codes each new block instead of
+	// copying it (CKPT_REDUNDANCY=rs:K+M): K data and M parity shards on
+	// K+M distinct stores, any K of which read it. It excludes Replicas
+	// above 1 and Optimistic. docs/availability.md, "Erasure coding".
+	Redundancy erasure.Scheme
 	// Optimistic commits a version once one copy of each block is durable;
 	// the manager's repair makes the other copies (CKPT_WRITE_MODE=
 	// optimistic). Default: pessimistic, every copy durable before commit.
@@ -159,6 +165,21 @@ func (c *Config) fromEnv() error {
 		c.Optimistic = true
 	default:
 		return fmt.Errorf("mpiio: CKPT_WRITE_MODE=%q: want pessimistic or optimistic", v)
+	}
+	if v := os.Getenv("CKPT_REDUNDANCY"); c.Redundancy.IsZero() && v != "" && v != "none" {
+		sc, err := erasure.Parse(v)
+		if err != nil {
+			return fmt.Errorf("mpiio: CKPT_REDUNDANCY: %w", err)
+		}
+		c.Redundancy = sc
+	}
+	if sc := c.Redundancy; !sc.IsZero() {
+		if err := sc.Check(); err != nil {
+			return fmt.Errorf("mpiio: redundancy: %w", err)
+		}
+		if c.Replicas > 1 || c.Optimistic {
+			return fmt.Errorf("mpiio: redundancy %s with %d replicas or optimistic writes (CKPT_REPLICAS, CKPT_WRITE_MODE): a checkpoint is erasure-coded, every shard durable before it commits, or replicated; drop one", sc, c.Replicas)
+		}
 	}
 	switch v := os.Getenv("CKPT_COMPRESS"); v {
 	case "", "1", "true", "on":

@@ -26,7 +26,7 @@ import (
 )
 
 func putCmd(g *globals) *cobra.Command {
-	var blockSize, chunking, mode, keyFile string
+	var blockSize, chunking, mode, keyFile, redundancy string
 	var noCompress, newKey, forceRead, asJSON bool
 	var replicas int
 	var pf progressFlags
@@ -54,6 +54,13 @@ blocks are lz4-compressed when that shrinks them. The last line says how
 many files were new, changed and unchanged. 'ckpt versions' shows what
 each version added, 'ckpt diff' what changed between two.
 
+With --redundancy rs:K+M (or CKPT_REDUNDANCY) each new block is
+Reed-Solomon coded instead of copied: its stored bytes are cut into K data
+and M parity shards on K+M distinct stores, any K of which read it back,
+for (K+M)/K of its size on disk (rs:4+2: 1.5×, and any 2 stores may be
+lost). It needs at least K+M live stores (docs/availability.md, "Erasure
+coding").
+
 With --encrypt-key-file F (or CKPT_ENCRYPT_KEY_FILE) every block is
 encrypted before it leaves this machine, with a key derived from the key in
 F; 'ckpt get' then needs the same key. Blocks are reused only from a
@@ -80,22 +87,15 @@ bytes read (MB/s).`,
 			if err != nil {
 				return cli.Usagef("--block-size: %w", err)
 			}
-			if replicas == 0 && os.Getenv("CKPT_REPLICAS") != "" {
-				if _, err := fmt.Sscan(os.Getenv("CKPT_REPLICAS"), &replicas); err != nil || replicas < 1 {
-					return cli.Usagef("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
-				}
-			}
-			if mode == "" {
-				mode = os.Getenv("CKPT_WRITE_MODE")
-			}
-			if mode != "" && mode != "pessimistic" && mode != "optimistic" {
-				return cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
+			replicas, optimistic, sc, err := writeMode(replicas, mode, redundancy)
+			if err != nil {
+				return err
 			}
 			key, err := putKey(keyFile, newKey)
 			if err != nil {
 				return err
 			}
-			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker, Replicas: replicas, Optimistic: mode == "optimistic"}
+			opts := client.WriterOptions{BlockSize: int(bs), Chunker: chunker, Replicas: replicas, Optimistic: optimistic, Redundancy: sc}
 			if !noCompress {
 				opts.Encode = codec.Encode
 			}
@@ -109,6 +109,7 @@ bytes read (MB/s).`,
 	c.Flags().StringVar(&chunking, "chunking", "", "fixed or cdc (default $CKPT_CHUNKING, else fixed)")
 	c.Flags().BoolVar(&noCompress, "no-compress", false, "store blocks raw instead of lz4-compressing those that shrink")
 	c.Flags().IntVar(&replicas, "replicas", 0, "copies of each block on distinct stores (default $CKPT_REPLICAS, else 2 when 2 stores are live)")
+	c.Flags().StringVar(&redundancy, "redundancy", "", redundancyUsage)
 	c.Flags().StringVar(&mode, "mode", "", "pessimistic (commit when every copy is durable) or optimistic (when one is; the manager makes the rest) (default $CKPT_WRITE_MODE, else pessimistic)")
 	c.Flags().StringVar(&keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
 	c.Flags().BoolVar(&newKey, "new-key", false, "create the --encrypt-key-file with a fresh random key first (never replaces a file)")

@@ -54,6 +54,9 @@ func versionsCmd(g *globals) *cobra.Command {
 					status += ",pinned"
 				}
 				copies := fmt.Sprintf("%d", max(1, v.Replicas))
+				if v.Redundancy != "" {
+					copies = fmt.Sprintf("%s %.2gx", v.Redundancy, v.Overhead())
+				}
 				if v.Protected {
 					copies += " protected"
 				} else {

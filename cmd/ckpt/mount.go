@@ -22,6 +22,7 @@ import (
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/crypt"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/mount"
 	"github.com/ckptio/ckptio/storage/version"
 )
@@ -30,7 +31,7 @@ func mountCmd(g *globals) *cobra.Command {
 	var o struct {
 		async, noCompress, allowOther, debug bool
 		spool, blockSize, mode, keyFile      string
-		readAhead, cpuProfile                string
+		readAhead, cpuProfile, redundancy    string
 		replicas                             int
 		timeout                              time.Duration
 	}
@@ -68,7 +69,7 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 			if err != nil {
 				return cli.Usagef("--readahead: %v", err)
 			}
-			replicas, optimistic, err := writeMode(o.replicas, o.mode)
+			replicas, optimistic, sc, err := writeMode(o.replicas, o.mode, o.redundancy)
 			if err != nil {
 				return err
 			}
@@ -76,7 +77,7 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 			if err != nil {
 				return err
 			}
-			wo := client.WriterOptions{BlockSize: int(bs), Replicas: replicas, Optimistic: optimistic}
+			wo := client.WriterOptions{BlockSize: int(bs), Replicas: replicas, Optimistic: optimistic, Redundancy: sc}
 			if !o.noCompress {
 				wo.Encode = codec.Encode
 			}
@@ -106,6 +107,7 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 	f.StringVar(&o.blockSize, "block-size", storage.FormatSize(chunk.DefaultSize), "size of the blocks files are cut into")
 	f.StringVar(&o.readAhead, "readahead", storage.FormatSize(mount.DefaultReadAhead), "bytes read ahead of a sequential reader, per open file")
 	f.IntVar(&o.replicas, "replicas", 0, "copies of each block on distinct stores (default $CKPT_REPLICAS, else 2 when 2 stores are live)")
+	f.StringVar(&o.redundancy, "redundancy", "", redundancyUsage)
 	f.StringVar(&o.mode, "mode", "", "pessimistic (a version commits when every copy is durable) or optimistic (when one is) (default $CKPT_WRITE_MODE, else pessimistic)")
 	f.BoolVar(&o.noCompress, "no-compress", false, "store blocks raw instead of lz4-compressing those that shrink")
 	f.StringVar(&o.keyFile, "encrypt-key-file", "", "encrypt blocks with the key in this file (default $CKPT_ENCRYPT_KEY_FILE; none = not encrypted)")
@@ -115,21 +117,49 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 	return c
 }
 
-// writeMode resolves --replicas and --mode with their environment
-// defaults, as 'ckpt put' does.
-func writeMode(replicas int, mode string) (int, bool, error) {
-	if replicas == 0 && os.Getenv("CKPT_REPLICAS") != "" {
+// redundancyUsage is the help of --redundancy.
+const redundancyUsage = "erasure-code new blocks as rs:K+M (K data + M parity shards on K+M distinct stores; any K read a block) instead of copying them (default $CKPT_REDUNDANCY, else replicas)"
+
+// writeMode resolves --replicas, --mode and --redundancy with their
+// environment defaults (CKPT_REPLICAS, CKPT_WRITE_MODE, CKPT_REDUNDANCY),
+// as 'ckpt put' and 'ckpt mount' share them. A flag given beats the other
+// way's environment variable; asking for both replicas and an erasure
+// code, or an optimistic erasure-coded write, is a usage error.
+func writeMode(replicas int, mode, redundancy string) (int, bool, erasure.Scheme, error) {
+	var none erasure.Scheme
+	if replicas < 0 {
+		return 0, false, none, cli.Usagef("--replicas %d: want a positive number of copies", replicas)
+	}
+	if redundancy == "" && replicas == 0 {
+		redundancy = os.Getenv("CKPT_REDUNDANCY")
+	}
+	var sc erasure.Scheme
+	if redundancy != "" && redundancy != "none" {
+		var err error
+		if sc, err = erasure.Parse(redundancy); err != nil {
+			return 0, false, none, cli.Usagef("redundancy: %v", err)
+		}
+	}
+	if replicas == 0 && sc.IsZero() && os.Getenv("CKPT_REPLICAS") != "" {
 		if _, err := fmt.Sscan(os.Getenv("CKPT_REPLICAS"), &replicas); err != nil || replicas < 1 {
-			return 0, false, fmt.Errorf("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
+			return 0, false, none, cli.Usagef("CKPT_REPLICAS=%q: want a positive number of copies", os.Getenv("CKPT_REPLICAS"))
 		}
 	}
 	if mode == "" {
 		mode = os.Getenv("CKPT_WRITE_MODE")
 	}
 	if mode != "" && mode != "pessimistic" && mode != "optimistic" {
-		return 0, false, cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
+		return 0, false, none, cli.Usagef("--mode %q: want pessimistic or optimistic", mode)
 	}
-	return replicas, mode == "optimistic", nil
+	if !sc.IsZero() {
+		if replicas > 0 {
+			return 0, false, none, cli.Usagef("--replicas %d and redundancy %s: a version is replicated or erasure-coded, not both (drop one)", replicas, sc)
+		}
+		if mode == "optimistic" {
+			return 0, false, none, cli.Usagef("redundancy %s needs every shard durable before the commit: it cannot be combined with --mode optimistic", sc)
+		}
+	}
+	return replicas, mode == "optimistic", sc, nil
 }
 
 // defaultSpool is $CKPT_HOME/spool, else the system's temporary

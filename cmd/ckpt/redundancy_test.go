@@ -43,8 +43,25 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 	if out, _, _ := c.Run(t, work, nil, "ckpt", "versions", "rs"); !strings.Contains(out, "rs:4+2") {
 		t.Fatalf("ckpt versions does not show the scheme:\n%s", out)
 	}
-	if st := health(t, c); st.State != catalog.StateHealthy {
-		t.Fatalf("just written: %+v, want healthy", st)
+	if st := health(t, c); st.State != catalog.StateHealthy || st.Redundancy != "rs:4+2" || st.Target != 6 || st.MinCopies != 6 {
+		t.Fatalf("just written: %+v, want healthy with 6 of 6 shards", st)
+	}
+	if out, errOut, code := c.Run(t, work, nil, "ckpt", "verify", "rs", "--deep", "--quiet"); code != 0 || !strings.Contains(out, "healthy") {
+		t.Fatalf("verify --deep: code %d:\n%s%s", code, out, errOut)
+	}
+	// The same file again: every block's shards are confirmed, nothing
+	// is sent.
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "rs", "state.bin", "--redundancy", "rs:4+2", "--no-compress", "--quiet", "--force-read"); code != 0 {
+		t.Fatalf("second put: %s", errOut)
+	}
+	var list struct {
+		Versions []struct {
+			SentBytes int64 `json:"sent_bytes"`
+		} `json:"versions"`
+	}
+	out, _, _ = c.Run(t, work, nil, "ckpt", "versions", "rs", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Versions) != 2 || list.Versions[1].SentBytes != 0 {
+		t.Fatalf("second put of the same bytes: %v %+v, want version 2 with nothing sent", err, list)
 	}
 
 	// Two stores gone: every block still reads.

@@ -20,6 +20,7 @@ import (
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/crypt"
+	"github.com/ckptio/ckptio/storage/erasure"
 	"github.com/ckptio/ckptio/storage/manifest"
 	"github.com/ckptio/ckptio/storage/tree"
 )
@@ -282,7 +283,7 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 	}
 	switch {
 	case len(lost) > 0:
-		return fmt.Errorf("%s lost: blocks with no copy on an alive store", versionList(job, lost))
+		return fmt.Errorf("%s lost: blocks with no copy on an alive store (erasure-coded: fewer than K shards)", versionList(job, lost))
 	case len(bad) > 0:
 		return fmt.Errorf("%d copies unreadable or corrupt in %s (listed above)", len(bad), job)
 	}
@@ -305,12 +306,20 @@ func printChecks(checks []versionCheck) {
 			detail = append(detail, fmt.Sprintf("%d with no live copy", c.LostBlocks))
 		}
 		if c.DegradedBlocks > 0 {
-			detail = append(detail, fmt.Sprintf("%d below %d copies", c.DegradedBlocks, c.Target))
+			if c.Redundancy != "" {
+				detail = append(detail, fmt.Sprintf("%d with fewer than %d shards (%s)", c.DegradedBlocks, c.Target, c.Redundancy))
+			} else {
+				detail = append(detail, fmt.Sprintf("%d below %d copies", c.DegradedBlocks, c.Target))
+			}
 		}
 		if len(c.BadCopies) > 0 {
 			detail = append(detail, fmt.Sprintf("%d copies unreadable or corrupt", len(c.BadCopies)))
 		}
-		fmt.Fprintf(tw, "version %d\t%s\t%d blocks\ttarget %d\t%s\n", c.Version, c.State, c.Blocks, c.Target, strings.Join(detail, ", "))
+		target := fmt.Sprintf("target %d", c.Target)
+		if c.Redundancy != "" {
+			target = c.Redundancy
+		}
+		fmt.Fprintf(tw, "version %d\t%s\t%d blocks\t%s\t%s\n", c.Version, c.State, c.Blocks, target, strings.Join(detail, ", "))
 	}
 	tw.Flush()
 	for _, c := range checks {
@@ -338,10 +347,6 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 		alive[st.ID] = st.Alive
 	}
 	r := client.NewReader(s.pool.Resolve, client.ReaderOptions{Decode: key.Decode})
-	type copyKey struct {
-		key   storage.Hash
-		store string
-	}
 	var mu sync.Mutex
 	read := map[copyKey]chan struct{}{} // closed once results holds the copy
 	results := map[copyKey]error{}
@@ -359,10 +364,10 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 		}
 		manifests[i] = m
 		for _, b := range m.Blocks {
-			for _, id := range b.Stores {
-				if ck := (copyKey{b.Key, id}); b.Length > 0 && alive[id] && !counted[ck] {
+			for j, id := range b.Stores {
+				if ck, n := copyOf(b, j); b.Length > 0 && alive[id] && !counted[ck] {
 					counted[ck] = true
-					total += b.Length
+					total += n
 				}
 			}
 		}
@@ -379,11 +384,11 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 			if b.Length == 0 {
 				continue
 			}
-			for _, id := range b.Stores {
+			for j, id := range b.Stores {
 				if !alive[id] {
 					continue
 				}
-				ck := copyKey{b.Key, id}
+				ck, n := copyOf(b, j)
 				grp.Go(func() error {
 					mu.Lock()
 					done, started := read[ck]
@@ -393,13 +398,18 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 					}
 					mu.Unlock()
 					if !started {
-						one := b
-						one.Stores = []string{id}
-						_, err := r.ReadBlock(gctx, one)
+						var err error
+						if b.Erasure() {
+							err = readShard(gctx, s.pool.Resolve, id, ck.key, int(n))
+						} else {
+							one := b
+							one.Stores = []string{id}
+							_, err = r.ReadBlock(gctx, one)
+						}
 						if gctx.Err() != nil {
 							return gctx.Err()
 						}
-						meter.Add(b.Length)
+						meter.Add(n)
 						mu.Lock()
 						results[ck] = err
 						mu.Unlock()
@@ -441,8 +451,42 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 	return nil
 }
 
+// copyKey is one copy (or shard) on one store.
+type copyKey struct {
+	key   storage.Hash
+	store string
+}
+
+// copyOf is what store b.Stores[j] holds of block b, and its size: a copy
+// of the block, or shard j of an erasure-coded one.
+func copyOf(b manifest.Block, j int) (copyKey, int64) {
+	if b.Erasure() {
+		sc := erasure.Scheme{Data: b.DataShards, Parity: len(b.Shards) - b.DataShards}
+		return copyKey{b.Shards[j], b.Stores[j]}, int64(sc.ShardSize(int(b.StoredLength)))
+	}
+	return copyKey{b.Key, b.Stores[j]}, b.Length
+}
+
+// readShard reads a shard from store id and checks it against its key.
+func readShard(ctx context.Context, stores client.StoreFunc, id string, key storage.Hash, size int) error {
+	st, addr, err := stores(ctx, id)
+	if err != nil {
+		return err
+	}
+	d, err := st.Get(ctx, key)
+	if err != nil {
+		return &storage.BlockError{Op: "get", Store: id + " (" + addr + ")", Hash: key, Err: err}
+	}
+	if len(d) != size || storage.Sum(d) != key {
+		return &storage.BlockError{Op: "get", Store: id + " (" + addr + ")", Hash: key,
+			Err: fmt.Errorf("%w (shard: %d bytes returned, want %d)", storage.ErrHashMismatch, len(d), size)}
+	}
+	return nil
+}
+
 // recount sets a version's counts and state from the intact copies of
-// each of its blocks.
+// each of its blocks (the intact shards of an erasure-coded block: lost
+// below K, degraded below K+M, the health check's Target).
 func recount(c *versionCheck, blocks []manifest.Block, good []int) {
 	c.Blocks, c.DegradedBlocks, c.LostBlocks, c.MinCopies = 0, 0, 0, 0
 	for i, b := range blocks {
@@ -453,10 +497,14 @@ func recount(c *versionCheck, blocks []manifest.Block, good []int) {
 			c.MinCopies = good[i]
 		}
 		c.Blocks++
+		need, target := 1, c.Target
+		if b.Erasure() {
+			need, target = b.DataShards, len(b.Shards)
+		}
 		switch {
-		case good[i] == 0:
+		case good[i] < need:
 			c.LostBlocks++
-		case good[i] < c.Target:
+		case good[i] < target:
 			c.DegradedBlocks++
 		}
 	}

@@ -177,8 +177,12 @@
         // Protected: every block is listed on at least v.replicas alive
         // stores. Otherwise some block has fewer, none at all for a
         // version of one copy.
+        // An erasure-coded version (v.redundancy "rs:K+M") is protected
+        // when every shard's store is alive; otherwise it may still read
+        // (any K shards do).
         const health = el("td", {}, v.protected
           ? badge("protected", "ok")
+          : v.redundancy ? badge("a shard's store is not alive", "warn")
           : v.replicas > 1 ? badge("fewer than " + v.replicas + " copies", "warn") : badge("no live copy", "bad"));
         if (v.pinned) health.append(" ", badge("pinned", "info"));
         body.append(el("tr", { "data-version": String(v.version) },
@@ -188,7 +192,7 @@
           cell(bytes(v.logical_bytes), "num"),
           cell(bytes(v.new_bytes), "num"),
           cell(v.blocks, "num"),
-          cell(v.replicas, "num"),
+          cell(v.redundancy ? v.redundancy + " (" + v.overhead + "x)" : v.replicas, "num"),
           health));
       }
       if (j.recent.length === 0) body.append(el("tr", {}, el("td", { colspan: "8", class: "empty" }, "No committed version yet.")));
