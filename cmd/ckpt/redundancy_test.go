@@ -136,3 +136,27 @@ func waitAliveCount(t *testing.T, c *clustertest.Cluster, n int) {
 		return err == nil && alive == n
 	}, func() string { return fmt.Sprintf("the manager counts %d stores alive, want %d", alive, n) })
 }
+
+// TestRaisedReplicasMetAtCommit (finding F5): a file put with 1 copy and
+// then with 3 is healthy at 3 copies the moment the second put returns,
+// with repair off: reused blocks get their missing copies before commit.
+func TestRaisedReplicasMetAtCommit(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "0"}})
+	work := t.TempDir()
+	writeRandom(t, filepath.Join(work, "f.bin"), 1<<20+777, 5)
+	for _, r := range []string{"1", "3"} {
+		if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "rep", "f.bin", "--replicas", r, "--quiet", "--force-read"); code != 0 {
+			t.Fatalf("put --replicas %s: %s", r, errOut)
+		}
+	}
+	out, errOut, code := c.Run(t, c.Dir, nil, "ckpt", "verify", "rep", "--json")
+	var doc struct {
+		Versions []catalog.VersionHealth `json:"versions"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 0 || len(doc.Versions) != 2 {
+		t.Fatalf("verify --json: code %d %v:\n%s%s", code, err, out, errOut)
+	}
+	if v := doc.Versions[1]; v.State != catalog.StateHealthy || v.Target != 3 || v.MinCopies != 3 {
+		t.Fatalf("version 2 right after put --replicas 3: %+v, want healthy with 3 copies of every block", v)
+	}
+}
