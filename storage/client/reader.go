@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -37,9 +38,19 @@ type ReaderOptions struct {
 	// Dead, if set, reports whether the manager marks a store dead, and
 	// its address (Pool.Dead): such a store's copies are tried last,
 	// after every other copy, instead of in the manifest's order.
-	Dead   func(id string) (addr string, dead bool)
-	Logger *zap.Logger // nil = no logging
+	Dead func(id string) (addr string, dead bool)
+	// HedgeAfter is how long a read waits for one copy of a replicated
+	// block before asking the next copy too (the first good answer
+	// wins); 0 = DefaultHedgeAfter, < 0 never (copies are tried one
+	// after another).
+	HedgeAfter time.Duration
+	Logger     *zap.Logger // nil = no logging
 }
+
+// DefaultHedgeAfter is ReaderOptions.HedgeAfter's default: far above a
+// block's read time on a working store, short enough that a stopped one
+// does not stall a restore.
+const DefaultHedgeAfter = 2 * time.Second
 
 // Reader fetches blocks from the stores and verifies them. It is safe for
 // concurrent use.
@@ -54,6 +65,8 @@ type Reader struct {
 		// this one was dead or unreadable, and the last reason.
 		passed map[string]*passed
 		blocks int64 // read from another copy than the manifest's first
+		// slow: stores that lost a hedged read, and when (slowLast).
+		slow map[string]time.Time
 	}
 }
 
@@ -136,6 +149,10 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 		}
 		ids = append(ids, dead...)
 	}
+	ids = r.slowLast(ids)
+	if len(ids) > 1 && r.opts.HedgeAfter >= 0 {
+		return r.readHedged(ctx, b, ids, dst)
+	}
 	var failed []string
 	for _, id := range ids {
 		data, err := r.readFrom(ctx, id, b, dst)
@@ -153,6 +170,153 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 		failed = append(failed, id)
 	}
 	return nil, joinBlockErrors(errs)
+}
+
+// Hedged reads. A copy that has not arrived within HedgeAfter is not
+// waited for alone: the next copy is asked too, and the first good one
+// wins; the others are cancelled. A store that lost such a race is
+// "slow" for slowFor: reads ask its copies after the others', so a
+// stopped store costs one hedge delay per block in flight, not per
+// block. (A request to a store that answers nothing at all fails after
+// the connection's reply timeout, storage/remote.)
+
+// slowFor is how long a store that lost a hedged read is asked last.
+const slowFor = 30 * time.Second
+
+// errSlowFor is why a store lost a hedged read.
+func errSlowFor(d time.Duration) error {
+	return fmt.Errorf("no answer within %v (read from another copy instead)", d)
+}
+
+// slowLast moves the stores marked slow after the others, keeping the
+// order within each group; ids is not modified.
+func (r *Reader) slowLast(ids []string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.mu.slow) == 0 {
+		return ids
+	}
+	now := time.Now()
+	var fast, slow []string
+	for _, id := range ids {
+		if at, ok := r.mu.slow[id]; ok && now.Sub(at) < slowFor {
+			slow = append(slow, id)
+		} else {
+			fast = append(fast, id)
+		}
+	}
+	if len(slow) == 0 {
+		return ids
+	}
+	return append(fast, slow...)
+}
+
+// readHedged reads b from the stores ids in order, asking the next one
+// when the current ones have not answered within HedgeAfter or have
+// failed. At most one attempt at a time reads into dst; a winner that
+// read elsewhere is copied into dst after the one reading into it has
+// returned, so nothing writes dst once readHedged returns.
+func (r *Reader) readHedged(ctx context.Context, b manifest.Block, ids []string, dst []byte) ([]byte, error) {
+	hedge := r.hedgeAfter()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		k    int
+		data []byte
+		err  error
+	}
+	results := make(chan result, len(ids))
+	owner := -1 // the attempt reading into dst
+	running := map[int]bool{}
+	next := 0
+	start := func() {
+		k := next
+		next++
+		var into []byte
+		if dst != nil && owner < 0 {
+			into, owner = dst, k
+		}
+		running[k] = true
+		go func() {
+			data, err := r.readFrom(ctx, ids[k], b, into)
+			results <- result{k, data, err}
+		}()
+	}
+	// waitOwner waits for the attempt reading into dst to return.
+	waitOwner := func() {
+		for owner >= 0 {
+			if y := <-results; y.k == owner {
+				owner = -1
+			}
+		}
+	}
+	start()
+	timer := time.NewTimer(hedge)
+	defer timer.Stop()
+	var errs []error
+	var failed []string
+	for len(running) > 0 {
+		select {
+		case x := <-results:
+			delete(running, x.k)
+			if x.k == owner {
+				owner = -1
+			}
+			if x.err == nil {
+				cancel() // the others
+				for k := range running {
+					// Asked before the winner and not answered: slow, for
+					// the summary and the order of the next reads. (Those
+					// asked after it were hedges that lost.)
+					if k < x.k {
+						failed, errs = append(failed, ids[k]), append(errs, errSlowFor(hedge))
+						r.markSlow(ids[k])
+					}
+				}
+				waitOwner()
+				if dst != nil && (len(x.data) == 0 || &x.data[0] != &dst[0]) {
+					copy(dst, x.data)
+					x.data = dst
+				}
+				r.pass(b.Stores, ids[x.k], failed, errs)
+				return x.data, nil
+			}
+			if ctx.Err() != nil {
+				waitOwner()
+				return nil, ctx.Err()
+			}
+			// Summarised by Degraded, not one line per block.
+			r.log.Debug("block copy unreadable; trying the next copy",
+				zap.String("store", ids[x.k]), zap.String("block", b.Key.Short()), zap.Error(x.err))
+			errs, failed = append(errs, x.err), append(failed, ids[x.k])
+			if next < len(ids) {
+				start()
+				timer.Reset(hedge)
+			}
+		case <-timer.C:
+			if next < len(ids) {
+				start()
+				timer.Reset(hedge)
+			}
+		}
+	}
+	return nil, joinBlockErrors(errs)
+}
+
+func (r *Reader) hedgeAfter() time.Duration {
+	if r.opts.HedgeAfter == 0 {
+		return DefaultHedgeAfter
+	}
+	return r.opts.HedgeAfter
+}
+
+func (r *Reader) markSlow(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.slow == nil {
+		r.mu.slow = map[string]time.Time{}
+	}
+	r.mu.slow[id] = time.Now()
 }
 
 // pass records a block read from store got rather than from the
@@ -177,6 +341,8 @@ func (r *Reader) pass(listed []string, got string, failed []string, errs []error
 		p.blocks++
 		if i := slices.Index(failed, id); i >= 0 {
 			p.why = errs[i]
+		} else if _, slow := r.mu.slow[id]; slow && p.why == nil {
+			p.why = errSlowFor(r.hedgeAfter())
 		} else if p.why == nil {
 			p.why = errDead
 			if r.opts.Dead != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 
 // Defaults for the garbage collection Options.
 const (
-	DefaultGCEvery     = 10 * time.Minute
-	DefaultGCClockSkew = 10 * time.Minute
+	DefaultGCEvery        = 10 * time.Minute
+	DefaultGCSweepTimeout = 10 * time.Minute
+	DefaultGCClockSkew    = 10 * time.Minute
 	// gcPage is how many keys one List asks a store for; the candidates of
 	// a page go to the store in one Delete.
 	gcPage = 4096
@@ -218,6 +220,13 @@ func (m *Manager) storeHorizon(ctx context.Context, s GCStore, t0 time.Time) (ti
 // touched since t0; with dry, it only counts them.
 func (m *Manager) sweep(ctx context.Context, st catalog.StoreInfo, t0 time.Time, dry bool) (rep catalog.GCStoreReport) {
 	rep = catalog.GCStoreReport{ID: st.ID, Addr: st.Addr}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.GCSweepTimeout)
+	defer cancel()
+	defer func() {
+		if rep.Error != "" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			rep.Error = fmt.Sprintf("not swept within %v (the rest waits for the next collection): %s", m.opts.GCSweepTimeout, rep.Error)
+		}
+	}()
 	s, err := m.opts.DialStore(ctx, st.ID, st.Addr)
 	if err != nil {
 		rep.Error = err.Error()

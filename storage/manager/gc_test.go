@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -455,5 +456,33 @@ func TestPeriodicGC(t *testing.T) {
 			t.Fatal("periodic GC did not collect the orphan")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestGCMovesOnFromAStalledStore (finding F2): a store that answers
+// nothing is swept under GCSweepTimeout, reported failed, and the others
+// are collected; the collection ends, so the next one is not refused as
+// running.
+func TestGCMovesOnFromAStalledStore(t *testing.T) {
+	e := newGCEnv(t, 2, Options{GCSweepTimeout: 50 * time.Millisecond})
+	e.stores[0].mu.Lock()
+	e.stores[0].mu.gate = make(chan struct{}) // never opens
+	e.stores[0].mu.Unlock()
+	e.stores[1].put("orphan")
+	e.clock.Add(time.Hour)
+	e.beat(t)
+	rep, err := e.m.GC(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.stores[1].holds("orphan") {
+		t.Fatal("the answering store was not collected")
+	}
+	failed := rep.Failed()
+	if len(failed) != 1 || failed[0].ID != "s1" || !strings.Contains(failed[0].Error, "not swept within 50ms") {
+		t.Fatalf("failed stores %+v, want s1 not swept within the bound", failed)
+	}
+	if e.m.GCStatus().Running {
+		t.Fatal("GC still running after the bounded sweep")
 	}
 }

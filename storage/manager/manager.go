@@ -59,6 +59,12 @@ type Options struct {
 	// GCEvery is how often garbage collection runs on its own. Zero means
 	// DefaultGCEvery (10m); negative means never (GC runs only when asked).
 	GCEvery time.Duration
+	// GCSweepTimeout bounds the sweep of one store in a collection: a
+	// store that has not been swept within it (slow, or answering
+	// nothing: each request also fails after the connection's reply
+	// timeout) is reported failed and the collection moves on. Zero means
+	// DefaultGCSweepTimeout (10m).
+	GCSweepTimeout time.Duration
 	// GCClockSkew is how far the clock of a store that does not report
 	// its time (storage.Stat.Now) may lag the manager's: for such a store
 	// the sweep keeps every block touched after the oldest transaction in
@@ -166,6 +172,9 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	}
 	if opts.JanitorEvery <= 0 {
 		opts.JanitorEvery = min(max(opts.TxnTimeout/4, 10*time.Millisecond), 30*time.Second)
+	}
+	if opts.GCSweepTimeout <= 0 {
+		opts.GCSweepTimeout = DefaultGCSweepTimeout
 	}
 	if opts.GCEvery == 0 {
 		opts.GCEvery = DefaultGCEvery

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,13 +22,15 @@ type conn struct {
 	br           *bufio.Reader
 	window       chan struct{} // the Store's; a pending call holds one slot
 	writeTimeout time.Duration
+	replyTimeout time.Duration // Options.ReplyTimeout; <= 0 never
 	maxPayload   int
 	sent         func() // Options.sent
 
-	wlock  chan struct{} // serializes frame writes; a channel so waiting honours ctx
-	nextID atomic.Uint64
-	done   chan struct{} // closed once the connection has failed; err is then set
-	err    error
+	wlock   chan struct{} // serializes frame writes; a channel so waiting honours ctx
+	writing atomic.Bool   // a frame is being written (the reply watchdog waits)
+	nextID  atomic.Uint64
+	done    chan struct{} // closed once the connection has failed; err is then set
+	err     error
 
 	mu struct {
 		sync.Mutex
@@ -63,16 +66,64 @@ type result struct {
 func newConn(nc net.Conn, window chan struct{}, opts Options) *conn {
 	c := &conn{
 		nc:           nc,
-		br:           bufio.NewReaderSize(nc, 64<<10),
 		window:       window,
 		writeTimeout: opts.WriteTimeout,
+		replyTimeout: opts.ReplyTimeout,
 		maxPayload:   opts.MaxPayload,
 		sent:         opts.sent,
 		wlock:        make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
 	c.mu.pending = make(map[uint64]*call)
+	c.br = bufio.NewReaderSize(progressReader{c}, 64<<10)
 	return c
+}
+
+// The reply watchdog. While requests are outstanding the connection has a
+// read deadline ReplyTimeout ahead, pushed on by every byte that arrives;
+// once none is outstanding it has none. A store that stops sending (a
+// stopped process, a wedged disk) fails the connection at the deadline
+// instead of holding its callers forever.
+
+// progressReader is the connection's reads, each of which pushes the
+// deadline on.
+type progressReader struct{ c *conn }
+
+func (r progressReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.c.nc.Read(p)
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && r.c.writing.Load() {
+			// Still sending a request (a large one on a slow link): the
+			// store cannot be blamed for its silence yet. A timed-out
+			// read leaves the connection usable.
+			r.c.arm()
+			continue
+		}
+		if n > 0 {
+			r.c.arm()
+		}
+		return n, err
+	}
+}
+
+func (c *conn) arm() {
+	c.mu.Lock()
+	c.armLocked()
+	c.mu.Unlock()
+}
+
+// armLocked sets the read deadline for the outstanding requests: the
+// reply timeout from now, or none when nothing is outstanding. The caller
+// holds c.mu.
+func (c *conn) armLocked() {
+	if c.replyTimeout <= 0 || c.mu.failed {
+		return
+	}
+	if len(c.mu.pending) == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.replyTimeout))
 }
 
 func (c *conn) broken() bool {
@@ -99,6 +150,9 @@ func (c *conn) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts 
 		return wire.Frame{}, c.err
 	}
 	c.mu.pending[id] = cl
+	if len(c.mu.pending) == 1 {
+		c.armLocked() // the first outstanding request starts the clock
+	}
 	c.mu.Unlock()
 
 	select {
@@ -114,7 +168,10 @@ func (c *conn) roundTripInto(ctx context.Context, dst []byte, op wire.Op, parts 
 	if c.writeTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
+	c.writing.Store(true)
 	err := wire.WriteFrame(c.nc, id, op, wire.StatusOK, parts...)
+	c.writing.Store(false)
+	c.arm() // the store has the whole request now: its reply timeout starts
 	<-c.wlock
 	if err != nil {
 		c.fail(fmt.Errorf("%w: sending %s request: %w", ErrConnLost, op, err))
@@ -167,6 +224,9 @@ func (c *conn) take(id uint64) *call {
 		return nil
 	}
 	delete(c.mu.pending, id)
+	if len(c.mu.pending) == 0 {
+		c.armLocked() // idle: no deadline
+	}
 	<-c.window
 	return cl
 }
@@ -180,8 +240,14 @@ func (c *conn) read() {
 	for {
 		f, err := wire.ReadFrameBuf(c.br, c.maxPayload, c.payloadBuf)
 		if err != nil {
-			if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			switch {
+			case errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
 				err = errors.New("connection closed by the store")
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				c.mu.Lock()
+				n := len(c.mu.pending)
+				c.mu.Unlock()
+				err = fmt.Errorf("the store sent nothing for %v with %d requests outstanding (stopped, wedged or overloaded; other copies are tried)", c.replyTimeout, n)
 			}
 			c.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 			return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -20,7 +21,13 @@ const (
 	DefaultDialTimeout   = 3 * time.Second
 	DefaultWriteTimeout  = time.Minute
 	DefaultRedialBackoff = time.Second
+	DefaultReplyTimeout  = 30 * time.Second
 )
+
+// EnvReplyTimeout names the environment variable that sets every
+// connection's reply timeout (Options.ReplyTimeout) in the ckpt tools,
+// the daemons and MPI jobs.
+const EnvReplyTimeout = "CKPT_STORE_REPLY_TIMEOUT"
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
@@ -35,6 +42,14 @@ type Options struct {
 	// WriteTimeout fails the connection when the store does not take a
 	// request's bytes within it; 0 means DefaultWriteTimeout, < 0 never.
 	WriteTimeout time.Duration
+	// ReplyTimeout fails the connection, and with it every outstanding
+	// request (ErrConnLost), when the store sends no byte for this long
+	// while requests are outstanding: a stopped or wedged store that
+	// still holds its connections open does not hang its callers, who
+	// then try other copies. An idle connection never times out. 0 means
+	// $CKPT_STORE_REPLY_TIMEOUT (a Go duration; "0" or negative: never)
+	// when set, else DefaultReplyTimeout; < 0 never.
+	ReplyTimeout time.Duration
 	// RedialBackoff is how long after a failed dial calls fail fast with
 	// its error before the next call dials again; 0 means
 	// DefaultRedialBackoff.
@@ -94,6 +109,19 @@ func Dial(ctx context.Context, addr string, token []byte, opts Options) (*Store,
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.ReplyTimeout == 0 {
+		opts.ReplyTimeout = DefaultReplyTimeout
+		if v := os.Getenv(EnvReplyTimeout); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s=%q: want a duration like 30s (0 to never time out)", EnvReplyTimeout, v)
+			}
+			opts.ReplyTimeout = d
+			if d == 0 {
+				opts.ReplyTimeout = -1
+			}
+		}
 	}
 	if opts.RedialBackoff <= 0 {
 		opts.RedialBackoff = DefaultRedialBackoff

@@ -185,6 +185,8 @@ type Cluster struct {
 	// TLS is the daemons' TLS material with Options.TLS, nil otherwise.
 	TLS    *tlsconftest.Certs
 	labels bool // Options.Labels
+	// storeExtra: Options.StoreArgs, by the index of the store.
+	storeExtra map[int][]string
 }
 
 // Options for NewCluster.
@@ -201,6 +203,8 @@ type Options struct {
 	// (a later flag wins: "--repair-every", "0" turns background repair
 	// off).
 	ManagerArgs []string
+	// StoreArgs are more ckpt-store flags for the store of that index.
+	StoreArgs map[int][]string
 }
 
 // NewCluster builds the commands and starts a manager and the stores, and
@@ -213,7 +217,7 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 	if o.Quota == "" {
 		o.Quota = "1GiB"
 	}
-	c := &Cluster{Bin: Build(t, o.Extra...), Dir: t.TempDir(), labels: o.Labels}
+	c := &Cluster{Bin: Build(t, o.Extra...), Dir: t.TempDir(), labels: o.Labels, storeExtra: o.StoreArgs}
 	c.TokenFile = filepath.Join(c.Dir, "token")
 	var err error
 	if c.Token, err = token.Ensure(c.TokenFile); err != nil {
@@ -235,7 +239,8 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 func (c *Cluster) AddStore(t testing.TB, name, quota string) *Proc {
 	t.Helper()
 	p := Start(t, filepath.Join(c.Bin, "ckpt-store"), append([]string{"--listen", "127.0.0.1:0", "--manager", c.Manager.Addr,
-		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms"}, c.storeArgs(name)...)...)
+		"--dir", filepath.Join(c.Dir, name), "--quota", quota, "--token-file", c.TokenFile, "--heartbeat", "200ms"},
+		append(c.storeArgs(name), c.storeExtra[len(c.Stores)]...)...)...)
 	c.Stores = append(c.Stores, p)
 	return p
 }
