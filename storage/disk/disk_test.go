@@ -642,3 +642,39 @@ func TestPauseCompaction(t *testing.T) {
 		t.Fatalf("resumed compaction left %d of %d bytes", now, full)
 	}
 }
+
+// TestDeadActivePackReclaimed (finding F6): blocks deleted from the
+// active pack (the one still appended to, never compacted) free their
+// disk space: the pack is sealed once mostly dead and compacted, at the
+// delete and, for a store stopped before it could, at the next open.
+func TestDeadActivePackReclaimed(t *testing.T) {
+	ctx := context.Background()
+	for _, reopen := range []bool{false, true} {
+		dir := t.TempDir()
+		s := openT(t, dir, Options{Layout: LayoutPack}) // 64 MiB packs: all of it stays in the active one
+		var hs []storage.Hash
+		for i := range 64 {
+			_, h := put(t, s, int64(i), 64<<10)
+			hs = append(hs, h)
+		}
+		full, _ := packBytes(t, dir)
+		if reopen {
+			s.PauseCompaction(true) // the store stops before compacting
+		}
+		if _, err := s.Delete(ctx, hs[1:], time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if reopen {
+			s.Close()
+			s = openT(t, dir, Options{Layout: LayoutPack})
+		}
+		s.impl.(*pack).compactPass()
+		if now, _ := packBytes(t, dir); now > full/8 {
+			t.Fatalf("reopen %v: %d bytes of packs after deleting 63 of 64 blocks, %d before", reopen, now, full)
+		}
+		if _, err := s.Get(ctx, hs[0]); err != nil {
+			t.Fatalf("reopen %v: the kept block: %v", reopen, err)
+		}
+		s.Close()
+	}
+}

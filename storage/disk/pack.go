@@ -126,6 +126,12 @@ func openPack(fsys fileSystem, dir string, opts Options, log *zap.Logger, add fu
 	for h, l := range p.mu.index {
 		add(h, l.n)
 	}
+	// An active pack left mostly dead (a collection after the disk
+	// filled, then a restart) is sealed now, for the compactor.
+	if err := p.sealIfDead(); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
 	p.c = newCommitter(opts.MaxBatch, p.commit, func(r *packReq, err error) { r.done <- err })
 	p.wg.Add(1)
 	go p.compactor()
@@ -472,10 +478,44 @@ func (p *pack) commit(batch []*packReq) {
 		}
 	}
 	p.mu.Unlock()
+	if freed {
+		// Deletes may have left the active pack mostly dead, and only
+		// sealed packs are compacted: seal it, or the space stays taken
+		// (a full disk would stay full). Before the answer, so that a
+		// caller who waits for compaction after its delete sees it.
+		if err := p.sealIfDead(); err != nil {
+			p.log.Warn("sealing a mostly dead active pack failed; it is retried after the next delete", zap.Error(err))
+		}
+	}
 	answer()
 	if freed {
 		p.kickCompactor()
 	}
+}
+
+// sealMinSize is the smallest active pack sealIfDead seals: below it the
+// space a compaction would win is not worth a new pack file.
+const sealMinSize = 1 << 20
+
+// sealIfDead starts a new active pack when the active one is at least
+// sealMinSize and less than half live, so that the compactor, which
+// compacts sealed packs only, reclaims it. It runs in the committer (or
+// before it starts).
+func (p *pack) sealIfDead() error {
+	p.mu.Lock()
+	pf := p.mu.active
+	dead := pf.size >= sealMinSize && pf.live*2 < pf.size
+	next := pf.seq + 1
+	p.mu.Unlock()
+	if !dead {
+		return nil
+	}
+	if err := p.newPack(next); err != nil {
+		return err
+	}
+	p.needRoll = false
+	p.log.Info("sealed the active pack, mostly dead, for compaction", zap.String("pack", pf.path), zap.Int64("size", pf.size), zap.Int64("live", pf.live))
+	return nil
 }
 
 // writeAll writes bufs one after the other at off.
