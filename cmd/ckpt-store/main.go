@@ -169,6 +169,8 @@ func run(listen, advertise, mgr, dir, quotaStr, tokenFile string, beat time.Dura
 	fmt.Printf("listening on %s\n", addr)
 	ep.Announce(os.Stdout)
 
+	go ow.scrub(ctx, bs, log)
+
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)

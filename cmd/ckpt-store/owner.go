@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -21,6 +23,8 @@ type ownerFlags struct {
 	quietHours   string
 	whenBusy     bool
 	threshold    float64
+	scrubEvery   time.Duration
+	scrubRate    string
 }
 
 func (o *ownerFlags) register(fs *flag.FlagSet) {
@@ -28,6 +32,8 @@ func (o *ownerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.maxBandwidth, "max-bandwidth", "", "most bytes a second the store moves to and from its clients, puts and gets together, like 20MiB/s (default unlimited)")
 	fs.StringVar(&o.quietHours, "quiet-hours", "", "daily local time window HH:MM-HH:MM (may wrap past midnight, like 22:00-07:00) during which the store is busy: repair, garbage collection and compaction on it wait (checkpoints go on)")
 	fs.BoolVar(&o.whenBusy, "pause-when-busy", false, "defer repair, garbage collection and compaction while this desktop's own CPU or a disk is busier than --busy-threshold (read from /proc)")
+	fs.DurationVar(&o.scrubEvery, "scrub-every", 24*time.Hour, "read every block back this often and drop those whose bytes no longer match their hash, so that repair replaces them from another store (0 = never)")
+	fs.StringVar(&o.scrubRate, "scrub-rate", "8MiB/s", "most bytes a second a scrub reads; a scrub also waits while the store is busy (--quiet-hours, --pause-when-busy)")
 	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
 }
 
@@ -38,16 +44,26 @@ const minBandwidth = 512 << 10
 
 // owner is the parsed ownerFlags.
 type owner struct {
-	label     string
-	bandwidth int64 // 0: unlimited
-	monitor   *desktop.Monitor
+	label      string
+	bandwidth  int64 // 0: unlimited
+	monitor    *desktop.Monitor
+	scrubEvery time.Duration // 0: never
+	scrubRate  int64
 }
 
 func (o *ownerFlags) parse() (*owner, error) {
 	if err := catalog.ValidLabel(o.label); err != nil {
 		return nil, fmt.Errorf("--label: %w", err)
 	}
-	out := &owner{label: o.label}
+	out := &owner{label: o.label, scrubEvery: o.scrubEvery}
+	if o.scrubEvery < 0 {
+		return nil, fmt.Errorf("--scrub-every %v: want a positive interval, or 0 for never", o.scrubEvery)
+	}
+	if n, err := storage.ParseRate(o.scrubRate); err != nil || n <= 0 {
+		return nil, fmt.Errorf("--scrub-rate %q: want a rate like 8MiB/s", o.scrubRate)
+	} else {
+		out.scrubRate = n
+	}
 	if o.maxBandwidth != "" {
 		n, err := storage.ParseRate(o.maxBandwidth)
 		if err != nil {
@@ -110,5 +126,44 @@ func (r *reporter) fill(hb *catalog.Heartbeat) {
 			r.log.Info("desktop idle again: background work resumes")
 		}
 		r.bs.PauseCompaction(busy)
+	}
+}
+
+// scrub runs a scrub of bs every o.scrubEvery until ctx ends. A scrub
+// waits while the store's background work is paused (the desktop busy).
+func (o *owner) scrub(ctx context.Context, bs *disk.Store, log *zap.Logger) {
+	if o.scrubEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(o.scrubEvery)
+	defer t.Stop()
+	wait := func(ctx context.Context) error {
+		for bs.CompactionPaused() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second): // the heartbeat resumes it
+			}
+		}
+		return ctx.Err()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		started := time.Now()
+		rep, err := bs.Scrub(ctx, o.scrubRate, wait)
+		fields := []zap.Field{zap.Int64("checked", rep.Checked), zap.Int64("bytes", rep.Bytes), zap.Int64("corrupt", rep.Corrupt),
+			zap.Duration("took", time.Since(started).Round(time.Millisecond))}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("scrub stopped", append(fields, zap.Error(err))...)
+		case rep.Corrupt > 0:
+			log.Warn("scrub dropped corrupt blocks; the manager's repair replaces them", fields...)
+		case err == nil:
+			log.Info("scrub done", fields...)
+		}
 	}
 }

@@ -43,7 +43,7 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 	if out, _, _ := c.Run(t, work, nil, "ckpt", "versions", "rs"); !strings.Contains(out, "rs:4+2") {
 		t.Fatalf("ckpt versions does not show the scheme:\n%s", out)
 	}
-	if st := health(t, c); st.State != catalog.StateHealthy || st.Redundancy != "rs:4+2" || st.Target != 6 || st.MinCopies != 6 {
+	if st := health(t, c, "rs"); st.State != catalog.StateHealthy || st.Redundancy != "rs:4+2" || st.Target != 6 || st.MinCopies != 6 {
 		t.Fatalf("just written: %+v, want healthy with 6 of 6 shards", st)
 	}
 	if out, errOut, code := c.Run(t, work, nil, "ckpt", "verify", "rs", "--deep", "--quiet"); code != 0 || !strings.Contains(out, "healthy") {
@@ -82,7 +82,7 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 	if errOut, code := get("two stores down"); code != 0 {
 		t.Fatalf("get with two of eight stores down: code %d: %s", code, errOut)
 	}
-	if st := health(t, c); st.State != catalog.StateDegraded || st.LostBlocks != 0 {
+	if st := health(t, c, "rs"); st.State != catalog.StateDegraded || st.LostBlocks != 0 {
 		t.Fatalf("two stores down: %+v, want degraded with nothing lost", st)
 	}
 
@@ -90,7 +90,7 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 	if out, errOut, code := c.Run(t, work, nil, "ckpt", "repair", "rs"); code != 0 {
 		t.Fatalf("repair: code %d: %s%s", code, out, errOut)
 	}
-	if st := health(t, c); st.State != catalog.StateHealthy {
+	if st := health(t, c, "rs"); st.State != catalog.StateHealthy {
 		t.Fatalf("after repair: %+v, want healthy", st)
 	}
 
@@ -99,7 +99,7 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 		p.Stop(t)
 	}
 	waitAliveCount(t, c, 3)
-	if st := health(t, c); st.State != catalog.StateLost || st.LostBlocks == 0 {
+	if st := health(t, c, "rs"); st.State != catalog.StateLost || st.LostBlocks == 0 {
 		t.Fatalf("five stores down: %+v, want lost", st)
 	}
 	errOut, code = get("five stores down")
@@ -108,10 +108,10 @@ func TestReedSolomonAgainstRealDaemons(t *testing.T) {
 	}
 }
 
-// health is the state of the last version of job rs.
-func health(t *testing.T, c *clustertest.Cluster) catalog.VersionHealth {
+// health is the state of the last version of job.
+func health(t *testing.T, c *clustertest.Cluster, job string) catalog.VersionHealth {
 	t.Helper()
-	out, errOut, _ := c.Run(t, c.Dir, nil, "ckpt", "verify", "rs", "--json")
+	out, errOut, _ := c.Run(t, c.Dir, nil, "ckpt", "verify", job, "--json")
 	var doc struct {
 		Versions []catalog.VersionHealth `json:"versions"`
 	}

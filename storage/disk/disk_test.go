@@ -678,3 +678,44 @@ func TestDeadActivePackReclaimed(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestCorruptBlockDroppedAndScrubbed (finding F4): a block found corrupt,
+// by a Get or by Scrub, is dropped: Has says it is not held (so repair
+// replaces the copy) and a put stores it afresh.
+func TestCorruptBlockDroppedAndScrubbed(t *testing.T) {
+	ctx := context.Background()
+	for _, layout := range layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			s := openT(t, t.TempDir(), Options{Layout: layout})
+			defer s.Close()
+			d1, h1 := put(t, s, 1, 10000)
+			_, h2 := put(t, s, 2, 10000)
+			_, h3 := put(t, s, 3, 10000)
+			corrupt(t, s, h1)
+			if _, err := s.Get(ctx, h1); !errors.Is(err, storage.ErrHashMismatch) {
+				t.Fatalf("get of a corrupted block: %v", err)
+			}
+			if has, _ := s.Has(ctx, []storage.Hash{h1}); has[0] {
+				t.Fatal("a block found corrupt is still held")
+			}
+			if created, err := s.Put(ctx, h1, d1); err != nil || !created {
+				t.Fatalf("put again of a dropped block: created %v, %v; want it stored afresh", created, err)
+			}
+			if got, err := s.Get(ctx, h1); err != nil || !bytes.Equal(got, d1) {
+				t.Fatalf("get after the put again: %v", err)
+			}
+			// Scrub finds what nobody read.
+			corrupt(t, s, h3)
+			rep, err := s.Scrub(ctx, 0, nil)
+			if err != nil || rep.Checked != 3 || rep.Corrupt != 1 || rep.Bytes != 20000 {
+				t.Fatalf("scrub: %+v %v; want 3 checked, 1 corrupt", rep, err)
+			}
+			if has, _ := s.Has(ctx, []storage.Hash{h2, h3}); !has[0] || has[1] {
+				t.Fatalf("after scrub: held %v, want the good block only", has)
+			}
+			if s.Corrupt() != 2 {
+				t.Fatalf("corrupt count %d, want 2", s.Corrupt())
+			}
+		})
+	}
+}

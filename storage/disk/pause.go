@@ -16,3 +16,10 @@ func (s *Store) PauseCompaction(paused bool) {
 		p.kickCompactor()
 	}
 }
+
+// CompactionPaused reports whether PauseCompaction(true) is in effect: the
+// store's background work (compaction, scrubs) waits.
+func (s *Store) CompactionPaused() bool {
+	p, ok := s.impl.(*pack)
+	return ok && p.paused.Load()
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -107,7 +108,8 @@ type Store struct {
 	impl   layoutImpl
 	now    func() time.Time // Options.Now
 
-	ops sync.WaitGroup // operations inside impl; Close waits for them
+	ops     sync.WaitGroup // operations inside impl; Close waits for them
+	corrupt atomic.Int64   // blocks dropped as corrupt (Corrupt)
 
 	mu struct {
 		sync.Mutex
@@ -358,13 +360,93 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("disk: get %s: %w", h.Short(), storage.ErrNotFound)
 	}
+	if err == nil && storage.Sum(data) != h {
+		err = fmt.Errorf("%s: %w", where, storage.ErrHashMismatch)
+	}
+	if errors.Is(err, storage.ErrHashMismatch) {
+		s.quarantine(h, err)
+		return nil, fmt.Errorf("disk: get %s: %w (the copy is dropped; repair copies the block from another store)", h, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("disk: get %s: %w", h, err)
 	}
-	if storage.Sum(data) != h {
-		return nil, fmt.Errorf("disk: get %s from %s: %w", h, where, storage.ErrHashMismatch)
-	}
 	return data, nil
+}
+
+// quarantine drops a block whose stored bytes do not hash to its name:
+// the store no longer says it holds it (Has), so the manager's repair
+// sees the copy missing and makes a good one elsewhere, and a writer that
+// puts the block again stores it afresh instead of counting the bad copy.
+func (s *Store) quarantine(h storage.Hash, why error) {
+	n, err := s.Delete(context.Background(), []storage.Hash{h}, time.Time{})
+	s.log.Warn("corrupt block dropped: its bytes do not match its hash; the manager's repair copies it from another store",
+		zap.String("block", h.String()), zap.NamedError("why", why), zap.Int64("freed", n), zap.Error(err))
+	s.corrupt.Add(1)
+}
+
+// Corrupt counts the blocks dropped since Open because their bytes did
+// not match their hash (by Get or Scrub).
+func (s *Store) Corrupt() int64 { return s.corrupt.Load() }
+
+// ScrubReport is what one Scrub pass found.
+type ScrubReport struct {
+	Checked int64 // blocks read and hashed
+	Bytes   int64 // their bytes
+	Corrupt int64 // dropped: their bytes did not match their hash
+}
+
+// Scrub reads every block the store holds, in hash order, and checks it
+// against its hash, as Get does: a corrupt one is dropped (see
+// quarantine), so that repair replaces it before a reader needs it. It
+// reads at most bytesPerSecond (0: as fast as the disk goes) and stops
+// when ctx ends, returning what it found so far. wait, if not nil, is
+// called before each block and may block (the owner's desktop is busy);
+// it returns ctx's error to stop.
+func (s *Store) Scrub(ctx context.Context, bytesPerSecond int64, wait func(context.Context) error) (ScrubReport, error) {
+	var rep ScrubReport
+	start := time.Now()
+	var after storage.Hash
+	for {
+		page, err := s.List(ctx, after, 1024)
+		if err != nil {
+			return rep, err
+		}
+		if len(page) == 0 {
+			return rep, nil
+		}
+		after = page[len(page)-1]
+		for _, h := range page {
+			if wait != nil {
+				if err := wait(ctx); err != nil {
+					return rep, err
+				}
+			}
+			data, err := s.Get(ctx, h)
+			switch {
+			case errors.Is(err, storage.ErrHashMismatch):
+				rep.Corrupt++
+			case errors.Is(err, storage.ErrNotFound):
+				continue // deleted meanwhile
+			case err != nil:
+				return rep, err
+			}
+			rep.Checked++
+			rep.Bytes += int64(len(data))
+			if bytesPerSecond > 0 {
+				// Throttle: the pass may not be ahead of its rate.
+				ahead := time.Duration(float64(rep.Bytes)/float64(bytesPerSecond)*float64(time.Second)) - time.Since(start)
+				if ahead > 0 {
+					t := time.NewTimer(ahead)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return rep, ctx.Err()
+					}
+				}
+			}
+		}
+	}
 }
 
 // Has implements storage.BlockStore. It touches the blocks it finds.
