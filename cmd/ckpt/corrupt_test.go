@@ -52,3 +52,22 @@ func TestCorruptCopyRepaired(t *testing.T) {
 		t.Fatalf("verify --deep after repair: code %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestVerifyUnknownRightAfterManagerRestart: right after the manager
+// restarts, a version whose copies are on a store it has not heard from
+// yet is "unknown" (exit 4, "again in a few seconds"), not lost.
+func TestVerifyUnknownRightAfterManagerRestart(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 2, ManagerArgs: []string{"--repair-every", "0"}})
+	work := t.TempDir()
+	writeRandom(t, filepath.Join(work, "f.bin"), 1<<20, 9)
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "rs1", "f.bin", "--replicas", "1", "--quiet"); code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	c.Stores[0].Stop(t)
+	c.Stores[1].Stop(t)
+	c.RestartManager(t, "--dead-after", "10m") // a long window: the test is not racing it
+	_, errOut, code := c.Run(t, work, nil, "ckpt", "verify", "rs1")
+	if code != 4 || !strings.Contains(errOut, "unknown") || !strings.Contains(errOut, "again in a few seconds") {
+		t.Fatalf("verify right after a manager restart: code %d, want 4 and unknown:\n%s", code, errOut)
+	}
+}

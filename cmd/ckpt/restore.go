@@ -252,9 +252,11 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 			return err
 		}
 	}
-	var lost, degraded, bad []string
+	var lost, degraded, bad, unknown []string
 	for _, c := range checks {
 		switch c.State {
+		case catalog.StateUnknown:
+			unknown = append(unknown, strconv.FormatInt(c.Version, 10))
 		case catalog.StateLost:
 			lost = append(lost, strconv.FormatInt(c.Version, 10))
 		case catalog.StateDegraded:
@@ -284,6 +286,13 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 	switch {
 	case len(lost) > 0:
 		return fmt.Errorf("%s lost: blocks with no copy on an alive store (erasure-coded: fewer than K shards)", versionList(job, lost))
+	case len(unknown) > 0:
+		ids := make([]string, len(h.Unheard))
+		for i, st := range h.Unheard {
+			ids[i] = st.ID
+		}
+		return cli.WithCode(cli.ExitUnreachable, fmt.Errorf("%s unknown: the manager started moments ago and has not heard from stores %s yet, which hold some of their copies; run 'ckpt verify %s' again in a few seconds",
+			versionList(job, unknown), strings.Join(ids, ", "), job))
 	case len(bad) > 0:
 		return fmt.Errorf("%d copies unreadable or corrupt in %s (listed above)", len(bad), job)
 	}

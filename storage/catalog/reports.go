@@ -192,6 +192,11 @@ const (
 	StateHealthy  HealthState = "healthy"
 	StateDegraded HealthState = "degraded"
 	StateLost     HealthState = "lost"
+	// StateUnknown: the version would be degraded or lost, but some of
+	// its copies are on stores the manager has not heard from since it
+	// started, less than its dead-after ago (a manager restart): they may
+	// be alive. Ask again shortly.
+	StateUnknown HealthState = "unknown"
 )
 
 // VersionHealth is one version's state (GET /v1/jobs/{job}/health).
@@ -225,4 +230,8 @@ type JobHealth struct {
 	Stores []RepairStoreReport `json:"stores"`
 	// Skipped lists the dead stores: their copies do not count.
 	Skipped []StoreRef `json:"skipped"`
+	// Unheard lists the stores of Skipped the manager has not heard from
+	// since it started, less than its dead-after ago: a version that would
+	// be degraded or lost only for them is StateUnknown.
+	Unheard []StoreRef `json:"unheard,omitempty"`
 }

@@ -28,11 +28,47 @@ func (m *Manager) Health(ctx context.Context, job string, v int64) (catalog.JobH
 	if err != nil {
 		return h, err
 	}
+	// Stores not heard from since this manager started, while a store
+	// that is alive could still be about to heartbeat: their copies may
+	// be fine.
+	unheard := map[string]bool{}
+	if m.now().Sub(m.opened) < m.opts.DeadAfter {
+		for _, st := range dead {
+			if st.LastSeen.Before(m.opened) {
+				unheard[st.ID] = true
+				h.Unheard = append(h.Unheard, st)
+			}
+		}
+	}
 	for _, svv := range sv.versions {
-		h.Versions = append(h.Versions, sv.versionHealth(svv))
+		vh := sv.versionHealth(svv)
+		if vh.State != catalog.StateHealthy && len(unheard) > 0 && sv.names(svv, unheard) {
+			vh.State = catalog.StateUnknown
+		}
+		h.Versions = append(h.Versions, vh)
 	}
 	h.Stores = conns.reports()
 	return h, nil
+}
+
+// names reports whether the manifests list a block (or shard) of version
+// svv on one of the stores in ids.
+func (sv *survey) names(svv surveyVersion, ids map[string]bool) bool {
+	for _, k := range svv.rows {
+		for _, id := range sv.blocks[k].listed {
+			if ids[id] {
+				return true
+			}
+		}
+	}
+	for _, c := range svv.coded {
+		for _, id := range sv.coded[c].named() {
+			if ids[id] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // versionHealth classifies one surveyed version's blocks.

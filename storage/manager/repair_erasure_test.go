@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/catalog"
@@ -154,4 +155,25 @@ func TestCommitRefusesRowsThatDisagreeWithRedundancy(t *testing.T) {
 			t.Errorf("meta %v with a row of %d data shards: err = %v, want ErrInvalid", c.meta, c.b.DataShards, err)
 		}
 	}
+}
+
+// TestHealthUnknownRightAfterRestart: copies on a store the manager has
+// not heard from since it started, less than DeadAfter ago, make a
+// version "unknown", not degraded or lost; once DeadAfter has passed the
+// store counts as dead.
+func TestHealthUnknownRightAfterRestart(t *testing.T) {
+	e := newRepairEnv(t, 3, Options{})
+	e.commitPlaced(t, "j", 2, placed{"alpha", []string{"s1", "s2"}})
+	e.kill(t, 1)                                 // s2 silent
+	e.m.opened = e.clock.Now().Add(-time.Second) // as if the manager had just started
+	h, err := e.m.Health(context.Background(), "j", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Versions[0].State != catalog.StateUnknown || len(h.Unheard) != 1 || h.Unheard[0].ID != "s2" {
+		t.Fatalf("right after a restart: %+v (unheard %+v), want unknown naming s2", h.Versions[0], h.Unheard)
+	}
+	e.clock.Add(DefaultDeadAfter)
+	e.beat(t)
+	wantStates(t, e.health(t, "j"), catalog.StateDegraded)
 }
