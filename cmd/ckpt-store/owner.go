@@ -33,9 +33,12 @@ func (o *ownerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.quietHours, "quiet-hours", "", "daily local time window HH:MM-HH:MM (may wrap past midnight, like 22:00-07:00) during which the store is busy: repair, garbage collection and compaction on it wait (checkpoints go on)")
 	fs.BoolVar(&o.whenBusy, "pause-when-busy", false, "defer repair, garbage collection and compaction while this desktop's own CPU or a disk is busier than --busy-threshold (read from /proc)")
 	fs.DurationVar(&o.scrubEvery, "scrub-every", 24*time.Hour, "read every block back this often and drop those whose bytes no longer match their hash, so that repair replaces them from another store (0 = never)")
-	fs.StringVar(&o.scrubRate, "scrub-rate", "8MiB/s", "most bytes a second a scrub reads; a scrub also waits while the store is busy (--quiet-hours, --pause-when-busy)")
+	fs.StringVar(&o.scrubRate, "scrub-rate", defaultScrubRate, "most bytes a second a scrub reads; a scrub also waits while the store is busy (--quiet-hours, --pause-when-busy)")
 	fs.Float64Var(&o.threshold, "busy-threshold", 100*desktop.DefaultThreshold, "with --pause-when-busy: percent of CPU time (all CPUs, the store's own left out) or of a disk's time with I/O in flight, over one --heartbeat interval, that counts as busy")
 }
+
+// defaultScrubRate is --scrub-rate's default.
+const defaultScrubRate = "8MiB/s"
 
 // minBandwidth is the lowest --max-bandwidth: a 16 MiB frame (the
 // largest block a client sends) moves within the clients' one-minute
@@ -59,7 +62,11 @@ func (o *ownerFlags) parse() (*owner, error) {
 	if o.scrubEvery < 0 {
 		return nil, fmt.Errorf("--scrub-every %v: want a positive interval, or 0 for never", o.scrubEvery)
 	}
-	if n, err := storage.ParseRate(o.scrubRate); err != nil || n <= 0 {
+	rate := o.scrubRate
+	if rate == "" {
+		rate = defaultScrubRate
+	}
+	if n, err := storage.ParseRate(rate); err != nil || n <= 0 {
 		return nil, fmt.Errorf("--scrub-rate %q: want a rate like 8MiB/s", o.scrubRate)
 	} else {
 		out.scrubRate = n

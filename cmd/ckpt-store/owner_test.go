@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOwnerFlagsParse(t *testing.T) {
@@ -10,7 +11,7 @@ func TestOwnerFlagsParse(t *testing.T) {
 	if err != nil || o.label != "Ann's desk" || o.bandwidth != 20<<20 || o.monitor == nil {
 		t.Fatalf("parse = %+v, %v", o, err)
 	}
-	if o, err := (&ownerFlags{threshold: 50}).parse(); err != nil || o.monitor != nil || o.bandwidth != 0 {
+	if o, err := (&ownerFlags{threshold: 50}).parse(); err != nil || o.monitor != nil || o.bandwidth != 0 || o.scrubRate != 8<<20 {
 		t.Fatalf("no owner flags: %+v, %v; want no monitor and no limit", o, err)
 	}
 	for _, tc := range []struct {
@@ -23,6 +24,8 @@ func TestOwnerFlagsParse(t *testing.T) {
 		{ownerFlags{quietHours: "22-7", threshold: 50}, "--quiet-hours"},
 		{ownerFlags{whenBusy: true, threshold: 0}, "--busy-threshold"},
 		{ownerFlags{whenBusy: true, threshold: 150}, "--busy-threshold"},
+		{ownerFlags{scrubRate: "fast", threshold: 50}, "--scrub-rate"},
+		{ownerFlags{scrubEvery: -time.Hour, threshold: 50}, "--scrub-every"},
 	} {
 		if _, err := tc.f.parse(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", tc.f, err, tc.want)
