@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 // answers nothing.
 type stallProxy struct {
 	ln     net.Listener
-	mu     sync.Mutex
 	frozen chan struct{}
 }
 
