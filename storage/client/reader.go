@@ -131,7 +131,6 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 		return nil, &storage.BlockError{Op: "get", Store: "(none)", Hash: b.Key,
 			Err: errors.New("manifest lists no store for this block")}
 	}
-	var errs []error
 	ids := b.Stores
 	var dead []string
 	if r.opts.Dead != nil {
@@ -149,27 +148,7 @@ func (r *Reader) read(ctx context.Context, b manifest.Block, dst []byte) ([]byte
 		}
 		ids = append(ids, dead...)
 	}
-	ids = r.slowLast(ids)
-	if len(ids) > 1 && r.opts.HedgeAfter >= 0 {
-		return r.readHedged(ctx, b, ids, dst)
-	}
-	var failed []string
-	for _, id := range ids {
-		data, err := r.readFrom(ctx, id, b, dst)
-		if err == nil {
-			r.pass(b.Stores, id, failed, errs)
-			return data, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		// Summarised by Degraded, not one line per block.
-		r.log.Debug("block copy unreadable; trying the next copy",
-			zap.String("store", id), zap.String("block", b.Key.Short()), zap.Error(err))
-		errs = append(errs, err)
-		failed = append(failed, id)
-	}
-	return nil, joinBlockErrors(errs)
+	return r.readHedged(ctx, b, r.slowLast(ids), dst)
 }
 
 // Hedged reads. A copy that has not arrived within HedgeAfter is not
@@ -212,8 +191,8 @@ func (r *Reader) slowLast(ids []string) []string {
 }
 
 // readHedged reads b from the stores ids in order, asking the next one
-// when the current ones have not answered within HedgeAfter or have
-// failed. At most one attempt at a time reads into dst; a winner that
+// when the current ones have not answered within HedgeAfter (unless it is
+// negative) or have failed. At most one attempt at a time reads into dst; a winner that
 // read elsewhere is copied into dst after the one reading into it has
 // returned, so nothing writes dst once readHedged returns.
 func (r *Reader) readHedged(ctx context.Context, b manifest.Block, ids []string, dst []byte) ([]byte, error) {
@@ -251,8 +230,13 @@ func (r *Reader) readHedged(ctx context.Context, b manifest.Block, ids []string,
 		}
 	}
 	start()
+	// With one copy, or hedging off, copies are asked one after another.
+	var hedgeC <-chan time.Time
 	timer := time.NewTimer(hedge)
 	defer timer.Stop()
+	if len(ids) > 1 && hedge >= 0 {
+		hedgeC = timer.C
+	}
 	var errs []error
 	var failed []string
 	for len(running) > 0 {
@@ -293,7 +277,7 @@ func (r *Reader) readHedged(ctx context.Context, b manifest.Block, ids []string,
 				start()
 				timer.Reset(hedge)
 			}
-		case <-timer.C:
+		case <-hedgeC:
 			if next < len(ids) {
 				start()
 				timer.Reset(hedge)

@@ -520,14 +520,7 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 		for _, i := range pick {
 			tried[i] = true
 			go func() {
-				select {
-				case w.sems[i] <- struct{}{}:
-				case <-ctx.Done():
-					results <- outcome{i: i, err: ctx.Err()}
-					return
-				}
-				c, err := w.targets[i].Store.Put(ctx, ref.Key, stored)
-				<-w.sems[i]
+				c, err := w.putOn(ctx, i, ref.Key, stored)
 				results <- outcome{i, c, err}
 			}()
 		}
@@ -553,31 +546,54 @@ func (w *Writer) store(ctx context.Context, ref manifest.Block, data []byte) (in
 				w.fail(ctx.Err())
 				return 0, false
 			default:
-				berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Key, Err: o.err}
-				if errors.Is(o.err, storage.ErrHashMismatch) || errors.Is(o.err, storage.ErrTooLarge) || errors.Is(o.err, storage.ErrUnauthorized) {
-					w.fail(berr) // another store would refuse it the same way
+				if err := w.refused(o.i, ref.Key, o.err); err != nil {
+					w.fail(err)
 					return 0, false
 				}
-				if !w.exclude(o.i, berr) {
-					break // already dropped: said once
-				}
-				if isFull(o.err) {
-					// Said once, in Close's summary or the write's error.
-					w.log.Debug("store full; moving its blocks to other stores",
-						zap.String("store", t.ID), zap.String("addr", t.Addr), zap.Error(o.err))
-					if w.opts.OnFull != nil {
-						w.opts.OnFull(t.ID)
-					}
-					break
-				}
-				w.log.Warn("store refused a block; moving its blocks to other stores",
-					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", ref.Key.Short()), zap.Error(o.err))
 			}
 		}
 	}
 	sort.Strings(holders)
 	ref.Stores = holders
 	return w.record(ref, false, 0), true
+}
+
+// putOn puts key's bytes on target i within its share of the window.
+func (w *Writer) putOn(ctx context.Context, i int, key storage.Hash, data []byte) (bool, error) {
+	select {
+	case w.sems[i] <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-w.sems[i] }()
+	return w.targets[i].Store.Put(ctx, key, data)
+}
+
+// refused handles target i refusing key (a block, or a shard) with err:
+// it returns the error the write fails with when another store would
+// refuse it the same way, else drops the store for the rest of the write
+// (saying so once) and returns nil, the bytes going to the next store.
+func (w *Writer) refused(i int, key storage.Hash, err error) error {
+	t := w.targets[i]
+	berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: key, Err: err}
+	if errors.Is(err, storage.ErrHashMismatch) || errors.Is(err, storage.ErrTooLarge) || errors.Is(err, storage.ErrUnauthorized) {
+		return berr
+	}
+	if !w.exclude(i, berr) {
+		return nil // already dropped: said once
+	}
+	if isFull(err) {
+		// Said once, in Close's summary or the write's error.
+		w.log.Debug("store full; moving its blocks to other stores",
+			zap.String("store", t.ID), zap.String("addr", t.Addr), zap.Error(err))
+		if w.opts.OnFull != nil {
+			w.opts.OnFull(t.ID)
+		}
+		return nil
+	}
+	w.log.Warn("store refused a block; moving its blocks to other stores",
+		zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("block", key.Short()), zap.Error(err))
+	return nil
 }
 
 // tryCompress says whether to try compressing this block of its object.

@@ -2,10 +2,7 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"go.uber.org/zap"
 
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/manifest"
@@ -64,14 +61,7 @@ func (w *Writer) storeShards(ctx context.Context, ref manifest.Block, stored []b
 			i := pick[j]
 			used[i] = true
 			go func() {
-				select {
-				case w.sems[i] <- struct{}{}:
-				case <-ctx.Done():
-					results <- outcome{shard: shard, i: i, err: ctx.Err()}
-					return
-				}
-				c, err := w.targets[i].Store.Put(ctx, ref.Shards[shard], shards[shard])
-				<-w.sems[i]
+				c, err := w.putOn(ctx, i, ref.Shards[shard], shards[shard])
 				results <- outcome{shard, i, c, err}
 			}()
 		}
@@ -95,24 +85,10 @@ func (w *Writer) storeShards(ctx context.Context, ref manifest.Block, stored []b
 				return 0, false
 			default:
 				again = append(again, o.shard)
-				berr := &storage.BlockError{Op: "put", Store: t.ID + " (" + t.Addr + ")", Hash: ref.Shards[o.shard], Err: o.err}
-				if errors.Is(o.err, storage.ErrHashMismatch) || errors.Is(o.err, storage.ErrTooLarge) || errors.Is(o.err, storage.ErrUnauthorized) {
-					w.fail(berr)
+				if err := w.refused(o.i, ref.Shards[o.shard], o.err); err != nil {
+					w.fail(err)
 					return 0, false
 				}
-				if !w.exclude(o.i, berr) {
-					break
-				}
-				if isFull(o.err) {
-					w.log.Debug("store full; moving its shards to other stores",
-						zap.String("store", t.ID), zap.String("addr", t.Addr), zap.Error(o.err))
-					if w.opts.OnFull != nil {
-						w.opts.OnFull(t.ID)
-					}
-					break
-				}
-				w.log.Warn("store refused a shard; moving its shards to other stores",
-					zap.String("store", t.ID), zap.String("addr", t.Addr), zap.String("shard", ref.Shards[o.shard].Short()), zap.Error(o.err))
 			}
 		}
 		todo = again
