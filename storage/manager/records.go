@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +37,18 @@ import (
 //	v/JOB/VERSION   version record: VersionInfo (pin included) and the
 //	                stored manifest, byte for byte; or, once the version is
 //	                deleted, a tombstone with no manifest
+//	v/JOB/VERSION/NNNN
+//	                part NNNN (from 0001) of a manifest too large for one
+//	                record (over recordPartSize bytes): the version record
+//	                holds the first recordPartSize bytes, the number of
+//	                parts that follow, the whole manifest's length and
+//	                SHA-256; each part holds the next recordPartSize bytes
+//	                and the version record's sequence number. Parts are
+//	                written before their version record, on the same
+//	                stores, so a version record on a store means its parts
+//	                are there too. A tombstone overwrites the parts a store
+//	                holds with empty part tombstones, so a deleted large
+//	                manifest does not keep its disk space
 //
 // VERSION is the number in 20 decimal digits, so names sort by version. A
 // version record goes to max(r, 1) distinct alive stores, r the version's
@@ -73,9 +87,21 @@ const (
 	// address black-holed) holds a commit this long, not recordTimeout,
 	// before the next store is tried.
 	recordStoreTimeout = 5 * time.Second
-	kindJob            = "job"
-	kindVersion        = "version"
+	// recordRate is the slowest store link assumed for records: a large
+	// manifest's records get recordStoreTimeout plus their size at this
+	// rate.
+	recordRate  = 2 << 20 // bytes per second
+	kindJob     = "job"
+	kindVersion = "version"
+	kindPart    = "part"
+	// maxRecordParts bounds the parts of one manifest (four digits).
+	maxRecordParts = 9999
 )
+
+// recordPartSize is how many manifest bytes one record carries; the rest
+// of a larger manifest goes in parts. The headroom below the stores'
+// record limit is for the record's JSON header. Tests lower it.
+var recordPartSize = wire.MaxRecordSize - 64<<10
 
 // recordHeader is a record's JSON part.
 type recordHeader struct {
@@ -90,6 +116,38 @@ type recordHeader struct {
 	Version int64                `json:"version,omitempty"`
 	Deleted bool                 `json:"deleted,omitempty"`
 	Info    *catalog.VersionInfo `json:"info,omitempty"`
+	// Version records of a manifest split in parts: how many parts
+	// follow, and the whole manifest's length and SHA-256 (hex).
+	Parts int    `json:"parts,omitempty"`
+	Size  int64  `json:"size,omitempty"`
+	Sum   string `json:"sha256,omitempty"`
+	// Part records: which part (from 1); Seq is the version record's.
+	Part int `json:"part,omitempty"`
+}
+
+// namedRecord is a record to write. A tombstone's (blankParts) also
+// overwrites the parts the store holds of version job/version, with its
+// sequence number seq.
+type namedRecord struct {
+	name       string
+	data       []byte
+	blankParts bool
+	job        string
+	version    int64
+	seq        int64
+}
+
+func recordsSize(recs []namedRecord) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.data)
+	}
+	return n
+}
+
+// recordWait is how long one store may take to write recs.
+func recordWait(recs []namedRecord) time.Duration {
+	return recordStoreTimeout + time.Duration(recordsSize(recs))*time.Second/recordRate
 }
 
 // recordState orders the records this manager writes.
@@ -112,6 +170,10 @@ func jobRecordName(job string) string { return "j/" + job }
 
 func versionRecordName(job string, v int64) string {
 	return fmt.Sprintf("v/%s/%020d", job, v)
+}
+
+func partRecordName(job string, v int64, part int) string {
+	return fmt.Sprintf("v/%s/%020d/%04d", job, v, part)
 }
 
 func encodeRecord(h recordHeader, body []byte) ([]byte, error) {
@@ -165,6 +227,17 @@ func decodeRecord(name string, data []byte) (recordHeader, []byte, error) {
 		if h.Info != nil && (h.Info.Job != h.Job || h.Info.Version != h.Version) {
 			return h, nil, fmt.Errorf("manager: record %s: info is for %s version %d", name, h.Info.Job, h.Info.Version)
 		}
+		if h.Parts < 0 || h.Parts > maxRecordParts || h.Part != 0 ||
+			(h.Parts > 0 && (h.Deleted || h.Size <= int64(len(body)) || len(h.Sum) != 2*sha256.Size)) {
+			return h, nil, fmt.Errorf("manager: record %s: %d parts of a %d-byte manifest do not fit the record", name, h.Parts, h.Size)
+		}
+	case kindPart:
+		if h.Version <= 0 || h.Part < 1 || h.Part > maxRecordParts || name != partRecordName(h.Job, h.Version, h.Part) {
+			return h, nil, fmt.Errorf("manager: record %s: part %d of %s version %d does not match its name", name, h.Part, h.Job, h.Version)
+		}
+		if h.Info != nil || h.Parts != 0 || h.Deleted != (len(body) == 0) {
+			return h, nil, fmt.Errorf("manager: record %s: a part has manifest bytes and no info, a blanked part neither", name)
+		}
 	default:
 		return h, nil, fmt.Errorf("manager: record %s: unknown kind %q", name, h.Kind)
 	}
@@ -184,9 +257,9 @@ type recordTarget struct {
 	blocks   int // blocks of the version it holds (version records)
 }
 
-// publish writes records (name -> bytes) on targets and returns how many
-// stores took each; failures are logged.
-func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs map[string][]byte) int {
+// publish writes recs, in order, on targets and returns how many stores
+// took them all; failures are logged.
+func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs []namedRecord) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
@@ -214,8 +287,8 @@ func (m *Manager) publish(ctx context.Context, targets []recordTarget, recs map[
 	return ok
 }
 
-func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs map[string][]byte) error {
-	ctx, cancel := context.WithTimeout(ctx, recordStoreTimeout)
+func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs []namedRecord) error {
+	ctx, cancel := context.WithTimeout(ctx, recordWait(recs))
 	defer cancel()
 	s, err := m.opts.DialStore(ctx, t.id, t.addr)
 	if err != nil {
@@ -226,12 +299,46 @@ func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs map[strin
 	if !ok {
 		return errNoRecords
 	}
-	for _, name := range slices.Sorted(maps.Keys(recs)) {
-		if err := rs.PutRecord(ctx, name, recs[name]); err != nil {
+	for _, r := range recs {
+		if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
 			return err
+		}
+		if r.blankParts {
+			if err := blankParts(ctx, rs, r); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// blankParts overwrites the parts of r's version on rs with part
+// tombstones, which hold no manifest bytes.
+func blankParts(ctx context.Context, rs RecordStore, r namedRecord) error {
+	prefix := r.name + "/"
+	for after := prefix; ; {
+		names, err := rs.ListRecords(ctx, after, recoverPage)
+		if err != nil || len(names) == 0 {
+			return err
+		}
+		for _, n := range names {
+			if !strings.HasPrefix(n, prefix) {
+				return nil
+			}
+			part, err := strconv.Atoi(n[len(prefix):])
+			if err != nil || part < 1 || part > maxRecordParts || n != partRecordName(r.job, r.version, part) {
+				continue // not a part this manager writes
+			}
+			data, err := encodeRecord(recordHeader{Kind: kindPart, Job: r.job, Version: r.version, Part: part, Deleted: true, Seq: r.seq}, nil)
+			if err != nil {
+				return err
+			}
+			if err := rs.PutRecord(ctx, n, data); err != nil {
+				return err
+			}
+		}
+		after = names[len(names)-1]
+	}
 }
 
 // aliveTargets lists the alive stores, by ID.
@@ -274,10 +381,8 @@ func (m *Manager) recordJobLocked(job string) ([]byte, error) {
 // recordChange writes the records of a change to job: its job record, the
 // version records of versions (live ones with their manifests, deleted
 // ones as tombstones). It returns when the stores have answered or
-// recordTimeout passed.
+// recordTimeout (more for large manifests) passed.
 func (m *Manager) recordChange(job string, versions ...int64) {
-	ctx, cancel := context.WithTimeout(m.ctx, recordTimeout)
-	defer cancel()
 	m.records.mu.Lock()
 	defer m.records.mu.Unlock()
 	all := m.aliveTargets()
@@ -285,41 +390,55 @@ func (m *Manager) recordChange(job string, versions ...int64) {
 		m.log.Warn("no alive store to keep catalog records on; this change cannot be recovered from the stores", zap.String("job", job))
 		return
 	}
-	small := map[string][]byte{}
+	var small []namedRecord
 	jrec, err := m.recordJobLocked(job)
 	if err != nil {
 		m.log.Error("encoding a job's catalog record", zap.String("job", job), zap.Error(err))
 		return
 	}
 	if jrec != nil {
-		small[jobRecordName(job)] = jrec
+		small = append(small, namedRecord{name: jobRecordName(job), data: jrec})
 	}
+	type live struct {
+		v        int64
+		recs     []namedRecord
+		replicas int
+		holders  map[string]int
+	}
+	var lives []live
+	wait := recordTimeout
 	for _, v := range versions {
-		data, replicas, holders, err := m.recordVersionLocked(job, v)
+		recs, replicas, holders, err := m.recordVersionLocked(job, v)
 		if err != nil {
 			m.log.Error("encoding a version's catalog record", zap.String("job", job), zap.Int64("version", v), zap.Error(err))
 			continue
 		}
 		if holders == nil { // a tombstone
-			small[versionRecordName(job, v)] = data
+			small = append(small, recs...)
 			continue
 		}
+		lives = append(lives, live{v, recs, replicas, holders})
+		wait += recordWait(recs)
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, wait)
+	defer cancel()
+	for _, l := range lives {
 		targets := slices.Clone(all)
 		for i := range targets {
-			targets[i].blocks = holders[targets[i].id]
+			targets[i].blocks = l.holders[targets[i].id]
 		}
 		slices.SortStableFunc(targets, func(a, b recordTarget) int { return cmp.Compare(b.blocks, a.blocks) })
 		// A store that fails (alive by its last heartbeat, gone since) is
 		// replaced by the next one.
-		need, n := max(replicas, 1), 0
+		need, n := max(l.replicas, 1), 0
 		for n < need && len(targets) > 0 && ctx.Err() == nil {
 			batch := targets[:min(need-n, len(targets))]
 			targets = targets[len(batch):]
-			n += m.publish(ctx, batch, map[string][]byte{versionRecordName(job, v): data})
+			n += m.publish(ctx, batch, l.recs)
 		}
 		if n < need {
 			m.log.Warn("a version's catalog record is on fewer stores than its replica target",
-				zap.String("job", job), zap.Int64("version", v), zap.Int("stores", n), zap.Int("replicas", replicas))
+				zap.String("job", job), zap.Int64("version", l.v), zap.Int("stores", n), zap.Int("replicas", l.replicas))
 		}
 	}
 	if len(small) > 0 {
@@ -329,11 +448,12 @@ func (m *Manager) recordChange(job string, versions ...int64) {
 	}
 }
 
-// recordVersionLocked encodes version v's record: the live version with
-// its manifest, the number of its blocks each store holds and its replica
+// recordVersionLocked encodes version v's records: the live version with
+// its manifest (its parts first, when it needs any, the version record
+// last), the number of its blocks each store holds and its replica
 // target; or, when the catalog no longer has v, a tombstone and nil
 // holders.
-func (m *Manager) recordVersionLocked(job string, v int64) ([]byte, int, map[string]int, error) {
+func (m *Manager) recordVersionLocked(job string, v int64) ([]namedRecord, int, map[string]int, error) {
 	var vi catalog.VersionInfo
 	var man []byte
 	err := m.db.View(func(tx *bolt.Tx) error {
@@ -355,10 +475,11 @@ func (m *Manager) recordVersionLocked(job string, v int64) ([]byte, int, map[str
 		return nil, 0, nil, err
 	}
 	h := recordHeader{Kind: kindVersion, Job: job, Version: v, Seq: m.nextSeqLocked()}
+	name := versionRecordName(job, v)
 	if man == nil {
 		h.Deleted = true
 		data, err := encodeRecord(h, nil)
-		return data, 0, nil, err
+		return []namedRecord{{name: name, data: data, blankParts: true, job: job, version: v, seq: h.Seq}}, 0, nil, err
 	}
 	parsed, err := manifest.Unmarshal(man)
 	if err != nil {
@@ -385,12 +506,31 @@ func (m *Manager) recordVersionLocked(job string, v int64) ([]byte, int, map[str
 		replicas = max(replicas, sc.Parity+1)
 	}
 	h.Info = &vi
-	data, err := encodeRecord(h, man)
+	first := man
+	var recs []namedRecord
+	if len(man) > recordPartSize {
+		first = man[:recordPartSize]
+		h.Parts = (len(man) - 1) / recordPartSize
+		if h.Parts > maxRecordParts {
+			return nil, 0, nil, fmt.Errorf("a manifest of %d bytes needs %d record parts, above the %d a version record can name", len(man), h.Parts, maxRecordParts)
+		}
+		sum := sha256.Sum256(man)
+		h.Size, h.Sum = int64(len(man)), hex.EncodeToString(sum[:])
+		for p := 1; p <= h.Parts; p++ {
+			chunk := man[p*recordPartSize : min((p+1)*recordPartSize, len(man))]
+			data, err := encodeRecord(recordHeader{Kind: kindPart, Job: job, Version: v, Part: p, Seq: h.Seq}, chunk)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			recs = append(recs, namedRecord{name: partRecordName(job, v, p), data: data})
+		}
+	}
+	data, err := encodeRecord(h, first)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	if len(data) > wire.MaxRecordSize {
-		return nil, 0, nil, fmt.Errorf("record of %d bytes is above the stores' limit of %d (the manifest is too large to keep on the stores)", len(data), wire.MaxRecordSize)
+		return nil, 0, nil, fmt.Errorf("record of %d bytes is above the stores' limit of %d (the version's metadata is too large to keep on the stores)", len(data), wire.MaxRecordSize)
 	}
-	return data, replicas, holders, nil
+	return append(recs, namedRecord{name: name, data: data}), replicas, holders, nil
 }

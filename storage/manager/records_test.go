@@ -18,6 +18,8 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(jobRecordName("j"), job)
 	f.Add(versionRecordName("j", 1), live)
 	f.Add(versionRecordName("j", 1), tomb)
+	part, _ := encodeRecord(recordHeader{Kind: kindPart, Job: "j", Seq: 4, Version: 1, Part: 2}, []byte("rest"))
+	f.Add(partRecordName("j", 1, 2), part)
 	f.Add(versionRecordName("j", 1), []byte("ckptrec1\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		h, body, err := decodeRecord(name, data)
@@ -30,8 +32,12 @@ func FuzzDecodeRecord(f *testing.F) {
 				t.Fatalf("job record %q accepted under name %q with %d body bytes", h.Job, name, len(body))
 			}
 		case kindVersion:
-			if name != versionRecordName(h.Job, h.Version) || h.Deleted == (h.Info != nil) {
+			if name != versionRecordName(h.Job, h.Version) || h.Deleted == (h.Info != nil) || (h.Parts > 0 && h.Size <= int64(len(body))) {
 				t.Fatalf("version record %+v accepted under name %q", h, name)
+			}
+		case kindPart:
+			if name != partRecordName(h.Job, h.Version, h.Part) || h.Info != nil || h.Deleted != (len(body) == 0) {
+				t.Fatalf("part record %+v accepted under name %q", h, name)
 			}
 		default:
 			t.Fatalf("kind %q accepted", h.Kind)

@@ -3,6 +3,8 @@ package manager
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -67,7 +69,7 @@ func Recover(ctx context.Context, dataDir string, addrs []string, opts Options) 
 		tmp := &Manager{opts: opts, log: zap.NewNop()}
 		dial = tmp.dialRemote
 	}
-	best, rep := gatherRecords(ctx, dial, addrs)
+	recs, rep := gatherRecords(ctx, dial, addrs)
 	read := 0
 	for _, s := range rep.Stores {
 		if s.Err == "" {
@@ -89,7 +91,7 @@ func Recover(ctx context.Context, dataDir string, addrs []string, opts Options) 
 	if err != nil {
 		return nil, rep, err
 	}
-	err = m.db.Update(func(tx *bolt.Tx) error { return restoreRecords(tx, best, &rep) })
+	err = m.db.Update(func(tx *bolt.Tx) error { return restoreRecords(tx, recs, &rep) })
 	if cerr := m.Close(); err == nil {
 		err = cerr
 	}
@@ -103,7 +105,7 @@ func Recover(ctx context.Context, dataDir string, addrs []string, opts Options) 
 	// Records written from now on must win over those found, whatever
 	// this machine's clock says.
 	m.records.mu.Lock()
-	for _, g := range best {
+	for _, g := range recs.best {
 		m.records.lastSeq = max(m.records.lastSeq, g.h.Seq)
 	}
 	m.records.mu.Unlock()
@@ -118,12 +120,50 @@ type gathered struct {
 	body []byte
 }
 
+// partKey names one part of one version record's manifest: the part's
+// record name and the version record's sequence number.
+type partKey struct {
+	name string
+	seq  int64
+}
+
+// found is what gatherRecords read: per name the record with the highest
+// sequence number, and every manifest part by the version record it
+// belongs to.
+type found struct {
+	best  map[string]gathered
+	parts map[partKey][]byte
+}
+
+// manifest joins the manifest of version record g from its parts; ok is
+// false, with the reason, when a part is missing or the whole does not
+// match the length and SHA-256 recorded.
+func (f found) manifest(g gathered) ([]byte, string) {
+	if g.h.Parts == 0 {
+		return g.body, ""
+	}
+	man := make([]byte, 0, g.h.Size)
+	man = append(man, g.body...)
+	for p := 1; p <= g.h.Parts; p++ {
+		b, ok := f.parts[partKey{partRecordName(g.h.Job, g.h.Version, p), g.h.Seq}]
+		if !ok {
+			return nil, fmt.Sprintf("manifest part %d of %d (the bytes after the version record's first %d) is on no store read", p, g.h.Parts, len(g.body))
+		}
+		man = append(man, b...)
+	}
+	if sum := sha256.Sum256(man); int64(len(man)) != g.h.Size || hex.EncodeToString(sum[:]) != g.h.Sum {
+		return nil, fmt.Sprintf("its record and %d manifest parts join to %d bytes that do not match the %d bytes and SHA-256 recorded", g.h.Parts, len(man), g.h.Size)
+	}
+	return man, ""
+}
+
 // gatherRecords reads every record of every store, in parallel, and keeps
-// per name the one with the highest sequence number.
-func gatherRecords(ctx context.Context, dial func(ctx context.Context, id, addr string) (GCStore, error), addrs []string) (map[string]gathered, RecoverReport) {
+// per name the one with the highest sequence number, and every part.
+func gatherRecords(ctx context.Context, dial func(ctx context.Context, id, addr string) (GCStore, error), addrs []string) (found, RecoverReport) {
 	var rep RecoverReport
 	rep.Stores = make([]RecoveredStore, len(addrs))
 	best := map[string]gathered{}
+	parts := map[partKey][]byte{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
@@ -139,6 +179,12 @@ func gatherRecords(ctx context.Context, dial func(ctx context.Context, id, addr 
 					rep.Bad = append(rep.Bad, fmt.Sprintf("%s on %s: %v", name, addr, err))
 					return
 				}
+				if h.Kind == kindPart {
+					if !h.Deleted {
+						parts[partKey{name, h.Seq}] = body
+					}
+					return
+				}
 				if g, ok := best[name]; !ok || h.Seq > g.h.Seq {
 					best[name] = gathered{h: h, body: body}
 				}
@@ -151,7 +197,7 @@ func gatherRecords(ctx context.Context, dial func(ctx context.Context, id, addr 
 	}
 	wg.Wait()
 	slices.Sort(rep.Bad)
-	return best, rep
+	return found{best, parts}, rep
 }
 
 func readStoreRecords(ctx context.Context, dial func(ctx context.Context, id, addr string) (GCStore, error), addr string, found func(name string, data []byte)) (int, error) {
@@ -187,7 +233,7 @@ func readStoreRecords(ctx context.Context, dial func(ctx context.Context, id, ad
 
 // restoreRecords writes the catalog of the records found into a fresh
 // catalog.
-func restoreRecords(tx *bolt.Tx, best map[string]gathered, rep *RecoverReport) error {
+func restoreRecords(tx *bolt.Tx, recs found, rep *RecoverReport) error {
 	type jobState struct {
 		rec       jobRecord
 		hasRec    bool // a job record was found
@@ -204,7 +250,7 @@ func restoreRecords(tx *bolt.Tx, best map[string]gathered, rep *RecoverReport) e
 		}
 		return js
 	}
-	for _, g := range best {
+	for _, g := range recs.best {
 		js := get(g.h.Job)
 		switch g.h.Kind {
 		case kindJob:
@@ -216,9 +262,17 @@ func restoreRecords(tx *bolt.Tx, best map[string]gathered, rep *RecoverReport) e
 			js.rec.LastVersion = max(js.rec.LastVersion, g.h.Version)
 			if g.h.Deleted {
 				rep.Deleted++
-			} else {
-				js.live = append(js.live, g)
+				break
 			}
+			man, why := recs.manifest(g)
+			if why != "" {
+				// Listed as missing: its record is incomplete.
+				rep.Bad = append(rep.Bad, fmt.Sprintf("%s version %d is not recovered: %s", g.h.Job, g.h.Version, why))
+				delete(js.seen, g.h.Version)
+				break
+			}
+			g.body = man
+			js.live = append(js.live, g)
 		}
 	}
 	rep.Missing = map[string][]int64{}

@@ -30,6 +30,7 @@ type repairStore struct {
 		puts    map[storage.Hash]int
 		putGate chan struct{} // Put waits for it when not nil
 		hasErr  error
+		records map[string][]byte // catalog records (records_parts_test.go)
 	}
 	putting chan struct{} // receives when a Put starts waiting at the gate
 }
@@ -38,6 +39,7 @@ func newRepairStore(now func() time.Time) *repairStore {
 	s := &repairStore{fakeStore: newFakeStore(now), putting: make(chan struct{}, 100)}
 	s.mu.data = make(map[storage.Hash][]byte)
 	s.mu.puts = make(map[storage.Hash]int)
+	s.mu.records = make(map[string][]byte)
 	return s
 }
 
