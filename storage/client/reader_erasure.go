@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -15,11 +15,13 @@ import (
 
 // readCoded is read for an erasure-coded block: it fetches K shards at
 // once, the data shards first and shards on stores the manager marks dead
-// last, checks each against its key, and fetches the next shards for any
-// that failed until K are in hand; then it joins them (reconstructing
-// missing data shards) and checks the stored bytes against the block's
-// key before decoding. With fewer than K readable shards the error wraps
-// erasure.ErrTooFewShards and names every failure.
+// or that lost a recent hedged read last, checks each against its key,
+// and fetches another shard for any that fails, and for the slowest
+// whenever HedgeAfter passes with shards still outstanding, until K are in
+// hand; then it joins them (reconstructing missing data shards) and
+// checks the stored bytes against the block's key before decoding. With
+// fewer than K readable shards the error wraps erasure.ErrTooFewShards
+// and names every failure.
 func (r *Reader) readCoded(ctx context.Context, b manifest.Block, dst []byte) ([]byte, error) {
 	sc := erasure.Scheme{Data: b.DataShards, Parity: len(b.Shards) - b.DataShards}
 	if err := sc.Check(); err != nil || len(b.Stores) != len(b.Shards) {
@@ -27,68 +29,91 @@ func (r *Reader) readCoded(ctx context.Context, b manifest.Block, dst []byte) ([
 			Err: fmt.Errorf("manifest row holds %d data shards of %d with %d stores: %v", b.DataShards, len(b.Shards), len(b.Stores), err)}
 	}
 	size := sc.ShardSize(int(b.StoredLength))
-	// Shard order to try: live stores first, data before parity.
-	var order, dead []int
-	for i, id := range b.Stores {
-		switch {
-		case id == "":
-			// not placed (repair will make it)
-		case r.opts.Dead != nil && isDead(r.opts.Dead, id):
-			dead = append(dead, i)
-		default:
-			order = append(order, i)
-		}
-	}
-	order = append(order, dead...)
+	order := r.shardOrder(b)
 
 	buf := storage.GetBuffer(size * sc.Shards())
 	defer storage.PutBuffer(buf)
 	buf = buf[:size*sc.Shards()]
 	shards := make([][]byte, sc.Shards())
 	var (
-		mu     sync.Mutex
 		errs   []error
 		failed []string
 	)
-	fetch := func(i int) bool {
-		id := b.Stores[i]
-		sh, err := r.shardFrom(ctx, id, b, i, buf[i*size:(i+1)*size:(i+1)*size])
-		if err != nil {
-			mu.Lock()
-			errs = append(errs, err)
-			failed = append(failed, id)
-			mu.Unlock()
-			r.log.Debug("shard unreadable; trying another shard",
-				zap.String("store", id), zap.String("block", b.Key.Short()), zap.Int("shard", i), zap.Error(err))
-			return false
-		}
-		shards[i] = sh
-		return true
+	hedge := r.hedgeAfter()
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i   int
+		sh  []byte
+		err error
 	}
-	have, next := 0, 0
-	for have < sc.Data && next < len(order) {
-		want := min(sc.Data-have, len(order)-next)
-		batch := order[next : next+want]
-		next += want
-		var wg sync.WaitGroup
-		got := make([]bool, len(batch))
-		for j, i := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got[j] = fetch(i)
-			}()
+	results := make(chan result, len(order))
+	started := map[int]time.Time{} // shards asked and not answered
+	next := 0
+	start := func() {
+		i := order[next]
+		next++
+		started[i] = time.Now()
+		go func() {
+			sh, err := r.shardFrom(fctx, b.Stores[i], b, i, buf[i*size:(i+1)*size:(i+1)*size])
+			results <- result{i, sh, err}
+		}()
+	}
+	// Every shard asked has returned before buf goes back to the pool.
+	drain := func() {
+		cancel()
+		for range started {
+			<-results
 		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	}
+	for next < len(order) && len(started) < sc.Data {
+		start()
+	}
+	timer := time.NewTimer(hedge)
+	defer timer.Stop()
+	var hedgeC <-chan time.Time
+	if hedge >= 0 {
+		hedgeC = timer.C
+	}
+	have := 0
+	for have < sc.Data && len(started) > 0 {
+		select {
+		case x := <-results:
+			delete(started, x.i)
+			if x.err != nil {
+				if ctx.Err() != nil {
+					drain()
+					return nil, ctx.Err()
+				}
+				errs, failed = append(errs, x.err), append(failed, b.Stores[x.i])
+				r.log.Debug("shard unreadable; trying another shard",
+					zap.String("store", b.Stores[x.i]), zap.String("block", b.Key.Short()), zap.Int("shard", x.i), zap.Error(x.err))
+				if next < len(order) {
+					start()
+				}
+				continue
+			}
+			shards[x.i] = x.sh
+			have++
+		case <-hedgeC:
+			// Shards outstanding for HedgeAfter: ask one more store.
+			if next < len(order) {
+				start()
+			}
+			timer.Reset(hedge)
 		}
-		for _, ok := range got {
-			if ok {
-				have++
+	}
+	if have == sc.Data {
+		// Asked at least HedgeAfter ago and still not answered: slow, for
+		// the order of the next reads and the summary.
+		for i, at := range started {
+			if hedge >= 0 && time.Since(at) >= hedge {
+				errs, failed = append(errs, errSlowFor(hedge)), append(failed, b.Stores[i])
+				r.markSlow(b.Stores[i])
 			}
 		}
 	}
+	drain()
 	if have < sc.Data {
 		msg := fmt.Sprintf("%d of %d shards (%s) readable, need %d", have, sc.Shards(), sc, sc.Data)
 		if len(errs) > 0 {
@@ -120,6 +145,35 @@ func (r *Reader) readCoded(ctx context.Context, b manifest.Block, dst []byte) ([
 		return append([]byte(nil), data...), nil // stored goes back to the pool
 	}
 	return data, nil
+}
+
+// shardOrder lists the shards of b to ask, in order: data shards before
+// parity on stores neither dead nor slow, then those on slow stores, then
+// those on dead ones; shards no store holds are left out.
+func (r *Reader) shardOrder(b manifest.Block) []int {
+	var order, slow, dead []int
+	isSlow := map[string]bool{}
+	r.mu.Lock()
+	now := time.Now()
+	for id, at := range r.mu.slow {
+		if now.Sub(at) < slowFor {
+			isSlow[id] = true
+		}
+	}
+	r.mu.Unlock()
+	for i, id := range b.Stores {
+		switch {
+		case id == "":
+			// not placed (repair will make it)
+		case r.opts.Dead != nil && isDead(r.opts.Dead, id):
+			dead = append(dead, i)
+		case isSlow[id]:
+			slow = append(slow, i)
+		default:
+			order = append(order, i)
+		}
+	}
+	return append(append(order, slow...), dead...)
 }
 
 func isDead(dead func(string) (string, bool), id string) bool {
