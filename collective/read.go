@@ -227,6 +227,9 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 	drain(queue)
 	_, xerr := extra()
 	local = withLocal(local, xerr)
+	if s.IsLeader() {
+		j.ReportCorrupt(ctx, reader)
+	}
 	if err := agree(s.world, local); err != nil {
 		return 0, fmt.Errorf("restore of %s failed, regions (and protected files) may be partly restored; restoring again completes it: %w", j.Name, err)
 	}

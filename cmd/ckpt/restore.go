@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,6 +120,7 @@ func writeOut(ctx context.Context, g *globals, job string, ver int64, to string,
 		// One line for every block read from another copy.
 		fmt.Fprintf(os.Stderr, "ckpt: %s\n", sum)
 	}
+	reportCorrupt(ctx, s, job, cr.Corrupt())
 	if err != nil {
 		if errors.Is(err, tree.ErrExists) {
 			return fmt.Errorf("%w: choose another --to, or pass --overwrite to replace them", err)
@@ -457,6 +459,16 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 	}
 	took := meter.Stop()
 	fmt.Fprintf(os.Stderr, "ckpt: verify --deep %s: %d copies, %s read in %s, %s\n", job, len(counted), storage.FormatSize(took.Bytes), took.Took(), took.Rate())
+	var corrupt []client.CorruptCopy
+	for ck, err := range results {
+		if errors.Is(err, storage.ErrHashMismatch) {
+			corrupt = append(corrupt, client.CorruptCopy{Store: ck.store, Key: ck.key})
+		}
+	}
+	slices.SortFunc(corrupt, func(a, b client.CorruptCopy) int {
+		return strings.Compare(a.Store+a.Key.String(), b.Store+b.Key.String())
+	})
+	reportCorrupt(ctx, s, job, corrupt)
 	return nil
 }
 

@@ -289,3 +289,16 @@ func (r *Retrying) committed(ctx context.Context, txnID string, body []byte) (in
 	}
 	return 0, false, nil
 }
+
+// ReportCorrupt passes a report of corrupt copies on (Client.ReportCorrupt)
+// once, without retrying: it is advice, and the stores' own drops and the
+// next repair pass cover a report lost.
+func (r *Retrying) ReportCorrupt(ctx context.Context, job string, copies []CorruptCopy) (CorruptReport, error) {
+	rc, ok := r.c.(interface {
+		ReportCorrupt(ctx context.Context, job string, copies []CorruptCopy) (CorruptReport, error)
+	})
+	if !ok {
+		return CorruptReport{}, errors.New("catalog: this manager client takes no reports of corrupt copies")
+	}
+	return rc.ReportCorrupt(ctx, job, copies)
+}

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +69,47 @@ type Reader struct {
 		blocks int64 // read from another copy than the manifest's first
 		// slow: stores that lost a hedged read, and when (slowLast).
 		slow map[string]time.Time
+		// corrupt: copies that came back not matching their keys.
+		corrupt map[CorruptCopy]bool
 	}
+}
+
+// CorruptCopy is a copy (of a block, or a shard of one) that a store
+// returned with bytes not matching its key.
+type CorruptCopy struct {
+	Store string
+	Key   storage.Hash
+}
+
+// noteCorrupt records the copy key of store id if err says it came back
+// corrupt.
+func (r *Reader) noteCorrupt(id string, key storage.Hash, err error) {
+	if !errors.Is(err, storage.ErrHashMismatch) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.corrupt == nil {
+		r.mu.corrupt = map[CorruptCopy]bool{}
+	}
+	r.mu.corrupt[CorruptCopy{id, key}] = true
+}
+
+// Corrupt lists the copies read so far that came back not matching their
+// keys (the reader read other copies instead), by store and key: worth
+// reporting to the manager, which checks and replaces them
+// (catalog.Client.ReportCorrupt).
+func (r *Reader) Corrupt() []CorruptCopy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Collect(maps.Keys(r.mu.corrupt))
+	slices.SortFunc(out, func(a, b CorruptCopy) int {
+		if c := strings.Compare(a.Store, b.Store); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Key[:], b.Key[:])
+	})
+	return out
 }
 
 type passed struct {
@@ -394,12 +436,12 @@ func (r *Reader) readFrom(ctx context.Context, id string, b manifest.Block, dst 
 	default:
 		stored, err = st.Get(ctx, b.Key)
 	}
-	if err != nil {
-		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
+	if err == nil && (int64(len(stored)) != b.StoredLength || storage.Sum(stored) != b.Key) {
+		err = fmt.Errorf("%w (store returned %d bytes, manifest says %d)", storage.ErrHashMismatch, len(stored), b.StoredLength)
 	}
-	if int64(len(stored)) != b.StoredLength || storage.Sum(stored) != b.Key {
-		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key,
-			Err: fmt.Errorf("%w (store returned %d bytes, manifest says %d)", storage.ErrHashMismatch, len(stored), b.StoredLength)}
+	if err != nil {
+		r.noteCorrupt(id, b.Key, err)
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: b.Key, Err: err}
 	}
 	data, err := decode(r.opts.Decode, b, stored, dst)
 	if err != nil {

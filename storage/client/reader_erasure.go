@@ -199,12 +199,12 @@ func (r *Reader) shardFrom(ctx context.Context, id string, b manifest.Block, i i
 	} else {
 		sh, err = st.Get(ctx, key)
 	}
-	if err != nil {
-		return nil, &storage.BlockError{Op: "get", Store: name, Hash: key, Err: err}
+	if err == nil && (len(sh) != len(into) || storage.Sum(sh) != key) {
+		err = fmt.Errorf("%w (shard %d: store returned %d bytes, want %d)", storage.ErrHashMismatch, i, len(sh), len(into))
 	}
-	if len(sh) != len(into) || storage.Sum(sh) != key {
-		return nil, &storage.BlockError{Op: "get", Store: name, Hash: key,
-			Err: fmt.Errorf("%w (shard %d: store returned %d bytes, want %d)", storage.ErrHashMismatch, i, len(sh), len(into))}
+	if err != nil {
+		r.noteCorrupt(id, key, err)
+		return nil, &storage.BlockError{Op: "get", Store: name, Hash: key, Err: err}
 	}
 	if &sh[0] != &into[0] {
 		copy(into, sh)

@@ -154,6 +154,7 @@ func (m *Manager) Handler() http.Handler {
 	m.route(mux, "GET /v1/jobs/{job}/health", j, m.serveHealth(false))
 	m.route(mux, "GET /v1/jobs/{job}/versions/{v}/health", j, m.serveHealth(true))
 	m.route(mux, "POST /v1/repair", j, m.serveRepair)
+	m.route(mux, "POST /v1/jobs/{job}/corrupt", j, m.serveCorrupt)
 	m.route(mux, "GET /v1/repair", j, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		st := m.RepairStatus()
 		st.Schema = catalog.SchemaRepairStatus

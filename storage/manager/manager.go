@@ -134,6 +134,7 @@ type repairState struct {
 	dirty    bool                  // something changed since the last full pass
 	aliveSig string                // the alive stores at the last full pass
 	lastFull time.Time             // start of the last full pass
+	queued   map[string]bool       // jobs whose repair is queued (corrupt.go)
 
 	progress catalog.RepairProgress // of the running pass
 }

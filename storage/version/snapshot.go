@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/client"
 	"github.com/ckptio/ckptio/storage/manifest"
@@ -197,3 +199,41 @@ func (r *Reader) OpenObject(ctx context.Context, s *Snapshot, rank int32, name s
 // and how many blocks were read from another copy instead; "" when none
 // (client.Reader.DegradedSummary).
 func (r *Reader) DegradedSummary() string { return r.r.DegradedSummary() }
+
+// Corrupt lists the copies read so far that came back not matching their
+// keys (client.Reader.Corrupt).
+func (r *Reader) Corrupt() []client.CorruptCopy { return r.r.Corrupt() }
+
+// CorruptReporter is a Catalog that takes reports of corrupt copies
+// (catalog.Client does).
+type CorruptReporter interface {
+	ReportCorrupt(ctx context.Context, job string, copies []catalog.CorruptCopy) (catalog.CorruptReport, error)
+}
+
+// ReportCorrupt reports the corrupt copies r met to the manager, which
+// reads them back, drops the corrupt ones and queues a repair
+// (docs/availability.md, "Corrupt copies"); it logs what came of it. A
+// Catalog that takes no reports, or a report that fails, is logged only:
+// the stores drop what they serve corrupt and repair replaces it later.
+func (j *Job) ReportCorrupt(ctx context.Context, r *Reader) {
+	copies := r.Corrupt()
+	if len(copies) == 0 {
+		return
+	}
+	rc, ok := j.Catalog.(CorruptReporter)
+	if !ok {
+		j.log().Warn("copies came back corrupt; this catalog takes no reports", zap.Int("copies", len(copies)))
+		return
+	}
+	req := make([]catalog.CorruptCopy, len(copies))
+	for i, c := range copies {
+		req[i] = catalog.CorruptCopy{Store: c.Store, Key: c.Key}
+	}
+	rep, err := rc.ReportCorrupt(ctx, j.Name, req)
+	if err != nil {
+		j.log().Warn("copies came back corrupt; reporting them to the manager failed", zap.Int("copies", len(copies)), zap.Error(err))
+		return
+	}
+	j.log().Warn("copies came back corrupt and were reported to the manager", zap.Int("copies", len(copies)),
+		zap.Int("dropped", rep.Dropped), zap.Int("intact", rep.Intact), zap.Bool("repair_queued", rep.RepairQueued))
+}

@@ -616,3 +616,53 @@ func TestKnownBlocks(t *testing.T) {
 		t.Fatalf("a Known previous has bytes %d", len(got))
 	}
 }
+
+// reporting is a catalog that takes reports of corrupt copies.
+type reporting struct {
+	*versiontest.Cluster
+	got []catalog.CorruptCopy
+}
+
+func (r *reporting) ReportCorrupt(ctx context.Context, job string, copies []catalog.CorruptCopy) (catalog.CorruptReport, error) {
+	r.got = append(r.got, copies...)
+	return catalog.CorruptReport{Reported: len(copies), Dropped: len(copies)}, nil
+}
+
+// TestCorruptCopiesReported: a read that meets a corrupt copy reads the
+// other one, and Job.ReportCorrupt hands the corrupt copy (store, key) to
+// a catalog that takes reports, once.
+func TestCorruptCopiesReported(t *testing.T) {
+	ctx := context.Background()
+	cl := versiontest.New(2)
+	rc := &reporting{Cluster: cl}
+	j := cl.Job("j", client.WriterOptions{BlockSize: 4096, Replicas: 2})
+	j.Catalog = rc
+	data := randBytes(8, 4*4096)
+	v := putFile(t, j, data)
+	m, _ := cl.Manifest(ctx, "j", v.Version)
+	bad := m.Blocks[2]
+	cl.Mem[bad.Stores[0]].Corrupt(bad.Key)
+
+	s, err := j.Open(ctx, v.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := j.NewReader()
+	ext, _ := s.Extents(-1, "f")
+	var out []byte
+	for _, e := range ext {
+		dst := make([]byte, e.Length)
+		if err := r.ReadInto(ctx, s, e, dst); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dst...)
+	}
+	if !bytes.Equal(out, data) {
+		t.Fatal("read past a corrupt copy differs")
+	}
+	j.ReportCorrupt(ctx, r)
+	want := []catalog.CorruptCopy{{Store: bad.Stores[0], Key: bad.Key}}
+	if !slices.Equal(rc.got, want) {
+		t.Fatalf("reported %+v, want %+v", rc.got, want)
+	}
+}

@@ -1,0 +1,78 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ckptio/ckptio/storage/catalog"
+)
+
+// TestReportCorrupt: the manager reads reported copies back itself; it
+// drops the one that does not match its key (from a store that did not
+// drop it on its own), keeps the intact one whatever the report says,
+// counts one already gone as dropped, and queues a repair only when
+// background repair is on; the repair then restores the target.
+func TestReportCorrupt(t *testing.T) {
+	ctx := context.Background()
+	for _, background := range []bool{false, true} {
+		opts := Options{}
+		if background {
+			opts.RepairEvery = time.Hour
+		}
+		e := newRepairEnv(t, 3, opts)
+		e.commitPlaced(t, "job", 2, placed{"aa", []string{"s1", "s2"}}, placed{"bb", []string{"s1", "s2"}})
+		e.clock.Add(time.Second)
+		// s1's copy of aa rots; s2's copy of bb is gone (its store dropped it).
+		s1, s2 := e.storeOf("s1"), e.storeOf("s2")
+		s1.mu.Lock()
+		s1.mu.data[key("aa")] = []byte("ab")
+		s1.mu.Unlock()
+		s2.fakeStore.mu.Lock()
+		delete(s2.fakeStore.mu.blocks, key("bb"))
+		s2.fakeStore.mu.Unlock()
+
+		req := catalog.CorruptRequest{Copies: []catalog.CorruptCopy{
+			{Store: "s1", Key: key("aa")}, {Store: "s2", Key: key("aa")}, {Store: "s2", Key: key("bb")},
+			{Store: "s9", Key: key("aa")},
+		}}
+		rep, err := e.m.ReportCorrupt(ctx, "job", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Dropped != 2 || rep.Intact != 1 || len(rep.Failed) != 1 || rep.Failed[0].ID != "s9" || rep.RepairQueued != background {
+			t.Fatalf("background repair %v: report %+v", background, rep)
+		}
+		if s1.holds("aa") || !e.storeOf("s2").holds("aa") {
+			t.Fatalf("after the report: s1 holds aa %v (want dropped), s2 %v (want kept)", s1.holds("aa"), s2.holds("aa"))
+		}
+		if !background {
+			if h := e.health(t, "job"); h[0].State != catalog.StateDegraded {
+				t.Fatalf("health after the drop: %+v, want degraded", h)
+			}
+			e.repair(t, "job")
+		} else {
+			deadline := time.Now().Add(30 * time.Second)
+			for st := e.m.RepairStatus(); st.Last == nil || st.Last.Job != "job" || st.Running; st = e.m.RepairStatus() {
+				if time.Now().After(deadline) {
+					t.Fatalf("no repair of job ran after the report: %+v", st)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if h := e.health(t, "job"); h[0].State != catalog.StateHealthy {
+			t.Fatalf("background repair %v: health after the repair: %+v", background, h)
+		}
+	}
+
+	e := newRepairEnv(t, 1, Options{})
+	if _, err := e.m.ReportCorrupt(ctx, "nojob", catalog.CorruptRequest{}); !errors.Is(err, catalog.ErrUnknownJob) {
+		t.Errorf("a report on an unknown job: %v", err)
+	}
+	e.commitPlaced(t, "job", 1, placed{"aa", []string{"s1"}})
+	many := catalog.CorruptRequest{Copies: make([]catalog.CorruptCopy, catalog.MaxCorruptCopies+1)}
+	if _, err := e.m.ReportCorrupt(ctx, "job", many); !errors.Is(err, catalog.ErrInvalid) {
+		t.Errorf("a report of %d copies: %v", len(many.Copies), err)
+	}
+}
