@@ -47,7 +47,17 @@ type BlockError struct {
 }
 
 func (e *BlockError) Error() string {
-	return fmt.Sprintf("%s block %s on store %s: %v", e.Op, e.Hash.Short(), e.Store, e.Err)
+	// A store connection's own BlockError for the same operation and
+	// block says it again, with a shorter name: say it once.
+	inner := e.Err
+	for {
+		be, ok := inner.(*BlockError)
+		if !ok || be.Op != e.Op || be.Hash != e.Hash {
+			break
+		}
+		inner = be.Err
+	}
+	return fmt.Sprintf("%s block %s on store %s: %v", e.Op, e.Hash.Short(), e.Store, inner)
 }
 
 func (e *BlockError) Unwrap() error { return e.Err }

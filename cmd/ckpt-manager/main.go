@@ -36,8 +36,9 @@ the cluster token into its form (docs/dashboard.md).
 
 Every --gc-every it collects garbage: the blocks on the alive stores that
 no committed version references and that no store touched since the
-oldest checkpoint in flight began, minus --gc-clock-skew (the most the
-stores' clocks may lag this machine's). 'ckpt gc' runs one at once.
+oldest checkpoint in flight began, on each store's own clock (read at
+the sweep; a store too old to tell its clock gets --gc-clock-skew, the
+most its clock may lag this machine's). 'ckpt gc' runs one at once.
 
 Every --repair-every it looks for blocks with fewer copies on alive stores
 than their version's replication target (a store died, or came back
@@ -84,7 +85,7 @@ func main() {
 	fs.DurationVar(&c.deadAfter, "dead-after", 15*time.Second, "a store with no heartbeat for this long is dead")
 	fs.DurationVar(&c.txnTimeout, "txn-timeout", 10*time.Minute, "an unfinished version not renewed for this long is discarded")
 	fs.DurationVar(&c.gcEvery, "gc-every", manager.DefaultGCEvery, "collect garbage this often (0 = only when asked, by 'ckpt gc')")
-	fs.DurationVar(&c.gcClockSkew, "gc-clock-skew", manager.DefaultGCClockSkew, "how far the stores' clocks may lag this one's; garbage collection spares blocks touched that much before the oldest checkpoint in flight (0 = same clock)")
+	fs.DurationVar(&c.gcClockSkew, "gc-clock-skew", manager.DefaultGCClockSkew, "for stores too old to report their clock: how far it may lag this one's; garbage collection spares their blocks touched that much before the oldest checkpoint in flight (0 = same clock)")
 	fs.DurationVar(&c.repairEvery, "repair-every", manager.DefaultRepairEvery, "look this often for blocks below their replication target and copy them to other alive stores (0 = only when asked, by 'ckpt repair')")
 	fs.StringVar(&c.level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")

@@ -76,6 +76,9 @@ bytes read (MB/s).`,
 			if err != nil {
 				return cli.Usagef("--block-size: %w", err)
 			}
+			if bs <= 0 || bs > storage.MaxBlockSize {
+				return cli.Usagef("--block-size %s: want 1 byte to %s", blockSize, storage.FormatSize(storage.MaxBlockSize))
+			}
 			if chunking == "" {
 				chunking = os.Getenv("CKPT_CHUNKING")
 			}
@@ -87,7 +90,7 @@ bytes read (MB/s).`,
 			if err != nil {
 				return cli.Usagef("--block-size: %w", err)
 			}
-			replicas, optimistic, sc, err := writeMode(replicas, mode, redundancy)
+			replicas, optimistic, sc, err := writeMode(replicas, cmd.Flags().Changed("replicas"), mode, redundancy)
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 			if err != nil {
 				return cli.Usagef("--readahead: %v", err)
 			}
-			replicas, optimistic, sc, err := writeMode(o.replicas, o.mode, o.redundancy)
+			replicas, optimistic, sc, err := writeMode(o.replicas, cmd.Flags().Changed("replicas"), o.mode, o.redundancy)
 			if err != nil {
 				return err
 			}
@@ -122,12 +122,13 @@ const redundancyUsage = "erasure-code new blocks as rs:K+M (K data + M parity sh
 
 // writeMode resolves --replicas, --mode and --redundancy with their
 // environment defaults (CKPT_REPLICAS, CKPT_WRITE_MODE, CKPT_REDUNDANCY),
-// as 'ckpt put' and 'ckpt mount' share them. A flag given beats the other
+// as 'ckpt put' and 'ckpt mount' share them; given says --replicas was
+// on the command line (0 then is refused, not the default). A flag given beats the other
 // way's environment variable; asking for both replicas and an erasure
 // code, or an optimistic erasure-coded write, is a usage error.
-func writeMode(replicas int, mode, redundancy string) (int, bool, erasure.Scheme, error) {
+func writeMode(replicas int, given bool, mode, redundancy string) (int, bool, erasure.Scheme, error) {
 	var none erasure.Scheme
-	if replicas < 0 {
+	if replicas < 0 || given && replicas == 0 {
 		return 0, false, none, cli.Usagef("--replicas %d: want a positive number of copies", replicas)
 	}
 	if redundancy == "" && replicas == 0 {

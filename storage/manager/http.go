@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -199,8 +200,22 @@ func (m *Manager) route(mux *http.ServeMux, pattern string, limit int64, h handl
 		default:
 			m.log.Debug("request rejected", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		}
-		writeJSON(w, status, catalog.ErrorBody{Schema: catalog.SchemaError, Error: err.Error(), Code: code})
+		writeJSON(w, status, catalog.ErrorBody{Schema: catalog.SchemaError, Error: errorText(err), Code: code})
 	}))
+}
+
+// errorText is err's message for an error body, saying "manager: " once:
+// an error wrapped around a catalog sentinel ("manager: commit X of job
+// j: manager: unknown or expired transaction: ...") would say it at each
+// layer.
+func errorText(err error) string {
+	msg := err.Error()
+	rest, had := strings.CutPrefix(msg, "manager: ")
+	rest = strings.ReplaceAll(rest, ": manager: ", ": ")
+	if had {
+		return "manager: " + rest
+	}
+	return rest
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, limit int64, h handlerFunc) error {

@@ -237,6 +237,24 @@ func TestAPIBadInput(t *testing.T) {
 	if v, err := c.Commit(ctx, txn.ID, marshal(t, testManifest("j", 1))); err != nil || v != 1 {
 		t.Fatalf("commit: %d, %v", v, err)
 	}
+	// An error wrapped around a catalog one says "manager:" once.
+	_, err = c.Commit(ctx, txn.ID, marshal(t, testManifest("j", 1)))
+	wantErr(t, err, catalog.ErrUnknownTxn, "")
+	if n := strings.Count(err.Error(), "manager: "); n != 1 {
+		t.Errorf("a commit of a finished transaction: %q says \"manager: \" %d times", err, n)
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	for in, want := range map[string]string{
+		"manager: commit x of job j: manager: unknown or expired transaction: gone": "manager: commit x of job j: unknown or expired transaction: gone",
+		"commit x: manager: invalid request: bad":                                   "commit x: invalid request: bad",
+		"manager: unknown job: none":                                                "manager: unknown job: none",
+	} {
+		if got := errorText(errors.New(in)); got != want {
+			t.Errorf("errorText(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestClientUnreachable(t *testing.T) {
