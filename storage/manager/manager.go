@@ -310,6 +310,7 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 		m.log.Info("store identity bound", zap.String("id", hb.ID), zap.String("key", catalog.KeyFingerprint(hb.PublicKey)))
 	}
 	hb.Signature = nil // checked; not kept nor shown
+	joined := !ok || m.rejoined(ok, st.live, st.info.LastSeen, now)
 	if !ok {
 		st = &storeState{info: catalog.StoreInfo{Heartbeat: catalog.Heartbeat{ID: hb.ID}, FirstSeen: now}}
 		m.mu.stores[hb.ID] = st
@@ -344,6 +345,9 @@ func (m *Manager) Heartbeat(hb catalog.Heartbeat) error {
 	m.mu.Unlock()
 	if catchUp {
 		m.gcCatchUp()
+	}
+	if joined {
+		m.queueRecordSync(hb.ID, hb.Addr) // records.go
 	}
 	if !persist {
 		return nil

@@ -157,6 +157,8 @@ type recordState struct {
 	// noRecords: store IDs whose failure to keep records was logged at
 	// warning level once already.
 	noRecords sync.Map
+	// syncing: store IDs whose records syncRecords is bringing up to date.
+	syncing sync.Map
 }
 
 // errNoRecords: the store, or its connection, keeps no catalog records.
@@ -533,4 +535,158 @@ func (m *Manager) recordVersionLocked(job string, v int64) ([]namedRecord, int, 
 		return nil, 0, nil, fmt.Errorf("record of %d bytes is above the stores' limit of %d (the version's metadata is too large to keep on the stores)", len(data), wire.MaxRecordSize)
 	}
 	return append(recs, namedRecord{name: name, data: data}), replicas, holders, nil
+}
+
+// Stores that join. A store that is new to the catalog, or comes back
+// after being dead, missed the records written meanwhile: the job records
+// of every change, and the tombstones of versions deleted while it was
+// away, while it may still hold those versions' live records. Left so, a
+// recovery from the stores alive later could lose a retention policy, or
+// bring back a deleted version whose tombstones went down with the
+// stores that had them. syncRecords writes the store every job's record
+// and a tombstone over each live version record it holds of a version
+// the catalog no longer has. Version records of live versions are not
+// copied to it: they go to the stores that hold the versions' blocks,
+// and a repair that copies blocks there writes them again.
+
+// rejoined says whether a heartbeat is a store joining: one the catalog
+// does not know (known false), or one silent for longer than, by the catalog,
+// the dead threshold, plus, when this manager has not heard from it since
+// it started (live false), the age the persisted last-seen time may have
+// (storePersistEvery).
+func (m *Manager) rejoined(known, live bool, lastSeen, now time.Time) bool {
+	if !known {
+		return true
+	}
+	gap := m.opts.DeadAfter
+	if !live {
+		gap += storePersistEvery
+	}
+	return now.Sub(lastSeen) > gap
+}
+
+// queueRecordSync starts syncRecords for store id in the background,
+// once at a time per store.
+func (m *Manager) queueRecordSync(id, addr string) {
+	if _, busy := m.records.syncing.LoadOrStore(id, true); busy {
+		return
+	}
+	// Added under m.mu, as Close sets closed before it waits.
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		m.records.syncing.Delete(id)
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		defer m.records.syncing.Delete(id)
+		n, err := m.syncRecords(id, addr)
+		switch {
+		case err == nil:
+			m.log.Info("catalog records brought up to date on a store that joined", zap.String("store", id), zap.Int("records", n))
+		case isNoRecords(err), m.ctx.Err() != nil:
+		default:
+			m.log.Warn("bringing the catalog records up to date on a store that joined", zap.String("store", id), zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+}
+
+// syncRecords writes store id the records it missed (see above) and
+// returns how many it wrote.
+func (m *Manager) syncRecords(id, addr string) (int, error) {
+	m.records.mu.Lock()
+	defer m.records.mu.Unlock()
+	jobs, err := m.Jobs()
+	if err != nil {
+		return 0, err
+	}
+	var recs []namedRecord
+	for _, j := range jobs {
+		data, err := m.recordJobLocked(j.Name)
+		if err != nil {
+			return 0, err
+		}
+		if data != nil {
+			recs = append(recs, namedRecord{name: jobRecordName(j.Name), data: data})
+		}
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, recordTimeout+recordWait(recs))
+	defer cancel()
+	s, err := m.opts.DialStore(ctx, id, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	rs, ok := s.(RecordStore)
+	if !ok {
+		return 0, errNoRecords
+	}
+	n := 0
+	for _, r := range recs {
+		if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
+			return n, err
+		}
+		n++
+	}
+	// Live records of versions deleted meanwhile.
+	for after := "v/"; ; {
+		names, err := rs.ListRecords(ctx, after, recoverPage)
+		if err != nil || len(names) == 0 {
+			return n, err
+		}
+		for _, name := range names {
+			if !strings.HasPrefix(name, "v/") {
+				return n, nil
+			}
+			job, v, ok := parseVersionRecordName(name)
+			if !ok {
+				continue // a part, or not a name this manager writes
+			}
+			if _, err := m.Version(job, v); err == nil {
+				continue
+			} else if !errors.Is(err, catalog.ErrUnknownVersion) && !errors.Is(err, catalog.ErrUnknownJob) {
+				return n, err
+			}
+			data, err := rs.GetRecord(ctx, name)
+			if err != nil {
+				return n, err
+			}
+			if h, _, err := decodeRecord(name, data); err == nil && h.Deleted {
+				continue // a tombstone already
+			}
+			tomb, _, _, err := m.recordVersionLocked(job, v)
+			if err != nil {
+				return n, err
+			}
+			for _, r := range tomb {
+				if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
+					return n, err
+				}
+				if r.blankParts {
+					if err := blankParts(ctx, rs, r); err != nil {
+						return n, err
+					}
+				}
+				n++
+			}
+		}
+		after = names[len(names)-1]
+	}
+}
+
+// parseVersionRecordName splits "v/JOB/VERSION" (versionRecordName); ok
+// is false for any other name.
+func parseVersionRecordName(name string) (string, int64, bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] != "v" || len(parts[2]) != 20 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || v <= 0 || catalog.ValidJobName(parts[1]) != nil || versionRecordName(parts[1], v) != name {
+		return "", 0, false
+	}
+	return parts[1], v, true
 }

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/wire"
 )
 
@@ -175,5 +177,55 @@ func TestLargeManifestRecordedInParts(t *testing.T) {
 	_, rep = e.recover(t)
 	if rep.Versions != 1 || rep.Deleted != 1 || len(rep.Missing) != 0 || len(rep.Bad) != 0 {
 		t.Errorf("recovery after the delete: %+v", rep)
+	}
+}
+
+// TestRecordsSyncedToAStoreThatComesBack: a store away while a version it
+// holds the record of is deleted and a retention policy is set gets, when
+// it comes back, the tombstone and the job record it missed, so a
+// recovery from it alone neither brings the deleted version back nor
+// loses the policy.
+func TestRecordsSyncedToAStoreThatComesBack(t *testing.T) {
+	e := newRepairEnv(t, 3, Options{})
+	v1 := e.commitPlaced(t, "job", 1, placed{"aa", []string{"s3"}})
+	e.commitPlaced(t, "job", 1, placed{"bb", []string{"s3"}})
+	name := versionRecordName("job", v1.Version)
+	if got := e.stores[2].recordNames(name); len(got) != 1 {
+		t.Fatalf("s3 holds records %v, want version %d's", got, v1.Version)
+	}
+	e.kill(t, 2)
+	if _, err := e.m.DeleteVersion("job", v1.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.SetRetention("job", catalog.Retention{KeepLast: 5}); err != nil {
+		t.Fatal(err)
+	}
+	e.down[2] = false
+	e.beat(t) // s3 is back
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := e.stores[2].GetRecord(context.Background(), name)
+		h, _, _ := decodeRecord(name, data)
+		jdata, _ := e.stores[2].GetRecord(context.Background(), jobRecordName("job"))
+		jh, _, _ := decodeRecord(jobRecordName("job"), jdata)
+		if h.Deleted && jh.Retention != nil && jh.Retention.KeepLast == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after s3 came back it holds version record %+v and job record %+v", h, jh)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m, rep, err := Recover(context.Background(), filepath.Join(t.TempDir(), "recovered"), []string{"host-3:7000"}, e.m.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	vs, err := m.Versions("job")
+	if err != nil || len(vs) != 1 || vs[0].Version == v1.Version || rep.Deleted != 1 {
+		t.Errorf("recovered from s3 alone: versions %+v (%v), report %+v; want only version 2, version 1 deleted", vs, err, rep)
+	}
+	if r, err := m.Retention("job"); err != nil || r.KeepLast != 5 {
+		t.Errorf("recovered retention %+v, %v; want keep-last 5", r, err)
 	}
 }
