@@ -7,6 +7,8 @@ import (
 	"maps"
 	"sync/atomic"
 
+	"go.uber.org/zap"
+
 	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/version"
 )
@@ -74,12 +76,13 @@ func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []
 	prev, local := s.sharePrevious(txn)
 	local = withLocal(vetErr, local)
 	s.gc.check() // the previous version's encoding is garbage now
-	part, local := s.gatherAndWrite(ctx, j, regions, prev, local)
+	part, created, local := s.gatherAndWrite(ctx, j, regions, prev, local)
 	xpart, xerr := extra()
 	local = withLocal(local, xerr)
 
 	// 4. Agree, then rank 0 commits the leaders' and the ranks' parts.
 	if err := agree(s.world, local); err != nil {
+		s.discardAborted(ctx, j, txn, created)
 		return Result{}, fmt.Errorf("checkpoint discarded, nothing committed: %w", err)
 	}
 	s.gc.check()
@@ -133,7 +136,7 @@ func (s *Session) sharePrevious(txn *version.Txn) (*version.Previous, error) {
 // leader gathers only those. A rank that fails (local, or any error here)
 // keeps taking part in every step up to the agreement, sending and writing
 // nothing, so no rank blocks; it returns its error for the agreement.
-func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []Region, prev *version.Previous, local error) (*version.Part, error) {
+func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []Region, prev *version.Previous, local error) (*version.Part, map[string][]storage.Hash, error) {
 	mine := s.cutRegions(regions)
 	desc := encodeMeta(s.Rank(), regions, mine)
 	if s.metaHook != nil {
@@ -141,7 +144,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 	}
 	metas, err := gatherBytes(s.group, 0, desc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var members []regionMeta
 	var w *version.Writer
@@ -174,12 +177,27 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 		if local == nil && prev != nil {
 			local = s.plan(ctx, w, members, needed)
 		}
+		if local == nil {
+			// What the group still has to store, before any of it moves:
+			// a cluster that cannot take it fails now, in one line.
+			var need int64
+			for i, m := range members {
+				for k, seg := range m.segs {
+					if needed[i][k] != 0 {
+						need += seg.len
+					}
+				}
+			}
+			if err := w.CheckSpace(ctx, need); err != nil {
+				local = fmt.Errorf("leader: %w", err)
+			}
+		}
 	}
 	s.gc.check()
 	// Each rank learns which of its segments the leader needs.
 	flags, err := scatterBytes(s.group, 0, needed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(flags) != len(mine) {
 		if local == nil {
@@ -190,7 +208,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 	c := s.chunk()
 	agreed := make([]int64, 1)
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), c), agreed, OpMax); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c = agreed[0]
 	myRounds := roundsOf(pick(mine, flags), c)
@@ -203,7 +221,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 		}
 	}
 	if err := s.group.AllreduceInt64(leaderOnly(s.IsLeader(), rounds), agreed, OpMax); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rounds = agreed[0]
 
@@ -239,7 +257,7 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 			recv = sl.buf[:total]
 		}
 		if err := s.group.Gatherv(send, recv, counts, displs, 0); err != nil {
-			return nil, fmt.Errorf("gathering round %d: %w", r, err)
+			return nil, nil, fmt.Errorf("gathering round %d: %w", r, err)
 		}
 		if !s.IsLeader() {
 			continue
@@ -267,13 +285,42 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 		s.gc.check()
 	}
 	if !s.IsLeader() || w == nil {
-		return nil, local
+		return nil, nil, local
 	}
 	part, err := w.Close(ctx)
 	if local == nil && err != nil {
 		local = fmt.Errorf("leader: %w", err)
 	}
-	return part, local
+	return part, w.Created(), local
+}
+
+// discardAborted aborts the version (rank 0), then has each leader ask
+// the manager to delete the blocks its writer created (version.Discarder):
+// those no committed version names and no writer in flight touched, so a
+// failed checkpoint does not leave its blocks to fill the stores until
+// the next garbage collection. Collective over the world; failures are
+// logged: garbage collection removes what is left.
+func (s *Session) discardAborted(ctx context.Context, j *version.Job, txn *version.Txn, created map[string][]storage.Hash) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := Share(s.world, func() ([]byte, error) { return nil, txn.Abort(ctx) }); err != nil {
+		// The transaction may still hold the horizon: nothing would go.
+		s.log.Warn("aborting a failed checkpoint; its blocks are left to garbage collection", zap.String("job", j.Name), zap.Error(err))
+		return
+	}
+	n := 0
+	for _, hs := range created {
+		n += len(hs)
+	}
+	d, ok := j.Catalog.(version.Discarder)
+	if n == 0 || !ok {
+		return
+	}
+	rep, err := d.Discard(ctx, created)
+	if err != nil {
+		s.log.Warn("discarding the blocks of a failed checkpoint; garbage collection removes them", zap.String("job", j.Name), zap.Int("blocks", n), zap.Error(err))
+		return
+	}
+	s.log.Info("discarded the blocks of a failed checkpoint", zap.String("job", j.Name), zap.Int64("deleted", rep.Deleted), zap.Int64("freed_bytes", rep.FreedBytes), zap.Int("stores_failed", len(rep.Failed)))
 }
 
 // cutRegions cuts this rank's regions into segments with the session's

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ckptio/ckptio/storage"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
 
@@ -301,4 +302,17 @@ func (r *Retrying) ReportCorrupt(ctx context.Context, job string, copies []Corru
 		return CorruptReport{}, errors.New("catalog: this manager client takes no reports of corrupt copies")
 	}
 	return rc.ReportCorrupt(ctx, job, copies)
+}
+
+// Discard passes a discard of an aborted write's blocks on
+// (Client.Discard) once, without retrying: garbage collection removes
+// what a discard lost to an outage.
+func (r *Retrying) Discard(ctx context.Context, stores map[string][]storage.Hash) (DiscardReport, error) {
+	d, ok := r.c.(interface {
+		Discard(ctx context.Context, stores map[string][]storage.Hash) (DiscardReport, error)
+	})
+	if !ok {
+		return DiscardReport{}, errors.New("catalog: this manager client cannot discard blocks")
+	}
+	return d.Discard(ctx, stores)
 }

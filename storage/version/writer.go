@@ -55,6 +55,11 @@ type Writer struct {
 	// without room included.
 	stores map[string]storage.BlockStore
 	log    *zap.Logger
+	// For CheckSpace: the pool, the stores the writer was opened over
+	// (with and without room) and its options.
+	pool          *client.Pool
+	targets, full []client.Target
+	opts          client.WriterOptions
 
 	mu struct {
 		sync.Mutex
@@ -110,25 +115,10 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 			onFull(id)
 		}
 	}
+	w.pool, w.targets, w.full, w.opts = j.Pool, targets, full, opts
 	if h.Bytes > 0 {
-		copies := opts.Replicas
-		if copies <= 0 {
-			copies = min(2, len(targets))
-		}
-		if opts.Optimistic {
-			copies = 1
-		}
-		need := h.Bytes * int64(copies)
-		if sc := opts.Redundancy; !sc.IsZero() {
-			need = h.Bytes + (h.Bytes*int64(sc.Parity)+int64(sc.Data)-1)/int64(sc.Data)
-		}
-		if client.CheckSpace(targets, full, need) != nil {
-			// The manager's figures are a heartbeat old: ask the
-			// stores before refusing.
-			targets, full = j.Pool.Restat(ctx, slices.Concat(targets, full))
-			if err := client.CheckSpace(targets, full, need); err != nil {
-				return nil, err
-			}
+		if err := w.CheckSpace(ctx, h.Bytes); err != nil {
+			return nil, err
 		}
 	}
 	if w.w, err = client.NewWriter(targets, opts); err != nil {
@@ -142,6 +132,34 @@ func (j *Job) NewWriter(ctx context.Context, prev *Previous, h Hints) (*Writer, 
 // Created returns, by store ID, the blocks this writer put that the
 // store did not hold before: what Txn.AbortDiscarding discards.
 func (w *Writer) Created() map[string][]storage.Hash { return w.w.Created() }
+
+// CheckSpace fails with a *client.SpaceError ("cluster out of space:
+// need X, free Y on N stores"), before anything more is sent, when the
+// alive stores that are not draining have less free space than bytes
+// logical bytes need at this writer's copies (erasure-coded: (K+M)/K of
+// them): Hints.Bytes, for a size known only after Plan. The manager's
+// figures are a heartbeat old, so the stores are asked before refusing.
+func (w *Writer) CheckSpace(ctx context.Context, bytes int64) error {
+	if bytes <= 0 {
+		return nil
+	}
+	copies := w.opts.Replicas
+	if copies <= 0 {
+		copies = min(2, len(w.targets))
+	}
+	if w.opts.Optimistic {
+		copies = 1
+	}
+	need := bytes * int64(copies)
+	if sc := w.opts.Redundancy; !sc.IsZero() {
+		need = bytes + (bytes*int64(sc.Parity)+int64(sc.Data)-1)/int64(sc.Data)
+	}
+	if client.CheckSpace(w.targets, w.full, need) == nil {
+		return nil
+	}
+	targets, full := w.pool.Restat(ctx, slices.Concat(w.targets, w.full))
+	return client.CheckSpace(targets, full, need)
+}
 
 // Plan decides, for blocks whose data the caller has not moved yet,
 // which the previous version's copies stand for: those are recorded in
