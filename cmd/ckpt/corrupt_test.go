@@ -206,3 +206,36 @@ func TestVerifyUnknownRightAfterManagerRestart(t *testing.T) {
 		t.Fatalf("verify right after a manager restart: code %d, want 4 and unknown:\n%s", code, errOut)
 	}
 }
+
+// TestSpotCheckFindsAStoreThatLostItsData (finding F8): a store whose pack
+// files are emptied behind its back still answers that it holds its
+// blocks; the manager's spot checks read some back, find them gone, and
+// count none of its copies, so 'verify' says degraded (not healthy) and
+// names the store, and 'repair' copies the blocks to the other stores.
+func TestSpotCheckFindsAStoreThatLostItsData(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "0"}})
+	work := t.TempDir()
+	writeRandom(t, filepath.Join(work, "f.bin"), 2<<20, 11)
+	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "lost", "f.bin", "--replicas", "2", "--no-compress", "--quiet"); code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	packs, err := filepath.Glob(filepath.Join(c.Dir, "store-0", "packs", "*.pack"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no pack of store-0: %v", err)
+	}
+	for _, p := range packs {
+		if err := os.Truncate(p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := c.Run(t, work, nil, "ckpt", "verify", "lost")
+	if !strings.Contains(out, "degraded") || !strings.Contains(errOut, "its copies were not counted: spot check") {
+		t.Fatalf("verify with a store that lost its data: code %d, want degraded and the spot check named:\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := c.Run(t, work, nil, "ckpt", "repair", "lost"); code != 0 || strings.Contains(out, " 0 copies made") {
+		t.Fatalf("repair: code %d, want copies made:\n%s%s", code, out, errOut)
+	}
+	if h := health(t, c, "lost"); h.State != catalog.StateHealthy {
+		t.Fatalf("after the repair: %+v, want healthy", h)
+	}
+}

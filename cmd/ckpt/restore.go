@@ -278,7 +278,7 @@ func verify(ctx context.Context, g *globals, job string, version int64, asJSON, 
 	}
 	for _, st := range h.Stores {
 		if st.Error != "" {
-			fmt.Fprintf(os.Stderr, "ckpt: store %s (%s) did not answer, its copies were not counted: %s\n", st.ID, st.Addr, st.Error)
+			fmt.Fprintf(os.Stderr, "ckpt: store %s (%s): its copies were not counted: %s\n", st.ID, st.Addr, st.Error)
 		}
 	}
 	if len(degraded) > 0 {

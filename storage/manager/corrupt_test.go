@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,52 @@ func TestReportCorrupt(t *testing.T) {
 	many := catalog.CorruptRequest{Copies: make([]catalog.CorruptCopy, catalog.MaxCorruptCopies+1)}
 	if _, err := e.m.ReportCorrupt(ctx, "job", many); !errors.Is(err, catalog.ErrInvalid) {
 		t.Errorf("a report of %d copies: %v", len(many.Copies), err)
+	}
+}
+
+// TestSpotCheckCatchesALyingStore (finding F8): a store that answers Has
+// for blocks it does not have (it threw the data away) fails the spot
+// checks: none of its copies count, so health says degraded, not healthy,
+// the report names it, and repair makes the copies elsewhere. A store
+// with one corrupt copy among good ones loses that copy only.
+func TestSpotCheckCatchesALyingStore(t *testing.T) {
+	e := newRepairEnv(t, 3, Options{})
+	e.commitPlaced(t, "job", 2, placed{"aa", []string{"s1", "s2"}}, placed{"bb", []string{"s1", "s2"}})
+	liar := e.storeOf("s2")
+	liar.mu.Lock()
+	clear(liar.mu.data) // Has still says held
+	liar.mu.Unlock()
+	h, err := e.m.Health(context.Background(), "job", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Versions[0].State != catalog.StateDegraded || h.Versions[0].DegradedBlocks != 2 {
+		t.Fatalf("health with a lying store: %+v, want both blocks degraded", h.Versions[0])
+	}
+	named := false
+	for _, r := range h.Stores {
+		if r.ID == "s2" && strings.Contains(r.Error, "spot check") && strings.Contains(r.Error, "none of its 2 copies count") {
+			named = true
+		}
+	}
+	if !named {
+		t.Fatalf("the health report does not name the lying store: %+v", h.Stores)
+	}
+	if rep := e.repair(t, "job"); rep.Copies != 2 {
+		t.Fatalf("repair made %d copies, want 2 (on s3)", rep.Copies)
+	}
+	if h := e.health(t, "job"); h[0].State != catalog.StateHealthy {
+		t.Fatalf("after the repair: %+v", h[0])
+	}
+
+	// One corrupt copy among good ones: only it stops counting.
+	e = newRepairEnv(t, 3, Options{})
+	e.commitPlaced(t, "job", 2, placed{"aa", []string{"s1", "s2"}}, placed{"bb", []string{"s1", "s2"}})
+	s2 := e.storeOf("s2")
+	s2.mu.Lock()
+	s2.mu.data[key("bb")] = []byte("xx")
+	s2.mu.Unlock()
+	if h := e.health(t, "job"); h[0].DegradedBlocks != 1 {
+		t.Fatalf("health with one corrupt copy: %+v, want 1 block degraded", h[0])
 	}
 }

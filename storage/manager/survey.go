@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
@@ -435,6 +437,7 @@ func (m *Manager) surveyJob(ctx context.Context, conns *storeConns, job string, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.spotCheck(ctx, conns, sv)
 	for k := range sv.blocks {
 		slices.Sort(sv.blocks[k].held)
 		slices.Sort(sv.blocks[k].unsure)
@@ -511,4 +514,105 @@ func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys
 	}
 	conns.report(id, func(r *catalog.RepairStoreReport) { r.Asked += int64(len(hs)); r.Missing += int64(missing) }, nil)
 	return held, nil
+}
+
+// Spot checks. A store's Has is its word: a store that acknowledges puts
+// and throws the data away, or claims blocks it never had, would keep
+// every copy counted. So each survey reads back up to spotChecks random
+// blocks (or shards) each store answered held, and checks their bytes. A
+// copy that fails does not count in this pass (it is unsure: repair
+// copies the block elsewhere, the manifests keep listing the store); a
+// store all of whose checked copies fail is taken to be lying, and none
+// of its copies count. A store serving a corrupt copy of its own drops
+// it on that read (storage/disk), so the next survey finds it missing.
+
+// spotChecks is how many copies of each store a survey reads back.
+const spotChecks = 2
+
+// spotCheck reads back random copies sv found held (see above).
+func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) {
+	type copyRef struct {
+		key  storage.Hash
+		size int64
+		drop func() // moves this store's copy from held to unsure
+	}
+	claims := map[string][]copyRef{}
+	for k := range sv.blocks {
+		bs := &sv.blocks[k]
+		for _, id := range bs.held {
+			claims[id] = append(claims[id], copyRef{sv.keys[k], bs.size, func() {
+				bs.held = slices.DeleteFunc(bs.held, func(s string) bool { return s == id })
+				bs.unsure = append(bs.unsure, id)
+			}})
+		}
+	}
+	for c := range sv.coded {
+		cs := &sv.coded[c]
+		size := int64(cs.sc.ShardSize(int(cs.size)))
+		for i := range cs.shards {
+			for _, id := range cs.held[i] {
+				claims[id] = append(claims[id], copyRef{cs.shards[i], size, func() {
+					cs.held[i] = slices.DeleteFunc(cs.held[i], func(s string) bool { return s == id })
+					cs.unsure[i] = append(cs.unsure[i], id)
+				}})
+			}
+		}
+	}
+	type verdict struct {
+		failed []int // indices into the store's claims
+		all    bool  // every checked copy failed: a lying store
+		err    error
+	}
+	verdicts := map[string]verdict{}
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(gcParallel)
+	for id, cl := range claims {
+		picks := rand.Perm(len(cl))[:min(spotChecks, len(cl))]
+		g.Go(func() error {
+			s, err := conns.get(ctx, id)
+			if err != nil {
+				return nil // reported by the Has already
+			}
+			var v verdict
+			for _, p := range picks {
+				c := cl[p]
+				data, err := s.Get(ctx, c.key)
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err == nil && (int64(len(data)) != c.size || storage.Sum(data) != c.key) {
+					err = fmt.Errorf("%w (%d bytes, want %d)", storage.ErrHashMismatch, len(data), c.size)
+				}
+				if err != nil {
+					v.failed = append(v.failed, p)
+					v.err = fmt.Errorf("spot check: it answered that it holds block %s, then %w", c.key.Short(), err)
+				}
+			}
+			v.all = len(picks) > 0 && len(v.failed) == len(picks)
+			mu.Lock()
+			verdicts[id] = v
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Wait()
+	for id, v := range verdicts {
+		if len(v.failed) == 0 {
+			continue
+		}
+		cl := claims[id]
+		if v.all {
+			for _, c := range cl {
+				c.drop()
+			}
+			m.log.Warn("a store failed every spot check: none of its copies count until it passes", zap.String("store", id), zap.Int("copies", len(cl)), zap.Error(v.err))
+			conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("%w; every copy checked failed: none of its %d copies count", v.err, len(cl)))
+			continue
+		}
+		for _, p := range v.failed {
+			cl[p].drop()
+		}
+		conns.report(id, func(*catalog.RepairStoreReport) {}, v.err)
+	}
 }

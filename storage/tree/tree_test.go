@@ -263,7 +263,7 @@ func TestExtractRefuses(t *testing.T) {
 	if des, _ := os.ReadDir(outside); len(des) != 0 {
 		t.Fatalf("wrote outside: %v", des)
 	}
-	for _, bad := range []string{"../x", "/etc/x", "a/../../x"} {
+	for _, bad := range []string{"../x", "/etc/x", "a/../../x", ".", "", "a/./b", "a//b"} {
 		f := manifest.File{Entry: manifest.Entry{Object: bad, Type: manifest.TypeFile}}
 		if err := Extract(ctx, r, []manifest.File{f}, t.TempDir(), ExtractOptions{}); err == nil {
 			t.Fatalf("extracted %q", bad)
