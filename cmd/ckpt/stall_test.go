@@ -42,7 +42,7 @@ func TestStoppedStoreDoesNotHang(t *testing.T) {
 	if got, errOut, code := getWhileStopping(t, c, work, env, out); code != 0 || !bytes.Equal(got, data) {
 		t.Fatalf("get with a store stopped mid-way: code %d, same bytes %v: %s", code, bytes.Equal(got, data), errOut)
 	}
-	if _, errOut, code := c.Run(t, work, env, "ckpt", "verify", "stall"); code != 0 && code != 1 || !strings.Contains(errOut, "did not answer") {
+	if _, errOut, code := c.Run(t, work, env, "ckpt", "verify", "stall"); code != 0 && code != 1 || !strings.Contains(errOut, "its copies were not counted") {
 		t.Fatalf("verify with a stopped store: code %d, want the store named as not answering:\n%s", code, errOut)
 	}
 	if gout, errOut, _ := c.Run(t, work, env, "ckpt", "gc"); !strings.Contains(gout+errOut, "1 of 3 stores not swept completely") {
