@@ -3,3 +3,7 @@ package collective
 // SetMetaHook makes s rewrite the region description it sends its leader
 // with f, so tests can make it malformed.
 func SetMetaHook(s *Session, f func([]byte) []byte) { s.metaHook = f }
+
+// CutRegions cuts and hashes regions as a checkpoint does, and returns
+// how many segments it cut.
+func CutRegions(s *Session, regions []Region) int { return len(s.cutRegions(regions)) }

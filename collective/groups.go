@@ -70,6 +70,12 @@ type Session struct {
 	sendBuf []byte    // a rank's send buffer of a write round
 	recvBuf []byte    // a rank's receive buffer of a restore round
 	gc      *collector
+	// memo: per region name, its segments as last cut, with their
+	// fingerprints and hashes (fingerprint.go); hashStats what finding
+	// the changed ones cost.
+	memo      map[string][]memoSeg
+	hashStats HashStats // over the session
+	lastHash  HashStats // of the last cut
 	// metaHook, set by tests only, rewrites the region description this
 	// rank sends its leader (to make a malformed one).
 	metaHook func([]byte) []byte

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -27,6 +28,10 @@ type Result struct {
 	LogicalBytes int64
 	NewBytes     int64
 	SentBytes    int64
+	// Hash is what finding the changed blocks cost this rank in this
+	// checkpoint (the other fields are the version's, the same on every
+	// rank).
+	Hash HashStats `json:"-"`
 }
 
 // Checkpoint writes every rank's regions as one new version of j and
@@ -100,6 +105,7 @@ func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []
 	if err := json.Unmarshal(out, &r); err != nil {
 		return Result{}, fmt.Errorf("collective: commit outcome: %w", err)
 	}
+	r.Hash = s.lastHash
 	s.gc.check()
 	return r, nil
 }
@@ -324,11 +330,20 @@ func (s *Session) discardAborted(ctx context.Context, j *version.Job, txn *versi
 }
 
 // cutRegions cuts this rank's regions into segments with the session's
-// chunker and hashes each one. An empty region yields one empty segment so
-// it is recorded.
+// chunker and hashes each one (hashSegments: only those whose fingerprint
+// changed since the last cut are BLAKE3-hashed). An empty region yields
+// one empty segment so it is recorded.
 func (s *Session) cutRegions(regions []Region) []segment {
+	before, start := s.hashStats, time.Now()
+	defer func() {
+		s.hashStats.Took += time.Since(start)
+		s.lastHash = HashStats{Fingerprinted: s.hashStats.Fingerprinted - before.Fingerprinted,
+			Hashed: s.hashStats.Hashed - before.Hashed, Took: s.hashStats.Took - before.Took}
+	}()
 	var out []segment
 	var lens []int
+	memo := s.memo
+	s.memo = make(map[string][]memoSeg, len(regions))
 	for i, r := range regions {
 		if len(r.Data) == 0 {
 			out = append(out, segment{region: i})
@@ -342,13 +357,13 @@ func (s *Session) cutRegions(regions []Region) []segment {
 				lens = append(lens, min(s.opts.BlockSize, len(r.Data)-off))
 			}
 		}
+		first := len(out)
 		var off int64
 		for _, n := range lens {
-			seg := segment{region: i, off: off, len: int64(n)}
-			seg.hash = storage.Sum(r.Data[off : off+int64(n)])
-			out = append(out, seg)
+			out = append(out, segment{region: i, off: off, len: int64(n)})
 			off += int64(n)
 		}
+		s.hashSegments(memo[r.Name], r.Name, r.Data, out[first:])
 	}
 	return out
 }

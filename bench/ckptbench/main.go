@@ -247,8 +247,12 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
+		h, err := maxOf(o.world, r.Hash.Took.Seconds())
+		if err != nil {
+			return err
+		}
 		st := workload.Step{Name: workload.StepNames[step], Blocked: b, Durable: d, Logical: r.LogicalBytes,
-			Written: r.NewBytes, Sent: r.SentBytes, PiecesChange: pieces, Async: wasAsync, Version: v}
+			Written: r.NewBytes, Sent: r.SentBytes, PiecesChange: pieces, Async: wasAsync, Version: v, HashSeconds: h}
 		if rank == 0 {
 			st.DiskGrowth = diskUsage(o.storeRoot) - before
 			st.AllocBytes, st.GCs = int64(allocs), int64(gcs)

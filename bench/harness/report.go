@@ -108,6 +108,11 @@ type report struct {
 	Incr10DurableVsFull   *float64 `json:"incr10_durable_vs_full"`
 	Incr10DurableVsRestic *float64 `json:"incr10_durable_vs_restic"`
 	LeaderRSSOverBoundMiB *float64 `json:"leader_rss_over_bound_mib"`
+	// Incr10HashSeconds: the slowest rank's time finding what changed
+	// in the 10%-changed checkpoint; FullHashSeconds the same in the
+	// full one (every block hashed).
+	Incr10HashSeconds *float64 `json:"incr10_hash_seconds"`
+	FullHashSeconds   *float64 `json:"full_hash_seconds"`
 
 	Targets    []target            `json:"targets"`
 	Ratios     map[string]*float64 `json:"ratios"`
@@ -187,6 +192,7 @@ func (r *report) compute() {
 		r.FullDurableVsPosix = ratio(a.Steps[0].Durable, p.Steps[0].Durable)
 		r.FullDurableVsMPIIO = ratio(a.Steps[0].Durable, s.MPIIO.Steps[0].Durable)
 		r.Incr10DurableVsFull = ratio(a.Steps[1].Durable, a.Steps[0].Durable)
+		r.FullHashSeconds, r.Incr10HashSeconds = val(a.Steps[0].HashSeconds), val(a.Steps[1].HashSeconds)
 		if s.Restic != nil {
 			r.Incr10DurableVsRestic = ratio(a.Steps[1].Durable, s.Restic.Steps[1].Durable)
 		}
@@ -311,6 +317,10 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| ckptio %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Mode, cs.Name, f3(cs.Blocked), x(ratio(cs.Blocked, ps.Durable)),
 				f3(cs.Durable), x(ratio(cs.Durable, ps.Durable)), mb(cs.Written), x(ratio(float64(cs.Written), float64(ps.Written))))
 		}
+	}
+	if a := s.CkptioAsync; a != nil && len(a.Steps) > 1 {
+		fmt.Fprintf(&b, "\nFinding what changed (ckptio, slowest rank): %ss in the full checkpoint (every block hashed), %ss in the 10%%-changed one (fingerprints, and a hash of the changed blocks only).\n",
+			f3(a.Steps[0].HashSeconds), f3(a.Steps[1].HashSeconds))
 	}
 	b.WriteString("\n| read-back | of | seconds | vs POSIX | page cache dropped | data matches |\n|---|---|---:|---:|---|---|\n")
 	fmt.Fprintf(&b, "| POSIX N-N read | %s | %s | 1.00x | %v | %v |\n", p.Read.Of, f3(p.Read.Seconds), p.Read.Dropped, p.Read.Matches)

@@ -33,6 +33,9 @@ type Step struct {
 	PiecesChange int     `json:"pieces_changed"` // per rank
 	Async        bool    `json:"async,omitempty"`
 	Version      int64   `json:"version,omitempty"`
+	// ckptio: the slowest rank's time finding the changed blocks
+	// (cutting, fingerprinting, hashing those that changed).
+	HashSeconds float64 `json:"hash_s,omitempty"`
 	// ckptio, rank 0: bytes the Go heap allocated during the checkpoint
 	// (runtime.MemStats.TotalAlloc) and the garbage collections it ran.
 	AllocBytes int64 `json:"rank0_alloc_bytes,omitempty"`
