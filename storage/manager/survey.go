@@ -529,67 +529,93 @@ func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys
 // spotChecks is how many copies of each store a survey reads back.
 const spotChecks = 2
 
-// spotCheck reads back random copies sv found held (see above).
+// spotCheck reads back random copies sv found held (see above). The
+// copies to check are drawn per store by reservoir sampling over what it
+// answered held, so a survey of a million blocks allocates nothing per
+// copy.
 func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) {
+	// A copy of a replicated block (shard < 0) or shard i of a coded one.
 	type copyRef struct {
-		key  storage.Hash
-		size int64
-		drop func() // moves this store's copy from held to unsure
+		idx   int32 // in sv.blocks or sv.coded
+		shard int32
 	}
-	claims := map[string][]copyRef{}
+	type sample struct {
+		seen  int
+		picks []copyRef
+	}
+	samples := map[string]*sample{}
+	offer := func(id string, c copyRef) {
+		sm := samples[id]
+		if sm == nil {
+			sm = &sample{}
+			samples[id] = sm
+		}
+		sm.seen++
+		if len(sm.picks) < spotChecks {
+			sm.picks = append(sm.picks, c)
+		} else if j := rand.IntN(sm.seen); j < spotChecks {
+			sm.picks[j] = c
+		}
+	}
 	for k := range sv.blocks {
-		bs := &sv.blocks[k]
-		for _, id := range bs.held {
-			claims[id] = append(claims[id], copyRef{sv.keys[k], bs.size, func() {
-				bs.held = slices.DeleteFunc(bs.held, func(s string) bool { return s == id })
-				bs.unsure = append(bs.unsure, id)
-			}})
+		for _, id := range sv.blocks[k].held {
+			offer(id, copyRef{int32(k), -1})
 		}
 	}
 	for c := range sv.coded {
-		cs := &sv.coded[c]
-		size := int64(cs.sc.ShardSize(int(cs.size)))
-		for i := range cs.shards {
-			for _, id := range cs.held[i] {
-				claims[id] = append(claims[id], copyRef{cs.shards[i], size, func() {
-					cs.held[i] = slices.DeleteFunc(cs.held[i], func(s string) bool { return s == id })
-					cs.unsure[i] = append(cs.unsure[i], id)
-				}})
+		for i, ids := range sv.coded[c].held {
+			for _, id := range ids {
+				offer(id, copyRef{int32(c), int32(i)})
 			}
 		}
 	}
+	keyOf := func(c copyRef) (storage.Hash, int64) {
+		if c.shard < 0 {
+			return sv.keys[c.idx], sv.blocks[c.idx].size
+		}
+		cs := &sv.coded[c.idx]
+		return cs.shards[c.shard], int64(cs.sc.ShardSize(int(cs.size)))
+	}
+	// drop moves store id's copy c from held to unsure.
+	drop := func(id string, c copyRef) {
+		held, unsure := &sv.blocks[c.idx].held, &sv.blocks[c.idx].unsure
+		if c.shard >= 0 {
+			held, unsure = &sv.coded[c.idx].held[c.shard], &sv.coded[c.idx].unsure[c.shard]
+		}
+		if i := slices.Index(*held, id); i >= 0 {
+			*held = slices.Delete(*held, i, i+1)
+			*unsure = append(*unsure, id)
+		}
+	}
 	type verdict struct {
-		failed []int // indices into the store's claims
-		all    bool  // every checked copy failed: a lying store
+		failed []copyRef
 		err    error
 	}
 	verdicts := map[string]verdict{}
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(gcParallel)
-	for id, cl := range claims {
-		picks := rand.Perm(len(cl))[:min(spotChecks, len(cl))]
+	for id, sm := range samples {
 		g.Go(func() error {
 			s, err := conns.get(ctx, id)
 			if err != nil {
 				return nil // reported by the Has already
 			}
 			var v verdict
-			for _, p := range picks {
-				c := cl[p]
-				data, err := s.Get(ctx, c.key)
+			for _, c := range sm.picks {
+				key, size := keyOf(c)
+				data, err := s.Get(ctx, key)
 				if ctx.Err() != nil {
 					return nil
 				}
-				if err == nil && (int64(len(data)) != c.size || storage.Sum(data) != c.key) {
-					err = fmt.Errorf("%w (%d bytes, want %d)", storage.ErrHashMismatch, len(data), c.size)
+				if err == nil && (int64(len(data)) != size || storage.Sum(data) != key) {
+					err = fmt.Errorf("%w (%d bytes, want %d)", storage.ErrHashMismatch, len(data), size)
 				}
 				if err != nil {
-					v.failed = append(v.failed, p)
-					v.err = fmt.Errorf("spot check: it answered that it holds block %s, then %w", c.key.Short(), err)
+					v.failed = append(v.failed, c)
+					v.err = fmt.Errorf("spot check: it answered that it holds block %s, then %w", key.Short(), err)
 				}
 			}
-			v.all = len(picks) > 0 && len(v.failed) == len(picks)
 			mu.Lock()
 			verdicts[id] = v
 			mu.Unlock()
@@ -601,18 +627,24 @@ func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) 
 		if len(v.failed) == 0 {
 			continue
 		}
-		cl := claims[id]
-		if v.all {
-			for _, c := range cl {
-				c.drop()
+		sm := samples[id]
+		if len(v.failed) < len(sm.picks) {
+			for _, c := range v.failed {
+				drop(id, c)
 			}
-			m.log.Warn("a store failed every spot check: none of its copies count until it passes", zap.String("store", id), zap.Int("copies", len(cl)), zap.Error(v.err))
-			conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("%w; every copy checked failed: none of its %d copies count", v.err, len(cl)))
+			conns.report(id, func(*catalog.RepairStoreReport) {}, v.err)
 			continue
 		}
-		for _, p := range v.failed {
-			cl[p].drop()
+		// Every copy checked failed: none of the store's copies count.
+		for k := range sv.blocks {
+			drop(id, copyRef{int32(k), -1})
 		}
-		conns.report(id, func(*catalog.RepairStoreReport) {}, v.err)
+		for c := range sv.coded {
+			for i := range sv.coded[c].held {
+				drop(id, copyRef{int32(c), int32(i)})
+			}
+		}
+		m.log.Warn("a store failed every spot check: none of its copies count until it passes", zap.String("store", id), zap.Int("copies", sm.seen), zap.Error(v.err))
+		conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("%w; every copy checked failed: none of its %d copies count", v.err, sm.seen))
 	}
 }
