@@ -595,27 +595,22 @@ func (m *Manager) queueRecordSync(id, addr string) {
 }
 
 // syncRecords writes store id the records it missed (see above) and
-// returns how many it wrote.
+// returns how many it wrote. Each record is encoded and written under
+// m.records.mu, so it cannot overwrite a newer one a change writes
+// meanwhile, and the lock is released between records, so commits are
+// not held for the whole sync; each write has recordStoreTimeout, and the
+// first failure ends the sync (the store is tried again when it next
+// joins).
 func (m *Manager) syncRecords(id, addr string) (int, error) {
-	m.records.mu.Lock()
-	defer m.records.mu.Unlock()
 	jobs, err := m.Jobs()
 	if err != nil {
 		return 0, err
 	}
-	var recs []namedRecord
-	for _, j := range jobs {
-		data, err := m.recordJobLocked(j.Name)
-		if err != nil {
-			return 0, err
-		}
-		if data != nil {
-			recs = append(recs, namedRecord{name: jobRecordName(j.Name), data: data})
-		}
-	}
-	ctx, cancel := context.WithTimeout(m.ctx, recordTimeout+recordWait(recs))
+	ctx, cancel := context.WithCancel(m.ctx)
 	defer cancel()
-	s, err := m.opts.DialStore(ctx, id, addr)
+	dctx, dcancel := context.WithTimeout(ctx, recordStoreTimeout)
+	s, err := m.opts.DialStore(dctx, id, addr)
+	dcancel()
 	if err != nil {
 		return 0, err
 	}
@@ -624,16 +619,47 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 	if !ok {
 		return 0, errNoRecords
 	}
+	// put encodes records with enc and writes them, under the lock.
+	put := func(enc func() ([]namedRecord, error)) (int, error) {
+		m.records.mu.Lock()
+		defer m.records.mu.Unlock()
+		recs, err := enc()
+		if err != nil {
+			return 0, err
+		}
+		pctx, pcancel := context.WithTimeout(ctx, recordWait(recs))
+		defer pcancel()
+		for _, r := range recs {
+			if err := rs.PutRecord(pctx, r.name, r.data); err != nil {
+				return 0, err
+			}
+			if r.blankParts {
+				if err := blankParts(pctx, rs, r); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return len(recs), nil
+	}
 	n := 0
-	for _, r := range recs {
-		if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
+	for _, j := range jobs {
+		k, err := put(func() ([]namedRecord, error) {
+			data, err := m.recordJobLocked(j.Name)
+			if err != nil || data == nil {
+				return nil, err
+			}
+			return []namedRecord{{name: jobRecordName(j.Name), data: data}}, nil
+		})
+		n += k
+		if err != nil {
 			return n, err
 		}
-		n++
 	}
 	// Live records of versions deleted meanwhile.
 	for after := "v/"; ; {
-		names, err := rs.ListRecords(ctx, after, recoverPage)
+		lctx, lcancel := context.WithTimeout(ctx, recordStoreTimeout)
+		names, err := rs.ListRecords(lctx, after, recoverPage)
+		lcancel()
 		if err != nil || len(names) == 0 {
 			return n, err
 		}
@@ -650,27 +676,25 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 			} else if !errors.Is(err, catalog.ErrUnknownVersion) && !errors.Is(err, catalog.ErrUnknownJob) {
 				return n, err
 			}
-			data, err := rs.GetRecord(ctx, name)
+			gctx, gcancel := context.WithTimeout(ctx, recordStoreTimeout+wire.MaxRecordSize*time.Second/recordRate)
+			data, err := rs.GetRecord(gctx, name)
+			gcancel()
 			if err != nil {
 				return n, err
 			}
 			if h, _, err := decodeRecord(name, data); err == nil && h.Deleted {
 				continue // a tombstone already
 			}
-			tomb, _, _, err := m.recordVersionLocked(job, v)
+			k, err := put(func() ([]namedRecord, error) {
+				recs, _, holders, err := m.recordVersionLocked(job, v)
+				if err == nil && holders != nil {
+					return nil, nil // the catalog has the version after all: nothing to bury
+				}
+				return recs, err
+			})
+			n += k
 			if err != nil {
 				return n, err
-			}
-			for _, r := range tomb {
-				if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
-					return n, err
-				}
-				if r.blankParts {
-					if err := blankParts(ctx, rs, r); err != nil {
-						return n, err
-					}
-				}
-				n++
 			}
 		}
 		after = names[len(names)-1]
