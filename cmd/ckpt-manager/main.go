@@ -69,6 +69,7 @@ type config struct {
 	deadAfter, txnTimeout          time.Duration
 	gcEvery, gcClockSkew           time.Duration
 	repairEvery                    time.Duration
+	spotChecks                     int
 	tlsCert, tlsKey, tlsCA         string
 	metricsListen                  string
 	recover                        bool   // rebuild the catalog from the stores (recover.go)
@@ -87,6 +88,7 @@ func main() {
 	fs.DurationVar(&c.gcEvery, "gc-every", manager.DefaultGCEvery, "collect garbage this often (0 = only when asked, by 'ckpt gc')")
 	fs.DurationVar(&c.gcClockSkew, "gc-clock-skew", manager.DefaultGCClockSkew, "for stores too old to report their clock: how far it may lag this one's; garbage collection spares their blocks touched that much before the oldest checkpoint in flight (0 = same clock)")
 	fs.DurationVar(&c.repairEvery, "repair-every", manager.DefaultRepairEvery, "look this often for blocks below their replication target and copy them to other alive stores (0 = only when asked, by 'ckpt repair')")
+	fs.IntVar(&c.spotChecks, "spot-checks", manager.DefaultSpotChecks, "copies of each store every health check and repair pass reads back, to catch a store that claims blocks it does not hold (0 = none)")
 	fs.StringVar(&c.level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (and --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -112,6 +114,14 @@ func orNever(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// orNone maps a count flag's 0 (none) to the Options' negative.
+func orNone(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func run(c config) error {
@@ -141,7 +151,7 @@ func run(c config) error {
 	om := newManagerMetrics(c.metricsListen)
 	opts := manager.Options{Token: tok, DeadAfter: c.deadAfter, TxnTimeout: c.txnTimeout, Logger: log,
 		GCEvery: orNever(c.gcEvery), GCClockSkew: orNever(c.gcClockSkew), RepairEvery: orNever(c.repairEvery),
-		DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()}
+		SpotChecks: orNone(c.spotChecks), DialStore: dialStore(tok, storeTLS, log), Observer: om.observer()}
 	var m *manager.Manager
 	if c.recover || c.recoverFrom != "" {
 		m, err = recoverCatalog(ctx, c, opts)

@@ -19,7 +19,9 @@ import (
 // corrupt, so the next 'verify' says degraded and 'repair' copies them
 // from the good holders; afterwards every copy reads back intact.
 func TestCorruptCopyRepaired(t *testing.T) {
-	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "0"}})
+	// No spot checks: they could find the corrupt copies first, and this
+	// test is of what a deep verify does with them.
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "0", "--spot-checks", "0"}})
 	work := t.TempDir()
 	writeRandom(t, filepath.Join(work, "f.bin"), 4<<20, 8)
 	if _, errOut, code := c.Run(t, work, nil, "ckpt", "put", "rot", "f.bin", "--replicas", "2", "--no-compress", "--quiet"); code != 0 {
@@ -97,7 +99,9 @@ func flipInBlock(t *testing.T, dir string, data []byte) {
 // copy intact, without 'ckpt repair'. A get that meets one reads the
 // other copy, byte-exact, and reports it the same way.
 func TestCorruptCopyReportedAndRepaired(t *testing.T) {
-	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "1h"}})
+	// No spot checks: they could find the corrupt copies before the deep
+	// verify does (TestSpotCheckFindsAStoreThatLostItsData tests them).
+	c := clustertest.NewCluster(t, clustertest.Options{Stores: 3, ManagerArgs: []string{"--repair-every", "1h", "--spot-checks", "0"}})
 	work := t.TempDir()
 	const bs = 64 << 10
 	data := writeRandom(t, filepath.Join(work, "f.bin"), 16*bs, 10)

@@ -113,6 +113,17 @@ func TestSpotCheckCatchesALyingStore(t *testing.T) {
 		t.Fatalf("after the repair: %+v", h[0])
 	}
 
+	// With spot checks off (SpotChecks < 0) Has is taken at its word.
+	off := newRepairEnv(t, 3, Options{SpotChecks: -1})
+	off.commitPlaced(t, "job", 2, placed{"aa", []string{"s1", "s2"}})
+	l := off.storeOf("s2")
+	l.mu.Lock()
+	clear(l.mu.data)
+	l.mu.Unlock()
+	if h := off.health(t, "job"); h[0].State != catalog.StateHealthy {
+		t.Fatalf("with spot checks off: %+v, want healthy (nothing read back)", h[0])
+	}
+
 	// One corrupt copy among good ones: only it stops counting.
 	e = newRepairEnv(t, 3, Options{})
 	e.commitPlaced(t, "job", 2, placed{"aa", []string{"s1", "s2"}}, placed{"bb", []string{"s1", "s2"}})

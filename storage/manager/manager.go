@@ -23,6 +23,7 @@ import (
 // Defaults for Options.
 const (
 	DefaultDeadAfter        = 15 * time.Second
+	DefaultSpotChecks       = 2
 	DefaultTxnTimeout       = 10 * time.Minute
 	DefaultMaxManifestBytes = 256 << 20
 	maxJSONBody             = 1 << 20
@@ -85,6 +86,11 @@ type Options struct {
 	// RepairParallel bounds the blocks a repair pass copies at once. Zero
 	// means DefaultRepairParallel (8).
 	RepairParallel int
+	// SpotChecks is how many copies of each store a health check or
+	// repair pass reads back to check that the store holds what it
+	// claims (survey.go). Zero means DefaultSpotChecks (2); negative
+	// means none.
+	SpotChecks int
 	// RepairMaxBytes bounds the block bytes a repair pass holds in memory
 	// at once. Zero means DefaultRepairMaxBytes (64 MiB).
 	RepairMaxBytes int64
@@ -188,6 +194,12 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	}
 	if opts.RepairEvery == 0 {
 		opts.RepairEvery = DefaultRepairEvery
+	}
+	switch {
+	case opts.SpotChecks == 0:
+		opts.SpotChecks = DefaultSpotChecks
+	case opts.SpotChecks < 0:
+		opts.SpotChecks = 0
 	}
 	if opts.RepairParallel <= 0 {
 		opts.RepairParallel = DefaultRepairParallel

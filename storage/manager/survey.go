@@ -518,22 +518,23 @@ func (m *Manager) askHas(ctx context.Context, conns *storeConns, id string, keys
 
 // Spot checks. A store's Has is its word: a store that acknowledges puts
 // and throws the data away, or claims blocks it never had, would keep
-// every copy counted. So each survey reads back up to spotChecks random
-// blocks (or shards) each store answered held, and checks their bytes. A
+// every copy counted. So each survey reads back up to Options.SpotChecks
+// random blocks (or shards) each store answered held, and checks their bytes. A
 // copy that fails does not count in this pass (it is unsure: repair
 // copies the block elsewhere, the manifests keep listing the store); a
 // store all of whose checked copies fail is taken to be lying, and none
 // of its copies count. A store serving a corrupt copy of its own drops
 // it on that read (storage/disk), so the next survey finds it missing.
 
-// spotChecks is how many copies of each store a survey reads back.
-const spotChecks = 2
-
 // spotCheck reads back random copies sv found held (see above). The
 // copies to check are drawn per store by reservoir sampling over what it
 // answered held, so a survey of a million blocks allocates nothing per
 // copy.
 func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) {
+	spotChecks := m.opts.SpotChecks
+	if spotChecks <= 0 {
+		return
+	}
 	// A copy of a replicated block (shard < 0) or shard i of a coded one.
 	type copyRef struct {
 		idx   int32 // in sv.blocks or sv.coded
@@ -623,10 +624,12 @@ func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) 
 		})
 	}
 	g.Wait()
+	failed := false
 	for id, v := range verdicts {
 		if len(v.failed) == 0 {
 			continue
 		}
+		failed = true
 		sm := samples[id]
 		if len(v.failed) < len(sm.picks) {
 			for _, c := range v.failed {
@@ -646,5 +649,10 @@ func (m *Manager) spotCheck(ctx context.Context, conns *storeConns, sv *survey) 
 		}
 		m.log.Warn("a store failed every spot check: none of its copies count until it passes", zap.String("store", id), zap.Int("copies", sm.seen), zap.Error(v.err))
 		conns.report(id, func(*catalog.RepairStoreReport) {}, fmt.Errorf("%w; every copy checked failed: none of its %d copies count", v.err, sm.seen))
+	}
+	if failed {
+		// A health check found it: repair at once, as for a reported
+		// corrupt copy (corrupt.go), when background repair is on.
+		m.queueRepair(sv.job)
 	}
 }
