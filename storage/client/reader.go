@@ -209,18 +209,34 @@ func errSlowFor(d time.Duration) error {
 	return fmt.Errorf("no answer within %v (read from another copy instead)", d)
 }
 
+// slowStores returns the stores marked slow within the last slowFor
+// (nil when none).
+func (r *Reader) slowStores() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out map[string]bool
+	now := time.Now()
+	for id, at := range r.mu.slow {
+		if now.Sub(at) < slowFor {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[id] = true
+		}
+	}
+	return out
+}
+
 // slowLast moves the stores marked slow after the others, keeping the
 // order within each group; ids is not modified.
 func (r *Reader) slowLast(ids []string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.mu.slow) == 0 {
+	isSlow := r.slowStores()
+	if isSlow == nil {
 		return ids
 	}
-	now := time.Now()
 	var fast, slow []string
 	for _, id := range ids {
-		if at, ok := r.mu.slow[id]; ok && now.Sub(at) < slowFor {
+		if isSlow[id] {
 			slow = append(slow, id)
 		} else {
 			fast = append(fast, id)

@@ -152,15 +152,7 @@ func (r *Reader) readCoded(ctx context.Context, b manifest.Block, dst []byte) ([
 // those on dead ones; shards no store holds are left out.
 func (r *Reader) shardOrder(b manifest.Block) []int {
 	var order, slow, dead []int
-	isSlow := map[string]bool{}
-	r.mu.Lock()
-	now := time.Now()
-	for id, at := range r.mu.slow {
-		if now.Sub(at) < slowFor {
-			isSlow[id] = true
-		}
-	}
-	r.mu.Unlock()
+	isSlow := r.slowStores()
 	for i, id := range b.Stores {
 		switch {
 		case id == "":
