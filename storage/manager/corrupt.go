@@ -162,6 +162,9 @@ func (m *Manager) queueRepair(job string) bool {
 		delete(m.mu.repair.queued, job)
 		m.mu.Unlock()
 		rep, err := m.Repair(m.ctx, job)
+		if h := m.opts.hooks; h != nil && h.repaired != nil {
+			defer h.repaired(job)
+		}
 		if err != nil && m.ctx.Err() == nil {
 			m.log.Error("repair after corrupt copies were reported", zap.String("job", job), zap.Error(err))
 			return

@@ -18,7 +18,8 @@ import (
 func TestReportCorrupt(t *testing.T) {
 	ctx := context.Background()
 	for _, background := range []bool{false, true} {
-		opts := Options{}
+		repaired := make(chan string, 10)
+		opts := Options{hooks: &hooks{repaired: func(job string) { repaired <- job }}}
 		if background {
 			opts.RepairEvery = time.Hour
 		}
@@ -54,13 +55,7 @@ func TestReportCorrupt(t *testing.T) {
 			}
 			e.repair(t, "job")
 		} else {
-			deadline := time.Now().Add(30 * time.Second)
-			for st := e.m.RepairStatus(); st.Last == nil || st.Last.Job != "job" || st.Running; st = e.m.RepairStatus() {
-				if time.Now().After(deadline) {
-					t.Fatalf("no repair of job ran after the report: %+v", st)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			awaitEvents(t, repaired, "the repair the report queued", "job")
 		}
 		if h := e.health(t, "job"); h[0].State != catalog.StateHealthy {
 			t.Fatalf("background repair %v: health after the repair: %+v", background, h)

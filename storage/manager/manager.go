@@ -91,12 +91,21 @@ type Options struct {
 	// claims (survey.go). Zero means DefaultSpotChecks (2); negative
 	// means none.
 	SpotChecks int
+	// hooks, set by this package's tests only, are told when background
+	// work ends, so a test waits on that event rather than polling.
+	hooks *hooks
 	// RepairMaxBytes bounds the block bytes a repair pass holds in memory
 	// at once. Zero means DefaultRepairMaxBytes (64 MiB).
 	RepairMaxBytes int64
 	// Observer, when not nil, is told of commits, GC and repair passes
 	// and HTTP requests, for metrics (see Observer); nil observes nothing.
 	Observer Observer
+}
+
+// hooks are the events Options.hooks reports; nil fields are not called.
+type hooks struct {
+	recordsSynced func(store string) // queueRecordSync's sync ended
+	repaired      func(job string)   // queueRepair's repair ended
 }
 
 // Manager is the catalog of stores, jobs, versions and in-flight

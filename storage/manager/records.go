@@ -301,6 +301,12 @@ func (m *Manager) putRecords(ctx context.Context, t recordTarget, recs []namedRe
 	if !ok {
 		return errNoRecords
 	}
+	return writeRecords(ctx, rs, recs)
+}
+
+// writeRecords writes recs on rs in order, blanking the parts of the
+// versions whose tombstones they are.
+func writeRecords(ctx context.Context, rs RecordStore, recs []namedRecord) error {
 	for _, r := range recs {
 		if err := rs.PutRecord(ctx, r.name, r.data); err != nil {
 			return err
@@ -582,8 +588,11 @@ func (m *Manager) queueRecordSync(id, addr string) {
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
-		defer m.records.syncing.Delete(id)
 		n, err := m.syncRecords(id, addr)
+		m.records.syncing.Delete(id)
+		if h := m.opts.hooks; h != nil && h.recordsSynced != nil {
+			defer h.recordsSynced(id)
+		}
 		switch {
 		case err == nil:
 			m.log.Info("catalog records brought up to date on a store that joined", zap.String("store", id), zap.Int("records", n))
@@ -606,8 +615,7 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithCancel(m.ctx)
-	defer cancel()
+	ctx := m.ctx
 	dctx, dcancel := context.WithTimeout(ctx, recordStoreTimeout)
 	s, err := m.opts.DialStore(dctx, id, addr)
 	dcancel()
@@ -629,15 +637,8 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 		}
 		pctx, pcancel := context.WithTimeout(ctx, recordWait(recs))
 		defer pcancel()
-		for _, r := range recs {
-			if err := rs.PutRecord(pctx, r.name, r.data); err != nil {
-				return 0, err
-			}
-			if r.blankParts {
-				if err := blankParts(pctx, rs, r); err != nil {
-					return 0, err
-				}
-			}
+		if err := writeRecords(pctx, rs, recs); err != nil {
+			return 0, err
 		}
 		return len(recs), nil
 	}

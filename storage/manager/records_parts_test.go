@@ -186,7 +186,10 @@ func TestLargeManifestRecordedInParts(t *testing.T) {
 // recovery from it alone neither brings the deleted version back nor
 // loses the policy.
 func TestRecordsSyncedToAStoreThatComesBack(t *testing.T) {
-	e := newRepairEnv(t, 3, Options{})
+	synced := make(chan string, 100)
+	e := newRepairEnv(t, 3, Options{hooks: &hooks{recordsSynced: func(id string) { synced <- id }}})
+	// The stores' first heartbeats (joins) sync them once each.
+	awaitEvents(t, synced, "the records syncs of the stores that joined", "s1", "s2", "s3")
 	v1 := e.commitPlaced(t, "job", 1, placed{"aa", []string{"s3"}})
 	e.commitPlaced(t, "job", 1, placed{"bb", []string{"s3"}})
 	name := versionRecordName("job", v1.Version)
@@ -202,19 +205,13 @@ func TestRecordsSyncedToAStoreThatComesBack(t *testing.T) {
 	}
 	e.down[2] = false
 	e.beat(t) // s3 is back
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		data, _ := e.stores[2].GetRecord(context.Background(), name)
-		h, _, _ := decodeRecord(name, data)
-		jdata, _ := e.stores[2].GetRecord(context.Background(), jobRecordName("job"))
-		jh, _, _ := decodeRecord(jobRecordName("job"), jdata)
-		if h.Deleted && jh.Retention != nil && jh.Retention.KeepLast == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("30 s after s3 came back it holds version record %+v and job record %+v", h, jh)
-		}
-		time.Sleep(10 * time.Millisecond)
+	awaitEvents(t, synced, "the records sync of s3 coming back", "s3")
+	data, _ := e.stores[2].GetRecord(context.Background(), name)
+	h, _, _ := decodeRecord(name, data)
+	jdata, _ := e.stores[2].GetRecord(context.Background(), jobRecordName("job"))
+	jh, _, _ := decodeRecord(jobRecordName("job"), jdata)
+	if !h.Deleted || jh.Retention == nil || jh.Retention.KeepLast != 5 {
+		t.Fatalf("after s3 came back and was synced it holds version record %+v and job record %+v", h, jh)
 	}
 	m, rep, err := Recover(context.Background(), filepath.Join(t.TempDir(), "recovered"), []string{"host-3:7000"}, e.m.opts)
 	if err != nil {
@@ -227,5 +224,25 @@ func TestRecordsSyncedToAStoreThatComesBack(t *testing.T) {
 	}
 	if r, err := m.Retention("job"); err != nil || r.KeepLast != 5 {
 		t.Errorf("recovered retention %+v, %v; want keep-last 5", r, err)
+	}
+}
+
+// awaitEvents waits until ch has delivered each of want (other values
+// are skipped; any order), or fails the test after a minute, which only
+// a hang takes.
+func awaitEvents(t *testing.T, ch <-chan string, what string, want ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, w := range want {
+		left[w] = true
+	}
+	timeout := time.After(time.Minute)
+	for len(left) > 0 {
+		select {
+		case got := <-ch:
+			delete(left, got)
+		case <-timeout:
+			t.Fatalf("%s never came (%d of %d missing)", what, len(left), len(want))
+		}
 	}
 }
