@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/ckptio/ckptio/storage/catalog"
-	"github.com/ckptio/ckptio/storage/client"
 )
 
 // reportCorrupt tells the manager about the copies of job's blocks that a
@@ -16,21 +15,19 @@ import (
 // queues a repair), and says in one line what came of it. A report that
 // fails is a warning: the stores drop what they serve corrupt, and the
 // next repair pass replaces it.
-func reportCorrupt(ctx context.Context, s *session, job string, copies []client.CorruptCopy) {
+func reportCorrupt(ctx context.Context, s *session, job string, copies []catalog.CorruptCopy) {
 	if len(copies) == 0 {
 		return
 	}
-	req := make([]catalog.CorruptCopy, len(copies))
 	var stores []string
-	for i, c := range copies {
-		req[i] = catalog.CorruptCopy{Store: c.Store, Key: c.Key}
+	for _, c := range copies {
 		if !slices.Contains(stores, c.Store) {
 			stores = append(stores, c.Store)
 		}
 	}
 	what := fmt.Sprintf("%d %s came back corrupt (%s %s)", len(copies), plural(len(copies), "copy", "copies"),
 		plural(len(stores), "store", "stores"), strings.Join(stores, ", "))
-	rep, err := s.mc.ReportCorrupt(ctx, job, req)
+	rep, err := s.mc.ReportCorrupt(ctx, job, copies)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ckpt: %s; reporting them to the manager failed: %v (the stores drop what they serve corrupt: 'ckpt repair %s' replaces it)\n", what, err, job)
 		return

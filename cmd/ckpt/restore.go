@@ -459,15 +459,13 @@ func deepCheck(ctx context.Context, s *session, job string, checks []versionChec
 	}
 	took := meter.Stop()
 	fmt.Fprintf(os.Stderr, "ckpt: verify --deep %s: %d copies, %s read in %s, %s\n", job, len(counted), storage.FormatSize(took.Bytes), took.Took(), took.Rate())
-	var corrupt []client.CorruptCopy
+	var corrupt []catalog.CorruptCopy
 	for ck, err := range results {
 		if errors.Is(err, storage.ErrHashMismatch) {
-			corrupt = append(corrupt, client.CorruptCopy{Store: ck.store, Key: ck.key})
+			corrupt = append(corrupt, catalog.CorruptCopy{Store: ck.store, Key: ck.key})
 		}
 	}
-	slices.SortFunc(corrupt, func(a, b client.CorruptCopy) int {
-		return strings.Compare(a.Store+a.Key.String(), b.Store+b.Key.String())
-	})
+	slices.SortFunc(corrupt, catalog.CorruptCopy.Compare)
 	reportCorrupt(ctx, s, job, corrupt)
 	return nil
 }

@@ -1,9 +1,11 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/ckptio/ckptio/storage"
 )
@@ -17,6 +19,14 @@ const MaxCorruptCopies = 256
 type CorruptCopy struct {
 	Store string       `json:"store"`
 	Key   storage.Hash `json:"key"`
+}
+
+// Compare orders copies by store, then key (slices.SortFunc).
+func (c CorruptCopy) Compare(o CorruptCopy) int {
+	if d := strings.Compare(c.Store, o.Store); d != 0 {
+		return d
+	}
+	return bytes.Compare(c.Key[:], o.Key[:])
 }
 
 // CorruptRequest (POST /v1/jobs/{job}/corrupt) reports copies of job's

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/catalog"
 	"github.com/ckptio/ckptio/storage/codec"
 	"github.com/ckptio/ckptio/storage/manifest"
 )
@@ -70,15 +70,8 @@ type Reader struct {
 		// slow: stores that lost a hedged read, and when (slowLast).
 		slow map[string]time.Time
 		// corrupt: copies that came back not matching their keys.
-		corrupt map[CorruptCopy]bool
+		corrupt map[catalog.CorruptCopy]bool
 	}
-}
-
-// CorruptCopy is a copy (of a block, or a shard of one) that a store
-// returned with bytes not matching its key.
-type CorruptCopy struct {
-	Store string
-	Key   storage.Hash
 }
 
 // noteCorrupt records the copy key of store id if err says it came back
@@ -90,25 +83,20 @@ func (r *Reader) noteCorrupt(id string, key storage.Hash, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mu.corrupt == nil {
-		r.mu.corrupt = map[CorruptCopy]bool{}
+		r.mu.corrupt = map[catalog.CorruptCopy]bool{}
 	}
-	r.mu.corrupt[CorruptCopy{id, key}] = true
+	r.mu.corrupt[catalog.CorruptCopy{Store: id, Key: key}] = true
 }
 
 // Corrupt lists the copies read so far that came back not matching their
 // keys (the reader read other copies instead), by store and key: worth
 // reporting to the manager, which checks and replaces them
 // (catalog.Client.ReportCorrupt).
-func (r *Reader) Corrupt() []CorruptCopy {
+func (r *Reader) Corrupt() []catalog.CorruptCopy {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := slices.Collect(maps.Keys(r.mu.corrupt))
-	slices.SortFunc(out, func(a, b CorruptCopy) int {
-		if c := strings.Compare(a.Store, b.Store); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Key[:], b.Key[:])
-	})
+	slices.SortFunc(out, catalog.CorruptCopy.Compare)
 	return out
 }
 

@@ -202,7 +202,7 @@ func (r *Reader) DegradedSummary() string { return r.r.DegradedSummary() }
 
 // Corrupt lists the copies read so far that came back not matching their
 // keys (client.Reader.Corrupt).
-func (r *Reader) Corrupt() []client.CorruptCopy { return r.r.Corrupt() }
+func (r *Reader) Corrupt() []catalog.CorruptCopy { return r.r.Corrupt() }
 
 // CorruptReporter is a Catalog that takes reports of corrupt copies
 // (catalog.Client does).
@@ -225,11 +225,7 @@ func (j *Job) ReportCorrupt(ctx context.Context, r *Reader) {
 		j.log().Warn("copies came back corrupt; this catalog takes no reports", zap.Int("copies", len(copies)))
 		return
 	}
-	req := make([]catalog.CorruptCopy, len(copies))
-	for i, c := range copies {
-		req[i] = catalog.CorruptCopy{Store: c.Store, Key: c.Key}
-	}
-	rep, err := rc.ReportCorrupt(ctx, j.Name, req)
+	rep, err := rc.ReportCorrupt(ctx, j.Name, copies)
 	if err != nil {
 		j.log().Warn("copies came back corrupt; reporting them to the manager failed", zap.Int("copies", len(copies)), zap.Error(err))
 		return
