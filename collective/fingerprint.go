@@ -36,6 +36,12 @@ type HashStats struct {
 	Took          time.Duration
 }
 
+func (h *HashStats) add(o HashStats) {
+	h.Fingerprinted += o.Fingerprinted
+	h.Hashed += o.Hashed
+	h.Took += o.Took
+}
+
 // hashSegments sets the hash of each of segs, the segments of region
 // name cut from data, from prev (the region's segments as last cut) where
 // its fingerprint is unchanged, and remembers them for the next cut.
@@ -46,7 +52,7 @@ func (s *Session) hashSegments(prev []memoSeg, name string, data []byte, segs []
 		seg := &segs[i]
 		b := data[seg.off : seg.off+seg.len]
 		fp := xxh3.Hash128(b)
-		s.hashStats.Fingerprinted += seg.len
+		s.lastHash.Fingerprinted += seg.len
 		for j < len(prev) && prev[j].off < seg.off {
 			j++
 		}
@@ -54,7 +60,7 @@ func (s *Session) hashSegments(prev []memoSeg, name string, data []byte, segs []
 			seg.hash = prev[j].hash
 		} else {
 			seg.hash = storage.Sum(b)
-			s.hashStats.Hashed += seg.len
+			s.lastHash.Hashed += seg.len
 		}
 		next[i] = memoSeg{off: seg.off, len: seg.len, fp: fp, hash: seg.hash}
 	}

@@ -334,11 +334,11 @@ func (s *Session) discardAborted(ctx context.Context, j *version.Job, txn *versi
 // changed since the last cut are BLAKE3-hashed). An empty region yields
 // one empty segment so it is recorded.
 func (s *Session) cutRegions(regions []Region) []segment {
-	before, start := s.hashStats, time.Now()
+	s.lastHash = HashStats{}
+	start := time.Now()
 	defer func() {
-		s.hashStats.Took += time.Since(start)
-		s.lastHash = HashStats{Fingerprinted: s.hashStats.Fingerprinted - before.Fingerprinted,
-			Hashed: s.hashStats.Hashed - before.Hashed, Took: s.hashStats.Took - before.Took}
+		s.lastHash.Took = time.Since(start)
+		s.hashStats.add(s.lastHash)
 	}()
 	var out []segment
 	var lens []int
