@@ -97,16 +97,20 @@ func (m *Manager) checkCopies(ctx context.Context, st catalog.StoreInfo, hs []st
 	if !ok {
 		return 0, 0, errors.New("the store connection cannot read blocks")
 	}
+	// The store's clock before any read: a copy touched after it (put
+	// again by a writer) is not the one read, and is kept.
+	stat, err := s.Stat(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the store's clock: %w", err)
+	}
+	since := stat.Now
+	if since.IsZero() {
+		since = m.now().Add(-m.opts.GCClockSkew)
+	}
 	var errs []error
 	for i, h := range hs {
 		if !live[i] {
 			continue
-		}
-		// The store's clock before the read: a copy touched after it (put
-		// again by a writer) is not the one read.
-		stat, err := s.Stat(ctx)
-		if err != nil {
-			return dropped, intact, fmt.Errorf("reading the store's clock: %w", err)
 		}
 		data, err := s.Get(ctx, h)
 		switch {
@@ -120,10 +124,6 @@ func (m *Manager) checkCopies(ctx context.Context, st catalog.StoreInfo, hs []st
 		default:
 			errs = append(errs, fmt.Errorf("reading %s back: %w", h.Short(), err))
 			continue
-		}
-		since := stat.Now
-		if since.IsZero() {
-			since = m.now().Add(-m.opts.GCClockSkew)
 		}
 		if _, err := s.Delete(ctx, []storage.Hash{h}, since); err != nil {
 			errs = append(errs, fmt.Errorf("dropping corrupt %s: %w", h.Short(), err))
