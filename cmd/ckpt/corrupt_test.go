@@ -62,9 +62,9 @@ func TestCorruptCopyRepaired(t *testing.T) {
 	}
 }
 
-// flipInBlock flips one byte in the middle of the copy of data (a block
-// stored raw: --no-compress, no encryption) in store dir's pack files.
-func flipInBlock(t *testing.T, dir string, data []byte) {
+// findInPacks returns the pack file of store dir that holds data, and
+// where; "" when none does.
+func findInPacks(t *testing.T, dir string, data []byte) (string, int) {
 	t.Helper()
 	packs, err := filepath.Glob(filepath.Join(dir, "packs", "*.pack"))
 	if err != nil {
@@ -76,19 +76,40 @@ func flipInBlock(t *testing.T, dir string, data []byte) {
 			t.Fatal(err)
 		}
 		if i := bytes.Index(b, data); i >= 0 {
-			f, err := os.OpenFile(p, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			at := i + len(data)/2
-			if _, err := f.WriteAt([]byte{b[at] ^ 0xff}, int64(at)); err != nil {
-				t.Fatal(err)
-			}
-			return
+			return p, i
 		}
 	}
-	t.Fatalf("no pack of %s holds the block", dir)
+	return "", 0
+}
+
+// holds says whether store dir's packs hold data.
+func holds(t *testing.T, dir string, data []byte) bool {
+	t.Helper()
+	p, _ := findInPacks(t, dir, data)
+	return p != ""
+}
+
+// flipInBlock flips one byte in the middle of the copy of data (a block
+// stored raw: --no-compress, no encryption) in store dir's pack files.
+func flipInBlock(t *testing.T, dir string, data []byte) {
+	t.Helper()
+	p, i := findInPacks(t, dir, data)
+	if p == "" {
+		t.Fatalf("no pack of %s holds the block", dir)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	at := int64(i + len(data)/2)
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{b[0] ^ 0xff}, at); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCorruptCopyReportedAndRepaired (finding F4): a read that meets
@@ -171,25 +192,6 @@ func firstHolderDir(t *testing.T, c *clustertest.Cluster, job string, off int64)
 	}
 	t.Fatalf("no running store is listed first for %s's block at %d", job, off)
 	return ""
-}
-
-// holds says whether store dir's packs hold data.
-func holds(t *testing.T, dir string, data []byte) bool {
-	t.Helper()
-	packs, err := filepath.Glob(filepath.Join(dir, "packs", "*.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range packs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(b, data) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestVerifyUnknownRightAfterManagerRestart: right after the manager
