@@ -72,12 +72,9 @@ seconds; --quiet silences it. The last line ends with the rate of the
 bytes read (MB/s).`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bs, err := storage.ParseSize(blockSize)
+			bs, err := parseBlockSize(blockSize)
 			if err != nil {
-				return cli.Usagef("--block-size: %w", err)
-			}
-			if bs <= 0 || bs > storage.MaxBlockSize {
-				return cli.Usagef("--block-size %s: want 1 byte to %s", blockSize, storage.FormatSize(storage.MaxBlockSize))
+				return err
 			}
 			if chunking == "" {
 				chunking = os.Getenv("CKPT_CHUNKING")

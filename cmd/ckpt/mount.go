@@ -58,12 +58,9 @@ and DIR/latest links to the newest: restart a program from
 DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bs, err := storage.ParseSize(o.blockSize)
+			bs, err := parseBlockSize(o.blockSize)
 			if err != nil {
-				return cli.Usagef("--block-size: %v", err)
-			}
-			if bs <= 0 || bs > storage.MaxBlockSize {
-				return cli.Usagef("--block-size %s: want 1 byte to %s", o.blockSize, storage.FormatSize(storage.MaxBlockSize))
+				return err
 			}
 			ra, err := storage.ParseSize(o.readAhead)
 			if err != nil {
@@ -115,6 +112,19 @@ DIR/latest/checkpoint.dat. docs/mount.md has the rules.`,
 	f.BoolVar(&o.debug, "debug-fuse", false, "log every FUSE request")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file until the mount stops")
 	return c
+}
+
+// parseBlockSize reads --block-size: 1 byte to storage.MaxBlockSize, or
+// a usage error.
+func parseBlockSize(flag string) (int64, error) {
+	bs, err := storage.ParseSize(flag)
+	if err != nil {
+		return 0, cli.Usagef("--block-size: %w", err)
+	}
+	if bs <= 0 || bs > storage.MaxBlockSize {
+		return 0, cli.Usagef("--block-size %s: want 1 byte to %s", flag, storage.FormatSize(storage.MaxBlockSize))
+	}
+	return bs, nil
 }
 
 // redundancyUsage is the help of --redundancy.
