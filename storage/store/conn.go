@@ -156,11 +156,15 @@ func (c *conn) next(br *bufio.Reader) (wire.Frame, error) {
 // putPayload gives a put request's payload a recycled buffer (handle
 // returns it); other requests allocate their own.
 func (c *conn) putPayload(h wire.Header) []byte {
-	if h.Op != wire.OpPutBlock || h.Length > storage.MaxPooledBuffer {
+	if !isPut(h.Op) || h.Length > storage.MaxPooledBuffer {
 		return nil // allocated as it arrives (wire.ReadFrame)
 	}
 	return storage.GetBuffer(int(h.Length))
 }
+
+// isPut reports whether op carries blocks to store, in a payload that
+// handle recycles.
+func isPut(op wire.Op) bool { return op == wire.OpPutBlock || op == wire.OpPutBlocks }
 
 // readFailed decides how a connection whose read failed ends.
 func (c *conn) readFailed(f wire.Frame, err error) *reply {
@@ -215,7 +219,7 @@ func (c *conn) handle(f wire.Frame) {
 		r.parts = parts
 	}
 	c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
-	if f.Op == wire.OpPutBlock && f.Payload != nil {
+	if isPut(f.Op) && f.Payload != nil {
 		// Put does not retain its data (storage.BlockStore), and its
 		// reply does not refer to the request.
 		storage.PutBuffer(f.Payload)

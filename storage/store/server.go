@@ -312,6 +312,23 @@ func (s *Server) Close() error {
 }
 
 // handle runs one request against the store and returns the reply payload.
+// putBlocks stores a batch's blocks all at once, each as a PutBlock
+// would be: a disk store's group commit then syncs them together. It
+// answers each block's outcome in order.
+func (s *Server) putBlocks(ctx context.Context, items []wire.PutItem) []wire.PutOutcome {
+	outs := make([]wire.PutOutcome, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = wire.OutcomeOf(s.bs.Put(ctx, it.Hash, it.Data))
+		}()
+	}
+	wg.Wait()
+	return outs
+}
+
 func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 	switch f.Op {
 	case wire.OpPing:
@@ -326,6 +343,12 @@ func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 			return nil, err
 		}
 		return [][]byte{wire.EncodeCreated(created)}, nil
+	case wire.OpPutBlocks:
+		items, err := wire.DecodePutBlocks(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{wire.EncodePutBlocksReply(s.putBlocks(ctx, items))}, nil
 	case wire.OpGetBlock:
 		h, err := wire.DecodeHash(f.Payload)
 		if err != nil {

@@ -57,6 +57,8 @@
 //	0x08  PutRecord name length (1) | name | bytes  empty
 //	0x09  GetRecord name                         the record's bytes
 //	0x0A  ListRecords max (u32) | cursor name    names, each length (1) | name, ascending
+//	0x0B  PutBlocks n (u32) | n * (hash (32) | length (u32)) | the n blocks' bytes
+//	                                             n * (status (1) | created (1) | message length (u16) | message)
 //
 // A hash is the 32-byte BLAKE3-256 content address of the block
 // (storage.Hash). A PutBlock's block may be empty and is at most
@@ -109,6 +111,33 @@
 // stays usable), which a client reports as "store keeps no catalog
 // records" (remote.ErrNoRecords) and the manager logs and skips. A store
 // that does not keep records answers the same way.
+//
+// # Batches
+//
+// PutBlocks carries 1 to MaxPutBatch (1024) blocks in one frame: the
+// count, then each block's hash and length, then the blocks' bytes one
+// after another in the same order. The lengths must add up to exactly the
+// bytes after the head, and each is at most storage.MaxBlockSize; the
+// whole frame is within the server's payload limit like any other. A
+// request that breaks these rules is answered BadRequest (TooLarge for a
+// block above the limit), and none of its blocks is stored.
+//
+// The server stores each block as a PutBlock would (verifying its hash,
+// within the quota, touching a block it already holds), all of them
+// together, so that a disk store's group commit syncs them at once; it
+// answers once every block is durable or refused. The OK reply has one
+// entry per block in request order: the status the block's PutBlock
+// would have been answered with, the created flag (1 new, 0 already held;
+// always 0 when the status is not OK) and a message, empty when the
+// status is OK and otherwise its UTF-8 text (at most MaxMessage bytes). A
+// refused block does not fail the others: a batch can be partly stored.
+// The same hash twice in one batch is stored once and reported created
+// at most once.
+//
+// PutBlocks came after protocol version 2 was fixed, without changing the
+// version: a store older than it answers UnknownOp with the connection
+// still usable, and a client then sends the batch's blocks, and every
+// later one, as PutBlock requests (storage/remote: Options.Batch, batch.go).
 //
 // A frame longer than the server's limit is answered TooLarge with the
 // frame's id, then the server closes the connection: skipping the payload
@@ -170,6 +199,7 @@
 //
 //	DefaultMaxPayload    storage.MaxBlockSize + 4096 bytes per frame
 //	MaxBatch             65536 hashes per Has, Delete or List reply
+//	MaxPutBatch          1024 blocks per PutBlocks request
 //	MaxMessage           4096 bytes of error message
 //	MaxHandshakePayload  1024 bytes per handshake frame
 //	MaxRecordName        255 bytes of record name

@@ -57,6 +57,9 @@ const (
 	OpPutRecord   Op = 0x08
 	OpGetRecord   Op = 0x09
 	OpListRecords Op = 0x0A
+	// Batches (batch.go), since ckptio's batched transport; an older
+	// store answers them UnknownOp and a client falls back to PutBlock.
+	OpPutBlocks Op = 0x0B
 )
 
 func (o Op) String() string {
@@ -83,12 +86,14 @@ func (o Op) String() string {
 		return "get-record"
 	case OpListRecords:
 		return "list-records"
+	case OpPutBlocks:
+		return "put-blocks"
 	}
 	return fmt.Sprintf("op(0x%02x)", uint8(o))
 }
 
 // Known reports whether o is an op of this protocol version.
-func (o Op) Known() bool { return o <= OpListRecords }
+func (o Op) Known() bool { return o <= OpPutBlocks }
 
 // Header is a frame's fixed-size header, without magic and version.
 type Header struct {
