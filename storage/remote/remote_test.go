@@ -144,7 +144,8 @@ func TestPipelinedUpToWindow(t *testing.T) {
 	const window, callers = 8, 20
 	g := newGated(window)
 	addr, _ := serve(t, g, nil, store.Options{Logger: zaptest.NewLogger(t), MaxInFlight: 64})
-	s := dial(t, addr, remote.Options{Window: window})
+	// One request per put: this is about requests (batches: batch_test.go).
+	s := dial(t, addr, remote.Options{Window: window, Batch: -1})
 
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
@@ -178,7 +179,7 @@ func TestServerBoundsInFlight(t *testing.T) {
 	const inFlight = 3
 	g := newGated(inFlight)
 	addr, _ := serve(t, g, nil, store.Options{Logger: zaptest.NewLogger(t), MaxInFlight: inFlight})
-	s := dial(t, addr, remote.Options{Window: 32})
+	s := dial(t, addr, remote.Options{Window: 32, Batch: -1})
 	var wg sync.WaitGroup
 	for i := range 12 {
 		wg.Go(func() {
@@ -375,7 +376,7 @@ func TestServerShutdownFailsOutstanding(t *testing.T) {
 	cl := &closeListener{Listener: ln, closed: make(chan struct{})}
 	addr, srv := serve(t, g, cl, store.Options{Logger: zaptest.NewLogger(t), MaxInFlight: inFlight})
 	sent := make(chan struct{}, calls)
-	s := dial(t, addr, remote.WithSentHook(remote.Options{Window: 16, RedialBackoff: time.Hour},
+	s := dial(t, addr, remote.WithSentHook(remote.Options{Window: 16, RedialBackoff: time.Hour, Batch: -1},
 		func() { sent <- struct{}{} }))
 
 	var wg sync.WaitGroup

@@ -60,6 +60,11 @@ type Options struct {
 	// NoVerify skips checking that the bytes Get returns hash to the name
 	// asked for, for callers that check themselves.
 	NoVerify bool
+	// Batch is the most block bytes one PutBlocks request carries: Put
+	// queues its block, and blocks queued while earlier batches are
+	// outstanding go together (batch.go). 0 means DefaultBatch, < 0 one
+	// PutBlock request per block.
+	Batch int
 	// TLS, when not nil, makes the connection TLS (tlsconf.Client builds
 	// it), for a store run with --tls-cert; the token handshake then runs
 	// inside TLS. An empty ServerName means the host of the address
@@ -67,8 +72,10 @@ type Options struct {
 	TLS *tls.Config
 
 	// sent, set by tests (export_test.go), is called each time a request
-	// has been written to the connection.
-	sent func()
+	// has been written to the connection; queued each time a put is
+	// queued for a batch, with the puts then queued.
+	sent   func()
+	queued func(int)
 }
 
 // Store is a BlockStore on a store server, reached over TCP. Create it with
@@ -80,6 +87,7 @@ type Store struct {
 	opts   Options
 	log    *zap.Logger
 	window chan struct{} // one slot per outstanding request
+	batch  batcher
 	wg     sync.WaitGroup
 
 	mu struct {
@@ -129,6 +137,9 @@ func Dial(ctx context.Context, addr string, token []byte, opts Options) (*Store,
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = wire.DefaultMaxPayload
 	}
+	if opts.Batch == 0 {
+		opts.Batch = DefaultBatch
+	}
 	s := &Store{
 		addr:   addr,
 		token:  append([]byte(nil), token...),
@@ -138,6 +149,9 @@ func Dial(ctx context.Context, addr string, token []byte, opts Options) (*Store,
 	}
 	if _, err := s.conn(ctx); err != nil {
 		return nil, err
+	}
+	if opts.Batch > 0 {
+		s.startBatches()
 	}
 	return s, nil
 }
@@ -290,12 +304,28 @@ func (s *Store) blockErr(op string, h storage.Hash, err error) error {
 	return &storage.BlockError{Op: op, Store: s.addr, Hash: h, Err: err}
 }
 
-// Put implements storage.BlockStore.
+// Put implements storage.BlockStore. With Options.Batch the block goes
+// in a batch with the others queued (batch.go).
 func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
 	if len(data) > storage.MaxBlockSize {
 		return false, s.blockErr("put", h, fmt.Errorf("%d bytes, limit %d: %w",
 			len(data), storage.MaxBlockSize, storage.ErrTooLarge))
 	}
+	if err := ctx.Err(); err != nil {
+		return false, s.blockErr("put", h, err)
+	}
+	if s.batching() {
+		created, err := s.putQueued(ctx, h, data)
+		if err != nil {
+			return false, s.blockErr("put", h, err)
+		}
+		return created, nil
+	}
+	return s.putOne(ctx, h, data)
+}
+
+// putOne puts one block with a PutBlock request.
+func (s *Store) putOne(ctx context.Context, h storage.Hash, data []byte) (bool, error) {
 	f, err := s.roundTrip(ctx, wire.OpPutBlock, h[:], data)
 	if err != nil {
 		return false, s.blockErr("put", h, err)
@@ -439,6 +469,7 @@ func (s *Store) Close() error {
 	c := s.mu.cur
 	s.mu.cur = nil
 	s.mu.Unlock()
+	s.batch.close()
 	if c != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrConnLost, storage.ErrClosed))
 	}
