@@ -76,6 +76,9 @@ type Session struct {
 	memo      map[string][]memoSeg
 	hashStats HashStats // over the session
 	lastHash  HashStats // of the last cut
+	// stages: the leader's time split of the checkpoint being written;
+	// lastRestore that of the last restore.
+	stages, lastRestore Stages
 	// metaHook, set by tests only, rewrites the region description this
 	// rank sends its leader (to make a malformed one).
 	metaHook func([]byte) []byte

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ckptio/ckptio/storage/version"
 	"golang.org/x/sync/errgroup"
@@ -26,6 +27,10 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 // (Extra.Split, Check, Apply): checked with the regions before anything
 // is touched, and restored beside them.
 func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regions []Region, x Extra) (int64, error) {
+	began := time.Now()
+	st := &s.lastRestore
+	*st = Stages{}
+	defer func() { st.Total = time.Since(began) }()
 	// 1. Rank 0 opens the version and checks the rank count.
 	var snap *version.Snapshot
 	var shares [][]byte
@@ -183,8 +188,12 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 			launch(launched)
 			launched++
 		}
+		t := time.Now()
 		f := <-queue[0]
 		queue = queue[1:]
+		if s.IsLeader() {
+			since(&st.Stores, t)
+		}
 		if local == nil && f.err != nil {
 			local = f.err
 		}
@@ -208,7 +217,11 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 				recv = s.recvBuf[:mine[r]]
 			}
 		}
+		t = time.Now()
 		err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0)
+		if s.IsLeader() {
+			since(&st.MPI, t)
+		}
 		if f.sl != nil {
 			f.sl.release()
 		}

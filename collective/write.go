@@ -32,6 +32,8 @@ type Result struct {
 	// checkpoint (the other fields are the version's, the same on every
 	// rank).
 	Hash HashStats `json:"-"`
+	// Stages is where this rank's time went, when it is a leader.
+	Stages Stages `json:"-"`
 }
 
 // Checkpoint writes every rank's regions as one new version of j and
@@ -49,6 +51,8 @@ func (s *Session) Checkpoint(ctx context.Context, j *version.Job, regions []Regi
 // CheckpointWith is Checkpoint with state of the rank's own besides its
 // regions (Extra.Write), committed in the same version or not at all.
 func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []Region, meta map[string]string, x Extra) (Result, error) {
+	began := time.Now()
+	s.stages = Stages{}
 	// 1. Rank 0 begins the version; everyone learns whether it did.
 	var txn *version.Txn
 	if _, err := Share(s.world, func() ([]byte, error) {
@@ -106,6 +110,8 @@ func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []
 		return Result{}, fmt.Errorf("collective: commit outcome: %w", err)
 	}
 	r.Hash = s.lastHash
+	r.Stages = s.stages
+	r.Stages.Total = time.Since(began)
 	s.gc.check()
 	return r, nil
 }
@@ -254,17 +260,21 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 			// writer releases blocks at once, so this cannot hang on
 			// dead stores; ctx bounds the rest.
 			var err error
+			t := time.Now()
 			if sl, err = slabs.get(ctx); err != nil && local == nil {
 				local = fmt.Errorf("leader: %w", err)
 			}
+			since(&s.stages.Stores, t)
 			if sl == nil {
 				sl = &slab{buf: make([]byte, total)} // only to take part in the round
 			}
 			recv = sl.buf[:total]
 		}
+		t := time.Now()
 		if err := s.group.Gatherv(send, recv, counts, displs, 0); err != nil {
 			return nil, nil, fmt.Errorf("gathering round %d: %w", r, err)
 		}
+		since(&s.stages.MPI, t)
 		if !s.IsLeader() {
 			continue
 		}
@@ -293,7 +303,9 @@ func (s *Session) gatherAndWrite(ctx context.Context, j *version.Job, regions []
 	if !s.IsLeader() || w == nil {
 		return nil, nil, local
 	}
+	t := time.Now()
 	part, err := w.Close(ctx)
+	since(&s.stages.Stores, t)
 	if local == nil && err != nil {
 		local = fmt.Errorf("leader: %w", err)
 	}

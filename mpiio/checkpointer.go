@@ -403,6 +403,10 @@ func (cp *Checkpointer) Restore(ctx context.Context, v int64) error {
 	return nil
 }
 
+// LastRestore returns where the last Restore's time went on this rank
+// (collective.Stages).
+func (cp *Checkpointer) LastRestore() collective.Stages { return cp.sess.LastRestore() }
+
 // Resume restores CKPT_RESTART_VERSION when it is set, else the latest
 // version when there is one; it reports the version and whether anything
 // was restored. CKPT_RESTART_VERSION=none (ckptrun --fresh) restores
