@@ -165,6 +165,7 @@ func run(o options) error {
 	fullSum := workload.Checksum(f)
 	res := workload.Ckptio{Mode: o.mode, RegionBytes: o.size, LeaderMemory: bound(), BlockSize: blockSize()}
 	baseline := workload.StatusKiB("VmRSS")
+	daemons := workload.DaemonsFromEnv()
 
 	leader, err := isLeader(o.world)
 	if err != nil {
@@ -210,6 +211,7 @@ func run(o options) error {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		allocBefore, gcBefore := ms.TotalAlloc, ms.NumGC
+		c0 := daemons.Read(rank == 0)
 		t0 := time.Now()
 		v, err := cp.Checkpoint(ctx, mpiio.Meta{Step: int64(step)})
 		if err != nil {
@@ -224,6 +226,7 @@ func run(o options) error {
 			async = true
 		}
 		durable := time.Since(t0)
+		c1 := daemons.Read(rank == 0)
 		if prof != nil {
 			pprof.StopCPUProfile()
 			if err := prof.Close(); err != nil {
@@ -258,6 +261,12 @@ func run(o options) error {
 			st.AllocBytes, st.GCs = int64(allocs), int64(gcs)
 		}
 		res.Steps = append(res.Steps, st)
+		if step == 0 {
+			if res.FullStages, err = o.breakdown(c0, c1, d, r.Stages, &res); err != nil {
+				return err
+			}
+			res.FullStages.Hash = h
+		}
 		say("%s: version %d, %s of %s new; blocked %.3fs, durable %.3fs (%.0f MB/s of state)",
 			st.Name, v, storage.FormatSize(r.NewBytes), storage.FormatSize(total), b, d, float64(total)/d/1e6)
 	}
@@ -278,12 +287,34 @@ func run(o options) error {
 	if err := o.world.Barrier(); err != nil {
 		return err
 	}
+	var prof *os.File
+	if o.profDir != "" {
+		path := filepath.Join(o.profDir, fmt.Sprintf("ckptio-%s-restore-rank-%d.prof", o.mode, rank))
+		if prof, err = os.Create(path); err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return err
+		}
+	}
+	c0 := daemons.Read(rank == 0)
 	t0 := time.Now()
 	if err := cp.Restore(ctx, fullVersion); err != nil {
 		return err
 	}
-	took, err := maxOf(o.world, time.Since(t0).Seconds())
+	rtook := time.Since(t0)
+	c1 := daemons.Read(rank == 0)
+	if prof != nil {
+		pprof.StopCPUProfile()
+		if err := prof.Close(); err != nil {
+			return err
+		}
+	}
+	took, err := maxOf(o.world, rtook.Seconds())
 	if err != nil {
+		return err
+	}
+	if res.RestoreStages, err = o.breakdown(c0, c1, took, cp.LastRestore(), &res); err != nil {
 		return err
 	}
 	restorePeak := workload.StatusKiB("VmHWM")
@@ -336,6 +367,23 @@ func run(o options) error {
 		workload.Report(res)
 	}
 	return cp.Close(ctx)
+}
+
+// breakdown is where an operation's time went, from the counters read
+// before (a) and after (b) it on every rank; wall is the slowest rank's
+// time and st this rank's leader split. Collective.
+func (o options) breakdown(a, b workload.Counters, wall float64, st collective.Stages, res *workload.Ckptio) (workload.Breakdown, error) {
+	out := []float64{0}
+	if err := o.world.AllreduceFloat64([]float64{workload.SelfDelta(a, b)}, out, mpi.Sum); err != nil {
+		return workload.Breakdown{}, err
+	}
+	bd, missing := workload.Sub(a, b)
+	bd.Wall, bd.RanksCPU = wall, out[0]
+	bd.LeaderMPI, bd.LeaderStores = st.MPI.Seconds(), st.Stores.Seconds()
+	if o.world.Rank() == 0 {
+		res.StageNotes = append(res.StageNotes, missing...)
+	}
+	return bd, nil
 }
 
 // allocProfile writes rank 0's allocation profile (--memprofile) as

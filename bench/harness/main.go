@@ -255,12 +255,23 @@ func run(ctx context.Context, o options) (err error) {
 		stage("ckptio %s: fresh local cluster of 4 stores", mode)
 		home := filepath.Join(work, "ckpt-"+mode)
 		homes = append(homes, home)
-		info, err := cluster.Up(ctx, cluster.Options{Home: home, Stores: 4, Quota: storage.FormatSize(quota), BinDir: o.binDir,
-			Progress: func(s string) { fmt.Println("    " + s) }})
+		copts := cluster.Options{Home: home, Stores: 4, Quota: storage.FormatSize(quota), BinDir: o.binDir,
+			Progress: func(s string) { fmt.Println("    " + s) }}
+		if o.profDir != "" {
+			// The stores' profiles cover the whole run of this mode.
+			copts.ProfileDir = filepath.Join(o.profDir, "stores-"+mode)
+			if err := os.MkdirAll(copts.ProfileDir, 0o755); err != nil {
+				return err
+			}
+		}
+		info, err := cluster.Up(ctx, copts)
 		if err != nil {
 			return fmt.Errorf("ckptio %s: starting the cluster: %w", mode, err)
 		}
 		env := []string{"CKPT_MANAGER=" + info.Manager, "CKPT_TOKEN_FILE=" + info.TokenFile, "CKPT_HOME=" + home, "CKPT_REPLICAS=1"}
+		// For the breakdown of where the time goes: the daemons' CPU
+		// and the stores' fdatasyncs (info.Pids: manager first).
+		env = append(env, workload.Daemons{Manager: info.Pids[0], Stores: info.Pids[1:], StoreMetrics: info.StoreMetrics}.Env()...)
 		args := []string{"--size", perRank, "--mode", mode, "--job", "bench-" + mode, "--store-root", home, "--seed", fmt.Sprint(o.seed)}
 		args = append(args, drop...)
 		if o.profDir != "" {

@@ -74,4 +74,8 @@ type Ckptio struct {
 	Checksums    []string `json:"checksums"`
 	ProfileFiles []string `json:"profile_files,omitempty"`
 	PeakReset    bool     `json:"peak_reset_works"`
+	// Where the time of the full checkpoint and of the restore went.
+	FullStages    Breakdown `json:"full_stages"`
+	RestoreStages Breakdown `json:"restore_stages"`
+	StageNotes    []string  `json:"stage_notes,omitempty"` // counters that could not be read
 }
