@@ -373,12 +373,17 @@ func run(o options) error {
 // before (a) and after (b) it on every rank; wall is the slowest rank's
 // time and st this rank's leader split. Collective.
 func (o options) breakdown(a, b workload.Counters, wall float64, st collective.Stages, res *workload.Ckptio) (workload.Breakdown, error) {
+	cpu, faults := workload.SelfDelta(a, b)
 	out := []float64{0}
-	if err := o.world.AllreduceFloat64([]float64{workload.SelfDelta(a, b)}, out, mpi.Sum); err != nil {
+	if err := o.world.AllreduceFloat64([]float64{cpu}, out, mpi.Sum); err != nil {
+		return workload.Breakdown{}, err
+	}
+	fout := []int64{0}
+	if err := o.world.AllreduceInt64([]int64{faults}, fout, mpi.Sum); err != nil {
 		return workload.Breakdown{}, err
 	}
 	bd, missing := workload.Sub(a, b)
-	bd.Wall, bd.RanksCPU = wall, out[0]
+	bd.Wall, bd.RanksCPU, bd.RanksFaults = wall, out[0], fout[0]
 	bd.LeaderMPI, bd.LeaderStores = st.MPI.Seconds(), st.Stores.Seconds()
 	if o.world.Rank() == 0 {
 		res.StageNotes = append(res.StageNotes, missing...)

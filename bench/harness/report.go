@@ -86,7 +86,7 @@ type machine struct {
 	DiskFree  string `json:"disk_free"`
 	Date      string `json:"date"`
 	Root      bool   `json:"root"`
-	Limits    string `json:"limits"`
+	Limits    limits `json:"limits"` // measured at the start of the run
 }
 
 // target is one of the goals in docs/benchmarks.md.
@@ -339,7 +339,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| ckptio %s Restore | %s | %s | %s | %v | %v |\n", c.Mode, c.Restore.Of, f3(c.Restore.Seconds), x(ratio(c.Restore.Seconds, p.Read.Seconds)), c.Restore.Dropped, c.Restore.Matches)
 		}
 	}
-	b.WriteString(stagesTable(s, p))
+	b.WriteString(stagesTable(s, p, r.Machine.Limits))
 	b.WriteString("\n| memory | peak RSS (MiB) | vs POSIX rank | data held (MiB) | bound (MiB) | over bound (MiB) |\n|---|---:|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| POSIX N-N, largest rank | %.1f | 1.00x | %s | | |\n", float64(p.PeakKiB)/1024, mb(st.BytesPerRank))
 	for _, l := range r.Leader {
@@ -372,8 +372,11 @@ func (r *report) markdown() string {
 }
 
 func describeMachine(ctx context.Context, work string) machine {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339), Root: os.Geteuid() == 0,
-		Limits: "docs: memcpy ~15 GB/s, loopback TCP ~2 GB/s, disk write+fdatasync ~300 MB/s"}
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339), Root: os.Geteuid() == 0}
+	var err error
+	if m.Limits, err = measureLimits(256 << 20); err != nil {
+		fmt.Println("harness: measuring the machine's limits:", err)
+	}
 	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(raw), "\n") {
 			if v, ok := strings.CutPrefix(line, "model name"); ok {
@@ -434,11 +437,11 @@ func profileTops(ctx context.Context, dir string, runs ...*workload.Ckptio) map[
 // stagesTable is where the time of ckptio's full checkpoint and restore
 // went, with the machine's limits beside it: cores x wall is all the CPU
 // there was, POSIX N-N the disk's write and read time for the same bytes.
-func stagesTable(s systems, p *posixRun) string {
+func stagesTable(s systems, p *posixRun, l limits) string {
 	var b strings.Builder
 	b.WriteString("\nWhere the time goes (ckptio; CPU in CPU-seconds, rank 0 is the leader):\n\n" +
-		"| operation | wall (s) | CPU there was (cores x wall) | machine busy | iowait | ranks | leader | stores | manager | store fdatasync (s, count) | leader in MPI (s) | leader waiting for stores (s) |\n" +
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		"| operation | wall (s) | CPU there was (cores x wall) | machine busy | iowait | ranks | leader | stores | manager | page faults (stores, ranks) | store fdatasync (s, count) | leader in MPI (s) | leader waiting for stores (s) |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range []*workload.Ckptio{s.CkptioSync, s.CkptioAsync} {
 		if c == nil {
 			continue
@@ -448,14 +451,26 @@ func stagesTable(s systems, p *posixRun) string {
 			d    workload.Breakdown
 		}{{"full checkpoint", c.FullStages}, {"restore", c.RestoreStages}} {
 			d := op.d
-			fmt.Fprintf(&b, "| %s %s | %s | %s | %s | %s | %s | %s | %s | %s | %s, %d | %s | %s |\n", c.Mode, op.name,
+			fmt.Fprintf(&b, "| %s %s | %s | %s | %s | %s | %s | %s | %s | %s | %d, %d | %s, %d | %s | %s |\n", c.Mode, op.name,
 				f3(d.Wall), f2(float64(d.Cores)*d.Wall), f2(d.MachineBusy), f2(d.MachineIOWait), f2(d.RanksCPU), f2(d.LeaderCPU),
-				f2(d.StoresCPU), f2(d.ManagerCPU), f2(d.Fdatasync), d.Fdatasyncs, f3(d.LeaderMPI), f3(d.LeaderStores))
+				f2(d.StoresCPU), f2(d.ManagerCPU), d.StoresFaults, d.RanksFaults, f2(d.Fdatasync), d.Fdatasyncs, f3(d.LeaderMPI), f3(d.LeaderStores))
 		}
 	}
-	fmt.Fprintf(&b, "\nThe disk, for the same bytes (POSIX N-N): written and fsynced in %ss, read back in %ss.\n",
-		f3(p.Steps[0].Durable), f3(p.Read.Seconds))
+	fmt.Fprintf(&b, "\nThe machine, for the same bytes (%s): the disk (POSIX N-N) wrote and fsynced them in %ss and read them back in %ss; "+
+		"loopback TCP moves them in %ss at %s CPU-s (%.2f GB/s, %.2f CPU-s per GiB, both ends); BLAKE3 hashes them in %ss on one core (%.2f GB/s), memcpy copies them in %ss (%.1f GB/s), or in %ss into memory touched for the first time (%.2f GB/s, page faults).\n",
+		mb(p.Steps[0].Logical)+" MiB", f3(p.Steps[0].Durable), f3(p.Read.Seconds),
+		f3(per(p.Steps[0].Logical, l.TCPGBs)), f2(l.TCPCPUPerGiB*float64(p.Steps[0].Logical)/(1<<30)), l.TCPGBs, l.TCPCPUPerGiB,
+		f3(per(p.Steps[0].Logical, l.Blake3GBs)), l.Blake3GBs, f3(per(p.Steps[0].Logical, l.MemcpyGBs)), l.MemcpyGBs,
+		f3(per(p.Steps[0].Logical, l.FirstTouchGBs)), l.FirstTouchGBs)
 	return b.String()
 }
 
 func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+// per is the seconds n bytes take at gbs GB/s (0 when unmeasured).
+func per(n int64, gbs float64) float64 {
+	if gbs <= 0 {
+		return 0
+	}
+	return float64(n) / gbs / 1e9
+}
