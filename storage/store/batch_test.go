@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/ckptio/ckptio/storage"
@@ -102,4 +103,33 @@ func TestBadPutBlocksKeepConnection(t *testing.T) {
 		}
 	}
 	ping(t, nc, 99)
+}
+
+// The Observer hears of each block of a batch as of a PutBlock, so that
+// put metrics count blocks, batched or not; a refused block counts as a
+// refused put.
+func TestPutBlocksObservedPerBlock(t *testing.T) {
+	rec := &recorder{}
+	addr, _ := serve(t, memstore.New("m", 0), store.Options{Observer: rec})
+	a, ha := storetest.Block(1, 1000)
+	b, hb := storetest.Block(2, 500)
+	var bad storage.Hash
+	putBlocks(t, addr, []wire.PutItem{{Hash: ha, Data: a}, {Hash: hb, Data: b}, {Hash: bad, Data: b}})
+	var puts []observed
+	for _, c := range rec.take() {
+		if c.op == wire.OpPutBlocks {
+			t.Fatalf("a batch answered OK observed as %+v; want its blocks only", c)
+		}
+		if c.op == wire.OpPutBlock {
+			puts = append(puts, c)
+		}
+	}
+	want := []observed{
+		{wire.OpPutBlock, wire.StatusOK, storage.HashSize + 1000, 1},
+		{wire.OpPutBlock, wire.StatusOK, storage.HashSize + 500, 1},
+		{wire.OpPutBlock, wire.StatusHashMismatch, storage.HashSize + 500, 1},
+	}
+	if !slices.Equal(puts, want) {
+		t.Fatalf("observed %+v, want %+v", puts, want)
+	}
 }

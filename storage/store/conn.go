@@ -218,7 +218,10 @@ func (c *conn) handle(f wire.Frame) {
 	} else {
 		r.parts = parts
 	}
-	c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
+	if f.Op != wire.OpPutBlocks || r.st != wire.StatusOK {
+		// A batch answered OK was observed block by block (putBlocks).
+		c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
+	}
 	if isPut(f.Op) && f.Payload != nil {
 		// Put does not retain its data (storage.BlockStore), and its
 		// reply does not refer to the request.

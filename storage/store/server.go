@@ -314,8 +314,11 @@ func (s *Server) Close() error {
 // handle runs one request against the store and returns the reply payload.
 // putBlocks stores a batch's blocks all at once, each as a PutBlock
 // would be: a disk store's group commit then syncs them together. It
-// answers each block's outcome in order.
+// answers each block's outcome in order. The Observer and Stats hear of
+// each block as of a PutBlock taking the batch's time, so that a store's
+// put metrics count blocks however they came.
 func (s *Server) putBlocks(ctx context.Context, items []wire.PutItem) []wire.PutOutcome {
+	start := time.Now()
 	outs := make([]wire.PutOutcome, len(items))
 	var wg sync.WaitGroup
 	for i, it := range items {
@@ -326,6 +329,13 @@ func (s *Server) putBlocks(ctx context.Context, items []wire.PutItem) []wire.Put
 		}()
 	}
 	wg.Wait()
+	took := time.Since(start)
+	for i, o := range outs {
+		if o.Status != wire.StatusOK && o.Status != wire.StatusNotFound {
+			s.errors.Add(1)
+		}
+		s.opts.Observer.Request(wire.OpPutBlock, o.Status, storage.HashSize+len(items[i].Data), 1, took)
+	}
 	return outs
 }
 
