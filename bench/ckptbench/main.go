@@ -261,11 +261,17 @@ func run(o options) error {
 			st.AllocBytes, st.GCs = int64(allocs), int64(gcs)
 		}
 		res.Steps = append(res.Steps, st)
-		if step == 0 {
-			if res.FullStages, err = o.breakdown(c0, c1, d, r.Stages, &res); err != nil {
+		if step < 2 {
+			bd, err := o.breakdown(c0, c1, d, r.Stages, &res)
+			if err != nil {
 				return err
 			}
-			res.FullStages.Hash = h
+			bd.Hash = h
+			if step == 0 {
+				res.FullStages = bd
+			} else {
+				res.Incr10Stages = bd
+			}
 		}
 		say("%s: version %d, %s of %s new; blocked %.3fs, durable %.3fs (%.0f MB/s of state)",
 			st.Name, v, storage.FormatSize(r.NewBytes), storage.FormatSize(total), b, d, float64(total)/d/1e6)

@@ -449,7 +449,7 @@ func stagesTable(s systems, p *posixRun, l limits) string {
 		for _, op := range []struct {
 			name string
 			d    workload.Breakdown
-		}{{"full checkpoint", c.FullStages}, {"restore", c.RestoreStages}} {
+		}{{"full checkpoint", c.FullStages}, {"10%-changed checkpoint", c.Incr10Stages}, {"restore", c.RestoreStages}} {
 			d := op.d
 			fmt.Fprintf(&b, "| %s %s | %s | %s | %s | %s | %s | %s | %s | %s | %d, %d | %s, %d | %s | %s |\n", c.Mode, op.name,
 				f3(d.Wall), f2(float64(d.Cores)*d.Wall), f2(d.MachineBusy), f2(d.MachineIOWait), f2(d.RanksCPU), f2(d.LeaderCPU),

@@ -74,8 +74,10 @@ type Ckptio struct {
 	Checksums    []string `json:"checksums"`
 	ProfileFiles []string `json:"profile_files,omitempty"`
 	PeakReset    bool     `json:"peak_reset_works"`
-	// Where the time of the full checkpoint and of the restore went.
+	// Where the time of the full checkpoint, the 10%-changed one and
+	// the restore went.
 	FullStages    Breakdown `json:"full_stages"`
+	Incr10Stages  Breakdown `json:"incr10_stages"`
 	RestoreStages Breakdown `json:"restore_stages"`
 	StageNotes    []string  `json:"stage_notes,omitempty"` // counters that could not be read
 }
