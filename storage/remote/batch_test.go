@@ -11,34 +11,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ckptio/ckptio/storage"
+	"github.com/ckptio/ckptio/storage/memstore"
 	"github.com/ckptio/ckptio/storage/remote"
 	"github.com/ckptio/ckptio/storage/store"
 	"github.com/ckptio/ckptio/storage/storetest"
 	"github.com/ckptio/ckptio/storage/wire"
 )
-
-// opCounter is a store Observer counting the requests answered, by op.
-type opCounter struct {
-	mu  sync.Mutex
-	ops map[wire.Op]int
-}
-
-func (o *opCounter) Connection(string) {}
-
-func (o *opCounter) Request(op wire.Op, _ wire.Status, _, _ int, _ time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.ops == nil {
-		o.ops = map[wire.Op]int{}
-	}
-	o.ops[op]++
-}
-
-func (o *opCounter) count(op wire.Op) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.ops[op]
-}
 
 // waitQueued waits for the queued hook to report n puts queued.
 func waitQueued(t *testing.T, queued <-chan int, n int) {
@@ -70,8 +48,7 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) {
 func TestPutsBatchedUnderLoad(t *testing.T) {
 	const alone, more = remote.BatchesInFlight, 40
 	g := newGated(alone)
-	obs := &opCounter{}
-	addr, _ := serve(t, g, nil, store.Options{Logger: zaptest.NewLogger(t), Observer: obs})
+	addr, _ := serve(t, g, nil, store.Options{Logger: zaptest.NewLogger(t)})
 	sent := make(chan struct{}, alone+more)
 	queued := make(chan int, alone+more)
 	s := dial(t, addr, remote.WithQueuedHook(remote.WithSentHook(remote.Options{},
@@ -105,8 +82,8 @@ func TestPutsBatchedUnderLoad(t *testing.T) {
 			t.Fatalf("put %d: created %v, %v", i, created[i], err)
 		}
 	}
-	if p, pb := obs.count(wire.OpPutBlock), obs.count(wire.OpPutBlocks); p != alone || pb != 1 {
-		t.Fatalf("store answered %d PutBlock and %d PutBlocks requests, want %d and 1", p, pb, alone)
+	if n := len(sent); n != 1 {
+		t.Fatalf("the %d queued puts went in %d requests, want 1", more, n)
 	}
 	if st, err := s.Stat(context.Background()); err != nil || st.Blocks != alone+more {
 		t.Fatalf("stat = %+v, %v; want %d blocks", st, err, alone+more)
@@ -217,6 +194,11 @@ func (o *oldStore) serve(nc net.Conn) {
 				<-o.release
 				reply(f, wire.StatusOK, wire.EncodeCreated(true))
 			}()
+		case wire.OpGetBlock:
+			go func() {
+				<-o.release
+				reply(f, wire.StatusOK, []byte("old"))
+			}()
 		case wire.OpPing:
 			reply(f, wire.StatusOK, nil)
 		default:
@@ -270,5 +252,197 @@ func TestPutBatchFallsBackForAnOldStore(t *testing.T) {
 	}
 	if pb, p := old.count(wire.OpPutBlocks), old.count(wire.OpPutBlock); pb != 1 || p != alone+more+1 {
 		t.Fatalf("old store saw %d PutBlocks and %d PutBlock requests, want 1 and %d", pb, p, alone+more+1)
+	}
+}
+
+// Gets into buffers that arrive while every batch slot is taken go
+// together, in one GetBlocks request, each into its own buffer; a block
+// the store does not hold fails alone.
+func TestGetsBatchedUnderLoad(t *testing.T) {
+	const alone, more = remote.BatchesInFlight, 40
+	g := newGated(alone)
+	addr, _ := serve(t, g, nil, store.Options{Logger: zaptest.NewLogger(t)})
+	sent := make(chan struct{}, alone+more)
+	queued := make(chan int, alone+more)
+	s := dial(t, addr, remote.WithQueuedHook(remote.WithSentHook(remote.Options{},
+		func() { sent <- struct{}{} }), func(n int) { queued <- n }))
+	const size = 4096
+	blocks := make([][]byte, alone+more)
+	hashes := make([]storage.Hash, alone+more)
+	for i := range blocks {
+		blocks[i], hashes[i] = storetest.Block(int64(i), size)
+		if i != alone+7 { // one the store does not hold
+			if _, err := g.Store.Put(context.Background(), hashes[i], blocks[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([][]byte, alone+more)
+	errs := make([]error, alone+more)
+	bufs := make([][]byte, alone+more)
+	get := func(i int) {
+		bufs[i] = make([]byte, size)
+		wg.Go(func() { got[i], errs[i] = s.GetInto(context.Background(), hashes[i], bufs[i]) })
+	}
+	for i := range alone {
+		get(i)
+		waitFor(t, queued, "the get to be queued")
+		waitFor(t, sent, "the get to be sent")
+	}
+	waitReached(t, g)
+	for i := range more {
+		get(alone + i)
+	}
+	waitQueued(t, queued, more)
+	close(g.gate)
+	wg.Wait()
+	for i := range blocks {
+		if i == alone+7 {
+			if !errors.Is(errs[i], storage.ErrNotFound) {
+				t.Fatalf("get of a block the store lacks: %v, want ErrNotFound", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil || string(got[i]) != string(blocks[i]) || &got[i][0] != &bufs[i][0] {
+			t.Fatalf("get %d: %d bytes (into its buffer: %v), %v", i, len(got[i]), len(got[i]) > 0 && &got[i][0] == &bufs[i][0], errs[i])
+		}
+	}
+	if n := len(sent); n != 1 {
+		t.Fatalf("the %d queued gets went in %d requests, want 1", more, n)
+	}
+}
+
+// heldGets is a store whose gets of some hashes wait until their gate
+// is closed.
+type heldGets struct {
+	*memstore.Store
+	gates map[storage.Hash]chan struct{}
+}
+
+func (h heldGets) Get(ctx context.Context, k storage.Hash) ([]byte, error) {
+	if g := h.gates[k]; g != nil {
+		select {
+		case <-g:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h.Store.Get(ctx, k)
+}
+
+// A get whose context ends while its batch is in flight returns at once,
+// and its buffer is not written after that; the other gets of the batch
+// get their bytes.
+func TestBatchedGetLeavesAStalledBatch(t *testing.T) {
+	const alone = remote.BatchesInFlight
+	first, second := make(chan struct{}), make(chan struct{})
+	hg := heldGets{Store: memstore.New("held", 0), gates: map[storage.Hash]chan struct{}{}}
+	var hs []storage.Hash
+	var blocks [][]byte
+	for i := range alone + 2 {
+		data, h := storetest.Block(int64(i), 100)
+		if _, err := hg.Store.Put(context.Background(), h, data); err != nil {
+			t.Fatal(err)
+		}
+		hs, blocks = append(hs, h), append(blocks, data)
+		hg.gates[h] = first
+		if i >= alone {
+			hg.gates[h] = second
+		}
+	}
+	addr, _ := serve(t, hg, nil, store.Options{Logger: zaptest.NewLogger(t)})
+	sent := make(chan struct{}, 16)
+	queued := make(chan int, 16)
+	s := dial(t, addr, remote.WithQueuedHook(remote.WithSentHook(remote.Options{},
+		func() { sent <- struct{}{} }), func(n int) { queued <- n }))
+	var wg sync.WaitGroup
+	for i := range alone {
+		wg.Go(func() {
+			if _, err := s.GetInto(context.Background(), hs[i], make([]byte, 100)); err != nil {
+				t.Error(err)
+			}
+		})
+		waitFor(t, queued, "the get to be queued")
+		waitFor(t, sent, "the get to be sent")
+	}
+	// Two more wait in the queue, every slot being taken; once the first
+	// gets are answered they go as one batch, which the store holds.
+	ctx, cancel := context.WithCancel(context.Background())
+	buf := make([]byte, 100)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.GetInto(ctx, hs[alone], buf)
+		done <- err
+	}()
+	var other []byte
+	wg.Go(func() {
+		var err error
+		if other, err = s.GetInto(context.Background(), hs[alone+1], make([]byte, 100)); err != nil {
+			t.Error(err)
+		}
+	})
+	waitQueued(t, queued, 2)
+	close(first)
+	waitFor(t, sent, "the batch to be sent")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled get: %v, want context.Canceled", err)
+	}
+	close(second)
+	wg.Wait()
+	if string(other) != string(blocks[alone+1]) {
+		t.Fatal("the other get of the batch did not get its bytes")
+	}
+	for _, c := range buf {
+		if c != 0 {
+			t.Fatal("the batch wrote into the buffer of a get that had left")
+		}
+	}
+}
+
+// A store that does not know GetBlocks gets each get of the batch alone,
+// and every later one: nothing fails.
+func TestGetBatchFallsBackForAnOldStore(t *testing.T) {
+	const alone, more = remote.BatchesInFlight, 10
+	old := serveOld(t)
+	sent := make(chan struct{}, 2*(alone+more)+2)
+	queued := make(chan int, alone+more+1)
+	s := dial(t, old.addr, remote.WithQueuedHook(remote.WithSentHook(remote.Options{NoVerify: true},
+		func() { sent <- struct{}{} }), func(n int) { queued <- n }))
+	var wg sync.WaitGroup
+	errs := make([]error, alone+more)
+	get := func(i int) {
+		wg.Go(func() {
+			var h storage.Hash
+			h[0] = byte(i)
+			var got []byte
+			got, errs[i] = s.GetInto(context.Background(), h, make([]byte, 3))
+			if errs[i] == nil && string(got) != "old" {
+				errs[i] = errors.New("wrong bytes: " + string(got))
+			}
+		})
+	}
+	for i := range alone {
+		get(i)
+		waitFor(t, queued, "the get to be queued")
+		waitFor(t, sent, "the get to be sent")
+	}
+	for i := range more {
+		get(alone + i)
+	}
+	waitQueued(t, queued, more)
+	close(old.release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("get %d from a store without GetBlocks: %v", i, err)
+		}
+	}
+	if _, err := s.GetInto(context.Background(), storage.Hash{99}, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if gb, g := old.count(wire.OpGetBlocks), old.count(wire.OpGetBlock); gb != 1 || g != alone+more+1 {
+		t.Fatalf("old store saw %d GetBlocks and %d GetBlock requests, want 1 and %d", gb, g, alone+more+1)
 	}
 }

@@ -133,3 +133,58 @@ func TestPutBlocksObservedPerBlock(t *testing.T) {
 		t.Fatalf("observed %+v, want %+v", puts, want)
 	}
 }
+
+// A GetBlocks request answers each block in its place: the bytes, or a
+// NotFound for one the store does not hold; each is observed as a get.
+func TestGetBlocksAnswersEachBlock(t *testing.T) {
+	ms := memstore.New("m", 0)
+	rec := &recorder{}
+	addr, _ := serve(t, ms, store.Options{Observer: rec})
+	a, ha := storetest.Block(1, 1000)
+	b, hb := storetest.Block(2, 300)
+	_, missing := storetest.Block(3, 10)
+	for _, blk := range [][]byte{a, b} {
+		if _, err := ms.Put(t.Context(), storage.Sum(blk), blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc := rawConn(t, addr)
+	p, err := wire.EncodeGetBlocks([]storage.Hash{hb, missing, ha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, nc, 3, wire.OpGetBlocks, p)
+	f := recv(t, nc)
+	if f.ID != 3 || f.Status != wire.StatusOK {
+		t.Fatalf("get-blocks reply %+v %q", f.Header, f.Payload)
+	}
+	outs, err := wire.DecodeGetBlocksReply(f.Payload, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(outs[0].Data) != string(b) || string(outs[2].Data) != string(a) {
+		t.Fatalf("blocks came back as %d and %d bytes", len(outs[0].Data), len(outs[2].Data))
+	}
+	if err := outs[1].Err(); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("block not held: %v, want ErrNotFound", err)
+	}
+	gets := 0
+	for _, c := range rec.take() {
+		if c.op == wire.OpGetBlocks {
+			t.Fatalf("a batch answered OK observed as %+v; want its blocks only", c)
+		}
+		if c.op == wire.OpGetBlock {
+			gets++
+		}
+	}
+	if gets != 3 {
+		t.Fatalf("observed %d gets, want 3", gets)
+	}
+	for i, bad := range [][]byte{nil, make([]byte, 31), make([]byte, 32*(wire.MaxGetBatch+1))} {
+		send(t, nc, uint64(10+i), wire.OpGetBlocks, bad)
+		if f := recv(t, nc); f.Status != wire.StatusBadRequest {
+			t.Fatalf("get-blocks of %d bytes: reply %+v, want BadRequest", len(bad), f.Header)
+		}
+	}
+	ping(t, nc, 99)
+}

@@ -218,8 +218,9 @@ func (c *conn) handle(f wire.Frame) {
 	} else {
 		r.parts = parts
 	}
-	if f.Op != wire.OpPutBlocks || r.st != wire.StatusOK {
-		// A batch answered OK was observed block by block (putBlocks).
+	if (f.Op != wire.OpPutBlocks && f.Op != wire.OpGetBlocks) || r.st != wire.StatusOK {
+		// A batch answered OK was observed block by block (putBlocks,
+		// getBlocks).
 		c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
 	}
 	if isPut(f.Op) && f.Payload != nil {

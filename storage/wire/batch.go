@@ -158,3 +158,105 @@ func DecodePutBlocksReply(p []byte, n int) ([]PutOutcome, error) {
 	}
 	return outs, nil
 }
+
+// GetBlocks (doc.go, "Batches"): many blocks asked in one frame and
+// answered in one reply.
+
+// MaxGetBatch is the most blocks one GetBlocks request asks for.
+const MaxGetBatch = 1024
+
+// EncodeGetBlocks encodes a GetBlocks request: the hashes.
+func EncodeGetBlocks(hs []storage.Hash) ([]byte, error) {
+	if len(hs) == 0 || len(hs) > MaxGetBatch {
+		return nil, fmt.Errorf("%w: get batch of %d blocks, want 1 to %d", ErrMalformed, len(hs), MaxGetBatch)
+	}
+	return EncodeHashes(hs)
+}
+
+// DecodeGetBlocks decodes a GetBlocks request.
+func DecodeGetBlocks(p []byte) ([]storage.Hash, error) {
+	if len(p)%storage.HashSize != 0 {
+		return nil, fmt.Errorf("%w: get batch of %d bytes, not a multiple of %d", ErrMalformed, len(p), storage.HashSize)
+	}
+	if n := len(p) / storage.HashSize; n == 0 || n > MaxGetBatch {
+		return nil, fmt.Errorf("%w: get batch of %d blocks, want 1 to %d", ErrMalformed, n, MaxGetBatch)
+	}
+	return DecodeHashes(p)
+}
+
+// GetOutcome is what a store answers for one block of a GetBlocks
+// request: its bytes (Status OK) or a status and a message, as GetBlock
+// would be answered.
+type GetOutcome struct {
+	Status  Status
+	Data    []byte
+	Message string
+}
+
+// Err returns the outcome's error: nil when the bytes came.
+func (o GetOutcome) Err() error { return ErrorFor(o.Status, []byte(o.Message)) }
+
+// getItemHead is the bytes each block takes in a GetBlocks reply's head:
+// status (1) and the length of what follows for it (u32).
+const getItemHead = 5
+
+// GetBlocksReplySize is the payload of a GetBlocks reply for n blocks
+// whose bodies (bytes or messages) are body bytes in all.
+func GetBlocksReplySize(n, body int) int { return n*getItemHead + body }
+
+// EncodeGetBlocksReplyHead encodes the head of a GetBlocks reply; the
+// bodies follow it in order as parts of their own: a block's bytes, or
+// a refused block's message (GetBlocksBody).
+func EncodeGetBlocksReplyHead(outs []GetOutcome) []byte {
+	p := make([]byte, 0, len(outs)*getItemHead)
+	for _, o := range outs {
+		p = append(p, byte(o.Status))
+		p = binary.BigEndian.AppendUint32(p, uint32(len(GetBlocksBody(o))))
+	}
+	return p
+}
+
+// GetBlocksBody is the part that follows the head for o.
+func GetBlocksBody(o GetOutcome) []byte {
+	if o.Status == StatusOK {
+		return o.Data
+	}
+	msg := Message(o.Message)
+	if msg == "" {
+		msg = o.Status.String()
+	}
+	return []byte(msg)
+}
+
+// DecodeGetBlocksReply decodes the reply to a GetBlocks request of n
+// blocks. The blocks' bytes alias p.
+func DecodeGetBlocksReply(p []byte, n int) ([]GetOutcome, error) {
+	head := n * getItemHead
+	if n < 1 || len(p) < head {
+		return nil, fmt.Errorf("%w: get batch reply of %d bytes, shorter than the head of its %d blocks", ErrMalformed, len(p), n)
+	}
+	outs := make([]GetOutcome, n)
+	body := p[head:]
+	for i := range outs {
+		e := p[i*getItemHead:]
+		st, l := Status(e[0]), uint64(binary.BigEndian.Uint32(e[1:]))
+		switch {
+		case l > uint64(len(body)):
+			return nil, fmt.Errorf("%w: get batch reply: block %d of %d announces %d bytes, %d left", ErrMalformed, i+1, n, l, len(body))
+		case st != StatusOK && (l == 0 || l > MaxMessage):
+			return nil, fmt.Errorf("%w: get batch reply: block %d: status %d with a message of %d bytes (1 to %d)", ErrMalformed, i+1, st, l, MaxMessage)
+		case st == StatusOK && l > storage.MaxBlockSize:
+			return nil, fmt.Errorf("%w: get batch reply: block %d of %d bytes, limit %d", ErrMalformed, i+1, l, storage.MaxBlockSize)
+		}
+		if st == StatusOK {
+			outs[i] = GetOutcome{Data: body[:l:l]}
+		} else {
+			outs[i] = GetOutcome{Status: st, Message: Message(string(body[:l]))}
+		}
+		body = body[l:]
+	}
+	if len(body) != 0 {
+		return nil, fmt.Errorf("%w: get batch reply: %d bytes after its %d blocks", ErrMalformed, len(body), n)
+	}
+	return outs, nil
+}

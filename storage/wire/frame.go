@@ -60,6 +60,7 @@ const (
 	// Batches (batch.go), since ckptio's batched transport; an older
 	// store answers them UnknownOp and a client falls back to PutBlock.
 	OpPutBlocks Op = 0x0B
+	OpGetBlocks Op = 0x0C
 )
 
 func (o Op) String() string {
@@ -88,12 +89,14 @@ func (o Op) String() string {
 		return "list-records"
 	case OpPutBlocks:
 		return "put-blocks"
+	case OpGetBlocks:
+		return "get-blocks"
 	}
 	return fmt.Sprintf("op(0x%02x)", uint8(o))
 }
 
 // Known reports whether o is an op of this protocol version.
-func (o Op) Known() bool { return o <= OpPutBlocks }
+func (o Op) Known() bool { return o <= OpGetBlocks }
 
 // Header is a frame's fixed-size header, without magic and version.
 type Header struct {
