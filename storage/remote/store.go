@@ -60,10 +60,10 @@ type Options struct {
 	// NoVerify skips checking that the bytes Get returns hash to the name
 	// asked for, for callers that check themselves.
 	NoVerify bool
-	// Batch is the most block bytes one PutBlocks or GetBlocks request
-	// carries: Put, and GetInto with a buffer, queue their block, and
-	// blocks queued while earlier batches are outstanding go together
-	// (batch.go). 0 means DefaultBatch, < 0 one request per block.
+	// Batch is the most block bytes one PutBlocks request carries: Put
+	// queues its block, and blocks queued while earlier batches are
+	// outstanding go together (batch.go). 0 means DefaultBatch, < 0 one
+	// PutBlock request per block.
 	Batch int
 	// TLS, when not nil, makes the connection TLS (tlsconf.Client builds
 	// it), for a store run with --tls-cert; the token handshake then runs
@@ -87,8 +87,7 @@ type Store struct {
 	opts   Options
 	log    *zap.Logger
 	window chan struct{} // one slot per outstanding request
-	puts   batcher       // batch.go
-	gets   batcher
+	batch  batcher
 	wg     sync.WaitGroup
 
 	mu struct {
@@ -315,12 +314,12 @@ func (s *Store) Put(ctx context.Context, h storage.Hash, data []byte) (bool, err
 	if err := ctx.Err(); err != nil {
 		return false, s.blockErr("put", h, err)
 	}
-	if s.puts.on() {
-		rep := s.puts.do(&batchReq{ctx: ctx, h: h, buf: data, n: len(data)})
-		if rep.err != nil {
-			return false, s.blockErr("put", h, rep.err)
+	if s.batching() {
+		created, err := s.putQueued(ctx, h, data)
+		if err != nil {
+			return false, s.blockErr("put", h, err)
 		}
-		return rep.created, nil
+		return created, nil
 	}
 	return s.putOne(ctx, h, data)
 }
@@ -347,40 +346,18 @@ func (s *Store) Get(ctx context.Context, h storage.Hash) ([]byte, error) {
 // GetInto is Get reading the block straight from the connection into dst
 // when it fits in cap(dst) (storage.GetIntoer): the result is then dst[:n]
 // and nothing is allocated. Otherwise it allocates, as Get does.
-//
-// With Options.Batch and a dst, the get goes in a batch with the others
-// queued (batch.go).
 func (s *Store) GetInto(ctx context.Context, h storage.Hash, dst []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
+	f, err := s.roundTripInto(ctx, dst, wire.OpGetBlock, h[:])
+	if err != nil {
 		return nil, s.blockErr("get", h, err)
 	}
-	var data []byte
-	var rep batchReply
-	batched := false
-	if cap(dst) > 0 && s.gets.on() {
-		rep = s.gets.do(&batchReq{ctx: ctx, h: h, buf: dst, n: cap(dst)})
-		if rep.err != nil {
-			return nil, s.blockErr("get", h, rep.err)
-		}
-		data, batched = rep.data, !rep.alone
+	if !s.opts.NoVerify && storage.Sum(f.Payload) != h {
+		return nil, s.blockErr("get", h, fmt.Errorf("%d bytes received: %w", len(f.Payload), storage.ErrHashMismatch))
 	}
-	if !batched {
-		f, err := s.roundTripInto(ctx, dst, wire.OpGetBlock, h[:])
-		if rep.release != nil {
-			rep.release()
-		}
-		if err != nil {
-			return nil, s.blockErr("get", h, err)
-		}
-		data = f.Payload
-	}
-	if !s.opts.NoVerify && storage.Sum(data) != h {
-		return nil, s.blockErr("get", h, fmt.Errorf("%d bytes received: %w", len(data), storage.ErrHashMismatch))
-	}
-	if data == nil {
+	if f.Payload == nil {
 		return []byte{}, nil
 	}
-	return data, nil
+	return f.Payload, nil
 }
 
 // Has implements storage.BlockStore. Batches above wire.MaxBatch are sent
@@ -492,8 +469,7 @@ func (s *Store) Close() error {
 	c := s.mu.cur
 	s.mu.cur = nil
 	s.mu.Unlock()
-	s.puts.close()
-	s.gets.close()
+	s.batch.close()
 	if c != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrConnLost, storage.ErrClosed))
 	}

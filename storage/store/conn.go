@@ -218,9 +218,8 @@ func (c *conn) handle(f wire.Frame) {
 	} else {
 		r.parts = parts
 	}
-	if (f.Op != wire.OpPutBlocks && f.Op != wire.OpGetBlocks) || r.st != wire.StatusOK {
-		// A batch answered OK was observed block by block (putBlocks,
-		// getBlocks).
+	if f.Op != wire.OpPutBlocks || r.st != wire.StatusOK {
+		// A batch answered OK was observed block by block (putBlocks).
 		c.s.opts.Observer.Request(f.Op, r.st, len(f.Payload), payloadSize(r.parts), time.Since(start))
 	}
 	if isPut(f.Op) && f.Payload != nil {

@@ -339,52 +339,6 @@ func (s *Server) putBlocks(ctx context.Context, items []wire.PutItem) []wire.Put
 	return outs
 }
 
-// getBlocks reads a batch's blocks all at once, each as a GetBlock would
-// be, and returns the reply's parts. A block that would take the reply
-// past wire.DefaultMaxPayload, the limit every client accepts, is
-// answered TooLarge: the client asks for it alone. Each block is observed
-// as a GetBlock taking the batch's time.
-func (s *Server) getBlocks(ctx context.Context, hs []storage.Hash) [][]byte {
-	start := time.Now()
-	outs := make([]wire.GetOutcome, len(hs))
-	var wg sync.WaitGroup
-	for i, h := range hs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			data, err := s.bs.Get(ctx, h)
-			if err != nil {
-				outs[i] = wire.GetOutcome{Status: wire.StatusFor(err), Message: err.Error()}
-				return
-			}
-			outs[i] = wire.GetOutcome{Data: data}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	size := wire.GetBlocksReplySize(len(hs), 0)
-	for i := range outs {
-		size += len(wire.GetBlocksBody(outs[i]))
-		if size > wire.DefaultMaxPayload {
-			size -= len(wire.GetBlocksBody(outs[i]))
-			outs[i] = wire.GetOutcome{Status: wire.StatusTooLarge,
-				Message: fmt.Sprintf("get %s: the batch's reply would pass %d bytes; ask for it alone", hs[i].Short(), wire.DefaultMaxPayload)}
-			size += len(wire.GetBlocksBody(outs[i]))
-		}
-	}
-	parts := make([][]byte, 0, len(outs)+1)
-	parts = append(parts, wire.EncodeGetBlocksReplyHead(outs))
-	for _, o := range outs {
-		body := wire.GetBlocksBody(o)
-		parts = append(parts, body)
-		if o.Status != wire.StatusOK && o.Status != wire.StatusNotFound {
-			s.errors.Add(1)
-		}
-		s.opts.Observer.Request(wire.OpGetBlock, o.Status, storage.HashSize, len(body), took)
-	}
-	return parts
-}
-
 func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 	switch f.Op {
 	case wire.OpPing:
@@ -405,12 +359,6 @@ func (s *Server) handle(ctx context.Context, f wire.Frame) ([][]byte, error) {
 			return nil, err
 		}
 		return [][]byte{wire.EncodePutBlocksReply(s.putBlocks(ctx, items))}, nil
-	case wire.OpGetBlocks:
-		hs, err := wire.DecodeGetBlocks(f.Payload)
-		if err != nil {
-			return nil, err
-		}
-		return s.getBlocks(ctx, hs), nil
 	case wire.OpGetBlock:
 		h, err := wire.DecodeHash(f.Payload)
 		if err != nil {

@@ -59,7 +59,6 @@
 //	0x0A  ListRecords max (u32) | cursor name    names, each length (1) | name, ascending
 //	0x0B  PutBlocks n (u32) | n * (hash (32) | length (u32)) | the n blocks' bytes
 //	                                             n * (status (1) | created (1) | message length (u16) | message)
-//	0x0C  GetBlocks n hashes (n*32)              n * (status (1) | length (u32)) | the n bodies
 //
 // A hash is the 32-byte BLAKE3-256 content address of the block
 // (storage.Hash). A PutBlock's block may be empty and is at most
@@ -135,23 +134,10 @@
 // The same hash twice in one batch is stored once and reported created
 // at most once.
 //
-// GetBlocks asks for 1 to MaxGetBatch (1024) blocks by hash (a list whose
-// length is not a multiple of 32, or out of that range, is BadRequest).
-// The OK reply has a head of one entry per block in request order, the
-// status its GetBlock would have been answered with and the length of its
-// body, then the bodies in the same order: a block's bytes when the
-// status is OK, else a UTF-8 message (1 to MaxMessage bytes). The server
-// keeps the reply within DefaultMaxPayload: a block that would take it
-// past is answered TooLarge, and the client asks for that one alone.
-//
-// For both, a store observes and counts each block as a PutBlock or a
-// GetBlock (storage/store.Observer), so that its metrics count blocks.
-//
-// These ops came after protocol version 2 was fixed, without changing the
-// version: a store older than them answers UnknownOp with the connection
+// PutBlocks came after protocol version 2 was fixed, without changing the
+// version: a store older than it answers UnknownOp with the connection
 // still usable, and a client then sends the batch's blocks, and every
-// later one, as PutBlock or GetBlock requests (storage/remote:
-// Options.Batch, batch.go).
+// later one, as PutBlock requests (storage/remote: Options.Batch, batch.go).
 //
 // A frame longer than the server's limit is answered TooLarge with the
 // frame's id, then the server closes the connection: skipping the payload
@@ -214,7 +200,6 @@
 //	DefaultMaxPayload    storage.MaxBlockSize + 4096 bytes per frame
 //	MaxBatch             65536 hashes per Has, Delete or List reply
 //	MaxPutBatch          1024 blocks per PutBlocks request
-//	MaxGetBatch          1024 blocks per GetBlocks request
 //	MaxMessage           4096 bytes of error message
 //	MaxHandshakePayload  1024 bytes per handshake frame
 //	MaxRecordName        255 bytes of record name

@@ -60,7 +60,6 @@ const (
 	// Batches (batch.go), since ckptio's batched transport; an older
 	// store answers them UnknownOp and a client falls back to PutBlock.
 	OpPutBlocks Op = 0x0B
-	OpGetBlocks Op = 0x0C
 )
 
 func (o Op) String() string {
@@ -89,14 +88,12 @@ func (o Op) String() string {
 		return "list-records"
 	case OpPutBlocks:
 		return "put-blocks"
-	case OpGetBlocks:
-		return "get-blocks"
 	}
 	return fmt.Sprintf("op(0x%02x)", uint8(o))
 }
 
 // Known reports whether o is an op of this protocol version.
-func (o Op) Known() bool { return o <= OpGetBlocks }
+func (o Op) Known() bool { return o <= OpPutBlocks }
 
 // Header is a frame's fixed-size header, without magic and version.
 type Header struct {

@@ -152,39 +152,3 @@ func FuzzDecodePutBlocksReply(f *testing.F) {
 		}
 	})
 }
-
-// GetBlocks replies: decoding never panics, and what decodes encodes to
-// a reply that decodes the same.
-func FuzzDecodeGetBlocksReply(f *testing.F) {
-	outs := []GetOutcome{{Data: []byte("abc")}, {Status: StatusNotFound, Message: "not held"}}
-	p := EncodeGetBlocksReplyHead(outs)
-	for _, o := range outs {
-		p = append(p, GetBlocksBody(o)...)
-	}
-	f.Add(p, 2)
-	f.Add([]byte{0, 0, 0, 0, 0}, 1)
-	f.Add([]byte{1, 0, 0, 0, 0}, 1)
-	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff}, 1)
-	f.Fuzz(func(t *testing.T, p []byte, n int) {
-		if n < 0 || n > MaxGetBatch {
-			return
-		}
-		outs, err := DecodeGetBlocksReply(p, n)
-		if err != nil {
-			return
-		}
-		back := EncodeGetBlocksReplyHead(outs)
-		for _, o := range outs {
-			back = append(back, GetBlocksBody(o)...)
-		}
-		again, err := DecodeGetBlocksReply(back, n)
-		if err != nil || len(again) != len(outs) {
-			t.Fatalf("decoded %d outcomes from %x; re-encoded: %v", len(outs), p, err)
-		}
-		for i := range outs {
-			if again[i].Status != outs[i].Status || again[i].Message != outs[i].Message || !bytes.Equal(again[i].Data, outs[i].Data) {
-				t.Fatalf("outcome %d: %+v, re-encoded %+v", i, outs[i], again[i])
-			}
-		}
-	})
-}
