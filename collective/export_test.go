@@ -7,3 +7,5 @@ func SetMetaHook(s *Session, f func([]byte) []byte) { s.metaHook = f }
 // CutRegions cuts and hashes regions as a checkpoint does, and returns
 // how many segments it cut.
 func CutRegions(s *Session, regions []Region) int { return len(s.cutRegions(regions)) }
+
+var ReadLimit = readLimit
