@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,6 +76,10 @@ type Results struct {
 	Summary []Summary    `json:"summary"`
 	Target  Target       `json:"target"`
 	Runs    []PutRun     `json:"runs"`
+	// Small: the runs with small blocks (run.sh's SMALL_BLOCK, at the
+	// writer's default window), and their medians.
+	Small        []PutRun  `json:"small_block_runs,omitempty"`
+	SmallSummary []Summary `json:"small_block_summary,omitempty"`
 }
 
 // summarize groups runs by configuration, in stores, replicas, window order.
@@ -162,6 +168,9 @@ func reportCmd(args []string) error {
 		if err := readLines(filepath.Join(*work, "runs.jsonl"), &res.Runs); err != nil {
 			return err
 		}
+		if err := readLines(filepath.Join(*work, "runs-small.jsonl"), &res.Small); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			return err
+		}
 		b, err := os.ReadFile(filepath.Join(*work, "disk.json"))
 		if err != nil {
 			return err
@@ -176,6 +185,7 @@ func reportCmd(args []string) error {
 		res.Setup = s
 	}
 	res.Summary = summarize(res.Runs)
+	res.SmallSummary = summarize(res.Small)
 	res.Target = judge(res)
 	if err := writeJSON(filepath.Join(*out, "results.json"), res); err != nil {
 		return err
@@ -311,6 +321,14 @@ func markdown(res Results) string {
 			}
 			p("| %d | %d | %s | %s | %s | %s | %s | %s |\n", n, w, dur, share, cell(ok1, r1.AppMBps),
 				cell(ok2, r2.DurableMBps), cell(ok2, r2.WireMBps), cell(ok2, r2.AppMBps))
+		}
+	}
+	if len(res.Small) > 0 {
+		p("\nSmall blocks (%s, one copy, at the writer's default window for them):\n\n| stores | window | durable r=1 | %% of line | app r=1 |\n|---:|---:|---:|---:|---:|\n",
+			storage.FormatSize(int64(res.Small[0].BlockSize)))
+		for _, x := range res.SmallSummary {
+			p("| %d | %d | %.1f (%.0f-%.0f) | %.0f%% | %.1f |\n", x.Stores, x.Window, x.DurableMBps, x.DurableMin, x.DurableMax,
+				100*x.DurableMBps/s.LineMBps, x.AppMBps)
 		}
 	}
 	verdict := func(ok bool) string {

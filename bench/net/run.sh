@@ -175,6 +175,27 @@ for n in $STORE_COUNTS; do
 done
 rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
 
+# Small blocks: 4 stores (or the most there are), one copy, at
+# SMALL_WINDOW, the writer's default window for SMALL_BLOCK
+# (client.WindowFor: 64 for 64 KiB): whether blocks as small as
+# incremental checkpoints use reach the line rate too.
+SMALL_BLOCK=${SMALL_BLOCK:-64KiB}
+SMALL_WINDOW=${SMALL_WINDOW:-64}
+if [ "$SMALL_BLOCK" != none ]; then
+	n=$((max < 4 ? max : 4))
+	start "manager-small" mg "$BIN/ckpt-manager" --listen "$MGR" --data "$WORK/mgr" --token-file "$WORK/token" \
+		--gc-every 0 --repair-every 0 --log-level warn
+	for i in $(seq "$n"); do
+		a="$NET.$((10 + i)):7171"
+		start "store-small-s$i" "s$i" "$BIN/ckpt-store" --listen "$a" --advertise "$a" --manager "$MGR" \
+			--dir "$WORK/s$i" --quota 16GiB --token-file "$WORK/token" --heartbeat 1s --log-level warn
+	done
+	nsx cl timeout 15m "$BIN/netbench" put --manager "$MGR" --token-file "$WORK/token" --stores "$n" \
+		--block "$SMALL_BLOCK" --windows "$SMALL_WINDOW" --replicas 1 --repeat "$REPEAT" --size "$SIZE" --out "$WORK/runs-small.jsonl"
+	stop
+	rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
+fi
+
 "$BIN/netbench" report --work "$WORK" --out "$OUT" --mode "$MODE" --line-mbps 125 \
 	--shaping "every link shaped to 1 Gbit/s by tc tbf (burst $BURST, latency 5ms) at both ends; $netem (the RTT is the veths' own)"
 FAILED=0
