@@ -170,6 +170,13 @@ func isNoRecords(err error) bool {
 
 func jobRecordName(job string) string { return "j/" + job }
 
+// cursorBefore is a ListRecords cursor from which every name starting
+// with prefix (which ends in "/") follows: prefix without its "/". A
+// store's wire decoder takes only record names as cursors, and a name
+// cannot end in "/"; the few names between the two (those going on with
+// '-' or '.') are skipped by the caller.
+func cursorBefore(prefix string) string { return strings.TrimSuffix(prefix, "/") }
+
 func versionRecordName(job string, v int64) string {
 	return fmt.Sprintf("v/%s/%020d", job, v)
 }
@@ -324,12 +331,15 @@ func writeRecords(ctx context.Context, rs RecordStore, recs []namedRecord) error
 // tombstones, which hold no manifest bytes.
 func blankParts(ctx context.Context, rs RecordStore, r namedRecord) error {
 	prefix := r.name + "/"
-	for after := prefix; ; {
+	for after := cursorBefore(prefix); ; {
 		names, err := rs.ListRecords(ctx, after, recoverPage)
 		if err != nil || len(names) == 0 {
 			return err
 		}
 		for _, n := range names {
+			if n < prefix {
+				continue
+			}
 			if !strings.HasPrefix(n, prefix) {
 				return nil
 			}
@@ -657,7 +667,7 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 		}
 	}
 	// Live records of versions deleted meanwhile.
-	for after := "v/"; ; {
+	for after := cursorBefore("v/"); ; {
 		lctx, lcancel := context.WithTimeout(ctx, recordStoreTimeout)
 		names, err := rs.ListRecords(lctx, after, recoverPage)
 		lcancel()
@@ -665,6 +675,9 @@ func (m *Manager) syncRecords(id, addr string) (int, error) {
 			return n, err
 		}
 		for _, name := range names {
+			if name < "v/" {
+				continue
+			}
 			if !strings.HasPrefix(name, "v/") {
 				return n, nil
 			}

@@ -43,6 +43,12 @@ func (s *repairStore) GetRecord(_ context.Context, name string) ([]byte, error) 
 }
 
 func (s *repairStore) ListRecords(_ context.Context, after string, max int) ([]string, error) {
+	// As a store's wire decoder does: the cursor is a record name.
+	if after != "" {
+		if err := wire.ValidRecordName(after); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
