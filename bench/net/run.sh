@@ -51,6 +51,7 @@ for b in ckpt-store ckpt-manager netbench; do
 	[ -x "$BIN/$b" ] || { say "$BIN/$b missing: run 'make bench-net'"; exit 1; }
 done
 
+mkdir -p "$OUT"
 WORK=$(mktemp -d "${WORKDIR:-/var/tmp}/ckpt-bench-net.XXXXXX")
 mkdir -p "$WORK/log"
 PIDS=()
