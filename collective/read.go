@@ -27,10 +27,8 @@ func (s *Session) Restore(ctx context.Context, j *version.Job, v int64, regions 
 // (Extra.Split, Check, Apply): checked with the regions before anything
 // is touched, and restored beside them.
 func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regions []Region, x Extra) (int64, error) {
-	began := time.Now()
 	st := &s.lastRestore
 	*st = Stages{}
-	defer func() { st.Total = time.Since(began) }()
 	// 1. Rank 0 opens the version and checks the rank count.
 	var snap *version.Snapshot
 	var shares [][]byte
@@ -191,9 +189,7 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 		t := time.Now()
 		f := <-queue[0]
 		queue = queue[1:]
-		if s.IsLeader() {
-			since(&st.Stores, t)
-		}
+		since(&st.Stores, t)
 		if local == nil && f.err != nil {
 			local = f.err
 		}
@@ -219,9 +215,7 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 		}
 		t = time.Now()
 		err := s.group.Scatterv(f.send, f.counts, f.displs, recv, 0)
-		if s.IsLeader() {
-			since(&st.MPI, t)
-		}
+		since(&st.MPI, t)
 		if f.sl != nil {
 			f.sl.release()
 		}

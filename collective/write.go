@@ -32,7 +32,7 @@ type Result struct {
 	// checkpoint (the other fields are the version's, the same on every
 	// rank).
 	Hash HashStats `json:"-"`
-	// Stages is where this rank's time went, when it is a leader.
+	// Stages is where this rank's time went in moving the data.
 	Stages Stages `json:"-"`
 }
 
@@ -51,7 +51,6 @@ func (s *Session) Checkpoint(ctx context.Context, j *version.Job, regions []Regi
 // CheckpointWith is Checkpoint with state of the rank's own besides its
 // regions (Extra.Write), committed in the same version or not at all.
 func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []Region, meta map[string]string, x Extra) (Result, error) {
-	began := time.Now()
 	s.stages = Stages{}
 	// 1. Rank 0 begins the version; everyone learns whether it did.
 	var txn *version.Txn
@@ -111,7 +110,6 @@ func (s *Session) CheckpointWith(ctx context.Context, j *version.Job, regions []
 	}
 	r.Hash = s.lastHash
 	r.Stages = s.stages
-	r.Stages.Total = time.Since(began)
 	s.gc.check()
 	return r, nil
 }

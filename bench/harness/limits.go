@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
+	"github.com/ckptio/ckptio/bench/internal/workload"
 	"github.com/ckptio/ckptio/storage"
 )
 
@@ -69,7 +69,7 @@ func measureLimits(size int) (limits, error) {
 	if err != nil {
 		return l, err
 	}
-	cpu0 := processCPU()
+	cpu0, _ := workload.SelfCPU()
 	t = time.Now()
 	for off := 0; off < size; off += 1 << 20 {
 		if _, err := c.Write(buf[off:min(off+1<<20, size)]); err != nil {
@@ -83,17 +83,9 @@ func measureLimits(size int) (limits, error) {
 	}
 	took := time.Since(t)
 	l.TCPGBs = gbs(size, took)
-	l.TCPCPUPerGiB = (processCPU() - cpu0) / (float64(size) / (1 << 30))
+	cpu1, _ := workload.SelfCPU()
+	l.TCPCPUPerGiB = (cpu1 - cpu0) / (float64(size) / (1 << 30))
 	return l, nil
 }
 
 func gbs(n int, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e9 }
-
-// processCPU is this process's user and system CPU-seconds.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
-}

@@ -85,7 +85,6 @@ func DaemonsFromEnv() Daemons {
 
 // Counters is one reading of what Breakdown subtracts.
 type Counters struct {
-	at              time.Time
 	busy, iowait    float64
 	self            float64
 	selfFaults      int64
@@ -99,8 +98,8 @@ type Counters struct {
 // Read takes a reading. self is this process's CPU; the machine's and
 // the daemons' are read only when all is set (rank 0).
 func (d Daemons) Read(all bool) Counters {
-	c := Counters{at: time.Now()}
-	c.self, c.selfFaults = selfCPU()
+	var c Counters
+	c.self, c.selfFaults = SelfCPU()
 	if !all {
 		return c
 	}
@@ -152,7 +151,9 @@ func Sub(a, b Counters) (Breakdown, []string) {
 // a and b.
 func SelfDelta(a, b Counters) (float64, int64) { return b.self - a.self, b.selfFaults - a.selfFaults }
 
-func selfCPU() (float64, int64) {
+// SelfCPU is this process's user and system CPU-seconds, and its minor
+// page faults (getrusage).
+func SelfCPU() (float64, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, 0
