@@ -159,22 +159,28 @@ for i in $(seq "$max"); do
 done
 stop
 
-# The runs: a fresh manager and fresh stores for each number of stores.
+# The runs: a fresh manager and fresh stores for each of them.
 MGR="$NET.2:7070"
-for n in $STORE_COUNTS; do
+# put TAG N ARGS...: netbench put against a fresh manager and N stores.
+put() {
+	local tag=$1 n=$2
+	shift 2
 	rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
-	start "manager-$n" mg "$BIN/ckpt-manager" --listen "$MGR" --data "$WORK/mgr" --token-file "$WORK/token" \
+	start "manager-$tag" mg "$BIN/ckpt-manager" --listen "$MGR" --data "$WORK/mgr" --token-file "$WORK/token" \
 		--gc-every 0 --repair-every 0 --log-level warn
 	for i in $(seq "$n"); do
 		a="$NET.$((10 + i)):7171"
-		start "store-$n-s$i" "s$i" "$BIN/ckpt-store" --listen "$a" --advertise "$a" --manager "$MGR" \
+		start "store-$tag-s$i" "s$i" "$BIN/ckpt-store" --listen "$a" --advertise "$a" --manager "$MGR" \
 			--dir "$WORK/s$i" --quota 16GiB --token-file "$WORK/token" --heartbeat 1s --log-level warn
 	done
 	nsx cl timeout 15m "$BIN/netbench" put --manager "$MGR" --token-file "$WORK/token" --stores "$n" \
-		--windows "$WINDOWS" --replicas "$REPLICAS" --repeat "$REPEAT" --size "$SIZE" --out "$WORK/runs.jsonl"
+		--repeat "$REPEAT" --size "$SIZE" "$@"
 	stop
+	rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
+}
+for n in $STORE_COUNTS; do
+	put "$n" "$n" --windows "$WINDOWS" --replicas "$REPLICAS" --out "$WORK/runs.jsonl"
 done
-rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
 
 # Small blocks: 4 stores (or the most there are), one copy, at
 # SMALL_WINDOW, the writer's default window for SMALL_BLOCK
@@ -183,18 +189,7 @@ rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
 SMALL_BLOCK=${SMALL_BLOCK:-64KiB}
 SMALL_WINDOW=${SMALL_WINDOW:-64}
 if [ "$SMALL_BLOCK" != none ]; then
-	n=$((max < 4 ? max : 4))
-	start "manager-small" mg "$BIN/ckpt-manager" --listen "$MGR" --data "$WORK/mgr" --token-file "$WORK/token" \
-		--gc-every 0 --repair-every 0 --log-level warn
-	for i in $(seq "$n"); do
-		a="$NET.$((10 + i)):7171"
-		start "store-small-s$i" "s$i" "$BIN/ckpt-store" --listen "$a" --advertise "$a" --manager "$MGR" \
-			--dir "$WORK/s$i" --quota 16GiB --token-file "$WORK/token" --heartbeat 1s --log-level warn
-	done
-	nsx cl timeout 15m "$BIN/netbench" put --manager "$MGR" --token-file "$WORK/token" --stores "$n" \
-		--block "$SMALL_BLOCK" --windows "$SMALL_WINDOW" --replicas 1 --repeat "$REPEAT" --size "$SIZE" --out "$WORK/runs-small.jsonl"
-	stop
-	rm -rf "$WORK/mgr" "$WORK"/s[0-9]*
+	put small $((max < 4 ? max : 4)) --block "$SMALL_BLOCK" --windows "$SMALL_WINDOW" --replicas 1 --out "$WORK/runs-small.jsonl"
 fi
 
 "$BIN/netbench" report --work "$WORK" --out "$OUT" --mode "$MODE" --line-mbps 125 \
