@@ -9,3 +9,6 @@ func SetMetaHook(s *Session, f func([]byte) []byte) { s.metaHook = f }
 func CutRegions(s *Session, regions []Region) int { return len(s.cutRegions(regions)) }
 
 var ReadLimit = readLimit
+
+// HoldsSlabs reports whether s keeps gather buffers between operations.
+func HoldsSlabs(s *Session) bool { return s.slabs != nil }

@@ -226,6 +226,9 @@ func decodeMeta(b []byte) (regionMeta, error) {
 		return m, errBadMeta
 	}
 	offs := make([]int64, len(m.sizes))
+	// Each segment takes at least two bytes and a hash: a count the
+	// frame cannot hold fails below, and allocates no more than it holds.
+	m.segs = make([]segment, 0, min(ns, uint64(len(b)/(2+storage.HashSize))))
 	for i := uint64(0); i < ns; i++ {
 		region, err := next()
 		if err != nil || region >= uint64(len(m.sizes)) {

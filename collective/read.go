@@ -232,6 +232,7 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 		s.gc.check()
 	}
 	drain(queue)
+	s.slabs = nil // every round is in; the next operation makes its own
 	_, xerr := extra()
 	local = withLocal(local, xerr)
 	if s.IsLeader() {
