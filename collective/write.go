@@ -126,16 +126,18 @@ func (s *Session) sharePrevious(txn *version.Txn) (*version.Previous, error) {
 	if txn != nil {
 		prev = txn.Previous()
 	}
-	if s.leaders.Size() == 1 {
-		return prev, nil
+	if s.leaders.Size() > 1 {
+		raw, err := bcastBytes(s.leaders, 0, prev.Bytes())
+		if err != nil {
+			return prev, err
+		}
+		if s.leaders.Rank() != 0 {
+			if prev, err = version.ParsePrevious(raw); err != nil {
+				return nil, fmt.Errorf("leader: the previous version: %w", err)
+			}
+		}
 	}
-	raw, err := bcastBytes(s.leaders, 0, prev.Bytes())
-	if err != nil || s.leaders.Rank() == 0 {
-		return prev, err
-	}
-	if prev, err = version.ParsePrevious(raw); err != nil {
-		return nil, fmt.Errorf("leader: the previous version: %w", err)
-	}
+	prev.DropBytes() // shared: only the decoded blocks are needed now
 	return prev, nil
 }
 

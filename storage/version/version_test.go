@@ -666,3 +666,29 @@ func TestCorruptCopiesReported(t *testing.T) {
 		t.Fatalf("reported %+v, want %+v", rc.got, want)
 	}
 }
+
+// TestDropBytesKeepsTheDecodedVersion: once a version's encoding was
+// shared, dropping it leaves what the writer and the reader use intact.
+func TestDropBytesKeepsTheDecodedVersion(t *testing.T) {
+	ctx := context.Background()
+	cl := versiontest.New(2)
+	j := cl.Job("j", client.WriterOptions{BlockSize: 4096, Replicas: 1})
+	data := randBytes(3, 5*4096)
+	v1 := putFile(t, j, data)
+	snap, err := j.Open(ctx, v1.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := parsePrevious(t, snap.Bytes())
+	snap.DropBytes()
+	prev.DropBytes()
+	if snap.Bytes() != nil || prev.Bytes() != nil {
+		t.Fatal("Bytes after DropBytes is not nil")
+	}
+	if prev.Version() != v1.Version || snap.Version() != v1.Version {
+		t.Fatalf("versions %d and %d after DropBytes, want %d", prev.Version(), snap.Version(), v1.Version)
+	}
+	if len(snap.Manifest().Blocks) != 5 {
+		t.Fatalf("the snapshot lists %d blocks after DropBytes, want 5", len(snap.Manifest().Blocks))
+	}
+}
