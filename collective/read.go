@@ -82,9 +82,7 @@ func (s *Session) RestoreWith(ctx context.Context, j *version.Job, v int64, regi
 			}
 		}
 	}
-	if snap != nil {
-		snap.DropBytes() // shared: only the decoded blocks are needed now
-	}
+	snap.DropBytes() // shared: only the decoded blocks are needed now
 	// 3. Leaders match their members' regions against the manifest.
 	metas, err := gatherBytes(s.group, 0, encodeMeta(s.Rank(), regions, nil))
 	if err != nil {

@@ -64,8 +64,12 @@ func (s *Snapshot) Bytes() []byte { return s.raw }
 // DropBytes lets the encoded manifest go once nobody needs Bytes any more
 // (it was sent to the other readers, or there are none): it is as large
 // as the decoded block list, 10 MiB at 4 GiB of 64 KiB blocks. Bytes
-// returns nil after. Nothing else changes.
-func (s *Snapshot) DropBytes() { s.raw = nil }
+// returns nil after. Nothing else changes; nil does nothing.
+func (s *Snapshot) DropBytes() {
+	if s != nil {
+		s.raw = nil
+	}
+}
 
 // Version is the version's number.
 func (s *Snapshot) Version() int64 { return s.m.Version }
